@@ -1,0 +1,1 @@
+"""genre-bench command-line runner (click)."""

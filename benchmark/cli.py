@@ -1,0 +1,243 @@
+"""``benchmark``: a thin click layer over genre_models. Each command parses options, calls one
+library function and prints its result. Errors the user can fix print as one line, exit 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+
+import click
+
+from genre_models.config import (
+    DEVICES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, FeatureConfig, PreprocessConfig, SplitConfig, TrainConfig,
+    default_cache_dir,
+)
+from genre_models.errors import GenreBenchError
+from genre_models.models import NETS
+
+
+class CliError(click.ClickException):
+    """``error: ...`` on one line, exit code 2 (like click's own usage errors)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+
+
+def _one_line_errors(fn):
+    """Turn the suite's own errors (and MLflow's) into ``error: ...`` on one line, exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GenreBenchError as exc:
+            raise CliError(str(exc)) from None
+        except Exception as exc:
+            from mlflow.exceptions import MlflowException
+
+            if isinstance(exc, MlflowException):
+                raise CliError(f"MLflow: {exc.message.splitlines()[0]}") from None
+            raise
+
+    return wrapper
+
+
+
+
+def tracking_options(fn):
+    fn = click.option("--experiment", default=None, help="MLflow experiment [default: $MLFLOW_EXPERIMENT_NAME or gtzan-genre-benchmark].")(fn)
+    fn = click.option("--tracking-uri", default=None, help="MLflow store [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")(fn)
+    return fn
+
+
+def feature_options(fn):
+    fn = click.option("--jobs", type=int, default=0, show_default=True, help="Feature-extraction processes (0: one per core).")(fn)
+    fn = click.option("--cache-dir", default=default_cache_dir, show_default="$GENRE_BENCH_CACHE or ~/.cache/genre-bench",
+                      help="Feature cache folder.")(fn)
+    fn = click.option("--image-size", type=int, default=180, show_default=True, help="Side of the square image input (net1-net4).")(fn)
+    fn = click.option("--image-source", type=click.Choice(IMAGE_SOURCES), default="auto", show_default=True,
+                      help="auto: Kaggle PNG when present, else rendered from audio; png; audio.")(fn)
+    fn = click.option("--data-dir", required=True, type=click.Path(), help="GTZAN folder (top, Data/, or the genre folders' parent).")(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def main(quiet: bool) -> None:
+    """genre-bench: honest, reproducible GTZAN genre classification, tracked in MLflow."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    for noisy in ("matplotlib", "alembic", "mlflow.store.db.utils", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(), help="Folder to write (Kaggle layout).")
+@click.option("--tracks-per-genre", type=int, default=10)
+@click.option("--seconds", type=float, default=30.0)
+@click.option("--seed", type=int, default=0)
+@click.option("--with-images", is_flag=True, help="Also write Kaggle-style PNGs to Data/images_original.")
+@_one_line_errors
+def synth(out, tracks_per_genre, seconds, seed, with_images):
+    """Write a synthetic GTZAN-like dataset (the built-in demo data)."""
+    from genre_models.synth import SynthConfig, write_synthetic_gtzan
+
+    if tracks_per_genre < 1 or seconds <= 0:
+        raise CliError("--tracks-per-genre must be at least 1 and --seconds positive")
+    res = write_synthetic_gtzan(SynthConfig(out, tracks_per_genre, seconds, seed, with_images=with_images))
+    click.echo(f"wrote {res['tracks']} synthetic tracks ({res['seconds']:g} s each) to {res['out']}")
+
+
+@main.command()
+@feature_options
+@click.option("--split", type=click.Choice(SPLITS), default="track")
+@click.option("--seed", type=int, default=0)
+@click.option("--force", is_flag=True, help="Recompute even when a matching cache exists.")
+@click.option("--no-track", is_flag=True, help="Do not log an MLflow run.")
+@tracking_options
+@_one_line_errors
+def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, force, no_track, tracking_uri, experiment):
+    """Decode, trim, segment and featurise a GTZAN folder into the cache; log the manifest."""
+    from genre_models.preprocess import preprocess as run, split_counts
+
+    split_cfg = SplitConfig(split, seed)
+    cfg = PreprocessConfig(data_dir, FeatureConfig(image_size=image_size, image_source=image_source), split_cfg, cache_dir, jobs)
+    res = run(cfg, force=force)
+    counts = split_counts(res.store, split_cfg)
+    click.echo(f"{'reused' if res.reused else 'built'} feature cache {res.path} in {res.seconds:.1f} s")
+    click.echo(f"dataset {res.store.dataset_name}@{res.store.digest} ({res.layout} layout): "
+               f"{counts['tracks_total']} tracks, {res.store.mfcc.shape[0]} segments {tuple(res.store.mfcc.shape[1:])}, "
+               f"{res.store.images.shape[0]} images {tuple(res.store.images.shape[1:])}, {len(res.skipped)} skipped")
+    for part in ("train", "val", "test"):
+        click.echo(f"  {split}/{part}: {counts[f'tracks_{part}']} tracks, {counts[f'segments_{part}']} segments, "
+                   f"{counts[f'images_{part}']} images")
+    for line in res.skipped:
+        click.echo(f"  skipped {line}")
+    if not no_track:
+        from genre_models.tracking import log_preprocess_run, setup_tracking
+
+        setup_tracking(tracking_uri, experiment)
+        run_id = log_preprocess_run(res, split_cfg, {"jobs": jobs, "data_dir": os.path.abspath(data_dir)})
+        click.echo(f"MLflow run {run_id}")
+
+
+def train_options(fn):
+    opts = [
+        click.option("--net", required=True, type=click.Choice(list(NETS)), help="Registry entry."),
+        click.option("--epochs", type=int, default=None, help="Epochs (the maximum with early stopping) [default: from the net].",
+                     show_default=False),
+        click.option("--early-stopping/--no-early-stopping", default=None, help="[default: from the net]", show_default=False),
+        click.option("--patience", type=int, default=None, help="Early-stopping patience [default: from the net].", show_default=False),
+        click.option("--min-delta", type=float, default=0.0, help="Smallest val_loss drop that counts as better."),
+        click.option("--batch-size", type=int, default=None, help="[default: from the net]", show_default=False),
+        click.option("--lr", type=float, default=None, help="Learning-rate override [default: from the net].", show_default=False),
+        click.option("--seed", type=int, default=0),
+        click.option("--split", type=click.Choice(SPLITS), default="track"),
+        click.option("--device", type=click.Choice(DEVICES), default="auto"),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32"),
+        click.option("--num-workers", type=int, default=0, help="DataLoader workers."),
+        click.option("--head", type=click.Choice(HEADS), default="flatten", help="CNN head (net2-net4): the study's flatten, or gap."),
+        click.option("--log-model/--no-log-model", default=True, help="Log the trained model to MLflow."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return feature_options(fn)
+
+
+def _train_config(net, data_dir, image_source, image_size, cache_dir, jobs, **kw) -> TrainConfig:
+    return TrainConfig(net=net, data_dir=data_dir, features=FeatureConfig(image_size=image_size, image_source=image_source),
+                       cache_dir=cache_dir, jobs=jobs, **kw)
+
+
+@main.command()
+@train_options
+@tracking_options
+@_one_line_errors
+def train(tracking_uri, experiment, **kw):
+    """Train one net from the registry and log the run to MLflow."""
+    from genre_models.tracking import setup_tracking
+    from genre_models.train import train as run
+
+    cfg = _train_config(**kw)
+    setup_tracking(tracking_uri, experiment)
+    res = run(cfg)
+    m = res.metrics
+    click.echo(f"{res.config.net}: test_accuracy {m['test_accuracy']:.4f}  test_track_accuracy {m['test_track_accuracy']:.4f}  "
+               f"macro_f1 {m['test_macro_f1']:.4f}  best_epoch {m['best_epoch']}  stopped_epoch {m['stopped_epoch']}  "
+               f"({m['train_time_s']:.1f} s, {m['samples_per_sec']:.0f} samples/s)")
+    click.echo(f"MLflow run {res.run_id}")
+
+
+@main.command()
+@click.argument("audio_file", type=click.Path())
+@click.option("--model-uri", required=True, help="e.g. runs:/<run_id>/model or models:/<model_id>.")
+@click.option("--top", type=int, default=3)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@tracking_options
+@_one_line_errors
+def predict(audio_file, model_uri, top, as_json, tracking_uri, experiment):
+    """Top genres for your own clip (any format librosa reads), with the trained net's preprocessing."""
+    from genre_models.predict import predict as run
+
+    if tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri)
+    res = run(audio_file, model_uri, top=top)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    click.echo(f"{audio_file}: {res['n_inputs']} {res['input_kind']} input(s) -> {res['net']}")
+    for genre, p in res["top"]:
+        click.echo(f"  {genre:<10} {p:.3f}")
+
+
+@main.command("nets")
+def nets_cmd():
+    """List the registry: the study's nets and their settings."""
+    for spec in NETS.values():
+        es = f"early stopping (patience {spec.patience}, max {spec.epochs})" if spec.early_stopping else f"{spec.epochs} epochs"
+        click.echo(f"{spec.name}  {spec.input_kind:<5}  {spec.optimizer} lr={spec.lr:g}  {es}  -- {spec.summary}")
+
+
+@main.group()
+def perf():
+    """Benchmarks: speed figures as ratios measured side by side in one run."""
+
+
+@perf.command("preprocess")
+@click.option("--data-dir", required=True, type=click.Path())
+@click.option("--limit", type=int, default=0, help="Use only the first N files (0: all).")
+@click.option("--jobs", type=int, default=0)
+@_one_line_errors
+def perf_preprocess(data_dir, limit, jobs):
+    """The pipeline against a naive per-file, per-segment librosa loop on the same files."""
+    from genre_models.perf import bench_preprocess
+
+    r = bench_preprocess(data_dir, limit=limit, jobs=jobs)
+    click.echo(json.dumps(r, indent=2))
+
+
+@perf.command("train")
+@click.option("--net", required=True, type=click.Choice(list(NETS)))
+@click.option("--data-dir", default=None, type=click.Path(), help="Real or synthetic data [default: random tensors].")
+@click.option("--batches", type=int, default=20, help="Timed batches per loop.")
+@click.option("--batch-size", type=int, default=32)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32")
+@click.option("--head", type=click.Choice(HEADS), default="flatten")
+@click.option("--image-size", type=int, default=180)
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@_one_line_errors
+def perf_train(**kw):
+    """The suite's training loop (with data loading and logging) against a bare PyTorch loop."""
+    from genre_models.perf import bench_train
+
+    click.echo(json.dumps(bench_train(**kw), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Typed, frozen configuration. Each run logs its resolved config whole (``flat_params``).
+
+Unknown keys are an error (``from_dict``), in the spirit of nanoGPT's configurator: a typo in a
+parameter must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from genre_models.errors import ConfigError
+
+DEFAULT_EXPERIMENT = "gtzan-genre-benchmark"
+SPLITS = ("random", "track", "filtered")
+IMAGE_SOURCES = ("auto", "png", "audio")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
+HEADS = ("flatten", "gap")
+
+#: Bumped whenever feature extraction changes its output; part of every cache key.
+FEATURE_CODE_VERSION = "features-v1"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes the study's two input kinds.
+
+    Defaults follow the study: 22050 Hz, 1 s segments after silence removal, 13 MFCCs with
+    n_fft 2048 and hop 512 (1 + 22050 // 512 = 44 frames per segment), and 3x180x180 images.
+    """
+
+    sample_rate: int = 22050
+    segment_seconds: float = 1.0
+    n_mfcc: int = 13
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    #: librosa.effects.split threshold: frames quieter than this many dB below the clip's
+    #: peak count as silence and are cut out before segmenting.
+    silence_top_db: float = 60.0
+    image_size: int = 180
+    #: ``auto``: the Kaggle PNG when the track has one, else a log-mel image rendered from
+    #: the audio; ``png``: PNG only (tracks without one have no image); ``audio``: always render.
+    image_source: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.image_source not in IMAGE_SOURCES:
+            raise ConfigError(f"image_source must be one of {IMAGE_SOURCES}, got {self.image_source!r}")
+        if self.segment_seconds <= 0 or self.sample_rate <= 0:
+            raise ConfigError("segment_seconds and sample_rate must be positive")
+        if self.image_size < 8:
+            raise ConfigError(f"image_size must be at least 8, got {self.image_size}")
+
+    @property
+    def segment_samples(self) -> int:
+        return int(round(self.segment_seconds * self.sample_rate))
+
+    @property
+    def frames_per_segment(self) -> int:
+        # librosa's centred STFT: one frame per hop plus the first.
+        return 1 + self.segment_samples // self.hop_length
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """``random`` is the study's protocol (70/20/10 over samples; for MFCC segments it puts one
+    song on both sides). ``track`` (default) is 70/20/10 stratified by genre and grouped by
+    track. ``filtered`` is the artist-filtered split of Kereliuk, Sturm & Larsen (2015)."""
+
+    split: str = "track"
+    seed: int = 0
+    train_fraction: float = 0.7
+    val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
+        if not (0 < self.train_fraction < 1 and 0 < self.val_fraction < 1
+                and self.train_fraction + self.val_fraction < 1):
+            raise ConfigError("train_fraction and val_fraction must be in (0, 1) and sum below 1")
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("GENRE_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "genre-bench"))
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    data_dir: str
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    cache_dir: str = field(default_factory=default_cache_dir)
+    jobs: int = 0  # 0: one worker per CPU core
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``None`` fields are resolved from the net's registry spec."""
+
+    net: str
+    data_dir: str
+    epochs: int | None = None
+    early_stopping: bool | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    split: str = "track"
+    device: str = "auto"
+    precision: str = "fp32"
+    num_workers: int = 0
+    head: str = "flatten"
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    cache_dir: str = field(default_factory=default_cache_dir)
+    jobs: int = 0
+    log_model: bool = True
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {', '.join(HEADS)}; got {self.head!r}")
+        for name in ("epochs", "patience", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+
+
+def flat_params(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """A dataclass (nested ones too) as flat ``{"features.n_mfcc": 13, ...}`` for mlflow.log_params."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(flat_params(value, prefix=f"{key}."))
+        else:
+            out[key] = value
+    return out
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Build a config dataclass, rejecting unknown keys by name."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values)

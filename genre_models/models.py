@@ -1,0 +1,176 @@
+"""The study's networks and the one registry (``NETS``) that names them.
+
+Everything that differs between nets is data in a ``NetSpec``: builder, input kind, optimizer,
+learning rate, epoch policy and the study's published accuracies. The CLI choices, MLproject
+entry points, training loop and reports all read this table; no code branches on a net's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from genre_models.errors import ConfigError
+from genre_models.genres import N_CLASSES
+
+
+class MLP(nn.Module):
+    """net1: flattened 3x180x180 image -> 128 -> 64 -> 10, ReLU. 12.4M parameters at 180x180."""
+
+    def __init__(self, image_size: int, n_classes: int = N_CLASSES) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),  # (B, 3, S, S) -> (B, 3*S*S)
+            nn.Linear(3 * image_size * image_size, 128), nn.ReLU(),
+            nn.Linear(128, 64), nn.ReLU(),
+            nn.Linear(64, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, 10)
+        return self.net(x)
+
+
+class CNN(nn.Module):
+    """net2/net3/net4: conv 32-64-128-256 (3x3, 'same' padding, ReLU), 2x2 max-pool after conv 2
+    and conv 4, then FC 256 -> 10.
+
+    ``head="flatten"`` (the study's text, the default) flattens the 256x45x45 map into a dense
+    layer of 256: 132.7M of the model's 133.1M parameters at 180x180, about 530 MB in fp32 and
+    1.6 GB with Adam's state. ``head="gap"`` global-average-pools to 256 first (0.6M parameters
+    in all): a documented variant, not the study's net. ``batchnorm`` adds BatchNorm after each
+    convolution (net3, net4).
+    """
+
+    def __init__(self, image_size: int, batchnorm: bool = False, head: str = "flatten", n_classes: int = N_CLASSES) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1)]
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.ReLU())
+            return layers
+
+        self.features = nn.Sequential(
+            *block(3, 32), *block(32, 64), nn.MaxPool2d(2),  # (B, 64, S/2, S/2)
+            *block(64, 128), *block(128, 256), nn.MaxPool2d(2),  # (B, 256, S/4, S/4)
+        )
+        side = image_size // 4
+        if head == "flatten":
+            pool: list[nn.Module] = [nn.Flatten()]  # (B, 256*side*side)
+            width = 256 * side * side
+        elif head == "gap":
+            pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # (B, 256)
+            width = 256
+        else:
+            raise ConfigError(f"head must be 'flatten' or 'gap', got {head!r}")
+        self.head = nn.Sequential(*pool, nn.Linear(width, 256), nn.ReLU(), nn.Linear(256, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, 10)
+        return self.head(self.features(x))
+
+
+class LSTMNet(nn.Module):
+    """net5/net6: (B, frames, n_mfcc) -> LSTM 512 -> LSTM 256 (last step) -> FC 128 -> 64 -> 10.
+
+    The input is standardised per MFCC coefficient with the *training* split's mean and std,
+    held as buffers so a logged model carries its own preprocessing (``fit_input_stats``).
+    The study does not say whether it normalised; raw MFCC c0 is in the hundreds, which
+    stalls an LSTM at lr 1e-4, so this is a deliberate, documented choice.
+    """
+
+    def __init__(self, n_mfcc: int, n_classes: int = N_CLASSES) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_mfcc))
+        self.register_buffer("std", torch.ones(n_mfcc))
+        self.lstm1 = nn.LSTM(n_mfcc, 512, batch_first=True)
+        self.lstm2 = nn.LSTM(512, 256, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, n_classes))
+
+    def fit_input_stats(self, x: np.ndarray | torch.Tensor) -> None:
+        """x: (N, frames, n_mfcc) training inputs."""
+        x = torch.as_tensor(np.asarray(x), dtype=torch.float64).reshape(-1, self.mean.numel())  # (N*frames, n_mfcc)
+        self.mean.copy_(x.mean(0).float())
+        self.std.copy_(x.std(0).clamp_min(1e-6).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, n_mfcc) -> (B, 10)
+        x = (x - self.mean) / self.std
+        h, _ = self.lstm1(x)  # (B, T, 512)
+        h, _ = self.lstm2(h)  # (B, T, 256)
+        return self.head(h[:, -1])  # last step: (B, 256) -> (B, 10)
+
+
+@dataclass(frozen=True)
+class InputShape:
+    image_size: int = 180
+    frames: int = 44
+    n_mfcc: int = 13
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    name: str
+    summary: str
+    input_kind: str  # "image" (B, 3, S, S) or "mfcc" (B, frames, n_mfcc)
+    build: Callable[[InputShape, str], nn.Module]  # (input shape, head) -> module
+    optimizer: str  # "adam" | "rmsprop"
+    lr: float
+    epochs: int  # default (maximum, when early stopping is on)
+    early_stopping: bool
+    patience: int = 5
+    batch_size: int = 32
+    uses_gan: bool = False  # net6: training set = real + WaveGAN segments
+    study: dict = field(default_factory=dict)  # published test accuracies, for reports
+
+    def input_example(self, shape: InputShape, batch: int = 2) -> torch.Tensor:
+        if self.input_kind == "image":
+            return torch.rand(batch, 3, shape.image_size, shape.image_size)
+        return torch.randn(batch, shape.frames, shape.n_mfcc)
+
+
+_STUDY_LSTM_ES = "early stopping on val_loss, patience 5, at most 200 epochs"
+
+NETS: dict[str, NetSpec] = {
+    s.name: s
+    for s in (
+        NetSpec("net1", "MLP 128-64 on flattened 3x180x180 spectrogram images", "image",
+                lambda s, head: MLP(s.image_size), "adam", 1e-4, 50, False,
+                study={"acc_50": 0.4257, "acc_100": 0.4950}),
+        NetSpec("net2", "CNN conv 32-64-128-256, max-pool after conv 2 and 4, FC 256->10", "image",
+                lambda s, head: CNN(s.image_size, batchnorm=False, head=head), "adam", 1e-4, 50, False,
+                study={"acc_50": 0.6039, "acc_100": 0.5346}),
+        NetSpec("net3", "net2 + BatchNorm after each conv", "image",
+                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "adam", 1e-4, 50, False,
+                study={"acc_50": 0.6138, "acc_100": 0.6138}),
+        NetSpec("net4", "net3 trained with RMSProp", "image",
+                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "rmsprop", 1e-4, 50, False,
+                study={"acc_50": 0.5445, "acc_100": 0.5346}),
+        NetSpec("net5", f"LSTM 512-256, FC 128-64-10 on MFCCs of 1 s segments; {_STUDY_LSTM_ES}", "mfcc",
+                lambda s, head: LSTMNet(s.n_mfcc), "adam", 1e-4, 200, True,
+                study={"acc": 0.7954, "stopped_epoch": 27}),
+    )
+}
+
+
+def get_net(name: str) -> NetSpec:
+    try:
+        return NETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown net {name!r}; valid nets: {', '.join(NETS)}") from None
+
+
+def make_optimizer(spec: NetSpec, params, lr: float) -> torch.optim.Optimizer:
+    # Keras defaults, which the study used: Adam eps 1e-7, RMSprop rho 0.9 eps 1e-7.
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=1e-7)
+    if spec.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+    raise ConfigError(f"{spec.name}: unknown optimizer {spec.optimizer!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

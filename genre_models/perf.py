@@ -1,0 +1,173 @@
+"""Benchmarks. Every figure is a ratio of two things measured side by side in one process,
+because these machines are noisy; absolute numbers are printed for context only."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from genre_models.config import FeatureConfig
+from genre_models.dataset import discover
+from genre_models.preprocess import _write_store, run_extraction
+
+
+def naive_mfcc_loop(paths: list[str], fcfg: FeatureConfig) -> int:
+    """The typical GTZAN script: librosa.load each file, split on silence, MFCC each segment."""
+    import librosa
+
+    n = 0
+    for path in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                y, _ = librosa.load(path, sr=fcfg.sample_rate)
+        except Exception:  # the reference loop skips what it cannot read, as such scripts do
+            continue
+        kept = np.concatenate([y[s:e] for s, e in librosa.effects.split(y, top_db=fcfg.silence_top_db)] or [y[:0]])
+        seg = fcfg.segment_samples
+        for i in range(kept.size // seg):
+            librosa.feature.mfcc(y=kept[i * seg:(i + 1) * seg], sr=fcfg.sample_rate, n_mfcc=fcfg.n_mfcc,
+                                 n_fft=fcfg.n_fft, hop_length=fcfg.hop_length)
+            n += 1
+    return n
+
+
+def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0) -> dict:
+    fcfg = FeatureConfig()
+    disc = discover(data_dir)
+    tracks = disc.tracks[:limit] if limit else disc.tracks
+    # Warm both paths (imports, filter banks, numba) on one file so neither pays start-up alone.
+    run_extraction(tracks[:1], fcfg, 1)
+    naive_mfcc_loop([tracks[0].path], fcfg)
+
+    t0 = time.perf_counter()
+    results = run_extraction(tracks, fcfg, jobs)
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_store(__import__("pathlib").Path(tmp) / "store", disc, "bench", fcfg, results)
+    t_pipe = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    n_naive = naive_mfcc_loop([t.path for t in tracks], fcfg)
+    t_naive = time.perf_counter() - t0
+
+    audio_s = sum(r.duration_s for r in results)
+    n_segments = sum(r.mfcc.shape[0] for r in results if r.mfcc is not None)
+    return {
+        "files": len(tracks),
+        "audio_seconds": round(audio_s, 1),
+        "segments": n_segments,
+        "naive_segments": n_naive,
+        "jobs": jobs or os.cpu_count(),
+        "pipeline_s": round(t_pipe, 3),
+        "naive_s": round(t_naive, 3),
+        "speedup_vs_naive": round(t_naive / t_pipe, 2),
+        "x_realtime": round(audio_s / t_pipe, 1),
+        "est_1000_clips_s": round(t_pipe * 1000 / max(len(tracks), 1), 1),
+        "note": "pipeline = decode + silence trim + MFCC + image + cache write, all processes; "
+                "naive = librosa.load + split + librosa.feature.mfcc per segment, one process, MFCC only",
+    }
+
+
+def _flops_per_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def bench_train(net: str, data_dir: str | None = None, batches: int = 20, batch_size: int = 32, precision: str = "fp32",
+                head: str = "flatten", image_size: int = 180, device: str = "auto", repeats: int = 2) -> dict:
+    """Samples/s of ``fit`` (DataLoader, metrics, MLflow logging, one-batch validation) against a
+    bare loop (slice, forward, backward, step) on the same model size, batch and data."""
+    import mlflow
+
+    from genre_models.models import InputShape, get_net, make_optimizer
+    from genre_models.train import Part, _autocast, fit, make_loader, resolve_device, to_input
+
+    spec = get_net(net)
+    dev = resolve_device(device)
+    shape = InputShape(image_size=image_size)
+    n = batches * batch_size
+    g = torch.Generator().manual_seed(0)
+    if data_dir is not None:
+        from genre_models.config import SplitConfig
+        from genre_models.preprocess import PreprocessConfig, preprocess
+        from genre_models.train import split_parts
+
+        store = preprocess(PreprocessConfig(data_dir, FeatureConfig(image_size=image_size))).store
+        part = split_parts(store, spec.input_kind, SplitConfig())["train"]
+        reps = -(-n // len(part))
+        x, y = part.x.repeat((reps,) + (1,) * (part.x.dim() - 1))[:n], part.y.repeat(reps)[:n]
+    elif spec.input_kind == "image":
+        x = torch.randint(0, 256, (n, 3, image_size, image_size), dtype=torch.uint8, generator=g)
+        y = torch.randint(0, 10, (n,), generator=g)
+    else:
+        x = torch.randn(n, shape.frames, shape.n_mfcc, generator=g)
+        y = torch.randint(0, 10, (n,), generator=g)
+    train_part = Part(x, y, np.arange(n))
+    val_part = Part(x[:batch_size], y[:batch_size], np.arange(batch_size))
+
+    def fresh():
+        torch.manual_seed(0)
+        model = spec.build(shape, head).to(dev)
+        return model, make_optimizer(spec, model.parameters(), spec.lr)
+
+    def bare() -> float:
+        model, opt = fresh()
+        model.train()
+        t0 = time.perf_counter()
+        for i in range(batches):
+            xb = to_input(x[i * batch_size:(i + 1) * batch_size]).to(dev)
+            yb = y[i * batch_size:(i + 1) * batch_size].to(dev)
+            with _autocast(dev, precision):
+                out = model(xb)
+            loss = torch.nn.functional.cross_entropy(out.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        float(loss)
+        return time.perf_counter() - t0
+
+    def suite(tmp: str) -> float:
+        model, opt = fresh()
+        tl = make_loader(train_part, batch_size, True, 0, 0, dev.type == "cuda")
+        vl = make_loader(val_part, batch_size, False, 0, 0, dev.type == "cuda")
+        mlflow.set_tracking_uri(f"sqlite:///{tmp}/perf.db")
+        mlflow.set_experiment("perf")
+        with mlflow.start_run():
+            t0 = time.perf_counter()
+            fit(model, opt, tl, vl, epochs=1, device=dev, precision=precision,
+                on_epoch=lambda e, m: mlflow.log_metrics(m, step=e))
+            return time.perf_counter() - t0
+
+    model, _ = fresh()
+    xb0 = to_input(x[:batch_size]).to(dev)
+    with _autocast(dev, precision):
+        flops = _flops_per_step(model, xb0, y[:batch_size].to(dev))
+    del model
+    with tempfile.TemporaryDirectory() as tmp:
+        suite(tmp)  # warm-up: MLflow store creation, allocator, kernels
+        t_bare, t_suite = [], []
+        for _ in range(repeats):  # interleaved, best of each
+            t_bare.append(bare())
+            t_suite.append(suite(tmp))
+    tb, ts = min(t_bare), min(t_suite)
+    return {
+        "net": net, "device": str(dev), "precision": precision, "head": head, "image_size": image_size,
+        "batch_size": batch_size, "batches": batches, "threads": torch.get_num_threads(),
+        "bare_samples_per_s": round(n / tb, 2),
+        "suite_samples_per_s": round(n / ts, 2),
+        "suite_over_bare": round(tb / ts, 3),
+        "suite_overhead_pct": round(100 * (ts - tb) / tb, 2),
+        "gflop_per_step": round(flops / 1e9, 2),
+        "achieved_gflop_s_bare": round(flops * batches / tb / 1e9, 1),
+        "est_epoch_s_700": round(700 / (n / ts), 1),
+    }

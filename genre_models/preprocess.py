@@ -1,0 +1,342 @@
+"""The preprocessing stage: a GTZAN folder -> a cached, split-independent feature store.
+
+Cache layout (``<cache_dir>/<key>/``), written into a temporary folder and renamed into place
+in one step, so a killed run never leaves a folder that looks complete:
+
+* ``mfcc.npy``       float32 (n_segments, frames, n_mfcc)  -- net5/net6 input
+* ``seg_track.npy``  int32 (n_segments,): each segment's row in the manifest
+* ``images.npy``     uint8 (n_images, 3, S, S)             -- net1-net4 input (scaled to [0,1] at batch time)
+* ``img_track.npy``  int32 (n_images,)
+* ``manifest.csv``   one row per file found: track id, genre, status, reason, notes, counts
+* ``meta.json``      the feature config, dataset digest and code version it was made with
+
+The key hashes the feature config, the feature code version and the dataset digest. The split
+is *not* part of the key: splits are applied on load (``splits.sample_split``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import multiprocessing as mp
+import numpy as np
+import pandas as pd
+
+from genre_models.config import FEATURE_CODE_VERSION, FeatureConfig, PreprocessConfig, SplitConfig
+from genre_models.dataset import BadAudio, Discovery, TrackFile, dataset_digest, discover, load_audio, load_png
+from genre_models.features import mfcc_batch, segment, spectrogram_image, trim_silence
+from genre_models.genres import GENRE_TO_ID, GENRES
+from genre_models.splits import PARTS, sample_split
+from genre_models.util import atomic_write_text, code_version, log, progress
+
+MANIFEST_COLUMNS = [
+    "track_id", "genre", "label", "path", "status", "reason", "notes",
+    "duration_s", "kept_s", "segments", "image_source", "image_path",
+]
+
+
+@dataclass
+class TrackResult:
+    track_id: str
+    genre: str
+    path: str
+    status: str  # "ok" | "skipped"
+    reason: str = ""
+    notes: str = ""
+    duration_s: float = 0.0
+    kept_s: float = 0.0
+    mfcc: np.ndarray | None = None  # (n, frames, n_mfcc) float32
+    image: np.ndarray | None = None  # (3, S, S) uint8
+    image_source: str = ""
+    image_path: str = ""
+
+
+def extract_track(track: TrackFile, fcfg: FeatureConfig) -> TrackResult:
+    """Decode one file and compute both input kinds. Never raises for a bad file: it returns a skip."""
+    res = TrackResult(track.track_id, track.genre, track.rel_path, "ok")
+    try:
+        y, notes = load_audio(track.path, fcfg.sample_rate)
+    except BadAudio as exc:
+        res.status, res.reason = "skipped", str(exc)
+        return res
+    res.notes = "; ".join(notes)
+    res.duration_s = y.size / fcfg.sample_rate
+    kept = trim_silence(y, fcfg.silence_top_db, fcfg.n_fft, fcfg.hop_length)
+    res.kept_s = kept.size / fcfg.sample_rate
+    segs = segment(kept, fcfg.segment_samples)  # (n, segment_samples)
+    if segs.shape[0] == 0:
+        res.status = "skipped"
+        res.reason = (
+            f"clip too short: {res.kept_s:.2f} s of sound after silence removal "
+            f"({res.duration_s:.2f} s in all); one segment needs {fcfg.segment_seconds:g} s"
+        )
+        return res
+    res.mfcc = mfcc_batch(segs, fcfg.sample_rate, fcfg.n_mfcc, fcfg.n_fft, fcfg.hop_length, fcfg.n_mels)
+    if fcfg.image_source in ("auto", "png") and track.image_path:
+        try:
+            res.image = load_png(track.image_path, fcfg.image_size)
+            res.image_source, res.image_path = "png", track.image_path
+        except BadAudio as exc:
+            res.notes = "; ".join(filter(None, [res.notes, f"PNG {track.image_path} unusable: {exc}"]))
+    if res.image is None and fcfg.image_source in ("auto", "audio"):
+        res.image = spectrogram_image(y, fcfg.sample_rate, fcfg.n_fft, fcfg.hop_length, fcfg.n_mels, fcfg.image_size)
+        res.image_source = "audio"
+    if res.image is None:
+        res.notes = "; ".join(filter(None, [res.notes, "no PNG: no image (image_source=png)"]))
+    return res
+
+
+def _worker_init() -> None:
+    # One BLAS/FFT thread per worker: the parallelism is across files.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _extract_star(args: tuple[TrackFile, FeatureConfig]) -> TrackResult:
+    return extract_track(*args)
+
+
+def run_extraction(tracks: list[TrackFile], fcfg: FeatureConfig, jobs: int) -> list[TrackResult]:
+    """Extract every track, in ``jobs`` processes (0 = one per core). Order follows ``tracks``."""
+    jobs = jobs or os.cpu_count() or 1
+    tasks = [(t, fcfg) for t in tracks]
+    bar = progress(total=len(tasks), desc="features", unit="clip")
+    results: list[TrackResult] = []
+    try:
+        if jobs == 1 or len(tasks) < 4:
+            for task in tasks:
+                results.append(_extract_star(task))
+                bar.update()
+        else:
+            # fork: workers inherit imported modules, so start-up costs milliseconds, and the
+            # workers use only numpy/scipy/soundfile (no torch thread pools to break).
+            ctx = mp.get_context("fork")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
+                for r in pool.map(_extract_star, tasks, chunksize=max(1, min(16, len(tasks) // (4 * jobs)))):
+                    results.append(r)
+                    bar.update()
+    finally:
+        bar.close()
+    return results
+
+
+def cache_key(fcfg: FeatureConfig, digest: str) -> str:
+    blob = json.dumps({"features": asdict(fcfg), "code": FEATURE_CODE_VERSION, "dataset": digest}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class FeatureStore:
+    """A loaded cache. Arrays are memory-mapped: nothing is copied until a split asks for it."""
+
+    path: str
+    meta: dict
+    manifest: pd.DataFrame
+    mfcc: np.ndarray  # (n_segments, frames, n_mfcc) float32
+    seg_track: np.ndarray  # (n_segments,) row in `tracks`
+    images: np.ndarray  # (n_images, 3, S, S) uint8
+    img_track: np.ndarray  # (n_images,)
+
+    @property
+    def tracks(self) -> pd.DataFrame:
+        """Usable tracks, in the order the index arrays refer to."""
+        return self.manifest[self.manifest.status == "ok"].reset_index(drop=True)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.meta["dataset"]["name"]
+
+    @property
+    def digest(self) -> str:
+        return self.meta["dataset"]["digest"]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.meta["dataset"]["synthetic"])
+
+    def parts(self, kind: str, split: SplitConfig) -> np.ndarray:
+        """Part index per sample (0 train, 1 val, 2 test, -1 excluded) for ``kind`` in {mfcc, image}."""
+        tracks = self.tracks
+        sample_tracks = self.seg_track if kind == "mfcc" else self.img_track
+        return sample_split(np.asarray(sample_tracks), list(tracks.track_id), list(tracks.genre), split)
+
+    def manifest_with_split(self, split: SplitConfig) -> pd.DataFrame:
+        """The manifest plus where each track's samples went under ``split``.
+
+        ``split`` is the track's part; under ``random`` a track's segments scatter, so it reads
+        ``mixed`` and the per-part segment counts say how.
+        """
+        tracks = self.tracks
+        seg_parts = self.parts("mfcc", split)
+        counts = np.zeros((len(tracks), 3), dtype=int)
+        for p in range(3):
+            counts[:, p] = np.bincount(self.seg_track[seg_parts == p], minlength=len(tracks))
+        img_parts = np.full(len(tracks), -1)
+        img_parts[self.img_track] = self.parts("image", split)
+        names = np.array(PARTS + ("excluded",))
+        per_track = []
+        for i in range(len(tracks)):
+            used = [p for p in range(3) if counts[i, p]]
+            per_track.append(names[used[0]] if len(used) == 1 else ("mixed" if used else "excluded"))
+        extra = pd.DataFrame({
+            "track_id": tracks.track_id,
+            "split": per_track,
+            "image_split": [names[p] if p >= 0 else ("excluded" if has else "") for p, has in zip(img_parts, np.isin(np.arange(len(tracks)), self.img_track))],
+            "segments_train": counts[:, 0], "segments_val": counts[:, 1], "segments_test": counts[:, 2],
+        })
+        out = self.manifest.merge(extra, on="track_id", how="left")
+        out["split"] = out["split"].fillna("")
+        out["image_split"] = out["image_split"].fillna("")
+        for col in ("segments_train", "segments_val", "segments_test"):
+            out[col] = out[col].fillna(0).astype(int)
+        out["split_method"] = split.split
+        out["split_seed"] = split.seed
+        return out
+
+
+def load_store(path: str | os.PathLike) -> FeatureStore:
+    path = Path(path)
+    meta = json.loads((path / "meta.json").read_text())
+    manifest = pd.read_csv(path / "manifest.csv", keep_default_na=False)
+    return FeatureStore(
+        path=str(path),
+        meta=meta,
+        manifest=manifest,
+        mfcc=np.load(path / "mfcc.npy", mmap_mode="r"),
+        seg_track=np.load(path / "seg_track.npy"),
+        images=np.load(path / "images.npy", mmap_mode="r"),
+        img_track=np.load(path / "img_track.npy"),
+    )
+
+
+@dataclass
+class PreprocessResult:
+    store: FeatureStore
+    key: str
+    reused: bool
+    seconds: float
+    layout: str
+    skipped: list[str] = field(default_factory=list)  # "path: reason"
+
+    @property
+    def path(self) -> str:
+        return self.store.path
+
+
+def _write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig, results: list[TrackResult]) -> None:
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        rows, mfccs, seg_track, images, img_track = [], [], [], [], []
+        for s in disc.skipped:
+            rows.append({"track_id": s.track_id or "", "genre": s.genre or "", "label": GENRE_TO_ID.get(s.genre or "", -1),
+                         "path": s.path, "status": "skipped", "reason": s.reason})
+        ok_index = 0
+        for r in results:
+            row = {"track_id": r.track_id, "genre": r.genre, "label": GENRE_TO_ID[r.genre], "path": r.path,
+                   "status": r.status, "reason": r.reason, "notes": r.notes, "duration_s": round(r.duration_s, 3),
+                   "kept_s": round(r.kept_s, 3), "segments": 0, "image_source": r.image_source,
+                   "image_path": os.path.relpath(r.image_path, disc.root) if r.image_path else ""}
+            if r.status == "ok":
+                assert r.mfcc is not None
+                row["segments"] = r.mfcc.shape[0]
+                mfccs.append(r.mfcc)
+                seg_track.append(np.full(r.mfcc.shape[0], ok_index, dtype=np.int32))
+                if r.image is not None:
+                    images.append(r.image)
+                    img_track.append(ok_index)
+                ok_index += 1
+            rows.append(row)
+        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+        manifest[["duration_s", "kept_s"]] = manifest[["duration_s", "kept_s"]].fillna(0.0)
+        manifest["segments"] = manifest["segments"].fillna(0).astype(int)
+        manifest = manifest.fillna("")
+        frames = fcfg.frames_per_segment
+        s = fcfg.image_size
+        np.save(tmp / "mfcc.npy", np.concatenate(mfccs) if mfccs else np.zeros((0, frames, fcfg.n_mfcc), np.float32))
+        np.save(tmp / "seg_track.npy", np.concatenate(seg_track) if seg_track else np.zeros(0, np.int32))
+        np.save(tmp / "images.npy", np.stack(images) if images else np.zeros((0, 3, s, s), np.uint8))
+        np.save(tmp / "img_track.npy", np.asarray(img_track, dtype=np.int32))
+        manifest.to_csv(tmp / "manifest.csv", index=False)
+        meta = {
+            "features": asdict(fcfg),
+            "feature_code_version": FEATURE_CODE_VERSION,
+            "code_version": code_version(),
+            "dataset": {"name": disc.name, "digest": digest, "root": disc.root, "layout": disc.layout,
+                        "synthetic": disc.synthetic is not None},
+            "counts": {"files": len(manifest), "tracks_ok": ok_index, "skipped": int((manifest.status == "skipped").sum()),
+                       "segments": int(sum(m.shape[0] for m in mfccs)), "images": len(images)},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.rename(tmp, target)  # atomic; fails if another run finished first
+        except OSError:
+            if not (target / "meta.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def preprocess(cfg: PreprocessConfig, force: bool = False) -> PreprocessResult:
+    """Discover, extract (in parallel) and cache; or reuse the cache made with the same key."""
+    t0 = time.perf_counter()
+    disc = discover(cfg.data_dir)
+    digest = dataset_digest(disc)
+    key = cache_key(cfg.features, digest)
+    target = Path(cfg.cache_dir).expanduser() / key
+    if (target / "meta.json").is_file() and not force:
+        store = load_store(target)
+        log.info("reusing feature cache %s (%d segments, %d images)", target, store.mfcc.shape[0], store.images.shape[0])
+        skipped = _skips(store.manifest)
+        return PreprocessResult(store, key, True, time.perf_counter() - t0, disc.layout, skipped)
+    log.info("extracting features for %d files from %s (%s layout) into %s", len(disc.tracks), disc.audio_dir, disc.layout, target)
+    results = run_extraction(disc.tracks, cfg.features, cfg.jobs)
+    if force and target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_store(target, disc, digest, cfg.features, results)
+    store = load_store(target)
+    skipped = _skips(store.manifest)
+    for line in skipped:
+        log.warning("skipped %s", line)
+    for r in results:
+        if r.status == "ok" and r.notes:
+            log.info("%s: %s", r.path, r.notes)
+    return PreprocessResult(store, key, False, time.perf_counter() - t0, disc.layout, skipped)
+
+
+def _skips(manifest: pd.DataFrame) -> list[str]:
+    bad = manifest[manifest.status == "skipped"]
+    return [f"{p}: {r}" for p, r in zip(bad.path, bad.reason)]
+
+
+def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
+    """Tracks, segments and images per part and per genre, for logging."""
+    tracks = store.tracks
+    out: dict[str, int] = {"tracks_total": len(tracks), "skipped_files": int((store.manifest.status == "skipped").sum())}
+    seg_parts = store.parts("mfcc", split)
+    img_parts = store.parts("image", split)
+    seg_genre = tracks.genre.to_numpy()[store.seg_track] if len(tracks) else np.array([])
+    img_genre = tracks.genre.to_numpy()[store.img_track] if len(tracks) else np.array([])
+    for p, name in enumerate(PARTS):
+        out[f"segments_{name}"] = int((seg_parts == p).sum())
+        out[f"images_{name}"] = int((img_parts == p).sum())
+        out[f"tracks_{name}"] = int(len(np.unique(store.seg_track[seg_parts == p])))
+        for g in GENRES:
+            out[f"segments_{name}_{g}"] = int(((seg_parts == p) & (seg_genre == g)).sum())
+            out[f"images_{name}_{g}"] = int(((img_parts == p) & (img_genre == g)).sum())
+    for g in GENRES:
+        out[f"tracks_{g}"] = int((tracks.genre == g).sum())
+    return out

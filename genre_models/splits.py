@@ -1,0 +1,83 @@
+"""Train/val/test splits. Splits are data: a pure function of (track ids, genres, method, seed).
+
+* ``random``: the study's protocol, 70/20/10 at random over *samples*. For MFCC segments it
+  puts segments of one song on both sides of the split, which inflates test accuracy.
+* ``track``: 70/20/10 per genre over *tracks*; a track's segments all go where the track goes.
+* ``filtered``: the artist-filtered lists of Kereliuk, Sturm & Larsen (2015), shipped in
+  ``genre_models/data/splits``. Tracks not on the lists are excluded (returned as ``None``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from genre_models.config import SplitConfig
+
+PARTS = ("train", "val", "test")
+_FILTERED_FILES = {"train": "train_filtered.txt", "val": "valid_filtered.txt", "test": "test_filtered.txt"}
+
+
+@lru_cache(maxsize=1)
+def filtered_split() -> dict[str, str]:
+    """track id -> part, from the shipped artist-filtered lists (443/197/290 tracks)."""
+    out: dict[str, str] = {}
+    base = resources.files("genre_models") / "data" / "splits"
+    for part, name in _FILTERED_FILES.items():
+        for line in (base / name).read_text().splitlines():
+            line = line.strip()
+            if line:
+                # "blues/blues.00029.wav" -> "blues.00029"
+                out[line.rsplit("/", 1)[-1].rsplit(".", 1)[0]] = part
+    return out
+
+
+def _part_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
+    """Sizes for n items; with 3 or more items every part gets at least one."""
+    n_test = int(round(n * (1 - cfg.train_fraction - cfg.val_fraction)))
+    n_val = int(round(n * cfg.val_fraction))
+    if n >= 3:
+        n_test, n_val = max(1, n_test), max(1, n_val)
+    n_train = n - n_val - n_test
+    return n_train, n_val, n_test
+
+
+def track_split(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> dict[str, str | None]:
+    """Assign each track to a part under ``track`` or ``filtered``. Deterministic for a seed."""
+    if cfg.split == "filtered":
+        lists = filtered_split()
+        return {t: lists.get(t) for t in track_ids}
+    if cfg.split != "track":
+        raise ValueError(f"track_split handles 'track' and 'filtered', not {cfg.split!r}")
+    rng = np.random.default_rng(cfg.seed)
+    out: dict[str, str | None] = {}
+    for genre in sorted(set(genres)):
+        members = sorted(t for t, g in zip(track_ids, genres) if g == genre)
+        order = [members[i] for i in rng.permutation(len(members))]
+        n_train, n_val, _ = _part_sizes(len(order), cfg)
+        for i, t in enumerate(order):
+            out[t] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+    return out
+
+
+def sample_split(sample_tracks: np.ndarray, track_ids: list[str], genres: list[str], cfg: SplitConfig) -> np.ndarray:
+    """Part index (0 train, 1 val, 2 test, -1 excluded) for every sample.
+
+    ``sample_tracks`` holds each sample's row in ``track_ids`` (a segment's or image's track).
+    """
+    n = len(sample_tracks)
+    if cfg.split == "random":
+        rng = np.random.default_rng(cfg.seed)
+        order = rng.permutation(n)
+        n_train, n_val, _ = _part_sizes(n, cfg)
+        parts = np.empty(n, dtype=np.int8)
+        parts[order[:n_train]] = 0
+        parts[order[n_train : n_train + n_val]] = 1
+        parts[order[n_train + n_val :]] = 2
+        return parts
+    assign = track_split(track_ids, genres, cfg)
+    code = {"train": 0, "val": 1, "test": 2, None: -1}
+    per_track = np.array([code[assign[t]] for t in track_ids], dtype=np.int8)
+    return per_track[sample_tracks] if n else np.zeros(0, dtype=np.int8)

@@ -1,0 +1,88 @@
+"""MLflow conventions, written once: store and experiment resolution, tags, dataset inputs.
+
+Store: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else MLflow 3's default
+``sqlite:///mlflow.db`` in the working folder. Experiment: ``--experiment``, else
+``MLFLOW_EXPERIMENT_NAME``, else ``gtzan-genre-benchmark``. Under ``mlflow run`` the run and
+experiment are already chosen by MLflow (``MLFLOW_RUN_ID``) and are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from genre_models.config import DEFAULT_EXPERIMENT, SplitConfig, flat_params
+from genre_models.util import code_version, git_commit
+
+
+def setup_tracking(tracking_uri: str | None = None, experiment: str | None = None) -> str:
+    """Point MLflow at the store and experiment; returns the experiment name in use."""
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    if not os.environ.get("MLFLOW_RUN_ID") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        mlflow.set_experiment(name)
+    return name
+
+
+def base_tags(store) -> dict[str, str]:
+    """Tags every run carries: dataset identity (synthetic data marked), code version, commit."""
+    tags = {
+        "dataset": f"{store.dataset_name}@{store.digest}",
+        "dataset_name": store.dataset_name,
+        "dataset_digest": store.digest,
+        "dataset_synthetic": str(store.synthetic).lower(),
+        "code_version": code_version(),
+    }
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["git_commit"] = commit
+    return tags
+
+
+def log_dataset_input(store, split: SplitConfig, context: str) -> None:
+    """``mlflow.log_input`` of the manifest, so the run's Datasets panel names the data and digest."""
+    import mlflow
+
+    manifest = store.manifest_with_split(split)
+    ds = mlflow.data.from_pandas(manifest, source=store.meta["dataset"]["root"], name=store.dataset_name, targets="label")
+    mlflow.log_input(ds, context=context, tags={"digest": store.digest, "synthetic": str(store.synthetic).lower()})
+
+
+@contextmanager
+def artifact_dir() -> Iterator[Path]:
+    """A temp folder whose files are logged as artifacts when the block ends."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="genre-bench-") as tmp:
+        yield Path(tmp)
+        mlflow.log_artifacts(tmp)
+
+
+def log_preprocess_run(result, split: SplitConfig, extra_params: dict | None = None) -> str:
+    """Log one preprocessing run: params, counts per split and genre, skips, manifest. Returns the run id."""
+    import mlflow
+
+    from genre_models.preprocess import split_counts
+
+    store = result.store
+    params = {**flat_params(split, "split."), **{f"features.{k}": v for k, v in store.meta["features"].items()},
+              "cache_key": result.key, "layout": result.layout, **(extra_params or {})}
+    name = f"preprocess-{split.split}-s{split.seed}"
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.set_tags({**base_tags(store), "stage": "preprocess", "split": split.split, "seed": str(split.seed),
+                         "cache_reused": str(result.reused).lower(), "cache_path": store.path})
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in split_counts(store, split).items()})
+        mlflow.log_metric("preprocess_seconds", result.seconds)
+        log_dataset_input(store, split, context="preprocess")
+        with artifact_dir() as out:
+            store.manifest_with_split(split).to_csv(out / "manifest.csv", index=False)
+            (out / "skipped.txt").write_text("".join(f"{line}\n" for line in result.skipped) or "(none)\n")
+        return run.info.run_id
