@@ -130,7 +130,8 @@ def train_options(fn):
         click.option("--net", required=True, type=click.Choice(list(NETS)), help="Registry entry."),
         click.option("--epochs", type=int, default=None, help="Epochs (the maximum with early stopping) [default: from the net].",
                      show_default=False),
-        click.option("--early-stopping/--no-early-stopping", default=None, help="[default: from the net]", show_default=False),
+        click.option("--early-stopping", type=click.Choice(["auto", "on", "off"]), default="auto",
+                     help="Early stopping on val_loss; auto: as the net's spec says."),
         click.option("--patience", type=int, default=None, help="Early-stopping patience [default: from the net].", show_default=False),
         click.option("--min-delta", type=float, default=0.0, help="Smallest val_loss drop that counts as better."),
         click.option("--batch-size", type=int, default=None, help="[default: from the net]", show_default=False),
@@ -148,7 +149,8 @@ def train_options(fn):
     return feature_options(fn)
 
 
-def _train_config(net, data_dir, image_source, image_size, cache_dir, jobs, **kw) -> TrainConfig:
+def _train_config(net, data_dir, image_source, image_size, cache_dir, jobs, early_stopping, **kw) -> TrainConfig:
+    kw["early_stopping"] = {"auto": None, "on": True, "off": False}[early_stopping]
     return TrainConfig(net=net, data_dir=data_dir, features=FeatureConfig(image_size=image_size, image_source=image_source),
                        cache_dir=cache_dir, jobs=jobs, **kw)
 

@@ -50,9 +50,13 @@ def log_dataset_input(store, split: SplitConfig, context: str) -> None:
     """``mlflow.log_input`` of the manifest, so the run's Datasets panel names the data and digest."""
     import mlflow
 
+    import warnings
+
     manifest = store.manifest_with_split(split)
-    ds = mlflow.data.from_pandas(manifest, source=store.meta["dataset"]["root"], name=store.dataset_name, targets="label")
-    mlflow.log_input(ds, context=context, tags={"digest": store.digest, "synthetic": str(store.synthetic).lower()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # source-type ambiguity and int-schema hints: not ours to fix
+        ds = mlflow.data.from_pandas(manifest, source=store.meta["dataset"]["root"], name=store.dataset_name, targets="label")
+        mlflow.log_input(ds, context=context, tags={"digest": store.digest, "synthetic": str(store.synthetic).lower()})
 
 
 @contextmanager
