@@ -70,7 +70,12 @@ def feature_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def main(quiet: bool) -> None:
     """genre-bench: honest, reproducible GTZAN genre classification, tracked in MLflow."""
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr,
+                        force=True)
+    from genre_models.util import quiet as no_tty
+
+    if no_tty():  # MLflow's own download bars ignore our quiet rule otherwise
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for noisy in ("matplotlib", "alembic", "mlflow.store.db.utils", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

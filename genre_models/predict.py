@@ -31,8 +31,12 @@ def model_inputs(y: np.ndarray, input_kind: str, fcfg: FeatureConfig) -> np.ndar
 
 def predict(audio_file: str, model_uri: str, top: int = 3) -> dict:
     """Average the softmax over the clip's segments (MFCC nets) or score its one image."""
+    import os
+
     import mlflow
 
+    if not os.path.exists(audio_file):
+        raise BadAudio(f"{audio_file}: file does not exist")
     info = mlflow.models.get_model_info(model_uri)
     meta = info.metadata or {}
     if "input_kind" not in meta or "features" not in meta:

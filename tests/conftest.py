@@ -43,7 +43,11 @@ def tmp_store(tmp_path, monkeypatch):
     monkeypatch.setenv("GENRE_BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # mlflow.set_experiment exports it
     mlflow.set_tracking_uri(uri)
+    from genre_models.tracking import setup_tracking
+
+    setup_tracking()  # also resets MLflow's process-wide active experiment to this store's
     yield uri
     mlflow.end_run()
 

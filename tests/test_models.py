@@ -1,0 +1,64 @@
+"""The registry and the nets: shapes, parameter counts, one optimisation step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genre_models.errors import ConfigError
+from genre_models.models import NETS, CNN, InputShape, count_parameters, get_net, make_optimizer
+
+SMALL = InputShape(image_size=32, frames=44, n_mfcc=13)
+
+
+@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("head", ["flatten", "gap"])
+def test_forward_shape_for_every_registry_entry(name, head):
+    spec = NETS[name]
+    model = spec.build(SMALL, head)
+    x = spec.input_example(SMALL, batch=3)
+    assert x.shape == ((3, 3, 32, 32) if spec.input_kind == "image" else (3, 44, 13))
+    assert model(x).shape == (3, 10)
+
+
+def test_study_parameter_counts():
+    assert count_parameters(NETS["net1"].build(InputShape(), "flatten")) == 12_450_634
+    net2 = NETS["net2"].build(InputShape(), "flatten")
+    assert count_parameters(net2) == 133_101_642  # the docstring's "about 133M"
+    assert count_parameters(net2.head[1]) == 256 * 45 * 45 * 256 + 256
+    assert count_parameters(NETS["net2"].build(InputShape(), "gap")) == 456_778
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in NETS["net3"].build(SMALL, "gap").modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in NETS["net2"].build(SMALL, "gap").modules())
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_one_step_lowers_the_loss_on_a_fixed_batch(name):
+    torch.manual_seed(0)
+    spec = NETS[name]
+    model = spec.build(SMALL, "flatten")
+    x = spec.input_example(SMALL, batch=16)
+    y = torch.arange(16) % 10
+    if hasattr(model, "fit_input_stats"):
+        model.fit_input_stats(x)
+    opt = make_optimizer(spec, model.parameters(), spec.lr)
+    model.train()
+    before = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after = torch.nn.functional.cross_entropy(model(x), y)
+    assert after.item() < before.item()
+
+
+def test_spec_settings_follow_the_study():
+    assert [NETS[n].optimizer for n in NETS] == ["adam", "adam", "adam", "rmsprop", "adam"]
+    assert all(NETS[n].lr == 1e-4 for n in NETS)
+    assert [NETS[n].early_stopping for n in NETS] == [False] * 4 + [True]
+    assert NETS["net1"].study == {"acc_50": 0.4257, "acc_100": 0.4950}
+
+
+def test_unknown_net_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown net 'net9'; valid nets: net1, net2, net3, net4, net5"):
+        get_net("net9")
+    with pytest.raises(ConfigError):
+        CNN(32, head="avg")

@@ -1,0 +1,151 @@
+"""The training loop and the MLflow record each run leaves."""
+
+from __future__ import annotations
+
+import copy
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from benchmark.cli import main
+from genre_models.config import FeatureConfig, TrainConfig
+from genre_models.models import NETS
+from genre_models.train import Part, evaluate, fit, make_loader, track_vote, train
+from genre_models.util import git_commit
+
+TINY = ["--epochs", "2", "--image-size", "32", "--batch-size", "16"]
+
+
+def test_track_vote_majority_with_tiebreak():
+    probs = np.array([
+        [0.6, 0.4, 0], [0.6, 0.4, 0], [0.1, 0.9, 0],  # track 0: two votes for class 0
+        [0.9, 0.1, 0], [0.2, 0.8, 0],                 # track 1: a tie, class 0 has the higher mean
+        [0.0, 0.1, 0.9],                              # track 2: one segment
+    ])
+    tracks = np.array([0, 0, 0, 1, 1, 2])
+    uniq, pred = track_vote(probs, tracks)
+    assert uniq.tolist() == [0, 1, 2] and pred.tolist() == [0, 0, 2]
+    probs10 = np.pad(probs, ((0, 0), (0, 7)))
+    ev = evaluate(probs10, np.array([0, 0, 0, 1, 1, 2]), tracks, np.array([0, 1, 2]), loss=0.5)
+    assert ev["accuracy"] == pytest.approx(4 / 6) and ev["track_accuracy"] == pytest.approx(2 / 3)
+    assert ev["n_tracks"] == 3 and ev["n_samples"] == 6
+
+
+def _toy_parts(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 8, generator=g)
+    y = (x[:, 0] > 0).long()
+    # Validation labels are the opposite rule: the better the fit, the worse val_loss gets.
+    xv = torch.randn(32, 8, generator=g)
+    return Part(x, y, np.arange(64)), Part(xv, (xv[:, 0] <= 0).long(), np.arange(32))
+
+
+def test_early_stopping_stops_and_restores_best_weights():
+    torch.manual_seed(0)
+    train_p, val_p = _toy_parts()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    snapshots = {}
+    hist = fit(model, torch.optim.Adam(model.parameters(), 1e-2), make_loader(train_p, 16, True, 0, 0, False),
+               make_loader(val_p, 16, False, 0, 0, False), epochs=50, device=torch.device("cpu"),
+               early_stopping=True, patience=3,
+               on_epoch=lambda e, m: snapshots.__setitem__(e, copy.deepcopy(model.state_dict())))
+    val_losses = [m["val_loss"] for m in hist.epochs]
+    assert hist.best_epoch == int(np.argmin(val_losses)) + 1
+    assert hist.stopped_epoch == hist.best_epoch + 3 < 50
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[hist.best_epoch][k])
+
+
+def test_without_early_stopping_all_epochs_run_and_final_weights_stay():
+    torch.manual_seed(0)
+    train_p, val_p = _toy_parts()
+    model = torch.nn.Linear(8, 10)
+    hist = fit(model, torch.optim.Adam(model.parameters(), 1e-2), make_loader(train_p, 16, True, 0, 0, False),
+               make_loader(val_p, 16, False, 0, 0, False), epochs=6, device=torch.device("cpu"))
+    assert hist.stopped_epoch == 6 and len(hist.epochs) == 6 and 1 <= hist.best_epoch <= 6
+
+
+def test_training_is_deterministic_on_cpu(demo_dir, tmp_path):
+    cfg = TrainConfig(net="net5", data_dir=str(demo_dir), epochs=2, batch_size=32, seed=3, device="cpu",
+                      cache_dir=str(tmp_path / "c"))
+    a = train(cfg, track=False)
+    b = train(cfg, track=False)
+    assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"]
+    assert a.history.epochs == b.history.epochs
+    c = train(TrainConfig(**{**cfg.__dict__, "seed": 4}), track=False)
+    assert c.history.epochs != a.history.epochs
+
+
+EPOCH_METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+FINAL_METRICS = {"test_accuracy", "test_loss", "test_track_accuracy", "test_macro_f1", "best_epoch", "stopped_epoch",
+                 "train_time_s", "samples_per_sec"}
+ARTIFACTS = {"confusion_matrix.png", "confusion_matrix.csv", "classification_report.txt", "classification_report.json",
+             "learning_curves.png", "history.csv", "config.json"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("net", list(NETS))
+def test_cli_train_leaves_a_complete_record(net, demo_dir, tmp_store):
+    args = ["train", "--net", net, "--data-dir", str(demo_dir), *TINY, "--seed", "1"]
+    if net == "net5":
+        args += ["--early-stopping", "on", "--patience", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    client = mlflow.MlflowClient()
+    runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    m, tags, params = run.data.metrics, run.data.tags, run.data.params
+    assert EPOCH_METRICS | FINAL_METRICS <= set(m)
+    steps = [h.step for h in client.get_metric_history(run.info.run_id, "val_accuracy")]
+    assert steps == list(range(1, int(m["stopped_epoch"]) + 1))
+    assert 0.0 <= m["test_accuracy"] <= 1.0 and m["samples_per_sec"] > 0
+    if NETS[net].input_kind == "image":
+        assert m["test_track_accuracy"] == m["test_accuracy"] and m["test_n_samples"] == 10
+    else:
+        assert m["test_n_samples"] == m["test_n_tracks"] * 4 and m["test_n_tracks"] == 10
+    assert tags["net"] == net and tags["split"] == "track" and tags["seed"] == "1"
+    assert tags["dataset"].startswith("synthetic-gtzan@") and tags["dataset_synthetic"] == "true"
+    assert tags["mlflow.runName"] == f"{net}-e2-track-s1"
+    if git_commit():
+        assert tags["mlflow.source.git.commit"] == git_commit()
+    assert params["net"] == net and params["features.n_mfcc"] == "13" and params["lr"] == "0.0001"
+    assert params["early_stopping"] == str(NETS[net].early_stopping or net == "net5")
+    assert ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    cm = np.loadtxt(client.download_artifacts(run.info.run_id, "confusion_matrix.csv"), delimiter=",", skiprows=1,
+                    usecols=range(1, 11))
+    assert cm.sum() == m["test_n_samples"]
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert len(models) == 1 and models[0].source_run_id == run.info.run_id
+
+
+@pytest.mark.slow
+def test_predict_with_a_logged_model(demo_dir, tmp_store, tmp_path):
+    result = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    run_id = result.stdout.strip().split()[-1]
+    clip = next((demo_dir / "Data" / "genres_original" / "metal").glob("*.wav"))
+    out = CliRunner().invoke(main, ["predict", str(clip), "--model-uri", f"runs:/{run_id}/model", "--json"])
+    assert out.exit_code == 0, out.output
+    import json
+
+    res = json.loads(out.stdout)
+    assert res["n_inputs"] == 4 and len(res["top"]) == 3
+    assert sum(res["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    missing = CliRunner().invoke(main, ["predict", str(tmp_path / "nope.mp3"), "--model-uri", f"runs:/{run_id}/model"])
+    assert missing.exit_code == 2 and missing.output.strip() == f"error: {tmp_path / 'nope.mp3'}: file does not exist"
+
+
+@pytest.mark.slow
+@pytest.mark.sample
+def test_predict_on_a_real_sample_clip(sample_dir, demo_dir, tmp_store):
+    from genre_models.predict import predict
+
+    res = train(TrainConfig(net="net5", data_dir=str(demo_dir), epochs=1))
+    out = predict(str(sample_dir / "Data" / "genres_original" / "blues" / "blues.00000.wav"),
+                  f"runs:/{res.run_id}/model", top=10)
+    assert out["n_inputs"] == 30 and len(out["top"]) == 10
+    assert [g for g, _ in out["top"]] != [] and abs(sum(p for _, p in out["top"]) - 1) < 1e-4
