@@ -32,6 +32,23 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
     return name
 
 
+def log_params_safely(params: dict) -> None:
+    """log_params that tolerates `mlflow run`: MLflow has already logged the entry point's raw
+    values (e.g. ``early_stopping=auto``); where the resolved value differs, it is logged as
+    ``resolved.<key>`` instead of failing on MLflow's "changing param values" rule."""
+    import mlflow
+
+    run = mlflow.active_run()
+    existing = mlflow.get_run(run.info.run_id).data.params if run else {}
+    out = {}
+    for key, value in params.items():
+        if key in existing and existing[key] != str(value):
+            out[f"resolved.{key}"] = value
+        else:
+            out[key] = value
+    mlflow.log_params(out)
+
+
 def base_tags(store) -> dict[str, str]:
     """Tags every run carries: dataset identity (synthetic data marked), code version, commit."""
     tags = {
@@ -84,7 +101,7 @@ def log_preprocess_run(result, split: SplitConfig, extra_params: dict | None = N
     with mlflow.start_run(run_name=name) as run:
         mlflow.set_tags({**base_tags(store), "stage": "preprocess", "split": split.split, "seed": str(split.seed),
                          "cache_reused": str(result.reused).lower(), "cache_path": store.path})
-        mlflow.log_params(params)
+        log_params_safely(params)
         mlflow.log_metrics({k: float(v) for k, v in split_counts(store, split).items()})
         mlflow.log_metric("preprocess_seconds", result.seconds)
         log_dataset_input(store, split, context="preprocess")

@@ -332,7 +332,7 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
     import mlflow
 
     from genre_models.preprocess import preprocess
-    from genre_models.tracking import base_tags, log_dataset_input
+    from genre_models.tracking import base_tags, log_dataset_input, log_params_safely
 
     cfg = resolve_config(cfg)
     spec: NetSpec = get_net(cfg.net)
@@ -374,7 +374,7 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
         on_epoch = None
         if track:
             mlflow.set_tags(tags)
-            mlflow.log_params(params)
+            log_params_safely(params)
             mlflow.log_metrics({f"n_{name}": len(parts[name]) for name in PARTS}, step=0)
             log_dataset_input(store, split, context="train")
             on_epoch = lambda epoch, m: mlflow.log_metrics(m, step=epoch)  # noqa: E731

@@ -1,0 +1,88 @@
+"""MLproject: generated from the registry, accepted by the CLI, and runnable with `mlflow run`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from benchmark.cli import _train_config, main
+from genre_models.mlproject import render
+from genre_models.models import NETS
+from genre_models.train import resolve_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
+
+
+def test_mlproject_is_rendered_from_the_registry():
+    assert (ROOT / "MLproject").read_text() == render()
+    assert set(PROJECT["entry_points"]) == {"preprocess", *NETS}
+
+
+def _parse(entry: str, values: dict):
+    """Format the entry point's command as MLflow would and parse it with the real click command."""
+    ep = PROJECT["entry_points"][entry]
+    params = {k: v["default"] for k, v in ep["parameters"].items()} | values
+    argv = shlex.split(ep["command"].format(**params))
+    assert argv[:3] == ["python", "-m", "benchmark"]
+    sub = main.commands[argv[3]]
+    return sub.make_context(argv[3], argv[4:])
+
+
+@pytest.mark.parametrize("entry", ["preprocess", *NETS])
+def test_every_parameter_is_accepted_by_the_cli(entry):
+    ctx = _parse(entry, {"data_dir": "somewhere"})
+    ep = PROJECT["entry_points"][entry]
+    for name in ep["parameters"]:
+        assert name in ctx.params, f"{entry}: MLproject parameter {name} is not a CLI option"
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_mlproject_defaults_equal_the_cli_defaults(net):
+    ctx = main.commands["train"].make_context("train", ["--net", net, "--data-dir", "x"])
+    params = {k: v for k, v in ctx.params.items() if k not in ("tracking_uri", "experiment")}
+    cfg = resolve_config(_train_config(**params))
+    resolved = {
+        "image_source": cfg.features.image_source, "image_size": cfg.features.image_size, "jobs": cfg.jobs,
+        "epochs": cfg.epochs, "early_stopping": ctx.params["early_stopping"], "patience": cfg.patience,
+        "min_delta": cfg.min_delta, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed, "split": cfg.split,
+        "device": cfg.device, "precision": cfg.precision, "num_workers": cfg.num_workers, "head": cfg.head,
+    }
+    defaults = {k: v["default"] for k, v in PROJECT["entry_points"][net]["parameters"].items() if k != "data_dir"}
+    assert defaults == resolved
+
+
+def _mlflow_run(entry: str, params: dict, tmp_path: Path, store: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "--env-manager", "local",
+           "--experiment-name", "gtzan-genre-benchmark"]
+    for k, v in params.items():
+        cmd += ["-P", f"{k}={v}"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "GENRE_BENCH_CACHE": str(tmp_path / "cache"), "CI": "true"}
+    env.pop("MLFLOW_RUN_ID", None)
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_mlflow_run_preprocess_and_net2(demo_dir, tmp_store, tmp_path):
+    pre = _mlflow_run("preprocess", {"data_dir": demo_dir, "image_size": 32}, tmp_path, tmp_store)
+    assert pre.returncode == 0, pre.stderr[-3000:]
+    net = _mlflow_run("net2", {"data_dir": demo_dir, "epochs": 2, "image_size": 32}, tmp_path, tmp_store)
+    assert net.returncode == 0, net.stderr[-3000:]
+    runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+    by_stage = {r.data.tags.get("stage"): r for r in runs}
+    assert set(by_stage) == {"preprocess", "train"} and all(r.info.status == "FINISHED" for r in runs)
+    assert by_stage["preprocess"].data.metrics["tracks_total"] == 50
+    train_run = by_stage["train"]
+    assert train_run.info.run_name == "net2-e2-track-s0"
+    assert train_run.data.params["early_stopping"] == "auto"  # MLflow's raw entry-point value...
+    assert train_run.data.params["resolved.early_stopping"] == "False"  # ...and what actually ran
+    assert {"test_accuracy", "test_track_accuracy", "val_accuracy", "best_epoch"} <= set(train_run.data.metrics)
+    assert "reusing feature cache" in net.stderr  # the preprocess entry point's cache was reused
