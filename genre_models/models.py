@@ -95,11 +95,21 @@ class LSTMNet(nn.Module):
         self.lstm2 = nn.LSTM(512, 256, batch_first=True)
         self.head = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, n_classes))
 
-    def fit_input_stats(self, x: np.ndarray | torch.Tensor) -> None:
-        """x: (N, frames, n_mfcc) training inputs."""
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float64).reshape(-1, self.mean.numel())  # (N*frames, n_mfcc)
-        self.mean.copy_(x.mean(0).float())
-        self.std.copy_(x.std(0).clamp_min(1e-6).float())
+    def fit_input_stats(self, x: np.ndarray | torch.Tensor, chunk: int = 4096) -> None:
+        """x: (N, frames, n_mfcc) training inputs. Sums in float64, chunk by chunk, so no
+        whole-split float64 copy is made."""
+        x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        n_feat = self.mean.numel()
+        total, sq, count = np.zeros(n_feat), np.zeros(n_feat), 0
+        for i in range(0, x.shape[0], chunk):
+            c = x[i:i + chunk].reshape(-1, n_feat).astype(np.float64)  # (chunk*frames, n_mfcc)
+            total += c.sum(0)
+            sq += (c * c).sum(0)
+            count += c.shape[0]
+        mean = total / max(count, 1)
+        var = np.maximum(sq / max(count, 1) - mean * mean, 0.0) * count / max(count - 1, 1)
+        self.mean.copy_(torch.from_numpy(mean).float())
+        self.std.copy_(torch.from_numpy(np.sqrt(var)).clamp_min(1e-6).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, n_mfcc) -> (B, 10)
         x = (x - self.mean) / self.std

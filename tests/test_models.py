@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,13 @@ def test_unknown_net_lists_the_valid_ones():
         get_net("net9")
     with pytest.raises(ConfigError):
         CNN(32, head="avg")
+
+
+def test_lstm_input_stats_match_numpy_in_chunks():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((1000, 44, 13)) * 50 + 10).astype(np.float32)
+    model = NETS["net5"].build(SMALL, "flatten")
+    model.fit_input_stats(torch.from_numpy(x), chunk=97)
+    flat = x.reshape(-1, 13).astype(np.float64)
+    np.testing.assert_allclose(model.mean.numpy(), flat.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(model.std.numpy(), flat.std(0, ddof=1), rtol=1e-5)
