@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0) -> dict:
     t0 = time.perf_counter()
     results = run_extraction(tracks, fcfg, jobs)
     with tempfile.TemporaryDirectory() as tmp:
-        _write_store(__import__("pathlib").Path(tmp) / "store", disc, "bench", fcfg, results)
+        _write_store(Path(tmp) / "store", disc, "bench", fcfg, results)
     t_pipe = time.perf_counter() - t0
 
     t0 = time.perf_counter()
