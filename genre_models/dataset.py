@@ -229,9 +229,8 @@ def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
 
 
 def load_any_audio(path: str, sample_rate: int) -> np.ndarray:
-    """Decode a user's clip for ``predict``: anything librosa reads (soundfile, then audioread)."""
-    if not os.path.exists(path):
-        raise BadAudio(f"{path}: file does not exist")
+    """Decode a user's clip for ``predict``: anything librosa reads (soundfile, then audioread).
+    ``predict`` checks that the file exists before it fetches the model."""
     try:
         y, _ = load_audio(path, sample_rate)
         return y

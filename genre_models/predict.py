@@ -7,6 +7,8 @@ differently styled picture here (no white margins or axes), and its answer is le
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -31,10 +33,9 @@ def model_inputs(y: np.ndarray, input_kind: str, fcfg: FeatureConfig) -> np.ndar
 
 def predict(audio_file: str, model_uri: str, top: int = 3) -> dict:
     """Average the softmax over the clip's segments (MFCC nets) or score its one image."""
-    import os
-
     import mlflow
 
+    # Checked before the model is fetched, so a typo fails fast.
     if not os.path.exists(audio_file):
         raise BadAudio(f"{audio_file}: file does not exist")
     info = mlflow.models.get_model_info(model_uri)
