@@ -12,11 +12,11 @@ import sys
 import click
 
 from genre_models.config import (
-    DEVICES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, FeatureConfig, PreprocessConfig, SplitConfig, TrainConfig,
-    default_cache_dir,
+    DEVICES, GAN_MODES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, FeatureConfig, GanConfig, PreprocessConfig, SplitConfig,
+    TrainConfig, WaveGanConfig, default_cache_dir,
 )
 from genre_models.errors import GenreBenchError
-from genre_models.models import NETS
+from genre_models.models import NETS, get_net
 
 
 class CliError(click.ClickException):
@@ -130,6 +130,47 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
         click.echo(f"MLflow run {run_id}")
 
 
+_GAN_HELP = {
+    "steps": "Generator updates (each after n-critic critic updates).",
+    "batch_size": "Real and generated clips per critic update.",
+    "d": "Model size: channels scale with d (the paper's 64; 4-8 for CPU demos).",
+    "mode": "conditional: one genre-conditioned GAN; per-genre: ten unconditional GANs.",
+    "per_genre": "Generated clips per genre (the study's 2798).",
+    "precision": "bf16 autocast for G and D forward passes; the gradient penalty stays fp32.",
+    "latent_dim": "Size of z.",
+    "n_critic": "Critic updates per generator update (the paper's 5).",
+    "gp_weight": "Gradient-penalty weight lambda (the paper's 10).",
+    "lr": "Adam learning rate, G and D.",
+    "beta1": "Adam beta1, G and D.",
+    "beta2": "Adam beta2, G and D.",
+    "phase_shuffle": "Phase-shuffle range n in the critic (0: off).",
+}
+_GAN_CHOICES = {"mode": GAN_MODES, "precision": PRECISIONS}
+
+
+def wavegan_options(prefix: str = "", note: str = ""):
+    """One click option per ``WaveGanConfig`` field (``--steps`` or ``--gan-steps``), defaults from the dataclass."""
+    from dataclasses import fields
+
+    def deco(fn):
+        for f in reversed(fields(WaveGanConfig)):
+            default = getattr(WaveGanConfig(), f.name)
+            kind = click.Choice(_GAN_CHOICES[f.name]) if f.name in _GAN_CHOICES else type(default)
+            flag = f"--{prefix}{f.name.replace('_', '-')}"
+            fn = click.option(flag, f"{prefix.replace('-', '_')}{f.name}", type=kind, default=default,
+                              help=f"{note}{_GAN_HELP.get(f.name, 'WaveGAN ' + f.name.replace('_', ' ') + '.')}")(fn)
+        return fn
+
+    return deco
+
+
+def _wavegan_config(kw: dict, prefix: str = "") -> WaveGanConfig:
+    """Pop the ``wavegan_options`` values out of ``kw`` into a WaveGanConfig."""
+    from dataclasses import fields
+
+    return WaveGanConfig(**{f.name: kw.pop(f"{prefix}{f.name}") for f in fields(WaveGanConfig)})
+
+
 def train_options(fn):
     opts = [
         click.option("--net", required=True, type=click.Choice(list(NETS)), help="Registry entry."),
@@ -148,7 +189,10 @@ def train_options(fn):
         click.option("--num-workers", type=int, default=0, help="DataLoader workers."),
         click.option("--head", type=click.Choice(HEADS), default="flatten", help="CNN head (net2-net4): the study's flatten, or gap."),
         click.option("--log-model/--no-log-model", default=True, help="Log the trained model to MLflow."),
+        click.option("--gan-run-id", default="", help="net6 only: the finished `gan` run whose generated set to use "
+                     "[default: a finished gan run with matching settings, else train one first].", show_default=False),
     ]
+    fn = wavegan_options("gan-", note="net6 only: ")(fn)
     for opt in reversed(opts):
         fn = opt(fn)
     return feature_options(fn)
@@ -156,8 +200,11 @@ def train_options(fn):
 
 def _train_config(net, data_dir, image_source, image_size, cache_dir, jobs, early_stopping, **kw) -> TrainConfig:
     kw["early_stopping"] = {"auto": None, "on": True, "off": False}[early_stopping]
+    gan = _wavegan_config(kw, "gan_")
+    if kw.get("gan_run_id") in ("none", "None"):  # MLproject's way of saying "not given"
+        kw["gan_run_id"] = ""
     return TrainConfig(net=net, data_dir=data_dir, features=FeatureConfig(image_size=image_size, image_source=image_source),
-                       cache_dir=cache_dir, jobs=jobs, **kw)
+                       cache_dir=cache_dir, jobs=jobs, gan=gan, **kw)
 
 
 @main.command()
@@ -173,9 +220,47 @@ def train(tracking_uri, experiment, **kw):
     setup_tracking(tracking_uri, experiment)
     res = run(cfg)
     m = res.metrics
+    if get_net(res.config.net).uses_gan:
+        click.echo(f"{res.config.net}: trained on {m['n_train']} segments = {m['n_train_real']} real + "
+                   f"{m['n_generated']} generated (gan run {res.tags.get('gan_run_id') or 'untracked'})")
     click.echo(f"{res.config.net}: test_accuracy {m['test_accuracy']:.4f}  test_track_accuracy {m['test_track_accuracy']:.4f}  "
                f"macro_f1 {m['test_macro_f1']:.4f}  best_epoch {m['best_epoch']}  stopped_epoch {m['stopped_epoch']}  "
                f"({m['train_time_s']:.1f} s, {m['samples_per_sec']:.0f} samples/s)")
+    click.echo(f"MLflow run {res.run_id}")
+
+
+@main.command()
+@feature_options
+@wavegan_options()
+@click.option("--split", type=click.Choice(SPLITS), default="track", help="The GAN learns from this split's training part only.")
+@click.option("--seed", type=int, default=0)
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@click.option("--log-every", type=int, default=50, help="Log losses and gradient penalty every N steps.")
+@click.option("--preview-every", type=int, default=500, help="Log one fixed-z WAV per genre every K steps.")
+@click.option("--checkpoint-every", type=int, default=250, help="Checkpoint G, D and both optimizers every N steps.")
+@click.option("--quality-epochs", type=int, default=200, help="Epoch cap for the real-data net5 that scores the clips.")
+@click.option("--fresh", is_flag=True, help="Ignore a checkpoint with the same settings and start from step 0.")
+@click.option("--log-model/--no-log-model", default=True, help="Log the generator as an MLflow model.")
+@tracking_options
+@_one_line_errors
+def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device, log_every, preview_every,
+        checkpoint_every, quality_epochs, fresh, log_model, tracking_uri, experiment, **kw):
+    """Train a WaveGAN on the training split's audio, generate a labelled set, and score it with a real-data net5.
+
+    Re-running the same command resumes from the last checkpoint, and reuses the generated set."""
+    from genre_models.gan import run_gan
+    from genre_models.tracking import setup_tracking
+
+    cfg = GanConfig(data_dir, _wavegan_config(kw), split, seed, device,
+                    FeatureConfig(image_size=image_size, image_source=image_source), cache_dir, jobs, log_every,
+                    preview_every, checkpoint_every, quality_epochs, log_model)
+    setup_tracking(tracking_uri, experiment)
+    res = run_gan(cfg, fresh=fresh)
+    t = res.training
+    click.echo(f"wavegan {cfg.gan.mode} d={cfg.gan.d}: {t.step} steps ({'resumed from step %d' % t.resumed_from if t.resumed_from else 'fresh'}, "
+               f"{t.seconds:.1f} s) on {res.n_real} real training segments")
+    click.echo(f"generated {len(res.generated)} clips ({cfg.gan.per_genre} per genre) in {res.generated.path}")
+    click.echo(f"quality: a real-data net5 recognises {res.quality['gen_quality_accuracy']:.3f} of them (chance 0.100)")
     click.echo(f"MLflow run {res.run_id}")
 
 

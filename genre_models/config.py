@@ -19,6 +19,7 @@ IMAGE_SOURCES = ("auto", "png", "audio")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 HEADS = ("flatten", "gap")
+GAN_MODES = ("conditional", "per-genre")
 
 #: Bumped whenever feature extraction changes its output; part of every cache key.
 FEATURE_CODE_VERSION = "features-v1"
@@ -97,6 +98,75 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
+class WaveGanConfig:
+    """WaveGAN hyperparameters: what a generated set depends on (with the data, split and seed).
+
+    Defaults are the paper's (Donahue et al. 2018, Table 3): d 64, z 100, batch 64, Adam 1e-4
+    with betas (0.5, 0.9), 5 critic updates per generator update, gradient-penalty weight 10,
+    phase shuffle 2. ``per_genre`` is the study's 2,798 clips per genre. The paper trained far
+    longer than ``steps``' default; on CPU use a small ``d`` (see ``benchmark perf gan``).
+    """
+
+    steps: int = 20000
+    batch_size: int = 64
+    d: int = 64
+    mode: str = "conditional"
+    per_genre: int = 2798
+    latent_dim: int = 100
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    phase_shuffle: int = 2
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.mode not in GAN_MODES:
+            raise ConfigError(f"mode must be one of {', '.join(GAN_MODES)}; got {self.mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        for name in ("steps", "batch_size", "d", "per_genre", "latent_dim", "n_critic"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"gan {name} must be at least 1, got {getattr(self, name)}")
+        if self.phase_shuffle < 0:
+            raise ConfigError(f"phase_shuffle must be 0 or more, got {self.phase_shuffle}")
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """One ``gan`` run: the WaveGAN, the data it learns from, and how the run reports."""
+
+    data_dir: str
+    gan: WaveGanConfig = field(default_factory=WaveGanConfig)
+    split: str = "track"
+    seed: int = 0
+    device: str = "auto"
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    cache_dir: str = field(default_factory=default_cache_dir)
+    jobs: int = 0
+    log_every: int = 50  # losses and gradient penalty, every N steps
+    preview_every: int = 500  # one fixed-z WAV per genre, every K steps (and at the end)
+    checkpoint_every: int = 250
+    #: Epoch cap for the real-data net5 that scores the generated clips (early stopping on),
+    #: when no finished net5 run with the same data, split and seed can be reused.
+    quality_epochs: int = 200
+    log_model: bool = True
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        for name in ("log_every", "preview_every", "checkpoint_every", "quality_epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.features.segment_seconds != 1.0:
+            raise ConfigError("WaveGAN makes 1 s clips (16384 samples); it needs segment_seconds 1, "
+                              f"got {self.features.segment_seconds:g}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run. ``None`` fields are resolved from the net's registry spec."""
 
@@ -118,6 +188,10 @@ class TrainConfig:
     cache_dir: str = field(default_factory=default_cache_dir)
     jobs: int = 0
     log_model: bool = True
+    #: Nets with ``uses_gan`` (net6) only: the GAN whose generated set joins the training part,
+    #: given by run id, or else found (or trained) by matching ``gan`` settings.
+    gan_run_id: str = ""
+    gan: WaveGanConfig = field(default_factory=WaveGanConfig)
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:

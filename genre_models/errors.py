@@ -15,3 +15,7 @@ class BadAudio(GenreBenchError):
 
 class ConfigError(GenreBenchError):
     """An option or parameter has a value the suite cannot honour."""
+
+
+class GanDiverged(GenreBenchError):
+    """WaveGAN training produced a NaN or exploding loss; the message names the last good checkpoint."""

@@ -8,6 +8,7 @@ which is where ``mlflow run .`` runs the command.
 
 from __future__ import annotations
 
+from genre_models.config import GanConfig, WaveGanConfig
 from genre_models.models import NETS, NetSpec
 
 HEADER = """\
@@ -41,6 +42,29 @@ def train_params(spec: NetSpec) -> list[tuple[str, str, object]]:
         ("precision", "string", "fp32"),
         ("num_workers", "int", 0),
         ("head", "string", "flatten"),
+    ] + (gan_params("gan_") + [("gan_run_id", "string", "none")] if spec.uses_gan else [])
+
+
+#: The WaveGAN settings an entry point exposes (the rest keep the paper's values).
+GAN_FIELDS = ("steps", "batch_size", "d", "mode", "per_genre", "precision")
+_MLFLOW_TYPES = {int: "int", float: "float", str: "string"}
+
+
+def gan_params(prefix: str = "") -> list[tuple[str, str, object]]:
+    defaults = WaveGanConfig()
+    return [(f"{prefix}{name}", _MLFLOW_TYPES[type(getattr(defaults, name))], getattr(defaults, name)) for name in GAN_FIELDS]
+
+
+def gan_entry_params() -> list[tuple[str, str, object]]:
+    run = GanConfig(data_dir="")
+    return FEATURE_PARAMS + gan_params() + [
+        ("split", "string", "track"),
+        ("seed", "int", 0),
+        ("device", "string", "auto"),
+        ("log_every", "int", run.log_every),
+        ("preview_every", "int", run.preview_every),
+        ("checkpoint_every", "int", run.checkpoint_every),
+        ("quality_epochs", "int", run.quality_epochs),
     ]
 
 
@@ -57,7 +81,8 @@ def _entry(name: str, params: list[tuple[str, str, object]], command: str) -> st
 
 
 def render() -> str:
-    entries = [_entry("preprocess", PREPROCESS_PARAMS, "python -m benchmark preprocess")]
+    entries = [_entry("preprocess", PREPROCESS_PARAMS, "python -m benchmark preprocess"),
+               _entry("gan", gan_entry_params(), "python -m benchmark gan")]
     for spec in NETS.values():
         entries.append(_entry(spec.name, train_params(spec), f"python -m benchmark train --net {spec.name}"))
     return HEADER + "\nentry_points:\n" + "\n\n".join(entries) + "\n"

@@ -105,28 +105,35 @@ def _extract_star(args: tuple[TrackFile, FeatureConfig]) -> TrackResult:
     return extract_track(*args)
 
 
-def run_extraction(tracks: list[TrackFile], fcfg: FeatureConfig, jobs: int) -> list[TrackResult]:
-    """Extract every track, in ``jobs`` processes (0 = one per core). Order follows ``tracks``."""
+def parallel_map(fn, tasks: list, jobs: int, desc: str, unit: str = "clip") -> list:
+    """``[fn(t) for t in tasks]`` in ``jobs`` processes (0 = one per core), in order, with a progress bar.
+
+    ``fn`` must be a module-level function of one argument. Forked workers inherit the imported
+    modules, so start-up costs milliseconds; they should use only numpy/scipy/soundfile (torch's
+    thread pools do not survive a fork).
+    """
     jobs = jobs or os.cpu_count() or 1
-    tasks = [(t, fcfg) for t in tracks]
-    bar = progress(total=len(tasks), desc="features", unit="clip")
-    results: list[TrackResult] = []
+    bar = progress(total=len(tasks), desc=desc, unit=unit)
+    results: list = []
     try:
         if jobs == 1 or len(tasks) < 4:
             for task in tasks:
-                results.append(_extract_star(task))
+                results.append(fn(task))
                 bar.update()
         else:
-            # fork: workers inherit imported modules, so start-up costs milliseconds, and the
-            # workers use only numpy/scipy/soundfile (no torch thread pools to break).
             ctx = mp.get_context("fork")
             with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
-                for r in pool.map(_extract_star, tasks, chunksize=max(1, min(16, len(tasks) // (4 * jobs)))):
+                for r in pool.map(fn, tasks, chunksize=max(1, min(16, len(tasks) // (4 * jobs)))):
                     results.append(r)
                     bar.update()
     finally:
         bar.close()
     return results
+
+
+def run_extraction(tracks: list[TrackFile], fcfg: FeatureConfig, jobs: int) -> list[TrackResult]:
+    """Extract every track, in ``jobs`` processes (0 = one per core). Order follows ``tracks``."""
+    return parallel_map(_extract_star, [(t, fcfg) for t in tracks], jobs, desc="features")
 
 
 def cache_key(fcfg: FeatureConfig, digest: str) -> str:

@@ -79,13 +79,32 @@ def log_dataset_input(store, split: SplitConfig, context: str) -> None:
 
 
 @contextmanager
-def artifact_dir() -> Iterator[Path]:
-    """A temp folder whose files are logged as artifacts when the block ends."""
+def standalone_run(run_name: str) -> Iterator:
+    """``mlflow.start_run`` for a run of its own, also inside ``mlflow run``.
+
+    Under ``mlflow run`` the environment's ``MLFLOW_RUN_ID`` makes every plain ``start_run``
+    resume the entry point's run; a prerequisite run (net6's GAN) must not land in it. The
+    variable is hidden for the block and restored after; the experiment stays the same.
+    """
+    import mlflow
+
+    saved = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        with mlflow.start_run(run_name=run_name) as run:
+            yield run
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_RUN_ID"] = saved
+
+
+@contextmanager
+def artifact_dir(artifact_path: str | None = None) -> Iterator[Path]:
+    """A temp folder whose files are logged as artifacts (under ``artifact_path``) when the block ends."""
     import mlflow
 
     with tempfile.TemporaryDirectory(prefix="genre-bench-") as tmp:
         yield Path(tmp)
-        mlflow.log_artifacts(tmp)
+        mlflow.log_artifacts(tmp, artifact_path)
 
 
 def log_preprocess_run(result, split: SplitConfig, extra_params: dict | None = None) -> str:

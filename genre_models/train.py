@@ -273,6 +273,7 @@ class TrainResult:
     history: History
     model: nn.Module
     confusion: np.ndarray
+    tags: dict = field(default_factory=dict)
 
 
 def _write_artifacts(out, hist: History, confusion: np.ndarray, y_true, y_pred, title: str) -> None:
@@ -340,6 +341,19 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
     pre = preprocess(PreprocessConfig(cfg.data_dir, cfg.features, split, cfg.cache_dir, cfg.jobs))
     store = pre.store
     parts = split_parts(store, spec.input_kind, split)
+    n_train_real = len(parts["train"])
+    extra_metrics: dict = {}
+    if spec.uses_gan and extra_train is None:
+        from genre_models.gan import augmentation_for
+
+        aug = augmentation_for(cfg, store, track=track)
+        cfg = replace(cfg, gan=aug.gan)  # the settings of the GAN actually used, for the logged config
+        gen = aug.generated
+        extra_train = Part(torch.from_numpy(np.array(gen.mfcc)), torch.from_numpy(gen.labels),
+                           np.full(len(gen), -1))  # track -1: generated, belongs to no track
+        extra_tags = {**(extra_tags or {}), "gan_run_id": aug.run_id or "", "gan_key": gen.meta.get("gan_key", ""),
+                      "gan_reused": str(aug.reused).lower()}
+        extra_metrics = {"n_generated": len(gen), **{f"n_generated_{g}": n for g, n in gen.counts().items()}}
     if extra_train is not None:
         tr = parts["train"]
         parts["train"] = Part(torch.cat([tr.x, extra_train.x]), torch.cat([tr.y, extra_train.y]),
@@ -364,7 +378,11 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
                for name in PARTS}
 
     track_labels = store.tracks.label.to_numpy()
-    params = {**flat_params(cfg), "resolved_device": str(device), "input_kind": spec.input_kind,
+    counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_train_real": n_train_real, **extra_metrics}
+    logged_cfg = flat_params(cfg)
+    if not spec.uses_gan:  # the GAN settings mean nothing to nets 1-5
+        logged_cfg = {k: v for k, v in logged_cfg.items() if not (k.startswith("gan.") or k == "gan_run_id")}
+    params = {**logged_cfg, "resolved_device": str(device), "input_kind": spec.input_kind,
               "optimizer": spec.optimizer, "n_parameters": count_parameters(model), "cache_key": pre.key}
     tags = {**base_tags(store), "net": cfg.net, "split": cfg.split, "seed": str(cfg.seed), "stage": "train",
             "input_kind": spec.input_kind, "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
@@ -375,7 +393,7 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
         if track:
             mlflow.set_tags(tags)
             log_params_safely(params)
-            mlflow.log_metrics({f"n_{name}": len(parts[name]) for name in PARTS}, step=0)
+            mlflow.log_metrics(counts, step=0)
             log_dataset_input(store, split, context="train")
             on_epoch = lambda epoch, m: mlflow.log_metrics(m, step=epoch)  # noqa: E731
         log.info("training %s (%s parameters) on %d %s samples, device %s", cfg.net, f"{count_parameters(model):,}",
@@ -393,7 +411,7 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
 
         y_pred = probs.argmax(1) if len(test) else np.zeros(0, int)
         confusion = confusion_matrix(test.y.numpy(), y_pred, labels=list(range(N_CLASSES)))
-        metrics = {f"test_{k}": v for k, v in ev.items()}
+        metrics = {**counts, **{f"test_{k}": v for k, v in ev.items()}}
         metrics.update({"val_track_accuracy": val_ev["track_accuracy"], "best_epoch": hist.best_epoch,
                         "stopped_epoch": hist.stopped_epoch, "train_time_s": hist.train_seconds,
                         "samples_per_sec": hist.samples_seen / max(hist.train_seconds, 1e-9)})
@@ -401,7 +419,7 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
         if track:
             from genre_models.tracking import artifact_dir
 
-            mlflow.log_metrics(metrics)
+            mlflow.log_metrics({k: v for k, v in metrics.items() if k not in counts})
             with artifact_dir() as out:
                 _write_artifacts(out, hist, confusion, test.y.numpy(), y_pred, run_name(cfg))
                 (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -411,7 +429,7 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
     log.info("%s: test_accuracy %.4f, test_track_accuracy %.4f (best epoch %d, stopped %d)", cfg.net,
              metrics.get("test_accuracy", float("nan")), metrics.get("test_track_accuracy", float("nan")),
              hist.best_epoch, hist.stopped_epoch)
-    return TrainResult(run_id, cfg, metrics, hist, model, confusion)
+    return TrainResult(run_id, cfg, metrics, hist, model, confusion, tags)
 
 
 class _null_run:

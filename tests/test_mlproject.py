@@ -23,7 +23,7 @@ PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
 
 def test_mlproject_is_rendered_from_the_registry():
     assert (ROOT / "MLproject").read_text() == render()
-    assert set(PROJECT["entry_points"]) == {"preprocess", *NETS}
+    assert set(PROJECT["entry_points"]) == {"preprocess", "gan", *NETS}
 
 
 def _parse(entry: str, values: dict):
@@ -36,7 +36,7 @@ def _parse(entry: str, values: dict):
     return sub.make_context(argv[3], argv[4:])
 
 
-@pytest.mark.parametrize("entry", ["preprocess", *NETS])
+@pytest.mark.parametrize("entry", ["preprocess", "gan", *NETS])
 def test_every_parameter_is_accepted_by_the_cli(entry):
     ctx = _parse(entry, {"data_dir": "somewhere"})
     ep = PROJECT["entry_points"][entry]
@@ -55,8 +55,19 @@ def test_mlproject_defaults_equal_the_cli_defaults(net):
         "min_delta": cfg.min_delta, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed, "split": cfg.split,
         "device": cfg.device, "precision": cfg.precision, "num_workers": cfg.num_workers, "head": cfg.head,
     }
+    if NETS[net].uses_gan:
+        resolved.update({f"gan_{k}": getattr(cfg.gan, k) for k in ("steps", "batch_size", "d", "mode", "per_genre", "precision")})
+        resolved["gan_run_id"] = "none"
+        assert cfg.gan_run_id == ""  # "none" in MLproject means: find or train a matching GAN
     defaults = {k: v["default"] for k, v in PROJECT["entry_points"][net]["parameters"].items() if k != "data_dir"}
     assert defaults == resolved
+
+
+def test_gan_entry_point_defaults_equal_the_cli_defaults():
+    ctx = main.commands["gan"].make_context("gan", ["--data-dir", "x"])
+    defaults = {k: v["default"] for k, v in PROJECT["entry_points"]["gan"]["parameters"].items() if k != "data_dir"}
+    assert defaults == {k: ctx.params[k] for k in defaults}
+    assert defaults["d"] == 64 and defaults["per_genre"] == 2798 and defaults["mode"] == "conditional"
 
 
 def _mlflow_run(entry: str, params: dict, tmp_path: Path, store: str) -> subprocess.CompletedProcess:
@@ -86,3 +97,29 @@ def test_mlflow_run_preprocess_and_net2(demo_dir, tmp_store, tmp_path):
     assert train_run.data.params["resolved.early_stopping"] == "False"  # ...and what actually ran
     assert {"test_accuracy", "test_track_accuracy", "val_accuracy", "best_epoch"} <= set(train_run.data.metrics)
     assert "reusing feature cache" in net.stderr  # the preprocess entry point's cache was reused
+
+
+@pytest.mark.slow
+def test_mlflow_run_net6_trains_its_gan_first_then_the_gan_entry_point_resumes_it(demo_dir, tmp_store, tmp_path):
+    gan = {"gan_steps": 2, "gan_d": 2, "gan_batch_size": 4, "gan_per_genre": 4}
+    net6 = _mlflow_run("net6", {"data_dir": demo_dir, "epochs": 2, **gan}, tmp_path, tmp_store)
+    assert net6.returncode == 0, net6.stderr[-3000:]
+    runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    by_stage = {r.data.tags["stage"]: r for r in runs}
+    gan_run, net_run = by_stage["gan"], by_stage["train"]
+    assert net_run.data.tags["gan_run_id"] == gan_run.info.run_id != net_run.info.run_id  # its own run, linked
+    m = net_run.data.metrics
+    assert m["n_generated"] == 40 and m["n_train"] == m["n_train_real"] + 40
+    assert gan_run.data.metrics["n_generated"] == 40 and "gen_quality_accuracy" in gan_run.data.metrics
+
+    again = _mlflow_run("gan", {"data_dir": demo_dir, "steps": 2, "d": 2, "batch_size": 4, "per_genre": 4,
+                                "preview_every": 1}, tmp_path, tmp_store)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from step 2" in again.stdout
+    runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.stage = 'gan'",
+                              output_format="list")
+    assert len(runs) == 2 and {r.data.tags["gan_key"] for r in runs} == {gan_run.data.tags["gan_key"]}
+    client = mlflow.MlflowClient()
+    newest = max(runs, key=lambda r: r.info.start_time)
+    assert {a.path for a in client.list_artifacts(newest.info.run_id, "previews")} >= {"previews/step_0000002"}

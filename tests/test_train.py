@@ -17,6 +17,7 @@ from genre_models.train import Part, evaluate, fit, make_loader, track_vote, tra
 from genre_models.util import git_commit
 
 TINY = ["--epochs", "2", "--image-size", "32", "--batch-size", "16"]
+GAN_TINY = ["--gan-steps", "2", "--gan-d", "4", "--gan-batch-size", "4", "--gan-per-genre", "3"]
 
 
 def test_track_vote_majority_with_tiebreak():
@@ -90,12 +91,15 @@ ARTIFACTS = {"confusion_matrix.png", "confusion_matrix.csv", "classification_rep
 @pytest.mark.parametrize("net", list(NETS))
 def test_cli_train_leaves_a_complete_record(net, demo_dir, tmp_store):
     args = ["train", "--net", net, "--data-dir", str(demo_dir), *TINY, "--seed", "1"]
-    if net == "net5":
+    if NETS[net].early_stopping:
         args += ["--early-stopping", "on", "--patience", "1"]
+    if NETS[net].uses_gan:  # a tiny WaveGAN, trained first because none exists yet
+        args += GAN_TINY
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     client = mlflow.MlflowClient()
-    runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+    runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.stage = 'train'",
+                              output_format="list")
     assert len(runs) == 1
     run = runs[0]
     m, tags, params = run.data.metrics, run.data.tags, run.data.params
@@ -113,12 +117,18 @@ def test_cli_train_leaves_a_complete_record(net, demo_dir, tmp_store):
     if git_commit():
         assert tags["mlflow.source.git.commit"] == git_commit()
     assert params["net"] == net and params["features.n_mfcc"] == "13" and params["lr"] == "0.0001"
-    assert params["early_stopping"] == str(NETS[net].early_stopping or net == "net5")
+    assert params["early_stopping"] == str(NETS[net].early_stopping)
+    if NETS[net].uses_gan:
+        assert m["n_train"] == m["n_train_real"] + m["n_generated"] and m["n_generated"] == 30
+        assert params["gan.d"] == "4" and tags["gan_run_id"] and tags["gan_reused"] == "false"
+    else:
+        assert not any(k.startswith("gan") for k in params) and "gan_run_id" not in tags
     assert ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
     cm = np.loadtxt(client.download_artifacts(run.info.run_id, "confusion_matrix.csv"), delimiter=",", skiprows=1,
                     usecols=range(1, 11))
     assert cm.sum() == m["test_n_samples"]
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    models = [mo for mo in models if mo.name == "model"]  # net6's GAN run also logs its "generator"
     assert len(models) == 1 and models[0].source_run_id == run.info.run_id
 
 
