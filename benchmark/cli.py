@@ -331,5 +331,21 @@ def perf_train(**kw):
     click.echo(json.dumps(bench_train(**kw), indent=2))
 
 
+@perf.command("gan")
+@click.option("--d", type=int, default=8, help="Model size for the fp32/bf16 comparison.")
+@click.option("--batch-size", type=int, default=16)
+@click.option("--steps", type=int, default=3, help="Timed G+D steps per precision and repeat.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@click.option("--paper-probe/--no-paper-probe", default=True, help="Also time the paper-size model (d=64) and extrapolate.")
+@click.option("--probe-batch", type=int, default=2, help="Batch for the d=64 probe, scaled linearly to 64 (use 64 on a GPU).")
+@click.option("--study-steps", type=int, default=20000, help="Steps for the study-scale time estimate.")
+@_one_line_errors
+def perf_gan(**kw):
+    """WaveGAN G+D steps/s in fp32 and bf16, and an estimate for the paper-size model at the study's scale."""
+    from genre_models.perf import bench_gan
+
+    click.echo(json.dumps(bench_gan(**kw), indent=2))
+
+
 if __name__ == "__main__":
     main()

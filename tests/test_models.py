@@ -52,14 +52,18 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(name):
 
 
 def test_spec_settings_follow_the_study():
-    assert [NETS[n].optimizer for n in NETS] == ["adam", "adam", "adam", "rmsprop", "adam"]
+    assert [NETS[n].optimizer for n in NETS] == ["adam", "adam", "adam", "rmsprop", "adam", "adam"]
     assert all(NETS[n].lr == 1e-4 for n in NETS)
-    assert [NETS[n].early_stopping for n in NETS] == [False] * 4 + [True]
+    assert [NETS[n].early_stopping for n in NETS] == [False] * 4 + [True] * 2
+    assert [n for n in NETS if NETS[n].uses_gan] == ["net6"]
     assert NETS["net1"].study == {"acc_50": 0.4257, "acc_100": 0.4950}
+    assert NETS["net6"].study == {"acc": 0.8291, "stopped_epoch": 18}
+    # net6 is net5's architecture: only its training data differs.
+    assert type(NETS["net6"].build(SMALL, "flatten")) is type(NETS["net5"].build(SMALL, "flatten"))
 
 
 def test_unknown_net_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown net 'net9'; valid nets: net1, net2, net3, net4, net5"):
+    with pytest.raises(ConfigError, match="unknown net 'net9'; valid nets: net1, net2, net3, net4, net5, net6"):
         get_net("net9")
     with pytest.raises(ConfigError):
         CNN(32, head="avg")
