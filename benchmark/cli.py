@@ -17,6 +17,7 @@ from genre_models.config import (
 )
 from genre_models.errors import GenreBenchError
 from genre_models.models import NETS, get_net
+from genre_models.sweep import GRIDS
 
 
 class CliError(click.ClickException):
@@ -262,6 +263,90 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device
     click.echo(f"generated {len(res.generated)} clips ({cfg.gan.per_genre} per genre) in {res.generated.path}")
     click.echo(f"quality: a real-data net5 recognises {res.quality['gen_quality_accuracy']:.3f} of them (chance 0.100)")
     click.echo(f"MLflow run {res.run_id}")
+
+
+def _csv(choices):
+    def parse(ctx, param, value):
+        items = tuple(v.strip() for v in value.split(",") if v.strip())
+        bad = [v for v in items if v not in choices]
+        if bad or not items:
+            raise click.BadParameter(f"{', '.join(bad) or 'nothing'} not in {', '.join(choices)}")
+        return items
+    return parse
+
+
+@main.command()
+@click.option("--data-dir", default="demo-data", type=click.Path(), help="GTZAN folder (with --demo: where the demo data goes).")
+@click.option("--demo", is_flag=True, help="Synthesise the demo data if absent, run the demo grid, then write the report.")
+@click.option("--grid", type=click.Choice(list(GRIDS)), default=None,
+              help="Named grid [default: study; demo with --demo].", show_default=False)
+@click.option("--nets", default=",".join(NETS), callback=_csv(list(NETS)), help="Comma-separated nets.")
+@click.option("--seeds", type=int, default=3, help="Seeds 0..N-1 for every grid point.")
+@click.option("--splits", default="random,track", callback=_csv(list(SPLITS)), help="Comma-separated splits.")
+@click.option("--max-epochs", type=int, default=None, help="Cap every net's epochs (and early-stopping maximum).")
+@click.option("--jobs", type=int, default=1, help="Grid points run at once (worker processes).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32")
+@click.option("--cache-dir", default=default_cache_dir, show_default="$GENRE_BENCH_CACHE or ~/.cache/genre-bench")
+@click.option("--preprocess-jobs", type=int, default=0, help="Feature-extraction processes (0: one per core).")
+@tracking_options
+@_one_line_errors
+def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
+          tracking_uri, experiment):
+    """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
+
+    Re-running the same command skips grid points that already have a FINISHED run."""
+    from genre_models.sweep import SweepConfig, ensure_demo_data, get_grid, run_sweep
+
+    grid = grid or ("demo" if demo else "study")
+    if demo and ensure_demo_data(data_dir):
+        click.echo(f"wrote the synthetic demo data to {data_dir}")
+    cfg = SweepConfig(data_dir, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs)
+    click.echo(f"grid {grid}: {get_grid(grid).description}")
+    tty = sys.stderr.isatty() and not os.environ.get("CI")
+
+    def echo(line: str, final: bool = False) -> None:
+        if final:
+            if tty:
+                click.echo("", err=True)
+            click.echo(line)
+        elif tty:
+            click.echo(f"\r{line:<110}", nl=False, err=True)
+        else:
+            click.echo(line, err=True)
+
+    res = run_sweep(cfg, tracking_uri, experiment, echo=echo)
+    for label, out in res.outcomes.items():
+        if out["status"] == "FAILED":
+            click.echo(f"  FAILED {label}: {out.get('error', '')}")
+    if demo:
+        from genre_models.report import write_report
+
+        rep = write_report(experiment_name(experiment), out=None, tracking_uri=tracking_uri)
+        click.echo(f"report: {rep.path}")
+    if res.failed:
+        raise SystemExit(1)
+
+
+def experiment_name(experiment: str | None) -> str:
+    from genre_models.config import DEFAULT_EXPERIMENT
+
+    return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+@main.command()
+@click.option("--out", default=None, type=click.Path(), help="Markdown file [default: reports/<experiment>.md].",
+              show_default=False)
+@click.option("--no-figures", is_flag=True, help="Tables only: skip the PNGs (confusion matrices, curves).")
+@tracking_options
+@_one_line_errors
+def report(out, no_figures, tracking_uri, experiment):
+    """Write the study's two tables (mean ± 95% CI over seeds, beside the published numbers) from the tracking store."""
+    from genre_models.report import write_report
+
+    rep = write_report(experiment_name(experiment), out=out, tracking_uri=tracking_uri, figures=not no_figures)
+    click.echo(rep.text)
+    click.echo(f"\nwrote {rep.path} ({rep.n_runs} runs)")
 
 
 @main.command()

@@ -553,7 +553,8 @@ def _loss_figure(history: list[dict], out: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone: bool = False) -> GanResult:
+def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone: bool = False,
+            placement=None) -> GanResult:
     """Train (or resume) a WaveGAN on the training split, generate its set, score it, log it all.
 
     ``standalone``: start a run of its own even inside ``mlflow run`` (net6's prerequisite).
@@ -561,7 +562,7 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
     import mlflow
 
     from genre_models.preprocess import preprocess
-    from genre_models.tracking import base_tags, log_dataset_input, log_params_safely, standalone_run
+    from genre_models.tracking import base_tags, log_dataset_input, log_params_safely, start_run
     from genre_models.train import _null_run, resolve_device
     from genre_models.wavegan import Discriminator, Generator
 
@@ -574,12 +575,7 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
     device = resolve_device(cfg.device)
     workdir = Path(cfg.cache_dir).expanduser() / "gan" / key
     g = cfg.gan
-    if not track:
-        ctx = _null_run()
-    elif standalone:
-        ctx = standalone_run(gan_run_name(cfg))
-    else:
-        ctx = mlflow.start_run(run_name=gan_run_name(cfg))
+    ctx = start_run(gan_run_name(cfg), placement, standalone) if track else _null_run()
     with ctx as run:
         run_id = run.info.run_id if run is not None else None
         on_log = on_preview = on_resume = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -75,11 +77,38 @@ def log_dataset_input(store, split: SplitConfig, context: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # source-type ambiguity and int-schema hints: not ours to fix
         ds = mlflow.data.from_pandas(manifest, source=store.meta["dataset"]["root"], name=store.dataset_name, targets="label")
-        mlflow.log_input(ds, context=context, tags={"digest": store.digest, "synthetic": str(store.synthetic).lower()})
+        for attempt in range(3):
+            try:
+                mlflow.log_input(ds, context=context, tags={"digest": store.digest, "synthetic": str(store.synthetic).lower()})
+                return
+            except mlflow.exceptions.MlflowException as exc:
+                # Two runs registering the same dataset at once (a parallel sweep) race on the
+                # store's unique (experiment, name, digest) row; the loser finds it on a retry.
+                if "UNIQUE constraint" not in str(exc) or attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+
+@dataclass(frozen=True)
+class RunPlacement:
+    """Where a stage's run goes: nested under a sweep's parent run, with the sweep's tags."""
+
+    parent_run_id: str | None = None
+    tags: dict = field(default_factory=dict)
+
+
+def start_run(run_name: str, placement: RunPlacement | None = None, standalone: bool = False):
+    """The one way a stage starts its MLflow run (train, gan)."""
+    import mlflow
+
+    placement = placement or RunPlacement()
+    if standalone:
+        return standalone_run(run_name, placement)
+    return mlflow.start_run(run_name=run_name, parent_run_id=placement.parent_run_id, tags=placement.tags or None)
 
 
 @contextmanager
-def standalone_run(run_name: str) -> Iterator:
+def standalone_run(run_name: str, placement: RunPlacement | None = None) -> Iterator:
     """``mlflow.start_run`` for a run of its own, also inside ``mlflow run``.
 
     Under ``mlflow run`` the environment's ``MLFLOW_RUN_ID`` makes every plain ``start_run``
@@ -88,9 +117,10 @@ def standalone_run(run_name: str) -> Iterator:
     """
     import mlflow
 
+    placement = placement or RunPlacement()
     saved = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
-        with mlflow.start_run(run_name=run_name) as run:
+        with mlflow.start_run(run_name=run_name, parent_run_id=placement.parent_run_id, tags=placement.tags or None) as run:
             yield run
     finally:
         if saved is not None:

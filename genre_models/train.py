@@ -327,9 +327,11 @@ def run_name(cfg: TrainConfig) -> str:
     return f"{cfg.net}-e{cfg.epochs}-{cfg.split}-s{cfg.seed}"
 
 
-def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None, extra_tags: dict | None = None) -> TrainResult:
+def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None, extra_tags: dict | None = None,
+          placement=None) -> TrainResult:
     """Train one net end to end. ``extra_train`` appends samples to the training part only
-    (net6's generated segments); validation and test stay real."""
+    (net6's generated segments); validation and test stay real. ``placement`` nests the run
+    under a sweep's parent run, with its tags."""
     import mlflow
 
     from genre_models.preprocess import preprocess
@@ -387,7 +389,9 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
     tags = {**base_tags(store), "net": cfg.net, "split": cfg.split, "seed": str(cfg.seed), "stage": "train",
             "input_kind": spec.input_kind, "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
             **(extra_tags or {})}
-    ctx = mlflow.start_run(run_name=run_name(cfg)) if track else _null_run()
+    from genre_models.tracking import start_run
+
+    ctx = start_run(run_name(cfg), placement) if track else _null_run()
     with ctx as run:
         on_epoch = None
         if track:

@@ -1,0 +1,368 @@
+"""``benchmark report``: the study's two tables, rebuilt from the tracking store.
+
+Every number is a mean over seeds with a 95% confidence interval from Student's t
+(``mean ± t(0.975, n-1) · sd / sqrt(n)``; a single seed gets no interval), beside the study's
+published figure. Runs are FINISHED ``train`` runs of one dataset (the newest run's, by
+default); where a grid point was run more than once (e.g. a sweep re-run with ``--fresh``), the
+newest run of each (net, epochs, split, seed) counts once.
+
+Caveats the report states in words: the study's figures come from one run of the leaky
+``random`` protocol, so they compare with the ``random`` block, not with ``track``; and the
+"best run" (for the confusion matrix) is chosen on validation accuracy, never on test.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genre_models.errors import GenreBenchError
+from genre_models.genres import GENRES
+from genre_models.models import NETS
+
+
+class ReportError(GenreBenchError):
+    """Nothing trustworthy to report (no experiment, no finished runs)."""
+
+
+# --------------------------------------------------------------------------- arithmetic (pure)
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    half_width: float  # 95% CI half-width; nan when n < 2
+    n: int
+
+    def __str__(self) -> str:
+        return self.fmt(3)
+
+    def fmt(self, digits: int) -> str:
+        if self.n == 0:
+            return "–"
+        if self.n == 1 or not math.isfinite(self.half_width):
+            return f"{self.mean:.{digits}f} (n={self.n})"
+        return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f} (n={self.n})"
+
+
+def summarize(values) -> Cell:
+    """Mean and the 95% t-interval half-width of a sample (seeds)."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return Cell(float("nan"), float("nan"), 0)
+    if x.size == 1:
+        return Cell(float(x[0]), float("nan"), 1)
+    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return Cell(float(x.mean()), float(half), int(x.size))
+
+
+@dataclass(frozen=True)
+class Paired:
+    diff: Cell  # net6 - net5 over seeds run for both
+    seeds: tuple[int, ...]
+
+    @property
+    def verdict(self) -> str:
+        d = self.diff
+        if d.n < 2:
+            return f"cannot be judged from {d.n} paired seed(s)"
+        lo, hi = d.mean - d.half_width, d.mean + d.half_width
+        if lo > 0:
+            return "a gain distinguishable from seed noise (the 95% interval excludes 0)"
+        if hi < 0:
+            return "a loss distinguishable from seed noise (the 95% interval excludes 0)"
+        return "not distinguishable from seed noise (the 95% interval includes 0)"
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> Paired:
+    """``b - a`` over the seeds present in both (a paired comparison)."""
+    seeds = tuple(sorted(set(a) & set(b)))
+    return Paired(summarize([b[s] - a[s] for s in seeds]), seeds)
+
+
+# --------------------------------------------------------------------------- collecting runs
+
+
+def _runs(experiment: str, tracking_uri: str | None) -> tuple[pd.DataFrame, str]:
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ReportError(f"experiment {experiment!r} does not exist in {mlflow.get_tracking_uri()}; nothing to report")
+    df = mlflow.search_runs([exp.experiment_id], max_results=100000)
+    return df, exp.experiment_id
+
+
+def _col(df: pd.DataFrame, name: str, default=None) -> pd.Series:
+    return df[name] if name in df else pd.Series(default, index=df.index)
+
+
+def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """FINISHED train runs of one dataset, deduplicated; plus what was left out and why."""
+    notes: dict = {}
+    train = df[_col(df, "tags.stage") == "train"].copy()
+    unfinished = train[train.status != "FINISHED"]
+    notes["unfinished"] = unfinished.status.value_counts().to_dict()
+    train = train[train.status == "FINISHED"]
+    if train.empty:
+        total = ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()) or "none at all"
+        raise ReportError(f"no FINISHED training runs in this experiment (training runs: {total}); nothing to report")
+    newest = train.sort_values("start_time").iloc[-1]
+    dataset = newest["tags.dataset"]
+    other = train[train["tags.dataset"] != dataset]
+    notes["other_datasets"] = other["tags.dataset"].value_counts().to_dict()
+    train = train[train["tags.dataset"] == dataset].copy()
+    epochs = _col(train, "params.resolved.epochs").fillna(_col(train, "params.epochs"))
+    train["epochs"] = pd.to_numeric(epochs, errors="coerce").astype("Int64")
+    train["seed"] = pd.to_numeric(train["tags.seed"]).astype(int)
+    train["net"], train["split"] = train["tags.net"], train["tags.split"]
+    before = len(train)
+    train = train.sort_values("start_time").groupby(["net", "epochs", "split", "seed"], as_index=False, dropna=False).last()
+    notes["duplicates"] = before - len(train)
+    notes["dataset"] = dataset
+    notes["synthetic"] = newest.get("tags.dataset_synthetic", "") == "true"
+    return train, notes
+
+
+# --------------------------------------------------------------------------- the markdown
+
+
+def _metric(runs: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(_col(runs, f"metrics.{name}"), errors="coerce")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def image_table(runs: pd.DataFrame, split: str) -> str | None:
+    """Table 1: Model | Accuracy (E1 epochs) | study | Accuracy (E2 epochs) | study, for the image nets."""
+    nets = [n for n in NETS if NETS[n].input_kind == "image"]
+    sub = runs[(runs.split == split) & runs.net.isin(nets)]
+    if sub.empty:
+        return None
+    settings = sorted(int(e) for e in sub.epochs.dropna().unique())
+    study_keys = ["acc_50", "acc_100"]
+    header = ["Model"]
+    for i, e in enumerate(settings):
+        header.append(f"Accuracy ({e} epochs)")
+        if i < 2:
+            header.append(f"study ({50 * (i + 1)} ep)")
+    rows = []
+    for net in nets:
+        r = [net]
+        for i, e in enumerate(settings):
+            vals = _metric(sub[(sub.net == net) & (sub.epochs == e)], "test_accuracy")
+            r.append(str(summarize(vals)))
+            if i < 2:
+                r.append(f"{NETS[net].study[study_keys[i]]:.4f}")
+        rows.append(r)
+    return _table(header, rows)
+
+
+def audio_table(runs: pd.DataFrame, split: str) -> str | None:
+    """Table 2: Model | Accuracy | Early Stopping Epoch (+ track-level accuracy), for the MFCC nets."""
+    nets = [n for n in NETS if NETS[n].input_kind == "mfcc"]
+    sub = runs[(runs.split == split) & runs.net.isin(nets)]
+    if sub.empty:
+        return None
+    header = ["Model", "Accuracy (segments)", "study", "Early Stopping Epoch", "study", "Track accuracy (vote)"]
+    rows = []
+    for net in nets:
+        r = sub[sub.net == net]
+        rows.append([net, str(summarize(_metric(r, "test_accuracy"))), f"{NETS[net].study['acc']:.4f}",
+                     summarize(_metric(r, "stopped_epoch")).fmt(1),
+                     str(NETS[net].study["stopped_epoch"]), str(summarize(_metric(r, "test_track_accuracy")))])
+    return _table(header, rows)
+
+
+def f1_table(runs: pd.DataFrame, split: str) -> str | None:
+    """Per-genre test F1, mean over seeds; image nets at their longest epoch setting."""
+    sub = runs[runs.split == split]
+    if sub.empty:
+        return None
+    rows = []
+    for net in NETS:
+        r = sub[sub.net == net]
+        if r.empty:
+            continue
+        if NETS[net].input_kind == "image":
+            r = r[r.epochs == r.epochs.max()]
+        label = f"{net} ({int(r.epochs.max())} ep)" if NETS[net].input_kind == "image" else net
+        rows.append([label] + [f"{_metric(r, f'test_f1_{g}').mean():.2f}" for g in GENRES])
+    return _table(["Model"] + list(GENRES), rows)
+
+
+def gan_comparison(runs: pd.DataFrame, split: str) -> str | None:
+    sub = runs[runs.split == split]
+    a = {int(s): float(v) for s, v in zip(sub[sub.net == "net5"].seed, _metric(sub[sub.net == "net5"], "test_accuracy"))}
+    b = {int(s): float(v) for s, v in zip(sub[sub.net == "net6"].seed, _metric(sub[sub.net == "net6"], "test_accuracy"))}
+    if not a or not b:
+        return None
+    p = paired_difference(a, b)
+    return (f"On `{split}`, net6 − net5 test accuracy = {p.diff.mean:+.3f}"
+            + (f" ± {p.diff.half_width:.3f}" if p.diff.n > 1 else "")
+            + f" (paired over seeds {', '.join(map(str, p.seeds)) or 'none'}): {p.verdict}.")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figures(runs: pd.DataFrame, all_runs: pd.DataFrame, files: Path, splits: list[str]) -> dict[str, list]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    made: dict[str, list] = {"confusion": [], "curves": [], "gan": []}
+    files.mkdir(parents=True, exist_ok=True)
+    for net in NETS:  # best run per net, chosen on validation accuracy
+        r = runs[runs.net == net]
+        if r.empty:
+            continue
+        best = r.loc[_metric(r, "val_accuracy").fillna(-1).idxmax()]
+        try:
+            src = client.download_artifacts(best.run_id, "confusion_matrix.png", str(files))
+            dst = files / f"confusion_{net}.png"
+            os.replace(src, dst)
+            made["confusion"].append({"net": net, "file": dst.name, "desc": f"run `{best.run_id[:12]}`, {best.split} "
+                                      f"s{best.seed}, val accuracy {_metric(r, 'val_accuracy').max():.3f}"})
+        except Exception:  # an artifact store that lost the file: the table still stands
+            continue
+    for split in splits:
+        sub = runs[runs.split == split]
+        if sub.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for net in NETS:
+            r = sub[sub.net == net]
+            if NETS[net].input_kind == "image" and not r.empty:
+                r = r[r.epochs == r.epochs.max()]
+            curves = [[m.value for m in sorted(client.get_metric_history(rid, "val_accuracy"), key=lambda m: m.step)]
+                      for rid in r.run_id]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            length = max(len(c) for c in curves)
+            # Mean over seeds at each epoch, over the seeds still training (early stopping ends some sooner).
+            mean = [np.mean([c[i] for c in curves if len(c) > i]) for i in range(length)]
+            ax.plot(range(1, length + 1), mean, label=net)
+        ax.set_xlabel("epoch"), ax.set_ylabel("val_accuracy (mean over seeds)"), ax.legend(fontsize=8)
+        ax.set_title(f"validation accuracy per epoch, split {split}")
+        fig.tight_layout()
+        name = f"val_curves_{split}.png"
+        fig.savefig(files / name, dpi=100)
+        plt.close(fig)
+        made["curves"].append(name)
+    gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
+    if not gans.empty:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for _, g in gans.sort_values("start_time").tail(6).iterrows():
+            for key, ls in (("d_loss", "-"), ("g_loss", "--")):
+                h = sorted(client.get_metric_history(g.run_id, key), key=lambda m: m.step)
+                if h:
+                    ax.plot([m.step for m in h], [m.value for m in h], ls,
+                            label=f"{key} {g.get('tags.split', '')} s{g.get('tags.seed', '')}")
+        ax.set_xlabel("step"), ax.legend(fontsize=7), ax.set_title("WaveGAN losses (newest runs)")
+        fig.tight_layout()
+        fig.savefig(files / "gan_losses.png", dpi=100)
+        plt.close(fig)
+        made["gan"].append("gan_losses.png")
+    return made
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Report:
+    path: str
+    text: str
+    n_runs: int
+    notes: dict = field(default_factory=dict)
+
+
+def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, files_rel: str,
+           figures: dict[str, list], tracking_uri: str) -> str:
+    splits = [s for s in ("random", "track", "filtered") if s in set(runs.split)]
+    code = sorted(set(_col(runs, "tags.code_version").dropna()))
+    devices = sorted(set(_col(runs, "params.resolved_device").dropna()))
+    lines = [f"# genre-bench report: {experiment}", ""]
+    lines += [f"- **Dataset:** `{notes['dataset']}`" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
+              f"- **Code version:** {', '.join(f'`{c}`' for c in code) or 'unknown'}",
+              f"- **Device:** {', '.join(devices) or 'unknown'}",
+              f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}",
+              f"- **Tracking store:** `{tracking_uri}`, experiment `{experiment}`; {len(runs)} finished training runs."]
+    excluded = []
+    if notes["unfinished"]:
+        excluded.append("unfinished training runs left out: " + ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()))
+    if notes["other_datasets"]:
+        excluded.append("runs on other datasets left out: " + ", ".join(f"{n} on `{d}`" for d, n in notes["other_datasets"].items()))
+    if notes["duplicates"]:
+        excluded.append(f"{notes['duplicates']} repeated runs of the same grid point (the newest counts)")
+    for e in excluded:
+        lines.append(f"- **Note:** {e}.")
+    lines += ["", "Cells: mean ± 95% confidence half-width over seeds (Student's t), with n. "
+              "`study` is the published single-run figure, from the leaky `random` protocol. "
+              "`random` splits segments at random, so one song can sit in train and test; "
+              "`track` keeps every track on one side; `filtered` is the artist-filtered split.", ""]
+    for split in splits:
+        lines += [f"## Split `{split}`", ""]
+        t1, t2 = image_table(runs, split), audio_table(runs, split)
+        if t1:
+            lines += ["### Table 1: spectrogram models (net1-net4)", "", t1, ""]
+        if t2:
+            lines += ["### Table 2: audio models (net5-net6)", "", t2, ""]
+        cmp = gan_comparison(runs, split)
+        if cmp:
+            lines += [cmp, ""]
+        f1 = f1_table(runs, split)
+        if f1:
+            lines += ["### Per-genre F1 (test, mean over seeds)", "", f1, ""]
+    gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
+    if not gans.empty:
+        q = summarize(pd.to_numeric(_col(gans, "metrics.gen_quality_accuracy"), errors="coerce"))
+        lines += ["## WaveGAN", "", f"{len(gans)} finished GAN runs. Generated-clip quality (a real-data net5 "
+                  f"recognising the intended genre; chance 0.100): {q}.", ""]
+    if any(figures.values()):
+        lines += ["## Figures", ""]
+        for item in figures["confusion"]:
+            lines.append(f"- Confusion matrix of {item['net']}'s best run by validation accuracy ({item['desc']}): "
+                         f"![]({files_rel}/{item['file']})")
+        for name in figures["curves"]:
+            lines.append(f"- Validation accuracy per epoch: ![]({files_rel}/{name})")
+        for name in figures["gan"]:
+            lines.append(f"- WaveGAN loss curves: ![]({files_rel}/{name})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None, figures: bool = True) -> Report:
+    """Build the report from the store and write it (default ``reports/<experiment>.md``)."""
+    import mlflow
+
+    df, _ = _runs(experiment, tracking_uri)
+    if df.empty:
+        raise ReportError(f"experiment {experiment!r} has no runs; nothing to report (run `benchmark sweep` first)")
+    runs, notes = select_runs(df)
+    path = Path(out or os.path.join("reports", f"{experiment}.md"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = path.parent / f"{path.stem}_files"
+    made = _figures(runs, df, files, sorted(set(runs.split))) if figures else {"confusion": [], "curves": [], "gan": []}
+    text = render(experiment, runs, df, notes, files.name, made, mlflow.get_tracking_uri())
+    path.write_text(text + "\n")
+    return Report(str(path), text, len(runs), notes)

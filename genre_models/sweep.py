@@ -1,0 +1,511 @@
+"""``benchmark sweep``: the study's grid as one MLflow parent run with a child run per grid point.
+
+* **Grids are data** (``GRIDS``): ``study`` is the paper's protocol, ``fast`` a shorter one for
+  real data on a laptop, ``demo`` the built-in synthetic data end to end in minutes.
+* **Resume.** Each point is identified by ``grid_key``: a hash of its resolved config (data
+  folder replaced by the dataset digest; device, cache and worker counts left out) and the code
+  version. A point with a FINISHED run of that key is skipped; a re-run of the same sweep reuses
+  its parent run and marks runs a killed driver left RUNNING as KILLED.
+* **Failure isolation.** A failing point's run ends FAILED with an ``error`` tag (a FAILED run is
+  created when it failed before its run began) and the sweep goes on.
+* **Parallelism.** ``jobs > 1`` runs points in spawned worker processes. With a SQLite store a
+  local ``mlflow server`` on 127.0.0.1 fronts it for the sweep's duration, so concurrent writers
+  never meet SQLite's "database is locked"; it is stopped (by PID) afterwards.
+* **Order.** Per split and seed: net5, then the GAN (whose quality figure reuses that net5),
+  then net6 (which uses that GAN), then the image nets. A point waits for the points it needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from genre_models.config import (
+    DEFAULT_EXPERIMENT, SPLITS, FeatureConfig, GanConfig, PreprocessConfig, SplitConfig, TrainConfig, WaveGanConfig,
+    default_cache_dir,
+)
+from genre_models.errors import ConfigError
+from genre_models.models import NETS, get_net
+from genre_models.util import code_version, log
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A named grid. ``image_epochs``: the fixed-epoch settings of the image nets (no early
+    stopping); ``lstm_max_epochs``: the cap for the early-stopping nets."""
+
+    name: str
+    description: str
+    image_epochs: tuple[int, ...]
+    lstm_max_epochs: int
+    image_size: int
+    gan: WaveGanConfig
+    gan_quality_epochs: int
+    image_batch_size: int | None = None  # net1-4; None: the net's own (32)
+    log_model: bool = True
+
+
+GRIDS: dict[str, GridSpec] = {
+    g.name: g
+    for g in (
+        GridSpec("study", "the study: net1-4 at 50 and 100 epochs, net5-6 with early stopping (patience 5, at most "
+                 "200 epochs), the paper-size WaveGAN (d 64) and 2,798 clips per genre", (50, 100), 200, 180,
+                 WaveGanConfig(), 200),
+        GridSpec("fast", "a shorter protocol for real data on a laptop: net1-4 at 10 and 20 epochs on 90x90 images, "
+                 "net5-6 at most 50 epochs, WaveGAN d 16 for 1,000 steps, 500 clips per genre", (10, 20), 50, 90,
+                 WaveGanConfig(steps=1000, batch_size=32, d=16, per_genre=500), 50),
+        GridSpec("demo", "the built-in synthetic data in minutes: net1-4 at 5 and 10 epochs on 32x32 images (batch 8), "
+                 "net5-6 at most 8 epochs, WaveGAN d 4 for 20 steps, 30 clips per genre; models are not logged",
+                 (5, 10), 8, 32, WaveGanConfig(steps=20, batch_size=8, d=4, per_genre=30), 4, image_batch_size=8,
+                 log_model=False),
+    )
+}
+
+
+def get_grid(name: str) -> GridSpec:
+    try:
+        return GRIDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)}") from None
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    data_dir: str
+    grid: str = "study"
+    nets: tuple[str, ...] = tuple(NETS)
+    seeds: int = 3  # seeds 0 .. seeds-1
+    splits: tuple[str, ...] = ("random", "track")
+    max_epochs: int | None = None  # caps every net's epochs (and early-stopping maximum)
+    jobs: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+    cache_dir: str = field(default_factory=default_cache_dir)
+    preprocess_jobs: int = 0
+
+    def __post_init__(self) -> None:
+        get_grid(self.grid)
+        for net in self.nets:
+            get_net(net)
+        for s in self.splits:
+            if s not in SPLITS:
+                raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {s!r}")
+        if self.seeds < 1 or self.jobs < 1:
+            raise ConfigError("--seeds and --jobs must be at least 1")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One child run: a net (or the GAN) at one split, seed and epoch setting."""
+
+    kind: str  # "train" | "gan"
+    net: str  # registry name, or "gan"
+    split: str
+    seed: int
+    epochs: int | None = None  # train points: fixed epochs, or the early-stopping maximum
+
+    @property
+    def label(self) -> str:
+        e = f" e{self.epochs}" if self.epochs is not None else ""
+        return f"{self.net}{e} {self.split} s{self.seed}"
+
+    @property
+    def coords(self) -> dict[str, str]:
+        return {"grid.kind": self.kind, "grid.net": self.net, "grid.split": self.split, "grid.seed": str(self.seed),
+                "grid.epochs": "" if self.epochs is None else str(self.epochs)}
+
+
+def build_grid(cfg: SweepConfig) -> list[GridPoint]:
+    """The grid's points in run order; see the module docstring for why this order."""
+    spec = get_grid(cfg.grid)
+    cap = (lambda e: min(e, cfg.max_epochs)) if cfg.max_epochs else (lambda e: e)
+    points: list[GridPoint] = []
+    for split in cfg.splits:
+        for seed in range(cfg.seeds):
+            lstm = [n for n in cfg.nets if NETS[n].early_stopping]
+            for net in (n for n in lstm if not NETS[n].uses_gan):
+                points.append(GridPoint("train", net, split, seed, cap(spec.lstm_max_epochs)))
+            if any(NETS[n].uses_gan for n in cfg.nets):
+                points.append(GridPoint("gan", "gan", split, seed))
+            for net in (n for n in lstm if NETS[n].uses_gan):
+                points.append(GridPoint("train", net, split, seed, cap(spec.lstm_max_epochs)))
+            for net in (n for n in cfg.nets if not NETS[n].early_stopping):
+                for e in sorted({cap(e) for e in spec.image_epochs}):
+                    points.append(GridPoint("train", net, split, seed, e))
+    return points
+
+
+def dependencies(points: list[GridPoint]) -> dict[GridPoint, list[GridPoint]]:
+    """The GAN waits for net5 (its quality figure reuses that run); net6 waits for the GAN."""
+    deps: dict[GridPoint, list[GridPoint]] = {p: [] for p in points}
+    for p in points:
+        same = [q for q in points if q.split == p.split and q.seed == p.seed and q is not p]
+        if p.kind == "gan":
+            deps[p] = [q for q in same if q.kind == "train" and NETS[q.net].early_stopping and not NETS[q.net].uses_gan]
+        elif NETS[p.net].uses_gan:
+            deps[p] = [q for q in same if q.kind == "gan"]
+    return deps
+
+
+def point_config(p: GridPoint, cfg: SweepConfig) -> TrainConfig | GanConfig:
+    spec = get_grid(cfg.grid)
+    features = FeatureConfig(image_size=spec.image_size)
+    if p.kind == "gan":
+        return GanConfig(cfg.data_dir, spec.gan, p.split, p.seed, cfg.device, features, cfg.cache_dir, cfg.preprocess_jobs,
+                         quality_epochs=spec.gan_quality_epochs, log_model=spec.log_model,
+                         log_every=max(1, min(50, spec.gan.steps // 10)), preview_every=max(1, min(500, spec.gan.steps // 2)),
+                         checkpoint_every=max(1, min(250, spec.gan.steps // 4)))
+    net = NETS[p.net]
+    return TrainConfig(net=p.net, data_dir=cfg.data_dir, epochs=p.epochs, early_stopping=net.early_stopping,
+                       batch_size=spec.image_batch_size if net.input_kind == "image" else None, seed=p.seed, split=p.split, device=cfg.device,
+                       precision=cfg.precision, features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs,
+                       log_model=spec.log_model, gan=spec.gan)
+
+
+_NOT_IDENTITY = {"data_dir", "cache_dir", "jobs", "device", "num_workers", "log_every", "preview_every", "checkpoint_every"}
+
+
+def grid_key(p: GridPoint, pc, digest: str) -> str:
+    """What makes a point's result unique: its config (less device and bookkeeping), data and code."""
+    conf = {k: v for k, v in asdict(pc).items() if k not in _NOT_IDENTITY}
+    blob = json.dumps({"point": asdict(p), "config": conf, "dataset": digest, "code": code_version()}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------- executing one point
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def execute_point(task: dict) -> dict:
+    """Run one grid point (in this process or a worker). Never raises for the point's own failure."""
+    import mlflow
+
+    from genre_models.tracking import RunPlacement, setup_tracking
+
+    setup_tracking(task["tracking_uri"], task["experiment"])
+    p: GridPoint = task["point"]
+    placement = RunPlacement(task["parent_run_id"], task["tags"])
+    t0 = time.perf_counter()
+    try:
+        if p.kind == "gan":
+            from genre_models.gan import run_gan
+
+            res = run_gan(task["config"], placement=placement)
+            metrics = {"gen_quality_accuracy": res.quality["gen_quality_accuracy"]}
+        else:
+            from genre_models.train import train
+
+            res = train(task["config"], placement=placement)
+            metrics = {k: res.metrics.get(k) for k in ("test_accuracy", "test_track_accuracy", "stopped_epoch")}
+        return {"status": "FINISHED", "run_id": res.run_id, "seconds": time.perf_counter() - t0, "metrics": metrics}
+    except Exception as exc:
+        msg = _one_line(exc)
+        log.warning("grid point %s failed: %s", p.label, msg)
+        client = mlflow.MlflowClient()
+        last = mlflow.last_active_run()
+        if last is not None and last.data.tags.get("grid_key") == task["tags"]["grid_key"]:
+            run_id = last.info.run_id  # the point's own run, already ended FAILED by MLflow
+        else:  # it failed before its run began: record the failure as a run of its own
+            run = client.create_run(mlflow.get_experiment_by_name(task["experiment"]).experiment_id,
+                                    run_name=f"{p.net}-{p.split}-s{p.seed}-failed",
+                                    tags={**task["tags"], "mlflow.parentRunId": task["parent_run_id"]})
+            run_id = run.info.run_id
+        client.set_tag(run_id, "error", msg[:4900])
+        client.set_terminated(run_id, "FAILED")
+        return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": time.perf_counter() - t0, "metrics": {}}
+
+
+def _worker_init(tracking_uri: str, threads: int) -> None:
+    """Spawned worker: share the cores, log to the sweep's server, die with the driver."""
+    import logging
+
+    import torch
+
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the driver dies (kill -9 included), so no orphan worker
+    finishes a point after a resumed sweep has started it again."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+class _Inline:
+    """The executor for ``jobs=1``: runs each point in this process when submitted."""
+
+    def submit(self, fn, arg) -> Future:
+        f: Future = Future()
+        f.set_result(fn(arg))
+        return f
+
+    def shutdown(self, **kw) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- the local tracking server
+
+
+class LocalServer:
+    """``mlflow server`` on 127.0.0.1 in front of a SQLite store, for concurrent writers."""
+
+    def __init__(self, backend_uri: str, workdir: Path) -> None:
+        self.backend_uri, self.workdir = backend_uri, workdir
+        self.proc: subprocess.Popen | None = None
+        self.uri = ""
+
+    def __enter__(self) -> "LocalServer":
+        import socket
+        import urllib.request
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        logf = open(self.workdir / "mlflow-server.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri, "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1", "--artifacts-destination", str(self.workdir / "mlartifacts")],
+            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        self.uri = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise ConfigError(f"mlflow server for {self.backend_uri} exited at start; see {self.workdir / 'mlflow-server.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        log.info("local MLflow server %s (pid %d) fronts %s", self.uri, self.proc.pid, self.backend_uri)
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__(None, None, None)
+        raise ConfigError(f"mlflow server for {self.backend_uri} did not answer on {self.uri} within 90 s")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()  # reap it: no zombie left behind
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class SweepResult:
+    parent_run_id: str
+    points: int
+    finished: int  # run by this invocation
+    skipped: int  # already FINISHED
+    failed: int
+    seconds: float
+    outcomes: dict[str, dict] = field(default_factory=dict)  # point label -> outcome
+    best: dict = field(default_factory=dict)
+    server_pid: int | None = None  # the local mlflow server this sweep started (and stopped), if any
+
+
+def _progress_line(done: int, running: int, total: int, started: float, durations: list[float], jobs: int) -> str:
+    remaining = total - done - running
+    if durations:
+        eta = (sum(durations) / len(durations)) * (remaining + running / 2) / max(jobs, 1)
+        eta_s = f"{int(eta // 60)}m{int(eta % 60):02d}s"
+    else:
+        eta_s = "?"
+    return f"sweep: {done}/{total} done, {running} running, {remaining} waiting, elapsed {time.time() - started:.0f} s, ETA {eta_s}"
+
+
+def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str | None = None,
+              echo=lambda line, final=False: None) -> SweepResult:
+    """Run (or resume) the sweep. ``echo(line, final)`` receives the progress line."""
+    import mlflow
+
+    from genre_models.preprocess import preprocess
+    from genre_models.tracking import base_tags, setup_tracking
+
+    started = time.time()
+    experiment = setup_tracking(tracking_uri, experiment)
+    uri = mlflow.get_tracking_uri()
+    client = mlflow.MlflowClient()
+    exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
+
+    # Features first, in this process: every point then reuses the cache (and the digest keys them).
+    spec = get_grid(cfg.grid)
+    store = preprocess(PreprocessConfig(cfg.data_dir, FeatureConfig(image_size=spec.image_size), SplitConfig(),
+                                        cfg.cache_dir, cfg.preprocess_jobs)).store
+    points = build_grid(cfg)
+    deps = dependencies(points)
+    configs = {p: point_config(p, cfg) for p in points}
+    keys = {p: grid_key(p, configs[p], store.digest) for p in points}
+    sweep_key = hashlib.sha256(json.dumps(sorted(keys.values())).encode()).hexdigest()[:20]
+
+    finished_keys = set()
+    for run in client.search_runs([exp_id], "attributes.status = 'FINISHED'", max_results=50000):
+        if "grid_key" in run.data.tags:
+            finished_keys.add(run.data.tags["grid_key"])
+    parents = client.search_runs([exp_id], f"tags.sweep_key = '{sweep_key}' and tags.stage = 'sweep'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)
+    if parents:
+        parent_id = parents[0].info.run_id
+        client.update_run(parent_id, status="RUNNING")
+        stale_filter = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
+        for stale in client.search_runs([exp_id], stale_filter, max_results=50000):
+            client.set_terminated(stale.info.run_id, "KILLED")  # its driver died with it
+            client.set_tag(stale.info.run_id, "error", "KILLED: the sweep driver stopped before this run ended")
+        log.info("resuming sweep %s (parent run %s)", sweep_key, parent_id)
+    else:
+        parent = client.create_run(exp_id, run_name=f"sweep-{cfg.grid}-{sweep_key[:8]}",
+                                   tags={**base_tags(store), "stage": "sweep", "sweep_key": sweep_key, "grid": cfg.grid})
+        parent_id = parent.info.run_id
+        grid_params = {**{k: (",".join(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+                       "n_points": len(points), "data_dir": os.path.abspath(cfg.data_dir)}
+        for k, v in grid_params.items():
+            client.log_param(parent_id, k, v)
+        client.log_text(parent_id, json.dumps([{**asdict(p), "grid_key": keys[p]} for p in points], indent=2), "grid.json")
+
+    todo = [p for p in points if keys[p] not in finished_keys]
+    outcomes: dict[GridPoint, dict] = {p: {"status": "SKIPPED"} for p in points if keys[p] in finished_keys}
+    server = None
+    worker_uri = uri
+    if cfg.jobs > 1 and todo and uri.startswith("sqlite:"):
+        server = LocalServer(uri, Path(cfg.cache_dir).expanduser() / "sweep-server").__enter__()
+        worker_uri = server.uri
+        client = mlflow.MlflowClient(worker_uri)  # from here on the driver writes through the server too
+    if cfg.jobs > 1 and todo:
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+        executor = ProcessPoolExecutor(cfg.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                       initargs=(worker_uri, threads))
+    else:
+        executor = _Inline()
+
+    def task(p: GridPoint) -> dict:
+        tags = {**p.coords, "grid_key": keys[p], "grid": cfg.grid, "sweep_key": sweep_key}
+        return {"point": p, "config": configs[p], "tracking_uri": worker_uri, "experiment": experiment,
+                "parent_run_id": parent_id, "tags": tags}
+
+    pending = list(todo)
+    running: dict[Future, GridPoint] = {}
+    durations: list[float] = []
+    total = len(points)
+    try:
+        while pending or running:
+            for p in list(pending):
+                if len(running) >= cfg.jobs:
+                    break
+                if all(d in outcomes for d in deps[p]):
+                    pending.remove(p)
+                    failed_dep = [d for d in deps[p] if outcomes[d]["status"] == "FAILED"]
+                    if failed_dep and p.kind == "train" and NETS[p.net].uses_gan:
+                        outcomes[p] = _dependency_failure(client, exp_id, parent_id, task(p), failed_dep[0])
+                        continue
+                    running[executor.submit(execute_point, task(p))] = p
+                    echo(_progress_line(len(outcomes), len(running), total, started, durations, cfg.jobs))
+            if not running:
+                if pending:  # only points whose dependencies can never finish: should not happen
+                    raise RuntimeError(f"sweep stalled with {len(pending)} points waiting")
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for f in done:
+                p = running.pop(f)
+                try:
+                    out = f.result()
+                except Exception as exc:  # the worker process itself died (OOM, signal)
+                    out = {"status": "FAILED", "error": f"worker died: {_one_line(exc)}", "seconds": 0.0, "metrics": {}}
+                outcomes[p] = out
+                durations.append(out.get("seconds", 0.0))
+                echo(_progress_line(len(outcomes), len(running), total, started, durations, cfg.jobs))
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        if server is not None:
+            server.__exit__(None, None, None)
+            client = mlflow.MlflowClient(uri)  # the workers are gone: the driver alone writes the store again
+
+    n_fin = sum(o["status"] == "FINISHED" for o in outcomes.values())
+    n_skip = sum(o["status"] == "SKIPPED" for o in outcomes.values())
+    n_fail = sum(o["status"] == "FAILED" for o in outcomes.values())
+    best = best_runs(client, exp_id, sweep_key)
+    seconds = time.time() - started
+    client.log_metric(parent_id, "runs_finished", n_fin)
+    client.log_metric(parent_id, "runs_skipped", n_skip)
+    client.log_metric(parent_id, "runs_failed", n_fail)
+    client.log_metric(parent_id, "runs_total", total)
+    client.log_metric(parent_id, "sweep_seconds", seconds)
+    if best:
+        client.set_tag(parent_id, "best_run", "; ".join(f"{k}: {v['run_id']} (val {v['val_accuracy']:.3f}, test "
+                                                       f"{v['test_accuracy']:.3f})" for k, v in best.items())[:4900])
+        client.log_text(parent_id, json.dumps(best, indent=2), "best_runs.json")
+    client.set_terminated(parent_id, "FAILED" if n_fail else "FINISHED")
+    echo(f"sweep {sweep_key}: {total} points, {n_fin} run, {n_skip} skipped (already finished), {n_fail} failed, "
+         f"in {seconds:.0f} s; parent run {parent_id}", final=True)
+    return SweepResult(parent_id, total, n_fin, n_skip, n_fail, seconds, {p.label: o for p, o in outcomes.items()}, best,
+                       server.proc.pid if server is not None and server.proc is not None else None)
+
+
+def _dependency_failure(client, exp_id: str, parent_id: str, task: dict, dep: GridPoint) -> dict:
+    p = task["point"]
+    msg = f"not run: the {dep.label} point it needs failed"
+    run = client.create_run(exp_id, run_name=f"{p.net}-{p.split}-s{p.seed}-failed",
+                            tags={**task["tags"], "mlflow.parentRunId": parent_id, "error": msg})
+    client.set_terminated(run.info.run_id, "FAILED")
+    return {"status": "FAILED", "run_id": run.info.run_id, "error": msg, "seconds": 0.0, "metrics": {}}
+
+
+def best_runs(client, exp_id: str, sweep_key: str) -> dict[str, dict]:
+    """Per net and split, the FINISHED run with the best final ``val_accuracy`` (chosen on
+    validation, never on test), with its test accuracy for the record."""
+    best: dict[str, dict] = {}
+    runs = client.search_runs([exp_id], f"tags.sweep_key = '{sweep_key}' and tags.stage = 'train' and "
+                                        "attributes.status = 'FINISHED'", max_results=50000)
+    for r in runs:
+        m = r.data.metrics
+        if "val_accuracy" not in m:
+            continue
+        k = f"{r.data.tags.get('net')}/{r.data.tags.get('split')}"
+        if k not in best or m["val_accuracy"] > best[k]["val_accuracy"]:
+            best[k] = {"run_id": r.info.run_id, "val_accuracy": m["val_accuracy"],
+                       "test_accuracy": m.get("test_accuracy", float("nan")), "run_name": r.info.run_name}
+    return dict(sorted(best.items()))
+
+
+def ensure_demo_data(data_dir: str) -> bool:
+    """Write the demo's synthetic data (10 tracks per genre, 10 s) unless the folder holds data. True if written."""
+    from genre_models.dataset import SYNTHETIC_MARKER
+    from genre_models.synth import SynthConfig, write_synthetic_gtzan
+
+    root = Path(data_dir)
+    if (root / SYNTHETIC_MARKER).is_file() or (root.is_dir() and any(root.iterdir())):
+        return False
+    write_synthetic_gtzan(SynthConfig(str(root), tracks_per_genre=10, seconds=10.0, seed=0))
+    return True
