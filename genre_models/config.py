@@ -25,6 +25,11 @@ GAN_MODES = ("conditional", "per-genre")
 FEATURE_CODE_VERSION = "features-v1"
 
 
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """How audio becomes the study's two input kinds.
@@ -77,8 +82,7 @@ class SplitConfig:
     val_fraction: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
+        check_choice("split", self.split, SPLITS)
         if not (0 < self.train_fraction < 1 and 0 < self.val_fraction < 1
                 and self.train_fraction + self.val_fraction < 1):
             raise ConfigError("train_fraction and val_fraction must be in (0, 1) and sum below 1")
@@ -122,10 +126,8 @@ class WaveGanConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.mode not in GAN_MODES:
-            raise ConfigError(f"mode must be one of {', '.join(GAN_MODES)}; got {self.mode!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        check_choice("mode", self.mode, GAN_MODES)
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("steps", "batch_size", "d", "per_genre", "latent_dim", "n_critic"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"gan {name} must be at least 1, got {getattr(self, name)}")
@@ -154,10 +156,8 @@ class GanConfig:
     log_model: bool = True
 
     def __post_init__(self) -> None:
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        check_choice("split", self.split, SPLITS)
+        check_choice("device", self.device, DEVICES)
         for name in ("log_every", "preview_every", "checkpoint_every", "quality_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -194,14 +194,10 @@ class TrainConfig:
     gan: WaveGanConfig = field(default_factory=WaveGanConfig)
 
     def __post_init__(self) -> None:
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        if self.head not in HEADS:
-            raise ConfigError(f"head must be one of {', '.join(HEADS)}; got {self.head!r}")
+        check_choice("split", self.split, SPLITS)
+        check_choice("device", self.device, DEVICES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("head", self.head, HEADS)
         for name in ("epochs", "patience", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -30,8 +30,7 @@ import json
 import os
 import shutil
 import time
-import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +40,7 @@ import torch
 from genre_models.config import GanConfig, PreprocessConfig, SplitConfig, TrainConfig, WaveGanConfig, flat_params
 from genre_models.errors import ConfigError, DataError, GanDiverged
 from genre_models.genres import GENRES, N_CLASSES
-from genre_models.util import log
+from genre_models.util import atomic_dir, log
 from genre_models.wavegan import SLICE_LEN
 
 GAN_SAMPLE_RATE = SLICE_LEN  # Hz: the generator's 16384 samples are one second
@@ -82,23 +81,6 @@ def gan_key(cfg: GanConfig, digest: str) -> str:
     blob = json.dumps({"gan": asdict(cfg.gan), "split": cfg.split, "seed": cfg.seed, "features": asdict(cfg.features),
                        "dataset": digest, "code": GAN_CODE_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder's files into a temp folder, then rename it into place in one step."""
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished first: keep theirs
-            if not (target / "meta.json").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # --------------------------------------------------------------------------- stage 1: real audio
@@ -175,7 +157,7 @@ def training_audio(store, split: SplitConfig, fcfg, cache_dir: str, jobs: int = 
                                                        "split": asdict(split), "digest": store.digest}, indent=2))
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_dir(target, write)
+        atomic_dir(target, write)
     seg = np.load(target / "segment.npy")
     return RealAudio(np.load(target / "audio.npy", mmap_mode="r"), labels[seg_track[seg]], seg_track[seg], within[seg],
                      [tracks.track_id.iloc[t] for t in np.unique(seg_track[seg])])
@@ -445,7 +427,7 @@ def generate_set(units: list[GanUnit], cfg: GanConfig, device: torch.device, tar
             "features": asdict(f), "genres": list(GENRES), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_dir(target, write)
+    atomic_dir(target, write)
     return load_generated(target)
 
 

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from genre_models.dataset import BadAudio, Discovery, TrackFile, dataset_digest,
 from genre_models.features import mfcc_batch, segment, spectrogram_image, trim_silence
 from genre_models.genres import GENRE_TO_ID, GENRES
 from genre_models.splits import PARTS, sample_split
-from genre_models.util import atomic_write_text, code_version, log, progress
+from genre_models.util import atomic_dir, code_version, log, progress
 
 MANIFEST_COLUMNS = [
     "track_id", "genre", "label", "path", "status", "reason", "notes",
@@ -240,9 +239,7 @@ class PreprocessResult:
 
 
 def _write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig, results: list[TrackResult]) -> None:
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
+    def write(tmp: Path) -> None:
         rows, mfccs, seg_track, images, img_track = [], [], [], [], []
         for s in disc.skipped:
             rows.append({"track_id": s.track_id or "", "genre": s.genre or "", "label": GENRE_TO_ID.get(s.genre or "", -1),
@@ -285,15 +282,8 @@ def _write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        try:
-            os.rename(tmp, target)  # atomic; fails if another run finished first
-        except OSError:
-            if not (target / "meta.json").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_dir(target, write)
 
 
 def preprocess(cfg: PreprocessConfig, force: bool = False) -> PreprocessResult:

@@ -25,11 +25,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from genre_models.config import (
-    DEFAULT_EXPERIMENT, SPLITS, FeatureConfig, GanConfig, PreprocessConfig, SplitConfig, TrainConfig, WaveGanConfig,
+    SPLITS, FeatureConfig, check_choice, GanConfig, PreprocessConfig, SplitConfig, TrainConfig, WaveGanConfig,
     default_cache_dir,
 )
 from genre_models.errors import ConfigError
@@ -96,8 +96,7 @@ class SweepConfig:
         for net in self.nets:
             get_net(net)
         for s in self.splits:
-            if s not in SPLITS:
-                raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {s!r}")
+            check_choice("split", s, SPLITS)
         if self.seeds < 1 or self.jobs < 1:
             raise ConfigError("--seeds and --jobs must be at least 1")
         if self.max_epochs is not None and self.max_epochs < 1:
@@ -201,6 +200,7 @@ def execute_point(task: dict) -> dict:
     p: GridPoint = task["point"]
     placement = RunPlacement(task["parent_run_id"], task["tags"])
     t0 = time.perf_counter()
+    started_ms = int(time.time() * 1000) - 1000  # MLflow start times are in ms; allow for clock rounding
     try:
         if p.kind == "gan":
             from genre_models.gan import run_gan
@@ -217,12 +217,14 @@ def execute_point(task: dict) -> dict:
         msg = _one_line(exc)
         log.warning("grid point %s failed: %s", p.label, msg)
         client = mlflow.MlflowClient()
-        last = mlflow.last_active_run()
-        if last is not None and last.data.tags.get("grid_key") == task["tags"]["grid_key"]:
-            run_id = last.info.run_id  # the point's own run, already ended FAILED by MLflow
+        exp_id = mlflow.get_experiment_by_name(task["experiment"]).experiment_id
+        own = client.search_runs([exp_id], f"tags.grid_key = '{task['tags']['grid_key']}' and "
+                                           f"tags.`mlflow.parentRunId` = '{task['parent_run_id']}'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)
+        if own and own[0].info.start_time >= started_ms and own[0].info.status != "FINISHED":
+            run_id = own[0].info.run_id  # the point's own run, already ended FAILED by MLflow
         else:  # it failed before its run began: record the failure as a run of its own
-            run = client.create_run(mlflow.get_experiment_by_name(task["experiment"]).experiment_id,
-                                    run_name=f"{p.net}-{p.split}-s{p.seed}-failed",
+            run = client.create_run(exp_id, run_name=f"{p.net}-{p.split}-s{p.seed}-failed",
                                     tags={**task["tags"], "mlflow.parentRunId": task["parent_run_id"]})
             run_id = run.info.run_id
         client.set_tag(run_id, "error", msg[:4900])

@@ -1,13 +1,16 @@
-"""Small shared helpers: logging, progress bars, atomic writes, code version."""
+"""Small shared helpers: logging, progress bars, atomic folder writes, code version."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
+import uuid
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger("genre_models")
 
@@ -23,11 +26,21 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, disable=quiet(), leave=False, dynamic_ncols=True, **kwargs)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
+    """Write a folder's files into a temp folder, then rename it into place in one step."""
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: keep theirs
+            if not (target / "meta.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @lru_cache(maxsize=1)

@@ -274,3 +274,15 @@ def test_net6_uses_a_matching_gan_run_and_refuses_one_from_another_split(demo_di
     line = other.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: gan_run_id {gan_run_id} was trained on split track seed 0")
     assert line.endswith("its training audio may include this run's validation or test tracks")
+
+
+@pytest.mark.sample
+def test_gan_training_audio_from_the_real_sample(sample_dir, tmp_path):
+    cache = str(tmp_path / "c")
+    store = preprocess(PreprocessConfig(str(sample_dir), FeatureConfig(), SplitConfig(), cache)).store
+    real = training_audio(store, SplitConfig(), FeatureConfig(), cache)
+    parts = store.parts("mfcc", SplitConfig())
+    assert len(real) == int((parts == 0).sum()) and len(real.track_ids) == 30  # 3 of 5 tracks per genre
+    assert "jazz.00054" not in real.track_ids  # the corrupt file never reaches the GAN
+    x = real.audio[:8].astype(np.float32) / 32767  # (8, 16384): real music, not silence
+    assert real.audio.shape[1] == 16384 and np.abs(x).max(axis=1).min() > 0.01

@@ -127,7 +127,7 @@ def test_failing_point_is_isolated_and_recorded(demo_dir, tmp_store, monkeypatch
     bad = replace(NETS["net5"], build=lambda shape, head: (_ for _ in ()).throw(ValueError("cannot build")))
     monkeypatch.setitem(NETS, "net5", bad)  # fails before its run begins
     result = CliRunner().invoke(main, ["sweep", "--data-dir", str(demo_dir), *SMALL, "--nets", "net1,net3,net5"])
-    assert result.exit_code == 1
+    assert result.exit_code == 1, result.output
     assert "4 failed" in result.stdout and "FAILED net1 e2 track s0: RuntimeError: boom in the MLP" in result.stdout
     assert "FAILED net5 e2 track s1: ValueError: cannot build" in result.stdout
     runs = mlflow.search_runs(experiment_names=[EXP], output_format="list")
