@@ -162,7 +162,7 @@ class GanConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.features.segment_seconds != 1.0:
-            raise ConfigError("WaveGAN makes 1 s clips (16384 samples); it needs segment_seconds 1, "
+            raise ConfigError("WaveGAN clips (16384 samples) are padded to 1 s segments; it needs segment_seconds 1, "
                               f"got {self.features.segment_seconds:g}")
 
 

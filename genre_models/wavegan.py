@@ -14,9 +14,9 @@ concatenates a learned 100-d genre embedding to z before the dense projection, a
 discriminator is a projection discriminator (Miyato & Koyama 2018): score = dense(h) + <embed(y), h>.
 With ``n_classes=0`` both are the paper's unconditional networks (used by ``mode=per-genre``).
 
-Caveat: the paper's output rate is 16 kHz (16384 samples = 1.024 s). genre-bench reads the
-16384 samples as exactly one second at 16384 Hz, so one generated clip maps onto one real 1 s
-segment with no padding or cropping (see ``gan.GAN_SAMPLE_RATE``).
+Caveat: the paper's output rate is 16 kHz (16384 samples = 1.024 s). genre-bench runs it at
+the features' 22050 Hz, where 16384 samples are 0.743 s; ``gan.gan_to_segment`` explains how a
+clip becomes a 1 s segment, and why not 16 kHz.
 """
 
 from __future__ import annotations
