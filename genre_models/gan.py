@@ -457,7 +457,7 @@ def quality_classifier(cfg: GanConfig, store, search: bool = True) -> tuple[Call
             info = mlflow.models.get_model_info(f"runs:/{run.info.run_id}/model")
         except Exception:
             continue
-        if (info.metadata or {}).get("features") == asdict(cfg.features):
+        if _mfcc_features((info.metadata or {}).get("features") or {}) == _mfcc_features(asdict(cfg.features)):
             model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
             return model, {"source": f"run {run.info.run_id}", "run_id": run.info.run_id,
                            "test_accuracy": run.data.metrics.get("test_accuracy", float("nan"))}
@@ -470,6 +470,11 @@ def quality_classifier(cfg: GanConfig, store, search: bool = True) -> tuple[Call
     model = res.model.to("cpu").eval()
     return model, {"source": f"trained here (stopped at epoch {res.history.stopped_epoch})", "run_id": "",
                    "test_accuracy": res.metrics.get("test_accuracy", float("nan"))}
+
+
+def _mfcc_features(features: dict) -> dict:
+    """The feature settings an MFCC net depends on (image settings do not matter to net5)."""
+    return {k: v for k, v in features.items() if not k.startswith("image_")}
 
 
 def generation_quality(model: Callable[[torch.Tensor], torch.Tensor], gen: GeneratedSet, batch: int = 1024) -> dict:

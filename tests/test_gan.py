@@ -306,3 +306,18 @@ def test_gan_training_audio_from_the_real_sample(sample_dir, tmp_path):
     assert "jazz.00054" not in real.track_ids  # the corrupt file never reaches the GAN
     x = real.audio[:8].astype(np.float32) / 32767  # (8, 22050): real music, not silence
     assert real.audio.shape[1] == 22050 and np.abs(x).max(axis=1).min() > 0.01
+
+
+@pytest.mark.slow
+def test_quality_figure_reuses_a_finished_net5_run(demo_dir, tmp_store):
+    import mlflow
+
+    t = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "1", "--image-size", "32"])
+    assert t.exit_code == 0, t.output
+    net5_id = t.stdout.strip().split()[-1]
+    g = CliRunner().invoke(main, ["gan", "--data-dir", str(demo_dir), "--steps", "1", "--d", "2", "--batch-size", "4",
+                                  "--per-genre", "2", "--no-log-model"])
+    assert g.exit_code == 0, g.output
+    run = mlflow.get_run(g.stdout.strip().split()[-1])
+    assert run.data.tags["quality_net"] == f"run {net5_id}"  # image settings differ; MFCC settings match
+    assert run.data.metrics["quality_net_test_accuracy"] == mlflow.get_run(net5_id).data.metrics["test_accuracy"]
