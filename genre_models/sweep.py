@@ -356,6 +356,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     from genre_models.tracking import base_tags, setup_tracking
 
     started = time.time()
+    check_reachable(tracking_uri or mlflow.get_tracking_uri())
     experiment = setup_tracking(tracking_uri, experiment)
     uri = mlflow.get_tracking_uri()
     client = mlflow.MlflowClient()
@@ -454,6 +455,10 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
             server.__exit__(None, None, None)
             client = mlflow.MlflowClient(uri)  # the workers are gone: the driver alone writes the store again
 
+    # A point whose worker died mid-run leaves its run RUNNING; nothing will ever end it now.
+    stale_filter = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
+    for stale in client.search_runs([exp_id], stale_filter, max_results=50000):
+        client.set_terminated(stale.info.run_id, "KILLED")
     n_fin = sum(o["status"] == "FINISHED" for o in outcomes.values())
     n_skip = sum(o["status"] == "SKIPPED" for o in outcomes.values())
     n_fail = sum(o["status"] == "FAILED" for o in outcomes.values())
@@ -473,6 +478,22 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
          f"in {seconds:.0f} s; parent run {parent_id}", final=True)
     return SweepResult(parent_id, total, n_fin, n_skip, n_fail, seconds, {p.label: o for p, o in outcomes.items()}, best,
                        server.proc.pid if server is not None and server.proc is not None else None)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail before anything is launched when an HTTP tracking server does not answer."""
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
+            if r.status == 200:
+                return
+            reason = f"HTTP {r.status}"
+    except OSError as exc:
+        reason = str(getattr(exc, "reason", exc))
+    raise ConfigError(f"tracking server {uri} is unreachable ({reason}); start it or fix --tracking-uri")
 
 
 def _dependency_failure(client, exp_id: str, parent_id: str, task: dict, dep: GridPoint) -> dict:

@@ -112,6 +112,22 @@ def test_report_refuses_empty_and_unfinished_experiments(tmp_store, tmp_path):
     assert not out.exists()  # never an empty table presented as a result
 
 
+def test_unreachable_tracking_server_fails_before_anything_runs(demo_dir, tmp_store):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    uri = f"http://127.0.0.1:{port}"
+    result = CliRunner().invoke(main, ["sweep", "--data-dir", str(demo_dir), *SMALL, "--tracking-uri", uri])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: tracking server {uri} is unreachable (")
+    from pathlib import Path
+
+    assert not Path(os.environ["GENRE_BENCH_CACHE"]).exists()  # not even preprocessing started
+    assert _runs() == []
+
+
 @pytest.mark.slow
 def test_failing_point_is_isolated_and_recorded(demo_dir, tmp_store, monkeypatch):
     import genre_models.train as train_mod
