@@ -321,17 +321,12 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
             click.echo(f"  FAILED {label}: {out.get('error', '')}")
     if demo:
         from genre_models.report import write_report
+        from genre_models.tracking import experiment_name
 
         rep = write_report(experiment_name(experiment), out=None, tracking_uri=tracking_uri)
         click.echo(f"report: {rep.path}")
     if res.failed:
         raise SystemExit(1)
-
-
-def experiment_name(experiment: str | None) -> str:
-    from genre_models.config import DEFAULT_EXPERIMENT
-
-    return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
 
 
 @main.command()
@@ -343,6 +338,7 @@ def experiment_name(experiment: str | None) -> str:
 def report(out, no_figures, tracking_uri, experiment):
     """Write the study's two tables (mean ± 95% CI over seeds, beside the published numbers) from the tracking store."""
     from genre_models.report import write_report
+    from genre_models.tracking import experiment_name
 
     rep = write_report(experiment_name(experiment), out=out, tracking_uri=tracking_uri, figures=not no_figures)
     click.echo(rep.text)

@@ -551,7 +551,6 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
     from genre_models.preprocess import preprocess
     from genre_models.tracking import base_tags, log_dataset_input, log_params_safely, start_run
     from genre_models.train import _null_run, resolve_device
-    from genre_models.wavegan import Discriminator, Generator
 
     split = SplitConfig(cfg.split, cfg.seed)
     store = preprocess(PreprocessConfig(cfg.data_dir, cfg.features, split, cfg.cache_dir, cfg.jobs)).store
@@ -561,21 +560,16 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
         raise DataError(f"{cfg.data_dir}: the training part of split {cfg.split!r} (seed {cfg.seed}) has no segments")
     device = resolve_device(cfg.device)
     workdir = Path(cfg.cache_dir).expanduser() / "gan" / key
-    g = cfg.gan
     ctx = start_run(gan_run_name(cfg), placement, standalone) if track else _null_run()
     with ctx as run:
         run_id = run.info.run_id if run is not None else None
         on_log = on_preview = on_resume = None
         if track:
-            n_g = sum(p.numel() for p in Generator(g.d, g.latent_dim, N_CLASSES if g.mode == "conditional" else 0).parameters())
-            n_d = sum(p.numel() for p in Discriminator(g.d, N_CLASSES if g.mode == "conditional" else 0).parameters())
-            units_n = 1 if g.mode == "conditional" else N_CLASSES
-            mlflow.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, "gan_mode": g.mode, "split": cfg.split,
+            mlflow.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, "gan_mode": cfg.gan.mode, "split": cfg.split,
                              "seed": str(cfg.seed), "gan_cache": str(workdir)})
             log_params_safely({**{k: v for k, v in flat_params(cfg).items() if k != "data_dir"},
                                "data_dir": os.path.abspath(cfg.data_dir), "resolved_device": str(device),
-                               "gan_sample_rate": cfg.features.sample_rate, "n_parameters_g": n_g * units_n,
-                               "n_parameters_d": n_d * units_n})
+                               "gan_sample_rate": cfg.features.sample_rate})
             mlflow.log_metrics({"n_real_segments": len(real), "n_real_tracks": len(real.track_ids)}, step=0)
             log_dataset_input(store, split, context="gan-train")
             on_log = lambda step, m: mlflow.log_metrics(m, step=step)  # noqa: E731
@@ -613,6 +607,8 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
         if track:
             from genre_models.tracking import artifact_dir
 
+            mlflow.log_params({"n_parameters_g": sum(p.numel() for u in trained.units for p in u.G.parameters()),
+                               "n_parameters_d": sum(p.numel() for u in trained.units for p in u.D.parameters())})
             mlflow.log_metrics({**quality, "quality_net_test_accuracy": qinfo["test_accuracy"], "n_generated": len(gen),
                                 **{f"n_generated_{k}": v for k, v in gen.counts().items()},
                                 "gan_train_time_s": trained.seconds, "gan_steps_done": trained.step})

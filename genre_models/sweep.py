@@ -223,13 +223,28 @@ def execute_point(task: dict) -> dict:
                                  order_by=["attributes.start_time DESC"], max_results=1)
         if own and own[0].info.start_time >= started_ms and own[0].info.status != "FINISHED":
             run_id = own[0].info.run_id  # the point's own run, already ended FAILED by MLflow
-        else:  # it failed before its run began: record the failure as a run of its own
-            run = client.create_run(exp_id, run_name=f"{p.net}-{p.split}-s{p.seed}-failed",
-                                    tags={**task["tags"], "mlflow.parentRunId": task["parent_run_id"]})
-            run_id = run.info.run_id
-        client.set_tag(run_id, "error", msg[:4900])
-        client.set_terminated(run_id, "FAILED")
+            client.set_tag(run_id, "error", msg[:4900])
+            client.set_terminated(run_id, "FAILED")
+        else:  # it failed before its run began
+            run_id = _record_failed_point(client, exp_id, task, msg)
         return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": time.perf_counter() - t0, "metrics": {}}
+
+
+def _record_failed_point(client, exp_id: str, task: dict, msg: str) -> str:
+    """A FAILED run, nested under the sweep, for a point that failed without a run of its own."""
+    p = task["point"]
+    run = client.create_run(exp_id, run_name=f"{p.net}-{p.split}-s{p.seed}-failed",
+                            tags={**task["tags"], "mlflow.parentRunId": task["parent_run_id"], "error": msg[:4900]})
+    client.set_terminated(run.info.run_id, "FAILED")
+    return run.info.run_id
+
+
+def _kill_running_children(client, exp_id: str, parent_id: str, why: str) -> None:
+    """End as KILLED every child still RUNNING whose process is gone; nothing else will end it."""
+    flt = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
+    for stale in client.search_runs([exp_id], flt, max_results=50000):
+        client.set_tag(stale.info.run_id, "error", f"KILLED: {why}")
+        client.set_terminated(stale.info.run_id, "KILLED")
 
 
 def _worker_init(tracking_uri: str, threads: int) -> None:
@@ -381,10 +396,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     if parents:
         parent_id = parents[0].info.run_id
         client.update_run(parent_id, status="RUNNING")
-        stale_filter = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
-        for stale in client.search_runs([exp_id], stale_filter, max_results=50000):
-            client.set_terminated(stale.info.run_id, "KILLED")  # its driver died with it
-            client.set_tag(stale.info.run_id, "error", "KILLED: the sweep driver stopped before this run ended")
+        _kill_running_children(client, exp_id, parent_id, "the sweep driver stopped before this run ended")
         log.info("resuming sweep %s (parent run %s)", sweep_key, parent_id)
     else:
         parent = client.create_run(exp_id, run_name=f"sweep-{cfg.grid}-{sweep_key[:8]}",
@@ -431,7 +443,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
                     pending.remove(p)
                     failed_dep = [d for d in deps[p] if outcomes[d]["status"] == "FAILED"]
                     if failed_dep and p.kind == "train" and NETS[p.net].uses_gan:
-                        outcomes[p] = _dependency_failure(client, exp_id, parent_id, task(p), failed_dep[0])
+                        outcomes[p] = _dependency_failure(client, exp_id, task(p), failed_dep[0])
                         continue
                     running[executor.submit(execute_point, task(p))] = p
                     echo(_progress_line(len(outcomes), len(running), total, started, durations, cfg.jobs))
@@ -455,10 +467,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
             server.__exit__(None, None, None)
             client = mlflow.MlflowClient(uri)  # the workers are gone: the driver alone writes the store again
 
-    # A point whose worker died mid-run leaves its run RUNNING; nothing will ever end it now.
-    stale_filter = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
-    for stale in client.search_runs([exp_id], stale_filter, max_results=50000):
-        client.set_terminated(stale.info.run_id, "KILLED")
+    _kill_running_children(client, exp_id, parent_id, "its worker process died mid-run")
     n_fin = sum(o["status"] == "FINISHED" for o in outcomes.values())
     n_skip = sum(o["status"] == "SKIPPED" for o in outcomes.values())
     n_fail = sum(o["status"] == "FAILED" for o in outcomes.values())
@@ -496,13 +505,10 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     raise ConfigError(f"tracking server {uri} is unreachable ({reason}); start it or fix --tracking-uri")
 
 
-def _dependency_failure(client, exp_id: str, parent_id: str, task: dict, dep: GridPoint) -> dict:
-    p = task["point"]
+def _dependency_failure(client, exp_id: str, task: dict, dep: GridPoint) -> dict:
     msg = f"not run: the {dep.label} point it needs failed"
-    run = client.create_run(exp_id, run_name=f"{p.net}-{p.split}-s{p.seed}-failed",
-                            tags={**task["tags"], "mlflow.parentRunId": parent_id, "error": msg})
-    client.set_terminated(run.info.run_id, "FAILED")
-    return {"status": "FAILED", "run_id": run.info.run_id, "error": msg, "seconds": 0.0, "metrics": {}}
+    run_id = _record_failed_point(client, exp_id, task, msg)
+    return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": 0.0, "metrics": {}}
 
 
 def best_runs(client, exp_id: str, sweep_key: str) -> dict[str, dict]:

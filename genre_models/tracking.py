@@ -26,12 +26,17 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    name = experiment_name(experiment)
     # Under `mlflow run`, MLFLOW_RUN_ID names a run MLflow already made in its experiment.
     # (MLFLOW_EXPERIMENT_ID is no such signal: mlflow.set_experiment itself exports it.)
     if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(name)
     return name
+
+
+def experiment_name(experiment: str | None = None) -> str:
+    """``--experiment``, else ``$MLFLOW_EXPERIMENT_NAME``, else the suite's default."""
+    return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
 
 
 def log_params_safely(params: dict) -> None:
