@@ -17,7 +17,7 @@ from genre_models.config import (
 )
 from genre_models.errors import GenreBenchError
 from genre_models.models import NETS, get_net
-from genre_models.sweep import GRIDS
+from genre_models.sweep import DATA_ACCESS, EXECUTORS, GRIDS
 
 
 class CliError(click.ClickException):
@@ -42,12 +42,27 @@ def _one_line_errors(fn):
             from mlflow.exceptions import MlflowException
 
             if isinstance(exc, MlflowException):
-                raise CliError(f"MLflow: {exc.message.splitlines()[0]}") from None
+                raise CliError(_mlflow_message(exc.message)) from None
             raise
 
     return wrapper
 
 
+
+
+def _mlflow_message(text: str) -> str:
+    """MLflow's error in one line; a server that stopped answering, said plainly."""
+    import re
+
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    m = re.match(r"API request to (https?://[^/\s]+)(\S*) failed with exception .*Max retries exceeded", first)
+    if m:
+        cause = re.search(r"\[Errno \d+\] ([^\"')]+)|(Read timed out)", first)
+        why = (cause.group(1) or cause.group(2)).strip() if cause else "no answer"
+        tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+        return (f"tracking server {m.group(1)} stopped answering ({why}; gave up on {m.group(2) or '/'} after {tries} "
+                "retries); what was still to be logged is missing, and no run was marked FINISHED")
+    return f"MLflow: {first}"
 
 
 def tracking_options(fn):
@@ -104,12 +119,20 @@ def synth(out, tracks_per_genre, seconds, seed, with_images):
 @click.option("--seed", type=int, default=0)
 @click.option("--force", is_flag=True, help="Recompute even when a matching cache exists.")
 @click.option("--no-track", is_flag=True, help="Do not log an MLflow run.")
+@click.option("--publish", is_flag=True,
+              help="Also log the feature cache as a features run, usable as --data-dir runs:/<id>/features on nodes "
+                   "that cannot see the data.")
+@click.option("--with-audio", is_flag=True, help="With --publish: ship every segment's audio too (the GAN needs it).")
 @tracking_options
 @_one_line_errors
-def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, force, no_track, tracking_uri, experiment):
+def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, force, no_track, publish, with_audio,
+               tracking_uri, experiment):
     """Decode, trim, segment and featurise a GTZAN folder into the cache; log the manifest."""
     from genre_models.preprocess import preprocess as run, split_counts
+    from genre_models.shipping import data_label
 
+    if with_audio and not publish:
+        raise CliError("--with-audio needs --publish")
     split_cfg = SplitConfig(split, seed)
     cfg = PreprocessConfig(data_dir, FeatureConfig(image_size=image_size, image_source=image_source), split_cfg, cache_dir, jobs)
     res = run(cfg, force=force)
@@ -127,8 +150,18 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
         from genre_models.tracking import log_preprocess_run, setup_tracking
 
         setup_tracking(tracking_uri, experiment)
-        run_id = log_preprocess_run(res, split_cfg, {"jobs": jobs, "data_dir": os.path.abspath(data_dir)})
+        run_id = log_preprocess_run(res, split_cfg, {"jobs": jobs, "data_dir": data_label(data_dir)})
         click.echo(f"MLflow run {run_id}")
+    if publish:
+        import mlflow
+
+        from genre_models.shipping import features_uri, publish_features
+        from genre_models.tracking import base_tags, setup_tracking
+
+        name = setup_tracking(tracking_uri, experiment)
+        fid, reused = publish_features(res.store, res.key, with_audio, mlflow.get_experiment_by_name(name).experiment_id,
+                                       jobs, base_tags(res.store))
+        click.echo(f"{'reused' if reused else 'published'} features run: --data-dir {features_uri(fid)}")
 
 
 _GAN_HELP = {
@@ -265,6 +298,25 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device
     click.echo(f"MLflow run {res.run_id}")
 
 
+@main.command()
+@click.option("--backend-store-uri", default="sqlite:///mlflow.db", help="Run store: sqlite:///FILE or postgresql://...")
+@click.option("--artifacts-destination", default="mlartifacts", help="Where the server writes artifacts (a folder, or s3://...).")
+@click.option("--host", default="127.0.0.1", help="Interface to listen on; 0.0.0.0 lets other machines in (MLflow's server "
+                                                  "has no authentication: keep it inside a trusted network).")
+@click.option("--port", type=int, default=5000)
+@click.option("--workers", type=int, default=4, help="Server worker processes.")
+def server(backend_store_uri, artifacts_destination, host, port, workers):
+    """Run an MLflow tracking server with artifact proxying, for sweeps whose workers are on other
+    machines. It runs in the foreground (this process becomes the server); stop it with Ctrl-C."""
+    from genre_models.sweep import server_command
+
+    cmd = server_command(backend_store_uri, artifacts_destination, host, port, workers)
+    click.echo(f"MLflow server on http://{host}:{port}: runs in {backend_store_uri}, artifacts in {cmd[-1]}; "
+               f"point sweeps at it with --tracking-uri http://{'HOST' if host == '0.0.0.0' else host}:{port}")
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
+
+
 def _csv(choices):
     def parse(ctx, param, value):
         items = tuple(v.strip() for v in value.split(",") if v.strip())
@@ -289,10 +341,19 @@ def _csv(choices):
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32")
 @click.option("--cache-dir", default=default_cache_dir, show_default="$GENRE_BENCH_CACHE or ~/.cache/genre-bench")
 @click.option("--preprocess-jobs", type=int, default=0, help="Feature-extraction processes (0: one per core).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local",
+              help="local: this process (or --jobs workers); ray: one Ray task per grid point (pip install 'genre-bench[ray]').")
+@click.option("--ray-address", default="", show_default=False,
+              help="Ray cluster HOST:PORT [default: $RAY_ADDRESS, else a local Ray].")
+@click.option("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs (and torch threads) each grid point reserves.")
+@click.option("--gpus-per-run", type=float, default=0.0, help="Ray: GPU fraction each grid point reserves (0.25: four share one).")
+@click.option("--retries", type=int, default=2, help="Ray: re-runs of a grid point whose worker died.")
+@click.option("--data-access", type=click.Choice(DATA_ACCESS), default="auto",
+              help="shared: workers read --data-dir; artifacts: workers download a features run (auto: artifacts under ray).")
 @tracking_options
 @_one_line_errors
 def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
-          tracking_uri, experiment):
+          executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, tracking_uri, experiment):
     """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
 
     Re-running the same command skips grid points that already have a FINISHED run."""
@@ -301,7 +362,8 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
     grid = grid or ("demo" if demo else "study")
     if demo and ensure_demo_data(data_dir):
         click.echo(f"wrote the synthetic demo data to {data_dir}")
-    cfg = SweepConfig(data_dir, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs)
+    cfg = SweepConfig(data_dir, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
+                      executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access)
     click.echo(f"grid {grid}: {get_grid(grid).description}")
     tty = sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -426,6 +488,26 @@ def perf_gan(**kw):
     from genre_models.perf import bench_gan
 
     click.echo(json.dumps(bench_gan(**kw), indent=2))
+
+
+@perf.command("sweep")
+@click.option("--data-dir", default="demo-data", type=click.Path(), help="Data for the tiny sweep (the demo data is written if absent).")
+@click.option("--nets", default="net1,net5", callback=_csv(list(NETS)), help="Comma-separated nets.")
+@click.option("--seeds", type=int, default=3)
+@click.option("--max-epochs", type=int, default=2)
+@click.option("--repeats", type=int, default=2, help="Turns per way; each reports its fastest.")
+@click.option("--jobs", type=int, default=2, help="Worker processes for the local executor.")
+@click.option("--ray-address", default="", help="An existing Ray cluster [default: start a head on 127.0.0.1].",
+              show_default=False)
+@click.option("--ray-cpus", type=int, default=0, help="CPUs of the head started here (0: all cores).")
+@_one_line_errors
+def perf_sweep(data_dir, **kw):
+    """The same tiny sweep through the local executor (1 and --jobs workers) and through Ray: the overhead ratio."""
+    from genre_models.perf import bench_executors
+    from genre_models.sweep import ensure_demo_data
+
+    ensure_demo_data(data_dir)
+    click.echo(json.dumps(bench_executors(data_dir, **kw), indent=2))
 
 
 if __name__ == "__main__":

@@ -19,3 +19,7 @@ class ConfigError(GenreBenchError):
 
 class GanDiverged(GenreBenchError):
     """WaveGAN training produced a NaN or exploding loss; the message names the last good checkpoint."""
+
+
+class TrackingError(GenreBenchError):
+    """The tracking store did not keep a run's complete record (metrics, history or artifacts)."""

@@ -126,15 +126,25 @@ def training_audio(store, split: SplitConfig, fcfg, cache_dir: str, jobs: int = 
     target = Path(cache_dir).expanduser() / "gan-real" / key
     track_rows = np.unique(seg_track[train_idx])
     if not (target / "meta.json").is_file():
+        from genre_models.shipping import segment_audio_for
+
         root = store.meta["dataset"]["root"]
-        tasks = []
-        for t in track_rows:
-            wanted = within[train_idx[seg_track[train_idx] == t]].tolist()
-            rel = tracks.path.iloc[t]
-            tasks.append((os.path.join(root, rel), rel, wanted, int(tracks.segments.iloc[t]), fcfg))
-        log.info("decoding %d training segments from %d tracks for the GAN into %s", len(train_idx),
-                 len(tasks), target)
-        chunks = parallel_map(_decode_segments, tasks, jobs, desc="gan audio")
+        shipped = segment_audio_for(store)  # every segment's audio, when the store came with it
+        if shipped is not None:
+            log.info("taking %d training segments for the GAN from %s", len(train_idx), shipped)
+            chunks = [np.load(shipped / "audio.npy", mmap_mode="r")[train_idx]]  # rows align with mfcc.npy
+        elif not os.path.isdir(root):
+            raise DataError(f"{root}: the dataset folder is not visible here, and the feature store {store.path} "
+                            "came without segment audio; the GAN needs one of the two")
+        else:
+            tasks = []
+            for t in track_rows:
+                wanted = within[train_idx[seg_track[train_idx] == t]].tolist()
+                rel = tracks.path.iloc[t]
+                tasks.append((os.path.join(root, rel), rel, wanted, int(tracks.segments.iloc[t]), fcfg))
+            log.info("decoding %d training segments from %d tracks for the GAN into %s", len(train_idx),
+                     len(tasks), target)
+            chunks = parallel_map(_decode_segments, tasks, jobs, desc="gan audio")
 
         def write(tmp: Path) -> None:
             audio = np.lib.format.open_memmap(tmp / "audio.npy", mode="w+", dtype=np.int16,
@@ -549,6 +559,7 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
     import mlflow
 
     from genre_models.preprocess import preprocess
+    from genre_models.shipping import data_label
     from genre_models.tracking import base_tags, log_dataset_input, log_params_safely, start_run
     from genre_models.train import _null_run, resolve_device
 
@@ -568,7 +579,7 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
             mlflow.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, "gan_mode": cfg.gan.mode, "split": cfg.split,
                              "seed": str(cfg.seed), "gan_cache": str(workdir)})
             log_params_safely({**{k: v for k, v in flat_params(cfg).items() if k != "data_dir"},
-                               "data_dir": os.path.abspath(cfg.data_dir), "resolved_device": str(device),
+                               "data_dir": data_label(cfg.data_dir), "resolved_device": str(device),
                                "gan_sample_rate": cfg.features.sample_rate})
             mlflow.log_metrics({"n_real_segments": len(real), "n_real_tracks": len(real.track_ids)}, step=0)
             log_dataset_input(store, split, context="gan-train")
@@ -609,9 +620,10 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
 
             mlflow.log_params({"n_parameters_g": sum(p.numel() for u in trained.units for p in u.G.parameters()),
                                "n_parameters_d": sum(p.numel() for u in trained.units for p in u.D.parameters())})
-            mlflow.log_metrics({**quality, "quality_net_test_accuracy": qinfo["test_accuracy"], "n_generated": len(gen),
-                                **{f"n_generated_{k}": v for k, v in gen.counts().items()},
-                                "gan_train_time_s": trained.seconds, "gan_steps_done": trained.step})
+            final = {**quality, "quality_net_test_accuracy": qinfo["test_accuracy"], "n_generated": len(gen),
+                     **{f"n_generated_{k}": v for k, v in gen.counts().items()},
+                     "gan_train_time_s": trained.seconds, "gan_steps_done": trained.step}
+            mlflow.log_metrics(final)
             mlflow.set_tags({"quality_net": qinfo["source"], "generated_dir": gen.path,
                              "checkpoint": trained.checkpoint, "resumed": str(bool(trained.resumed_from)).lower()})
             with artifact_dir() as out:
@@ -622,6 +634,9 @@ def run_gan(cfg: GanConfig, track: bool = True, fresh: bool = False, standalone:
             mlflow.log_artifact(str(Path(gen.path) / "meta.json"), "generated")
             if cfg.log_model:
                 log_generator(trained.units, cfg)
+            from genre_models.tracking import verify_record
+
+            verify_record(run_id, final, {}, ["gan_losses.png", "gan_config.json", "generated", "previews"])
     log.info("WaveGAN %s: %d steps (%s), %d clips, quality accuracy %.3f (chance 0.1)", key, trained.step,
              f"resumed from {trained.resumed_from}" if trained.resumed_from else "fresh", len(gen),
              quality["gen_quality_accuracy"])

@@ -287,8 +287,20 @@ def _write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig
 
 
 def preprocess(cfg: PreprocessConfig, force: bool = False) -> PreprocessResult:
-    """Discover, extract (in parallel) and cache; or reuse the cache made with the same key."""
+    """Discover, extract (in parallel) and cache; or reuse the cache made with the same key.
+
+    ``cfg.data_dir`` may be ``runs:/<run_id>/features``: a features run's store, downloaded into
+    this node's cache (``genre_models.shipping``), for nodes that cannot see the dataset folder.
+    """
     t0 = time.perf_counter()
+    from genre_models.shipping import check_features, features_run_id, fetch_features
+
+    run_id = features_run_id(cfg.data_dir)
+    if run_id:
+        store = fetch_features(run_id, cfg.cache_dir)
+        check_features(store, cfg.features, cfg.data_dir)
+        return PreprocessResult(store, Path(store.path).name, True, time.perf_counter() - t0,
+                                store.meta["dataset"]["layout"], _skips(store.manifest))
     disc = discover(cfg.data_dir)
     digest = dataset_digest(disc)
     key = cache_key(cfg.features, digest)

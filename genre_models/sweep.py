@@ -23,9 +23,11 @@ import os
 import signal
 import subprocess
 import sys
+import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 from genre_models.config import (
@@ -77,6 +79,10 @@ def get_grid(name: str) -> GridSpec:
         raise ConfigError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)}") from None
 
 
+EXECUTORS = ("local", "ray")
+DATA_ACCESS = ("auto", "shared", "artifacts")
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     data_dir: str
@@ -90,6 +96,12 @@ class SweepConfig:
     precision: str = "fp32"
     cache_dir: str = field(default_factory=default_cache_dir)
     preprocess_jobs: int = 0
+    executor: str = "local"  # local: this process or --jobs workers; ray: a Ray task per grid point
+    ray_address: str = ""  # "": Ray's own choice ($RAY_ADDRESS, else a local instance)
+    cpus_per_run: float = 1.0  # ray: CPUs each point reserves (and torch threads it uses)
+    gpus_per_run: float = 0.0  # ray: GPU fraction each point reserves
+    retries: int = 2  # ray: attempts after a worker dies mid-point
+    data_access: str = "auto"  # shared | artifacts | auto (artifacts under ray, shared otherwise)
 
     def __post_init__(self) -> None:
         get_grid(self.grid)
@@ -101,6 +113,15 @@ class SweepConfig:
             raise ConfigError("--seeds and --jobs must be at least 1")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
+        check_choice("executor", self.executor, EXECUTORS)
+        check_choice("data access", self.data_access, DATA_ACCESS)
+        if self.cpus_per_run <= 0 or self.gpus_per_run < 0 or self.retries < 0:
+            raise ConfigError("--cpus-per-run must be positive, --gpus-per-run and --retries at least 0")
+
+    @property
+    def shipped(self) -> bool:
+        """Whether workers get the data as a features run's artifacts rather than from --data-dir."""
+        return self.data_access == "artifacts" or (self.data_access == "auto" and self.executor == "ray")
 
 
 @dataclass(frozen=True)
@@ -198,19 +219,32 @@ def execute_point(task: dict) -> dict:
 
     setup_tracking(task["tracking_uri"], task["experiment"])
     p: GridPoint = task["point"]
-    placement = RunPlacement(task["parent_run_id"], task["tags"])
     t0 = time.perf_counter()
+    done = _settle_earlier_attempts(task)
+    if done is not None:  # an attempt that died after finishing its run: nothing to redo
+        return {"status": "FINISHED", "run_id": done.info.run_id, "seconds": 0.0, "note": "finished by an earlier attempt",
+                "metrics": {k: done.data.metrics.get(k) for k in ("test_accuracy", "test_track_accuracy", "stopped_epoch",
+                                                                   "gen_quality_accuracy") if k in done.data.metrics}}
+    if task.get("threads"):
+        import torch
+
+        torch.set_num_threads(task["threads"])
+    cfg = task["config"]
+    if task.get("node_cache"):  # shipped data: this node's own cache, not the driver's path
+        cfg = replace(cfg, cache_dir=default_cache_dir())
+    placement = RunPlacement(task["parent_run_id"], {**task["tags"], "worker_host": socket.gethostname(),
+                                                     "worker_pid": str(os.getpid())})
     started_ms = int(time.time() * 1000) - 1000  # MLflow start times are in ms; allow for clock rounding
     try:
         if p.kind == "gan":
             from genre_models.gan import run_gan
 
-            res = run_gan(task["config"], placement=placement)
+            res = run_gan(cfg, placement=placement)
             metrics = {"gen_quality_accuracy": res.quality["gen_quality_accuracy"]}
         else:
             from genre_models.train import train
 
-            res = train(task["config"], placement=placement)
+            res = train(cfg, placement=placement)
             metrics = {k: res.metrics.get(k) for k in ("test_accuracy", "test_track_accuracy", "stopped_epoch")}
         return {"status": "FINISHED", "run_id": res.run_id, "seconds": time.perf_counter() - t0, "metrics": metrics}
     except Exception as exc:
@@ -228,6 +262,26 @@ def execute_point(task: dict) -> dict:
         else:  # it failed before its run began
             run_id = _record_failed_point(client, exp_id, task, msg)
         return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": time.perf_counter() - t0, "metrics": {}}
+
+
+def _settle_earlier_attempts(task: dict):
+    """Before a point runs: end as KILLED the RUNNING runs an earlier attempt at it left (a
+    worker that died: Ray retries, or a killed driver), and return its FINISHED run if an
+    attempt got that far, so a retry never makes a second one. Attempts at one point never
+    overlap: Ray retries a task only after its worker is gone."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    exp = mlflow.get_experiment_by_name(task["experiment"])
+    flt = f"tags.grid_key = '{task['tags']['grid_key']}' and tags.`mlflow.parentRunId` = '{task['parent_run_id']}'"
+    finished = None
+    for run in client.search_runs([exp.experiment_id], flt, max_results=1000):
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, "error", "KILLED: its process died; the point was run again")
+            client.set_terminated(run.info.run_id, "KILLED")
+        elif run.info.status == "FINISHED":
+            finished = run
+    return finished
 
 
 def _record_failed_point(client, exp_id: str, task: dict, msg: str) -> str:
@@ -272,6 +326,78 @@ def _die_with_parent() -> None:
             pass
 
 
+def point_resources(p: GridPoint, cfg: SweepConfig) -> dict:
+    """What one grid point asks of a Ray node: CPUs, a GPU fraction, and memory in bytes.
+
+    Memory is an estimate from the exact parameter count (the model built on PyTorch's meta
+    device, so nothing is allocated): 16 bytes per parameter for weights, gradients and two
+    optimizer moments, plus 1.5 GiB for data, activations and the interpreter. So net2-4's
+    133M-parameter flatten head at 180x180 asks for about 3.5 GiB, net5 for about 1.5 GiB, and
+    Ray will not stack four CNNs on a node that cannot hold them. Not a measurement: a node
+    short of memory can still be overcommitted by other work.
+    """
+    res = {"num_cpus": cfg.cpus_per_run, "memory": int(16 * _parameters(p.net, cfg.grid) + 1.5 * 2**30)}
+    if cfg.gpus_per_run:
+        res["num_gpus"] = cfg.gpus_per_run
+    return res
+
+
+@lru_cache(maxsize=None)
+def _parameters(net: str, grid: str) -> int:
+    """Parameters of a grid's net (or its GAN, G and D), counted on the meta device."""
+    import torch
+
+    from genre_models.models import InputShape
+
+    spec = get_grid(grid)
+    with torch.device("meta"):
+        if net == "gan":
+            from genre_models.gan import build_units
+
+            modules = [m for u in build_units(spec.gan, torch.device("meta")) for m in (u.G, u.D)]
+        else:
+            fc = FeatureConfig(image_size=spec.image_size)
+            modules = [NETS[net].build(InputShape(fc.image_size, fc.frames_per_segment, fc.n_mfcc), "flatten")]
+    return sum(t.numel() for m in modules for t in m.parameters())
+
+
+class RayExecutor:
+    """Each grid point as a Ray task on a cluster; a worker that dies mid-point is retried by Ray
+    (``retries``), and the retry ends the dead attempt's run KILLED (``_settle_earlier_attempts``)."""
+
+    def __init__(self, cfg: SweepConfig) -> None:
+        if cfg.ray_address.split(":")[0] in ("127.0.0.1", "localhost"):
+            # A head on loopback (started with this variable): without it the driver resolves the
+            # address to the machine's interface address, where nothing listens. Ray reads it on import.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'genre-bench[ray]'") from None
+        self.ray, self.cfg, self.refs = ray, cfg, []
+        try:
+            ray.init(address=cfg.ray_address or None, ignore_reinit_error=True, log_to_driver=False,
+                     logging_level="WARNING", include_dashboard=False)
+        except Exception as exc:  # nothing listens there, or another Ray version
+            raise ConfigError(f"cannot connect to the Ray cluster at {cfg.ray_address or 'auto'}: {_one_line(exc)}") from None
+        self._remote = ray.remote(execute_point)
+
+    def submit(self, fn, task: dict) -> Future:
+        res = point_resources(task["point"], self.cfg)
+        ref = self._remote.options(max_retries=self.cfg.retries, retry_exceptions=False, **res).remote(
+            {**task, "threads": max(1, int(self.cfg.cpus_per_run))})
+        self.refs.append(ref)
+        return ref.future()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        for ref in self.refs:  # only unfinished ones are affected
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        self.ray.shutdown()
+
+
 class _Inline:
     """The executor for ``jobs=1``: runs each point in this process when submitted."""
 
@@ -287,27 +413,35 @@ class _Inline:
 # --------------------------------------------------------------------------- the local tracking server
 
 
+def server_command(backend_uri: str, artifacts_destination: str, host: str, port: int, workers: int) -> list[str]:
+    """``mlflow server`` with artifact proxying: clients send artifacts through the server, which
+    writes them under ``artifacts_destination`` (a folder, or s3://...), so no node needs a path
+    the server's machine has."""
+    dest = artifacts_destination if "://" in artifacts_destination else os.path.abspath(artifacts_destination)
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--host", host, "--port", str(port),
+            "--workers", str(workers), "--artifacts-destination", dest]
+
+
 class LocalServer:
     """``mlflow server`` on 127.0.0.1 in front of a SQLite store, for concurrent writers."""
 
-    def __init__(self, backend_uri: str, workdir: Path) -> None:
-        self.backend_uri, self.workdir = backend_uri, workdir
+    def __init__(self, backend_uri: str, workdir: Path, port: int = 0) -> None:
+        self.backend_uri, self.workdir, self.port = backend_uri, workdir, port
         self.proc: subprocess.Popen | None = None
         self.uri = ""
 
     def __enter__(self) -> "LocalServer":
-        import socket
         import urllib.request
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = self.port
+        if not port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
         self.workdir.mkdir(parents=True, exist_ok=True)
         logf = open(self.workdir / "mlflow-server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri, "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1", "--artifacts-destination", str(self.workdir / "mlartifacts")],
-            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(server_command(self.backend_uri, str(self.workdir / "mlartifacts"), "127.0.0.1", port, 1),
+                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         self.uri = f"http://127.0.0.1:{port}"
         deadline = time.time() + 90
         while time.time() < deadline:
@@ -324,16 +458,81 @@ class LocalServer:
         raise ConfigError(f"mlflow server for {self.backend_uri} did not answer on {self.uri} within 90 s")
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()  # reap it: no zombie left behind
+        if self.proc is not None:
+            stop_process_group(self.proc, grace=20.0)
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group that ``proc`` leads (started with ``start_new_session``), then
+    SIGKILL whatever is left after ``grace`` seconds. The leader is reaped, so no zombie stays."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        if _group_gone(proc, grace):
+            break
+    proc.poll()
+
+
+def _group_gone(proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while True:
+        proc.poll()  # reap the leader, or its zombie keeps the group id alive
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+class LocalRayHead:
+    """``ray start --head`` on 127.0.0.1 with ``num_cpus`` CPUs, for benchmarks and tests.
+
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps Ray on 127.0.0.1 rather than the machine's
+    interface address. The head's daemons share one process group, stopped by its id on exit;
+    ``env`` adds variables its workers see (e.g. their own ``GENRE_BENCH_CACHE``).
+    """
+
+    def __init__(self, num_cpus: int, env: dict | None = None) -> None:
+        self.num_cpus, self.env = num_cpus, env or {}
+        self.proc: subprocess.Popen | None = None
+        self.address, self.temp, self.seconds = "", "", 0.0
+
+    def __enter__(self) -> "LocalRayHead":
+        import shutil
+        import tempfile
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay short
+        beside = Path(sys.executable).parent / "ray"
+        ray_bin = str(beside) if beside.exists() else (shutil.which("ray") or "ray")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **self.env})
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                                      "--num-cpus", str(self.num_cpus), "--include-dashboard=false",
+                                      "--disable-usage-stats", "--temp-dir", self.temp],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        out, _ = self.proc.communicate(timeout=180)  # returns once the head's daemons are up
+        if self.proc.returncode != 0:
+            self.__exit__(None, None, None)
+            raise ConfigError(f"ray start --head failed: {(out.strip().splitlines() or ['no output'])[-1]}")
+        self.seconds = time.perf_counter() - t0
+        self.address = f"127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import shutil
+
+        if self.proc is not None:
+            stop_process_group(self.proc)
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -379,8 +578,9 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
 
     # Features first, in this process: every point then reuses the cache (and the digest keys them).
     spec = get_grid(cfg.grid)
-    store = preprocess(PreprocessConfig(cfg.data_dir, FeatureConfig(image_size=spec.image_size), SplitConfig(),
-                                        cfg.cache_dir, cfg.preprocess_jobs)).store
+    pre = preprocess(PreprocessConfig(cfg.data_dir, FeatureConfig(image_size=spec.image_size), SplitConfig(),
+                                      cfg.cache_dir, cfg.preprocess_jobs))
+    store = pre.store
     points = build_grid(cfg)
     deps = dependencies(points)
     configs = {p: point_config(p, cfg) for p in points}
@@ -410,13 +610,26 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
 
     todo = [p for p in points if keys[p] not in finished_keys]
     outcomes: dict[GridPoint, dict] = {p: {"status": "SKIPPED"} for p in points if keys[p] in finished_keys}
+    if cfg.executor == "ray" and todo:
+        check_remote_tracking(uri, mlflow.get_experiment(exp_id))
+    data_source = cfg.data_dir
+    if cfg.shipped and todo:
+        from genre_models.shipping import features_uri, publish_features
+
+        fid, reused = publish_features(store, pre.key, any(p.kind == "gan" for p in todo), exp_id, cfg.preprocess_jobs,
+                                       base_tags(store))
+        client.set_tag(parent_id, "features_run_id", fid)
+        data_source = features_uri(fid)
+        log.info("workers read the data from %s (%s)", data_source, "reused" if reused else "just published")
     server = None
     worker_uri = uri
-    if cfg.jobs > 1 and todo and uri.startswith("sqlite:"):
+    if cfg.executor == "local" and cfg.jobs > 1 and todo and uri.startswith("sqlite:"):
         server = LocalServer(uri, Path(cfg.cache_dir).expanduser() / "sweep-server").__enter__()
         worker_uri = server.uri
         client = mlflow.MlflowClient(worker_uri)  # from here on the driver writes through the server too
-    if cfg.jobs > 1 and todo:
+    if cfg.executor == "ray" and todo:
+        executor = RayExecutor(cfg)
+    elif cfg.jobs > 1 and todo:
         import multiprocessing as mp
 
         threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
@@ -427,17 +640,18 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
 
     def task(p: GridPoint) -> dict:
         tags = {**p.coords, "grid_key": keys[p], "grid": cfg.grid, "sweep_key": sweep_key}
-        return {"point": p, "config": configs[p], "tracking_uri": worker_uri, "experiment": experiment,
-                "parent_run_id": parent_id, "tags": tags}
+        return {"point": p, "config": replace(configs[p], data_dir=data_source), "tracking_uri": worker_uri,
+                "experiment": experiment, "parent_run_id": parent_id, "tags": tags, "node_cache": cfg.shipped}
 
     pending = list(todo)
     running: dict[Future, GridPoint] = {}
+    slots = cfg.jobs if cfg.executor == "local" else len(todo)  # Ray queues by resources itself
     durations: list[float] = []
     total = len(points)
     try:
         while pending or running:
             for p in list(pending):
-                if len(running) >= cfg.jobs:
+                if len(running) >= slots:
                     break
                 if all(d in outcomes for d in deps[p]):
                     pending.remove(p)
@@ -503,6 +717,19 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     except OSError as exc:
         reason = str(getattr(exc, "reason", exc))
     raise ConfigError(f"tracking server {uri} is unreachable ({reason}); start it or fix --tracking-uri")
+
+
+def check_remote_tracking(uri: str, experiment) -> None:
+    """Ray workers on other nodes must reach the store and the artifacts through one server."""
+    if not uri.startswith(("http://", "https://")):
+        raise ConfigError(f"--executor ray needs a tracking server every node can reach (--tracking-uri http://HOST:PORT; "
+                          f"`benchmark server` starts one), not {uri}")
+    loc = experiment.artifact_location or ""
+    scheme = loc.split(":", 1)[0] if ":" in loc.split("/", 1)[0] else ""
+    if scheme in ("", "file"):  # a local path: mlflow-artifacts:, s3:, gs: ... are reachable from any node
+        raise ConfigError(f"experiment {experiment.name!r} keeps its artifacts at {loc}, a path on the server's machine "
+                          "that other nodes cannot write; use a new --experiment on a server started with "
+                          "--artifacts-destination (`benchmark server` does)")
 
 
 def _dependency_failure(client, exp_id: str, task: dict, dep: GridPoint) -> dict:

@@ -20,10 +20,21 @@ from genre_models.config import DEFAULT_EXPERIMENT, SplitConfig, flat_params
 from genre_models.util import code_version, git_commit
 
 
+# Bounded retries for every MLflow HTTP call (a user's own settings win): the waits are about
+# 0, 2, 4, 8 and 16 s, so a server that is back within about half a minute loses nothing; a
+# longer outage fails the call, and with it the run, loudly. MLflow's own default (7 retries,
+# factor 2) waits about four minutes.
+HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+
+
 def setup_tracking(tracking_uri: str | None = None, experiment: str | None = None) -> str:
     """Point MLflow at the store and experiment; returns the experiment name in use."""
     import mlflow
 
+    for k, v in HTTP_RETRIES.items():
+        os.environ.setdefault(k, v)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a sweep would print two lines per run
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     name = experiment_name(experiment)
@@ -163,3 +174,31 @@ def log_preprocess_run(result, split: SplitConfig, extra_params: dict | None = N
             store.manifest_with_split(split).to_csv(out / "manifest.csv", index=False)
             (out / "skipped.txt").write_text("".join(f"{line}\n" for line in result.skipped) or "(none)\n")
         return run.info.run_id
+
+
+def verify_record(run_id: str, metrics=(), histories: dict | None = None, artifacts=()) -> None:
+    """Read a run back from the store before it is called FINISHED: every metric in ``metrics``,
+    at least ``n`` steps of each ``histories[name]``, every top-level artifact in ``artifacts``.
+
+    A logging call that gave up after its retries raises by itself; this catches what a
+    retry cannot see (a store that answered but lost a write). Raises ``TrackingError``.
+    """
+    import mlflow
+
+    from genre_models.errors import TrackingError
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    problems = []
+    missing = sorted(set(metrics) - set(run.data.metrics))
+    if missing:
+        problems.append(f"metrics missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+    for name, n in (histories or {}).items():
+        got = len(client.get_metric_history(run_id, name))
+        if got < n:
+            problems.append(f"{name} has {got} of {n} steps")
+    gone = sorted(set(artifacts) - {a.path for a in client.list_artifacts(run_id)})
+    if gone:
+        problems.append(f"artifacts missing: {', '.join(gone)}")
+    if problems:
+        raise TrackingError(f"run {run_id} on {mlflow.get_tracking_uri()}: the record is incomplete ({'; '.join(problems)})")

@@ -422,13 +422,17 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
         if track:
             from genre_models.tracking import artifact_dir
 
+            from genre_models.tracking import verify_record
+
             mlflow.log_metrics({k: v for k, v in metrics.items() if k not in counts})
             with artifact_dir() as out:
                 _write_artifacts(out, hist, confusion, test.y.numpy(), y_pred, run_name(cfg))
                 (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+                written = [f.name for f in out.iterdir()]
             if cfg.log_model:
                 log_trained_model(model, spec, shape, cfg)
             run_id = run.info.run_id
+            verify_record(run_id, metrics, {k: len(hist.epochs) for k in hist.epochs[0]} if hist.epochs else {}, written)
     log.info("%s: test_accuracy %.4f, test_track_accuracy %.4f (best epoch %d, stopped %d)", cfg.net,
              metrics.get("test_accuracy", float("nan")), metrics.get("test_track_accuracy", float("nan")),
              hist.best_epoch, hist.stopped_epoch)

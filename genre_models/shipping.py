@@ -1,0 +1,204 @@
+"""Data for nodes that cannot see ``--data-dir``: the feature cache shipped as MLflow artifacts.
+
+A *features run* (``stage=features``) holds one feature store under ``features/`` and, when a
+GAN has to be trained elsewhere, every segment's audio under ``segment_audio/``. Anything that
+takes a ``--data-dir`` also takes ``runs:/<run_id>/features``: the store is downloaded once into
+the node's own cache (``<cache_dir>/<cache_key>``, the folder ``preprocess`` would have written)
+and the audio is fetched only when a GAN asks for it.
+
+Size trade-off, for the full GTZAN at the study's settings (measured figures in the README):
+the features are about 165 MB (MFCCs 67 MB, 180x180 images 97 MB), the segment audio about
+1.3 GB (some 29,500 one-second segments as int16). Every node downloads what it uses once
+per cache. A filesystem that every node mounts (``--data-access shared``) costs nothing to
+ship, but then every node must see the same ``--data-dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from genre_models.errors import ConfigError, DataError
+from genre_models.util import atomic_dir, log
+
+FEATURES = "features"
+AUDIO = "segment_audio"
+STORE_FILES = ("mfcc.npy", "seg_track.npy", "images.npy", "img_track.npy", "manifest.csv", "meta.json")
+_URI = re.compile(r"^runs:/([0-9a-zA-Z]+)/features/?$")
+
+
+def features_uri(run_id: str) -> str:
+    return f"runs:/{run_id}/{FEATURES}"
+
+
+def features_run_id(data_dir: str) -> str | None:
+    """The run id in ``runs:/<id>/features``, or None for a plain folder."""
+    m = _URI.match(str(data_dir))
+    return m.group(1) if m else None
+
+
+def data_label(data_dir: str) -> str:
+    """``data_dir`` as logged: a features-run URI as is, a folder as an absolute path."""
+    import os
+
+    return str(data_dir) if features_run_id(data_dir) else os.path.abspath(data_dir)
+
+
+def segment_audio_dir(store) -> Path:
+    """Where a store's segment audio lives in a cache: beside the store, under its key."""
+    p = Path(store.path)
+    return p.parent / "segment-audio" / p.name
+
+
+def build_segment_audio(store, jobs: int = 0) -> Path:
+    """Every usable segment's audio, int16 (n_segments, segment_samples), row-aligned with
+    ``mfcc.npy``. Decoded from the dataset folder once; cached."""
+    from genre_models.config import FeatureConfig
+    from genre_models.gan import _decode_segments
+    from genre_models.preprocess import parallel_map
+
+    target = segment_audio_dir(store)
+    if (target / "meta.json").is_file():
+        return target
+    fcfg = FeatureConfig(**store.meta["features"])
+    root = store.meta["dataset"]["root"]
+    tracks = store.tracks
+    tasks = [(str(Path(root) / rel), rel, list(range(int(n))), int(n), fcfg) for rel, n in zip(tracks.path, tracks.segments)]
+    log.info("decoding %d segments of %d tracks for shipping into %s", int(store.mfcc.shape[0]), len(tasks), target)
+    chunks = parallel_map(_decode_segments, tasks, jobs, desc="segment audio")
+
+    def write(tmp: Path) -> None:
+        audio = np.concatenate(chunks) if chunks else np.zeros((0, fcfg.segment_samples), np.int16)
+        if audio.shape[0] != store.mfcc.shape[0]:
+            raise DataError(f"{root}: decoded {audio.shape[0]} segments but the feature cache holds {store.mfcc.shape[0]}")
+        np.save(tmp / "audio.npy", audio)
+        (tmp / "meta.json").write_text(json.dumps({"segments": int(audio.shape[0]), "digest": store.digest,
+                                                   "sample_rate": fcfg.sample_rate}, indent=2))
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_dir(target, write)
+    return target
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+def publish_features(store, cache_key: str, with_audio: bool, exp_id: str, jobs: int = 0,
+                     tags: dict | None = None) -> tuple[str, bool]:
+    """Log ``store`` (and, with ``with_audio``, its segment audio) as a features run in experiment
+    ``exp_id``; reuse a FINISHED one with the same key. Returns (run id, reused)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    flt = f"tags.stage = 'features' and tags.cache_key = '{cache_key}' and attributes.status = 'FINISHED'"
+    if with_audio:
+        flt += " and tags.with_audio = 'true'"
+    found = client.search_runs([exp_id], flt, order_by=["attributes.start_time DESC"], max_results=1)
+    if found:
+        return found[0].info.run_id, True
+    t0 = time.perf_counter()
+    run = client.create_run(exp_id, run_name=f"features-{cache_key[:8]}",
+                            tags={**(tags or {}), "stage": "features", "cache_key": cache_key,
+                                  "with_audio": str(with_audio).lower()})
+    run_id = run.info.run_id
+    try:
+        for f in STORE_FILES:
+            client.log_artifact(run_id, str(Path(store.path) / f), FEATURES)
+        sizes = {"features_bytes": _size(Path(store.path))}
+        if with_audio:
+            audio = build_segment_audio(store, jobs)
+            client.log_artifacts(run_id, str(audio), AUDIO)
+            sizes["segment_audio_bytes"] = _size(audio)
+        for k, v in {**sizes, "publish_seconds": time.perf_counter() - t0, "segments": int(store.mfcc.shape[0]),
+                     "images": int(store.images.shape[0])}.items():
+            client.log_metric(run_id, k, float(v))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    log.info("features run %s: %s", run_id, ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))
+    return run_id, False
+
+
+def _download(run_id: str, artifact: str, dest: Path) -> Path:
+    """One artifact folder of a run into ``dest`` (a fresh folder); returns the folder holding its files."""
+    import mlflow
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dest)))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"runs:/{run_id}/{artifact}: cannot download from {mlflow.get_tracking_uri()}: {first}") from None
+
+
+def fetch_features(run_id: str, cache_dir: str):
+    """The features run's store, downloaded into ``<cache_dir>/<cache_key>`` unless already there."""
+    import mlflow
+
+    from genre_models.preprocess import load_store
+
+    try:
+        run = mlflow.get_run(run_id)
+    except Exception:
+        raise DataError(f"{features_uri(run_id)}: no such run in {mlflow.get_tracking_uri()}") from None
+    key = run.data.tags.get("cache_key")
+    if run.data.tags.get("stage") != "features" or not key:
+        raise DataError(f"{features_uri(run_id)}: run {run_id} is not a features run (stage={run.data.tags.get('stage', '?')})")
+    if run.info.status != "FINISHED":
+        raise DataError(f"{features_uri(run_id)}: the features run is {run.info.status}, not FINISHED")
+    target = Path(cache_dir).expanduser() / key
+    if not (target / "meta.json").is_file():
+        t0 = time.perf_counter()
+
+        def write(tmp: Path) -> None:
+            got = _download(run_id, FEATURES, tmp / "dl")
+            for f in STORE_FILES:
+                shutil.move(str(got / f), tmp / f)
+            shutil.rmtree(tmp / "dl")
+            meta = json.loads((tmp / "meta.json").read_text())
+            meta["fetched_from"] = run_id
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_dir(target, write)
+        log.info("fetched the feature cache of run %s into %s in %.1f s", run_id, target, time.perf_counter() - t0)
+    return load_store(target)
+
+
+def segment_audio_for(store) -> Path | None:
+    """The store's segment audio: in this cache, else fetched from the features run it came from;
+    None when neither exists (the caller decodes the dataset folder instead)."""
+    target = segment_audio_dir(store)
+    if (target / "meta.json").is_file():
+        return target
+    run_id = store.meta.get("fetched_from")
+    if not run_id:
+        return None
+
+    def write(tmp: Path) -> None:
+        got = _download(run_id, AUDIO, tmp / "dl")
+        for f in ("audio.npy", "meta.json"):
+            shutil.move(str(got / f), tmp / f)
+        shutil.rmtree(tmp / "dl")
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_dir(target, write)
+    return target
+
+
+def check_features(store, fcfg, uri: str) -> None:
+    """A shipped store must have been made with the features this run asks for."""
+    want = json.loads(json.dumps(asdict(fcfg)))
+    have = store.meta["features"]
+    diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if diff:
+        shown = ", ".join(f"{k}={have.get(k)!r} (asked {want.get(k)!r})" for k in diff[:4])
+        raise ConfigError(f"{uri} holds features made with {shown}; publish a features run made with these settings "
+                          "(`benchmark preprocess --publish`)")
