@@ -305,14 +305,37 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device
                                                   "has no authentication: keep it inside a trusted network).")
 @click.option("--port", type=int, default=5000)
 @click.option("--workers", type=int, default=4, help="Server worker processes.")
-def server(backend_store_uri, artifacts_destination, host, port, workers):
+@click.option("--background", is_flag=True, help="Return once the server answers; it runs on, logging to "
+                                                 "mlflow-server.log (pid in mlflow-server-PORT.pid).")
+@click.option("--stop", is_flag=True, help="Stop the --background server on --port started from this folder.")
+@_one_line_errors
+def server(backend_store_uri, artifacts_destination, host, port, workers, background, stop):
     """Run an MLflow tracking server with artifact proxying, for sweeps whose workers are on other
-    machines. It runs in the foreground (this process becomes the server); stop it with Ctrl-C."""
-    from genre_models.sweep import server_command
+    machines. In the foreground this process becomes the server (stop it with Ctrl-C)."""
+    from pathlib import Path
 
+    from genre_models.sweep import LocalServer, server_command, stop_process_group
+
+    pid_file = Path(f"mlflow-server-{port}.pid")
+    if stop:
+        if not pid_file.is_file():
+            raise CliError(f"{pid_file.resolve()}: no such file; no --background server on port {port} was started here")
+        pid = int(pid_file.read_text().split()[0])
+        found = stop_process_group(pid)
+        pid_file.unlink()
+        click.echo(f"stopped the MLflow server on port {port} (pid {pid})" if found else
+                   f"the MLflow server on port {port} (pid {pid}) was not running")
+        return
+    uri = f"http://{'HOST' if host in ('0.0.0.0', '::') else host}:{port}"
+    if background:
+        srv = LocalServer(backend_store_uri, Path.cwd(), port, host, workers, artifacts_destination).__enter__()
+        pid_file.write_text(f"{srv.proc.pid}\n")
+        click.echo(f"MLflow server on {uri} (pid {srv.proc.pid}, log {srv.log_path}); point sweeps at it with "
+                   f"--tracking-uri {uri}; stop it with: benchmark server --stop --port {port}")
+        return
     cmd = server_command(backend_store_uri, artifacts_destination, host, port, workers)
-    click.echo(f"MLflow server on http://{host}:{port}: runs in {backend_store_uri}, artifacts in {cmd[-1]}; "
-               f"point sweeps at it with --tracking-uri http://{'HOST' if host == '0.0.0.0' else host}:{port}")
+    click.echo(f"MLflow server on {uri}: runs in {backend_store_uri}, artifacts in {cmd[-1]}; "
+               f"point sweeps at it with --tracking-uri {uri}")
     sys.stdout.flush()
     os.execv(cmd[0], cmd)
 

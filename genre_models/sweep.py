@@ -423,12 +423,21 @@ def server_command(backend_uri: str, artifacts_destination: str, host: str, port
 
 
 class LocalServer:
-    """``mlflow server`` on 127.0.0.1 in front of a SQLite store, for concurrent writers."""
+    """``mlflow server`` with artifact proxying, started in a process group of its own and
+    returned once it answers: in front of a SQLite store for a parallel sweep's concurrent
+    writers (a free port on 127.0.0.1), or as ``benchmark server --background``. Its log is
+    ``<workdir>/mlflow-server.log``; leaving the block stops the whole group."""
 
-    def __init__(self, backend_uri: str, workdir: Path, port: int = 0) -> None:
-        self.backend_uri, self.workdir, self.port = backend_uri, workdir, port
+    def __init__(self, backend_uri: str, workdir: Path, port: int = 0, host: str = "127.0.0.1", workers: int = 1,
+                 artifacts: str | None = None) -> None:
+        self.backend_uri, self.workdir, self.port, self.host, self.workers = backend_uri, Path(workdir), port, host, workers
+        self.artifacts = artifacts or str(self.workdir / "mlartifacts")
         self.proc: subprocess.Popen | None = None
         self.uri = ""
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mlflow-server.log"
 
     def __enter__(self) -> "LocalServer":
         import urllib.request
@@ -439,14 +448,16 @@ class LocalServer:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
         self.workdir.mkdir(parents=True, exist_ok=True)
-        logf = open(self.workdir / "mlflow-server.log", "ab")
-        self.proc = subprocess.Popen(server_command(self.backend_uri, str(self.workdir / "mlartifacts"), "127.0.0.1", port, 1),
-                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-        self.uri = f"http://127.0.0.1:{port}"
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(server_command(self.backend_uri, self.artifacts, self.host, port, self.workers),
+                                         stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        local = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        self.uri = f"http://{local}:{port}"
         deadline = time.time() + 90
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise ConfigError(f"mlflow server for {self.backend_uri} exited at start; see {self.workdir / 'mlflow-server.log'}")
+                raise ConfigError(f"mlflow server for {self.backend_uri} exited at start; see {self.log_path}")
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
                     if r.status == 200:
@@ -459,28 +470,30 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None:
-            stop_process_group(self.proc, grace=20.0)
+            stop_process_group(self.proc.pid, self.proc, grace=20.0)
 
 
-def stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the process group that ``proc`` leads (started with ``start_new_session``), then
-    SIGKILL whatever is left after ``grace`` seconds. The leader is reaped, so no zombie stays."""
+def stop_process_group(pgid: int, proc: subprocess.Popen | None = None, grace: float = 5.0) -> bool:
+    """SIGTERM process group ``pgid`` (a leader started with ``start_new_session``), then SIGKILL
+    whatever is left after ``grace`` seconds. ``proc``, the leader if it is our child, is reaped
+    so no zombie stays. False if there was no such group."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(pgid, sig)
         except ProcessLookupError:
+            return sig != signal.SIGTERM
+        if _group_gone(pgid, proc, grace):
             break
-        if _group_gone(proc, grace):
-            break
-    proc.poll()
+    return True
 
 
-def _group_gone(proc: subprocess.Popen, timeout: float) -> bool:
+def _group_gone(pgid: int, proc: subprocess.Popen | None, timeout: float) -> bool:
     deadline = time.time() + timeout
     while True:
-        proc.poll()  # reap the leader, or its zombie keeps the group id alive
+        if proc is not None:
+            proc.poll()  # reap the leader, or its zombie keeps the group id alive
         try:
-            os.killpg(proc.pid, 0)
+            os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
         if time.time() >= deadline:
@@ -531,7 +544,7 @@ class LocalRayHead:
         import shutil
 
         if self.proc is not None:
-            stop_process_group(self.proc)
+            stop_process_group(self.proc.pid, self.proc)
         shutil.rmtree(self.temp, ignore_errors=True)
 
 

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from genre_models.sweep import GridPoint, LocalRayHead, SweepConfig, point_resources, stop_process_group
+from genre_models.sweep import GridPoint, LocalRayHead, SweepConfig, point_resources
 
 if os.environ.get("CI"):
     import ray  # noqa: F401  (CI installs it with the test extra; these tests must not skip there)
@@ -75,26 +75,26 @@ def _alive_in_group(pgid: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`benchmark server` on 127.0.0.1 with a SQLite store and proxied artifacts; stopped by PID."""
+    """`benchmark server --background` on 127.0.0.1 (SQLite store, proxied artifacts), stopped by
+    the PID it records, through `benchmark server --stop`: the README's two commands."""
     root = tmp_path_factory.mktemp("server")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--workers", "2",
-                             "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination",
-                             str(root / "artifacts")], cwd=root, env=env, stdout=open(root / "server.log", "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    start = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--workers", "2",
+                            "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination",
+                            str(root / "artifacts"), "--background"], cwd=root, env=env, capture_output=True, text=True,
+                           timeout=180)
+    assert start.returncode == 0, start.stderr[-2000:]
+    pid = int((root / f"mlflow-server-{port}.pid").read_text())
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                break
-        except OSError:
-            assert proc.poll() is None and time.time() < deadline, (root / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
-    yield {"uri": uri, "pid": proc.pid, "root": root, "port": port}
-    stop_process_group(proc)
-    assert proc.poll() is not None and not _alive_in_group(proc.pid)
+    assert start.stdout.startswith(f"MLflow server on {uri} (pid {pid}, log ")
+    with urllib.request.urlopen(f"{uri}/health", timeout=5) as r:  # it answers when the command returns
+        assert r.status == 200
+    yield {"uri": uri, "pid": pid, "root": root, "port": port}
+    stop = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--stop"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert stop.stdout.strip() == f"stopped the MLflow server on port {port} (pid {pid})", stop.stderr
+    assert not _alive_in_group(pid) and not (root / f"mlflow-server-{port}.pid").exists()
 
 
 @pytest.fixture
