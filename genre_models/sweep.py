@@ -11,6 +11,11 @@
 * **Parallelism.** ``jobs > 1`` runs points in spawned worker processes. With a SQLite store a
   local ``mlflow server`` on 127.0.0.1 fronts it for the sweep's duration, so concurrent writers
   never meet SQLite's "database is locked"; it is stopped (by PID) afterwards.
+* **Ray** (``executor="ray"``). Each point is a Ray task with CPU, GPU-fraction and memory
+  requests (``point_resources``), retried when its worker dies; the retry ends the dead
+  attempt's run KILLED and never repeats a FINISHED one (``_settle_earlier_attempts``). Workers
+  log to one HTTP tracking server with proxied artifacts and, by default, read the data from a
+  features run's artifacts (``genre_models.shipping``), not from ``--data-dir``.
 * **Order.** Per split and seed: net5, then the GAN (whose quality figure reuses that net5),
   then net6 (which uses that GAN), then the image nets. A point waits for the points it needs.
 """
@@ -21,9 +26,9 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace

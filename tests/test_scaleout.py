@@ -8,6 +8,7 @@ processes (Ray's log plumbing needs real stdout and stderr, which CliRunner repl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -328,3 +329,17 @@ def test_a_server_blip_is_ridden_out_and_an_outage_fails_loudly(demo_dir, tmp_pa
     assert proc.returncode == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(f"error: tracking server {srv.uri} stopped answering (Connection refused")
     assert mlflow.MlflowClient(backend).get_run(run_id).info.status == "RUNNING"  # never claimed FINISHED
+
+
+@pytest.mark.slow
+def test_perf_sweep_times_the_same_sweep_three_ways(demo_dir, tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true"}
+    res = subprocess.run([sys.executable, "-m", "benchmark", "-q", "perf", "sweep", "--data-dir", str(demo_dir), "--nets",
+                          "net1,net5", "--seeds", "1", "--repeats", "1", "--ray-cpus", "2"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert out["points"] == 2  # net1 (2 epochs) and net5 on the track split, seed 0
+    assert set(out["seconds"]) == {"local_jobs1", "local_jobs2", "ray"} and all(len(v) == 1 for v in out["seconds"].values())
+    assert out["ray_over_local_jobs2"] == round(out["seconds"]["ray"][0] / out["seconds"]["local_jobs2"][0], 3)
+    assert out["ray_head_start_s"] > 0
