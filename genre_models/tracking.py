@@ -181,7 +181,9 @@ def verify_record(run_id: str, metrics=(), histories: dict | None = None, artifa
     at least ``n`` steps of each ``histories[name]``, every top-level artifact in ``artifacts``.
 
     A logging call that gave up after its retries raises by itself; this catches what a
-    retry cannot see (a store that answered but lost a write). Raises ``TrackingError``.
+    retry cannot see (a store that answered but lost a write), and a run that another process
+    already ended (a resumed sweep took it for dead), which must not then turn FINISHED.
+    Raises ``TrackingError``.
     """
     import mlflow
 
@@ -190,6 +192,8 @@ def verify_record(run_id: str, metrics=(), histories: dict | None = None, artifa
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
     problems = []
+    if run.info.status != "RUNNING":  # e.g. a resumed sweep or a retry took this attempt for dead
+        problems.append(f"it was ended as {run.info.status} by another process ({run.data.tags.get('error', 'no reason')})")
     missing = sorted(set(metrics) - set(run.data.metrics))
     if missing:
         problems.append(f"metrics missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")

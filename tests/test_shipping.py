@@ -79,3 +79,33 @@ def test_a_features_run_must_match_the_asked_features_and_be_one(demo_dir, tmp_p
 
     res = CliRunner().invoke(main, ["preprocess", "--data-dir", str(demo_dir), "--with-audio", "--no-track"])
     assert res.exit_code == 2 and res.stderr.strip() == "error: --with-audio needs --publish"
+
+
+def test_a_local_sweep_can_ship_its_data_as_artifacts_too(demo_dir, tmp_store):
+    from genre_models.sweep import SweepConfig, run_sweep
+
+    cfg = SweepConfig(str(demo_dir), grid="demo", nets=("net5",), seeds=1, splits=("track",), max_epochs=1,
+                      data_access="artifacts")
+    res = run_sweep(cfg)
+    assert (res.points, res.finished, res.failed) == (1, 1, 0)
+    (features,) = mlflow.search_runs(filter_string="tags.stage = 'features'", output_format="list")
+    (net5,) = mlflow.search_runs(filter_string="tags.stage = 'train'", output_format="list")
+    assert net5.data.params["data_dir"] == f"runs:/{features.info.run_id}/features"
+    assert features.data.tags["with_audio"] == "false"  # no GAN in this grid: no segment audio shipped
+    assert mlflow.get_run(res.parent_run_id).data.tags["features_run_id"] == features.info.run_id
+
+
+def test_a_run_that_another_process_ended_is_not_claimed_finished(tmp_store):
+    from genre_models.errors import TrackingError
+    from genre_models.tracking import verify_record
+
+    with mlflow.start_run() as run:
+        mlflow.log_metric("val_accuracy", 0.5, step=1)
+        verify_record(run.info.run_id, ["val_accuracy"], {"val_accuracy": 1})  # complete: passes
+        with pytest.raises(TrackingError, match=r"val_accuracy has 1 of 2 steps; artifacts missing: model\.txt"):
+            verify_record(run.info.run_id, ["val_accuracy"], {"val_accuracy": 2}, ["model.txt"])
+        client = mlflow.MlflowClient()
+        client.set_tag(run.info.run_id, "error", "KILLED: the sweep driver stopped before this run ended")
+        client.set_terminated(run.info.run_id, "KILLED")
+        with pytest.raises(TrackingError, match=r"it was ended as KILLED by another process \(KILLED: the sweep"):
+            verify_record(run.info.run_id, ["val_accuracy"])
