@@ -299,11 +299,18 @@ def _record_failed_point(client, exp_id: str, task: dict, msg: str) -> str:
 
 
 def _kill_running_children(client, exp_id: str, parent_id: str, why: str) -> None:
-    """End as KILLED every child still RUNNING whose process is gone; nothing else will end it."""
+    """End as KILLED every child still RUNNING whose process is gone; nothing else will end it.
+    A child that ended FAILED with no ``error`` tag was stopped from outside (Ray ending a dead
+    driver's tasks, a SIGTERM): MLflow ended it on the way out, and the tag says so."""
     flt = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
     for stale in client.search_runs([exp_id], flt, max_results=50000):
         client.set_tag(stale.info.run_id, "error", f"KILLED: {why}")
         client.set_terminated(stale.info.run_id, "KILLED")
+    flt = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'FAILED'"
+    for stopped in client.search_runs([exp_id], flt, max_results=50000):
+        if "error" not in stopped.data.tags:
+            client.set_tag(stopped.info.run_id, "error", "stopped from outside before it ended (its worker was told to "
+                                                         "exit, e.g. when the sweep driver died)")
 
 
 def _worker_init(tracking_uri: str, threads: int) -> None:
