@@ -305,11 +305,14 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device
                                                   "has no authentication: keep it inside a trusted network).")
 @click.option("--port", type=int, default=5000)
 @click.option("--workers", type=int, default=4, help="Server worker processes.")
+@click.option("--allowed-hosts", default="", help="Host headers to accept besides localhost and private IPs: the name "
+                                                 "workers use, e.g. tracker,tracker:5000 [default: MLflow's].",
+              show_default=False)
 @click.option("--background", is_flag=True, help="Return once the server answers; it runs on, logging to "
                                                  "mlflow-server.log (pid in mlflow-server-PORT.pid).")
 @click.option("--stop", is_flag=True, help="Stop the --background server on --port started from this folder.")
 @_one_line_errors
-def server(backend_store_uri, artifacts_destination, host, port, workers, background, stop):
+def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, background, stop):
     """Run an MLflow tracking server with artifact proxying, for sweeps whose workers are on other
     machines. In the foreground this process becomes the server (stop it with Ctrl-C)."""
     from pathlib import Path
@@ -328,12 +331,12 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, backgr
         return
     uri = f"http://{'HOST' if host in ('0.0.0.0', '::') else host}:{port}"
     if background:
-        srv = LocalServer(backend_store_uri, Path.cwd(), port, host, workers, artifacts_destination).__enter__()
+        srv = LocalServer(backend_store_uri, Path.cwd(), port, host, workers, artifacts_destination, allowed_hosts).__enter__()
         pid_file.write_text(f"{srv.proc.pid}\n")
         click.echo(f"MLflow server on {uri} (pid {srv.proc.pid}, log {srv.log_path}); point sweeps at it with "
                    f"--tracking-uri {uri}; stop it with: benchmark server --stop --port {port}")
         return
-    cmd = server_command(backend_store_uri, artifacts_destination, host, port, workers)
+    cmd = server_command(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts)
     click.echo(f"MLflow server on {uri}: runs in {backend_store_uri}, artifacts in {cmd[-1]}; "
                f"point sweeps at it with --tracking-uri {uri}")
     sys.stdout.flush()
@@ -367,7 +370,8 @@ def _csv(choices):
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local",
               help="local: this process (or --jobs workers); ray: one Ray task per grid point (pip install 'genre-bench[ray]').")
 @click.option("--ray-address", default="", show_default=False,
-              help="Ray cluster HOST:PORT [default: $RAY_ADDRESS, else a local Ray].")
+              help="Ray cluster HOST:PORT [default: Ray's rule: $RAY_ADDRESS, else the cluster last started here, "
+                   "else a new local one].")
 @click.option("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs (and torch threads) each grid point reserves.")
 @click.option("--gpus-per-run", type=float, default=0.0, help="Ray: GPU fraction each grid point reserves (0.25: four share one).")
 @click.option("--retries", type=int, default=2, help="Ray: re-runs of a grid point whose worker died.")

@@ -102,7 +102,7 @@ class SweepConfig:
     cache_dir: str = field(default_factory=default_cache_dir)
     preprocess_jobs: int = 0
     executor: str = "local"  # local: this process or --jobs workers; ray: a Ray task per grid point
-    ray_address: str = ""  # "": Ray's own choice ($RAY_ADDRESS, else a local instance)
+    ray_address: str = ""  # "": Ray's rule ($RAY_ADDRESS, else the cluster last started here, else a new local one)
     cpus_per_run: float = 1.0  # ray: CPUs each point reserves (and torch threads it uses)
     gpus_per_run: float = 0.0  # ray: GPU fraction each point reserves
     retries: int = 2  # ray: attempts after a worker dies mid-point
@@ -425,13 +425,24 @@ class _Inline:
 # --------------------------------------------------------------------------- the local tracking server
 
 
-def server_command(backend_uri: str, artifacts_destination: str, host: str, port: int, workers: int) -> list[str]:
+def server_command(backend_uri: str, artifacts_destination: str, host: str, port: int, workers: int,
+                   allowed_hosts: str = "") -> list[str]:
     """``mlflow server`` with artifact proxying: clients send artifacts through the server, which
     writes them under ``artifacts_destination`` (a folder, or s3://...), so no node needs a path
-    the server's machine has."""
+    the server's machine has. ``allowed_hosts``: the Host headers MLflow accepts besides its
+    default (localhost and private IPs), e.g. the name workers use to reach it."""
     dest = artifacts_destination if "://" in artifacts_destination else os.path.abspath(artifacts_destination)
+    extra = []
+    if allowed_hosts:  # MLflow's option replaces its default list; keep the default and add these
+        try:
+            from mlflow.server.security_utils import get_default_allowed_hosts
+
+            default = get_default_allowed_hosts()
+        except ImportError:  # another MLflow layout: loopback only
+            default = ["localhost", "127.0.0.1", "localhost:*", "127.0.0.1:*"]
+        extra = ["--allowed-hosts", ",".join([*default, *(h.strip() for h in allowed_hosts.split(",") if h.strip())])]
     return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--host", host, "--port", str(port),
-            "--workers", str(workers), "--artifacts-destination", dest]
+            "--workers", str(workers), *extra, "--artifacts-destination", dest]
 
 
 class LocalServer:
@@ -441,8 +452,9 @@ class LocalServer:
     ``<workdir>/mlflow-server.log``; leaving the block stops the whole group."""
 
     def __init__(self, backend_uri: str, workdir: Path, port: int = 0, host: str = "127.0.0.1", workers: int = 1,
-                 artifacts: str | None = None) -> None:
+                 artifacts: str | None = None, allowed_hosts: str = "") -> None:
         self.backend_uri, self.workdir, self.port, self.host, self.workers = backend_uri, Path(workdir), port, host, workers
+        self.allowed_hosts = allowed_hosts
         self.artifacts = artifacts or str(self.workdir / "mlartifacts")
         self.proc: subprocess.Popen | None = None
         self.uri = ""
@@ -461,7 +473,8 @@ class LocalServer:
                 port = s.getsockname()[1]
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(server_command(self.backend_uri, self.artifacts, self.host, port, self.workers),
+            self.proc = subprocess.Popen(server_command(self.backend_uri, self.artifacts, self.host, port, self.workers,
+                                                        self.allowed_hosts),
                                          stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         local = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def server(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     start = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--workers", "2",
                             "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination",
-                            str(root / "artifacts"), "--background"], cwd=root, env=env, capture_output=True, text=True,
+                            str(root / "artifacts"), "--allowed-hosts", f"tracker:{port}", "--background"], cwd=root, env=env, capture_output=True, text=True,
                            timeout=180)
     assert start.returncode == 0, start.stderr[-2000:]
     pid = int((root / f"mlflow-server-{port}.pid").read_text())
@@ -124,8 +125,20 @@ def _driver_env(tmp_path) -> dict:
     return {**env, "CI": "true", "GENRE_BENCH_CACHE": str(tmp_path / "driver-cache"), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
+def _status_for_host(uri: str, host: str) -> int:
+    try:
+        url = f"{uri}/api/2.0/mlflow/experiments/search?max_results=1"  # /health skips the Host check
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host}), timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_the_server_binds_loopback_and_proxies_artifacts(server, experiment, tmp_path):
     assert set(_listening(server["port"])) <= {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 only
+    # --allowed-hosts reaches MLflow: the listed name is served, an unlisted one refused.
+    assert _status_for_host(server["uri"], f"tracker:{server['port']}") == 200
+    assert _status_for_host(server["uri"], f"elsewhere.example:{server['port']}") >= 400
     assert mlflow.get_experiment_by_name(experiment).artifact_location.startswith("mlflow-artifacts:")
     with mlflow.start_run() as run:
         (tmp_path / "hello.txt").write_text("through the server")
