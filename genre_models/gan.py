@@ -159,7 +159,6 @@ def training_audio(store, split: SplitConfig, fcfg, cache_dir: str, jobs: int = 
             (tmp / "meta.json").write_text(json.dumps({"segments": int(len(train_idx)), "tracks": int(len(track_rows)),
                                                        "split": asdict(split), "digest": store.digest}, indent=2))
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         atomic_dir(target, write)
     seg = np.load(target / "segment.npy")
     return RealAudio(np.load(target / "audio.npy", mmap_mode="r"), labels[seg_track[seg]], seg_track[seg], within[seg],
@@ -435,7 +434,6 @@ def generate_set(units: list[GanUnit], cfg: GanConfig, device: torch.device, tar
             "gan_key": key, "per_genre": cfg.gan.per_genre, "clips": n, "sample_rate": f.sample_rate,
             "features": asdict(f), "genres": list(GENRES), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_dir(target, write)
     return load_generated(target)
 

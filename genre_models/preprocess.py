@@ -314,7 +314,6 @@ def preprocess(cfg: PreprocessConfig, force: bool = False) -> PreprocessResult:
     results = run_extraction(disc.tracks, cfg.features, cfg.jobs)
     if force and target.exists():
         shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     _write_store(target, disc, digest, cfg.features, results)
     store = load_store(target)
     skipped = _skips(store.manifest)

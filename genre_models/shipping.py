@@ -16,6 +16,7 @@ ship, but then every node must see the same ``--data-dir``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -45,8 +46,6 @@ def features_run_id(data_dir: str) -> str | None:
 
 def data_label(data_dir: str) -> str:
     """``data_dir`` as logged: a features-run URI as is, a folder as an absolute path."""
-    import os
-
     return str(data_dir) if features_run_id(data_dir) else os.path.abspath(data_dir)
 
 
@@ -81,7 +80,6 @@ def build_segment_audio(store, jobs: int = 0) -> Path:
         (tmp / "meta.json").write_text(json.dumps({"segments": int(audio.shape[0]), "digest": store.digest,
                                                    "sample_rate": fcfg.sample_rate}, indent=2))
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_dir(target, write)
     return target
 
@@ -127,15 +125,19 @@ def publish_features(store, cache_key: str, with_audio: bool, exp_id: str, jobs:
     return run_id, False
 
 
-def _download(run_id: str, artifact: str, dest: Path) -> Path:
-    """One artifact folder of a run into ``dest`` (a fresh folder); returns the folder holding its files."""
+def _download_into(folder: Path, run_id: str, artifact: str, files) -> None:
+    """``files`` of one artifact folder of a run, downloaded straight into ``folder``."""
     import mlflow
 
     try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dest)))
+        got = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact,
+                                                       dst_path=str(folder / ".download")))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"runs:/{run_id}/{artifact}: cannot download from {mlflow.get_tracking_uri()}: {first}") from None
+    for f in files:
+        shutil.move(str(got / f), folder / f)
+    shutil.rmtree(folder / ".download")
 
 
 def fetch_features(run_id: str, cache_dir: str):
@@ -158,15 +160,11 @@ def fetch_features(run_id: str, cache_dir: str):
         t0 = time.perf_counter()
 
         def write(tmp: Path) -> None:
-            got = _download(run_id, FEATURES, tmp / "dl")
-            for f in STORE_FILES:
-                shutil.move(str(got / f), tmp / f)
-            shutil.rmtree(tmp / "dl")
+            _download_into(tmp, run_id, FEATURES, STORE_FILES)
             meta = json.loads((tmp / "meta.json").read_text())
             meta["fetched_from"] = run_id
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         atomic_dir(target, write)
         log.info("fetched the feature cache of run %s into %s in %.1f s", run_id, target, time.perf_counter() - t0)
     return load_store(target)
@@ -182,14 +180,7 @@ def segment_audio_for(store) -> Path | None:
     if not run_id:
         return None
 
-    def write(tmp: Path) -> None:
-        got = _download(run_id, AUDIO, tmp / "dl")
-        for f in ("audio.npy", "meta.json"):
-            shutil.move(str(got / f), tmp / f)
-        shutil.rmtree(tmp / "dl")
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_dir(target, write)
+    atomic_dir(target, lambda tmp: _download_into(tmp, run_id, AUDIO, ("audio.npy", "meta.json")))
     return target
 
 

@@ -257,9 +257,7 @@ def execute_point(task: dict) -> dict:
         log.warning("grid point %s failed: %s", p.label, msg)
         client = mlflow.MlflowClient()
         exp_id = mlflow.get_experiment_by_name(task["experiment"]).experiment_id
-        own = client.search_runs([exp_id], f"tags.grid_key = '{task['tags']['grid_key']}' and "
-                                           f"tags.`mlflow.parentRunId` = '{task['parent_run_id']}'",
-                                 order_by=["attributes.start_time DESC"], max_results=1)
+        own = client.search_runs([exp_id], _point_runs(task), order_by=["attributes.start_time DESC"], max_results=1)
         if own and own[0].info.start_time >= started_ms and own[0].info.status != "FINISHED":
             run_id = own[0].info.run_id  # the point's own run, already ended FAILED by MLflow
             client.set_tag(run_id, "error", msg[:4900])
@@ -278,15 +276,23 @@ def _settle_earlier_attempts(task: dict):
 
     client = mlflow.MlflowClient()
     exp = mlflow.get_experiment_by_name(task["experiment"])
-    flt = f"tags.grid_key = '{task['tags']['grid_key']}' and tags.`mlflow.parentRunId` = '{task['parent_run_id']}'"
     finished = None
-    for run in client.search_runs([exp.experiment_id], flt, max_results=1000):
+    for run in client.search_runs([exp.experiment_id], _point_runs(task), max_results=1000):
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, "error", "KILLED: its process died; the point was run again")
-            client.set_terminated(run.info.run_id, "KILLED")
+            _end_killed(client, run.info.run_id, "its process died; the point was run again")
         elif run.info.status == "FINISHED":
             finished = run
     return finished
+
+
+def _point_runs(task: dict) -> str:
+    """Search filter: every run of this task's grid point under this sweep's parent."""
+    return f"tags.grid_key = '{task['tags']['grid_key']}' and tags.`mlflow.parentRunId` = '{task['parent_run_id']}'"
+
+
+def _end_killed(client, run_id: str, why: str) -> None:
+    client.set_tag(run_id, "error", f"KILLED: {why}")
+    client.set_terminated(run_id, "KILLED")
 
 
 def _record_failed_point(client, exp_id: str, task: dict, msg: str) -> str:
@@ -304,8 +310,7 @@ def _kill_running_children(client, exp_id: str, parent_id: str, why: str) -> Non
     driver's tasks, a SIGTERM): MLflow ended it on the way out, and the tag says so."""
     flt = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
     for stale in client.search_runs([exp_id], flt, max_results=50000):
-        client.set_tag(stale.info.run_id, "error", f"KILLED: {why}")
-        client.set_terminated(stale.info.run_id, "KILLED")
+        _end_killed(client, stale.info.run_id, why)
     flt = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'FAILED'"
     for stopped in client.search_runs([exp_id], flt, max_results=50000):
         if "error" not in stopped.data.tags:

@@ -420,9 +420,7 @@ def train(cfg: TrainConfig, track: bool = True, extra_train: Part | None = None,
                         "samples_per_sec": hist.samples_seen / max(hist.train_seconds, 1e-9)})
         run_id = None
         if track:
-            from genre_models.tracking import artifact_dir
-
-            from genre_models.tracking import verify_record
+            from genre_models.tracking import artifact_dir, verify_record
 
             mlflow.log_metrics({k: v for k, v in metrics.items() if k not in counts})
             with artifact_dir() as out:

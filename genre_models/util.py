@@ -6,8 +6,8 @@ import logging
 import os
 import shutil
 import subprocess
-import uuid
 import sys
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -27,7 +27,8 @@ def progress(iterable=None, **kwargs):
 
 
 def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder's files into a temp folder, then rename it into place in one step."""
+    """Write a folder's files into a temp folder beside ``target`` (parent folders are created),
+    then rename it into place in one step."""
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
