@@ -12,12 +12,20 @@ import sys
 import click
 
 from genre_models.config import (
-    DEVICES, GAN_MODES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, FeatureConfig, GanConfig, PreprocessConfig, SplitConfig,
-    TrainConfig, WaveGanConfig, default_cache_dir,
+    DEVICES, GAN_MODES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, DataConfig, FeatureConfig, GanConfig, SplitConfig,
+    TrainConfig, WaveGanConfig, default_cache_dir, default_of,
 )
 from genre_models.errors import GenreBenchError
-from genre_models.models import NETS, get_net
-from genre_models.sweep import DATA_ACCESS, EXECUTORS, GRIDS
+from genre_models.models.registry import NETS, get_net
+from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, SweepConfig
+
+
+def _logger(enabled: bool = True):
+    """The run logger a command hands its stage: MLflow's, or one that keeps nothing."""
+    from genre_models.tracking.logger import MlflowLogger
+    from genre_models.training.logger import NULL_LOGGER
+
+    return MlflowLogger() if enabled else NULL_LOGGER
 
 
 class CliError(click.ClickException):
@@ -72,11 +80,14 @@ def tracking_options(fn):
 
 
 def feature_options(fn):
-    fn = click.option("--jobs", type=int, default=0, show_default=True, help="Feature-extraction processes (0: one per core).")(fn)
+    fn = click.option("--jobs", type=int, default=default_of(DataConfig, "jobs"), show_default=True,
+                      help="Feature-extraction processes (0: one per core).")(fn)
     fn = click.option("--cache-dir", default=default_cache_dir, show_default="$GENRE_BENCH_CACHE or ~/.cache/genre-bench",
                       help="Feature cache folder.")(fn)
-    fn = click.option("--image-size", type=int, default=180, show_default=True, help="Side of the square image input (net1-net4).")(fn)
-    fn = click.option("--image-source", type=click.Choice(IMAGE_SOURCES), default="auto", show_default=True,
+    fn = click.option("--image-size", type=int, default=default_of(FeatureConfig, "image_size"), show_default=True,
+                      help="Side of the square image input (net1-net4).")(fn)
+    fn = click.option("--image-source", type=click.Choice(IMAGE_SOURCES), default=default_of(FeatureConfig, "image_source"),
+                      show_default=True,
                       help="auto: Kaggle PNG when present, else rendered from audio; png; audio.")(fn)
     fn = click.option("--data-dir", required=True, type=click.Path(), help="GTZAN folder (top, Data/, or the genre folders' parent).")(fn)
     return fn
@@ -105,37 +116,44 @@ def main(quiet: bool) -> None:
 @_one_line_errors
 def synth(out, tracks_per_genre, seconds, seed, with_images):
     """Write a synthetic GTZAN-like dataset (the built-in demo data)."""
-    from genre_models.synth import SynthConfig, write_synthetic_gtzan
+    from genre_models.data.synth import SynthConfig, write_synthetic_gtzan
 
     if tracks_per_genre < 1 or seconds <= 0:
         raise CliError("--tracks-per-genre must be at least 1 and --seconds positive")
-    res = write_synthetic_gtzan(SynthConfig(out, tracks_per_genre, seconds, seed, with_images=with_images))
+    res = write_synthetic_gtzan(SynthConfig(out=out, tracks_per_genre=tracks_per_genre, seconds=seconds, seed=seed,
+                                            with_images=with_images))
     click.echo(f"wrote {res['tracks']} synthetic tracks ({res['seconds']:g} s each) to {res['out']}")
 
 
 @main.command()
 @feature_options
-@click.option("--split", type=click.Choice(SPLITS), default="track")
-@click.option("--seed", type=int, default=0)
+@click.option("--split", type=click.Choice(SPLITS), default=default_of(SplitConfig, "split"))
+@click.option("--seed", type=int, default=default_of(SplitConfig, "seed"))
 @click.option("--force", is_flag=True, help="Recompute even when a matching cache exists.")
-@click.option("--no-track", is_flag=True, help="Do not log an MLflow run.")
+@click.option("--no-track", "no_log", is_flag=True, help="Do not log an MLflow run.")
 @click.option("--publish", is_flag=True,
               help="Also log the feature cache as a features run, usable as --data-dir runs:/<id>/features on nodes "
                    "that cannot see the data.")
 @click.option("--with-audio", is_flag=True, help="With --publish: ship every segment's audio too (the GAN needs it).")
 @tracking_options
 @_one_line_errors
-def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, force, no_track, publish, with_audio,
+def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, force, no_log, publish, with_audio,
                tracking_uri, experiment):
     """Decode, trim, segment and featurise a GTZAN folder into the cache; log the manifest."""
-    from genre_models.preprocess import preprocess as run, split_counts
-    from genre_models.shipping import data_label
+    from genre_models.data.store import split_counts
+    from genre_models.stages.preprocess import preprocess as run
+    from genre_models.tracking.setup import setup_tracking
+    from genre_models.tracking.shipping import data_label
 
     if with_audio and not publish:
         raise CliError("--with-audio needs --publish")
-    split_cfg = SplitConfig(split, seed)
-    cfg = PreprocessConfig(data_dir, FeatureConfig(image_size=image_size, image_source=image_source), split_cfg, cache_dir, jobs)
-    res = run(cfg, force=force)
+    split_cfg = SplitConfig(split=split, seed=seed)
+    cfg = DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=image_size, image_source=image_source),
+                     cache_dir=cache_dir, jobs=jobs)
+    if not no_log or publish:
+        setup_tracking(tracking_uri, experiment)
+    res, run_id = run(cfg, split=split_cfg, logger=_logger(not no_log), force=force,
+                      extra_params={"jobs": jobs, "data_dir": data_label(data_dir)})
     counts = split_counts(res.store, split_cfg)
     click.echo(f"{'reused' if res.reused else 'built'} feature cache {res.path} in {res.seconds:.1f} s")
     click.echo(f"dataset {res.store.dataset_name}@{res.store.digest} ({res.layout} layout): "
@@ -146,22 +164,22 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
                    f"{counts[f'images_{part}']} images")
     for line in res.skipped:
         click.echo(f"  skipped {line}")
-    if not no_track:
-        from genre_models.tracking import log_preprocess_run, setup_tracking
-
-        setup_tracking(tracking_uri, experiment)
-        run_id = log_preprocess_run(res, split_cfg, {"jobs": jobs, "data_dir": data_label(data_dir)})
+    if run_id:
         click.echo(f"MLflow run {run_id}")
     if publish:
-        import mlflow
+        _publish(res, with_audio, jobs, experiment)
 
-        from genre_models.shipping import features_uri, publish_features
-        from genre_models.tracking import base_tags, setup_tracking
 
-        name = setup_tracking(tracking_uri, experiment)
-        fid, reused = publish_features(res.store, res.key, with_audio, mlflow.get_experiment_by_name(name).experiment_id,
-                                       jobs, base_tags(res.store))
-        click.echo(f"{'reused' if reused else 'published'} features run: --data-dir {features_uri(fid)}")
+def _publish(res, with_audio: bool, jobs: int, experiment: str | None) -> None:
+    import mlflow
+
+    from genre_models.tracking.records import base_tags
+    from genre_models.tracking.setup import experiment_name
+    from genre_models.tracking.shipping import features_uri, publish_features
+
+    exp_id = mlflow.get_experiment_by_name(experiment_name(experiment)).experiment_id
+    fid, reused = publish_features(res.store, res.key, with_audio, exp_id, jobs, base_tags(res.store))
+    click.echo(f"{'reused' if reused else 'published'} features run: --data-dir {features_uri(fid)}")
 
 
 _GAN_HELP = {
@@ -188,7 +206,7 @@ def wavegan_options(prefix: str = "", note: str = ""):
 
     def deco(fn):
         for f in reversed(fields(WaveGanConfig)):
-            default = getattr(WaveGanConfig(), f.name)
+            default = default_of(WaveGanConfig, f.name)
             kind = click.Choice(_GAN_CHOICES[f.name]) if f.name in _GAN_CHOICES else type(default)
             flag = f"--{prefix}{f.name.replace('_', '-')}"
             fn = click.option(flag, f"{prefix.replace('-', '_')}{f.name}", type=kind, default=default,
@@ -213,17 +231,19 @@ def train_options(fn):
         click.option("--early-stopping", type=click.Choice(["auto", "on", "off"]), default="auto",
                      help="Early stopping on val_loss; auto: as the net's spec says."),
         click.option("--patience", type=int, default=None, help="Early-stopping patience [default: from the net].", show_default=False),
-        click.option("--min-delta", type=float, default=0.0, help="Smallest val_loss drop that counts as better."),
+        click.option("--min-delta", type=float, default=default_of(TrainConfig, "min_delta"), help="Smallest val_loss drop that counts as better."),
         click.option("--batch-size", type=int, default=None, help="[default: from the net]", show_default=False),
         click.option("--lr", type=float, default=None, help="Learning-rate override [default: from the net].", show_default=False),
-        click.option("--seed", type=int, default=0),
-        click.option("--split", type=click.Choice(SPLITS), default="track"),
-        click.option("--device", type=click.Choice(DEVICES), default="auto"),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32"),
-        click.option("--num-workers", type=int, default=0, help="DataLoader workers."),
-        click.option("--head", type=click.Choice(HEADS), default="flatten", help="CNN head (net2-net4): the study's flatten, or gap."),
-        click.option("--log-model/--no-log-model", default=True, help="Log the trained model to MLflow."),
-        click.option("--gan-run-id", default="", help="net6 only: the finished `gan` run whose generated set to use "
+        click.option("--seed", type=int, default=default_of(TrainConfig, "seed")),
+        click.option("--split", type=click.Choice(SPLITS), default=default_of(TrainConfig, "split")),
+        click.option("--device", type=click.Choice(DEVICES), default=default_of(TrainConfig, "device")),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=default_of(TrainConfig, "precision")),
+        click.option("--num-workers", type=int, default=default_of(TrainConfig, "num_workers"), help="DataLoader workers."),
+        click.option("--head", type=click.Choice(HEADS), default=default_of(TrainConfig, "head"),
+                     help="CNN head (net2-net4): the study's flatten, or gap."),
+        click.option("--log-model/--no-log-model", default=default_of(TrainConfig, "log_model"),
+                     help="Log the trained model to MLflow."),
+        click.option("--gan-run-id", default=default_of(TrainConfig, "gan_run_id"), help="net6 only: the finished `gan` run whose generated set to use "
                      "[default: a finished gan run with matching settings, else train one first].", show_default=False),
     ]
     fn = wavegan_options("gan-", note="net6 only: ")(fn)
@@ -247,12 +267,12 @@ def _train_config(net, data_dir, image_source, image_size, cache_dir, jobs, earl
 @_one_line_errors
 def train(tracking_uri, experiment, **kw):
     """Train one net from the registry and log the run to MLflow."""
-    from genre_models.tracking import setup_tracking
-    from genre_models.train import train as run
+    from genre_models.tracking.setup import setup_tracking
+    from genre_models.workflow.get_or_run import train_net
 
     cfg = _train_config(**kw)
     setup_tracking(tracking_uri, experiment)
-    res = run(cfg)
+    res = train_net(cfg, _logger())
     m = res.metrics
     if get_net(res.config.net).uses_gan:
         click.echo(f"{res.config.net}: trained on {m['n_train']} segments = {m['n_train_real']} real + "
@@ -266,15 +286,21 @@ def train(tracking_uri, experiment, **kw):
 @main.command()
 @feature_options
 @wavegan_options()
-@click.option("--split", type=click.Choice(SPLITS), default="track", help="The GAN learns from this split's training part only.")
-@click.option("--seed", type=int, default=0)
-@click.option("--device", type=click.Choice(DEVICES), default="auto")
-@click.option("--log-every", type=int, default=50, help="Log losses and gradient penalty every N steps.")
-@click.option("--preview-every", type=int, default=500, help="Log one fixed-z WAV per genre every K steps.")
-@click.option("--checkpoint-every", type=int, default=250, help="Checkpoint G, D and both optimizers every N steps.")
-@click.option("--quality-epochs", type=int, default=200, help="Epoch cap for the real-data net5 that scores the clips.")
+@click.option("--split", type=click.Choice(SPLITS), default=default_of(GanConfig, "split"),
+              help="The GAN learns from this split's training part only.")
+@click.option("--seed", type=int, default=default_of(GanConfig, "seed"))
+@click.option("--device", type=click.Choice(DEVICES), default=default_of(GanConfig, "device"))
+@click.option("--log-every", type=int, default=default_of(GanConfig, "log_every"),
+              help="Log losses and gradient penalty every N steps.")
+@click.option("--preview-every", type=int, default=default_of(GanConfig, "preview_every"),
+              help="Log one fixed-z WAV per genre every K steps.")
+@click.option("--checkpoint-every", type=int, default=default_of(GanConfig, "checkpoint_every"),
+              help="Checkpoint G, D and both optimizers every N steps.")
+@click.option("--quality-epochs", type=int, default=default_of(GanConfig, "quality_epochs"),
+              help="Epoch cap for the real-data net that scores the clips.")
 @click.option("--fresh", is_flag=True, help="Ignore a checkpoint with the same settings and start from step 0.")
-@click.option("--log-model/--no-log-model", default=True, help="Log the generator as an MLflow model.")
+@click.option("--log-model/--no-log-model", default=default_of(GanConfig, "log_model"),
+              help="Log the generator as an MLflow model.")
 @tracking_options
 @_one_line_errors
 def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device, log_every, preview_every,
@@ -282,14 +308,15 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device
     """Train a WaveGAN on the training split's audio, generate a labelled set, and score it with a real-data net5.
 
     Re-running the same command resumes from the last checkpoint, and reuses the generated set."""
-    from genre_models.gan import run_gan
-    from genre_models.tracking import setup_tracking
+    from genre_models.tracking.setup import setup_tracking
+    from genre_models.workflow.get_or_run import run_gan
 
-    cfg = GanConfig(data_dir, _wavegan_config(kw), split, seed, device,
-                    FeatureConfig(image_size=image_size, image_source=image_source), cache_dir, jobs, log_every,
-                    preview_every, checkpoint_every, quality_epochs, log_model)
+    cfg = GanConfig(data_dir=data_dir, gan=_wavegan_config(kw), split=split, seed=seed, device=device,
+                    features=FeatureConfig(image_size=image_size, image_source=image_source), cache_dir=cache_dir,
+                    jobs=jobs, log_every=log_every, preview_every=preview_every, checkpoint_every=checkpoint_every,
+                    quality_epochs=quality_epochs, log_model=log_model)
     setup_tracking(tracking_uri, experiment)
-    res = run_gan(cfg, fresh=fresh)
+    res = run_gan(cfg, _logger(), fresh=fresh)
     t = res.training
     click.echo(f"wavegan {cfg.gan.mode} d={cfg.gan.d}: {t.step} steps ({'resumed from step %d' % t.resumed_from if t.resumed_from else 'fresh'}, "
                f"{t.seconds:.1f} s) on {res.n_real} real training segments")
@@ -317,7 +344,7 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
     machines. In the foreground this process becomes the server (stop it with Ctrl-C)."""
     from pathlib import Path
 
-    from genre_models.sweep import LocalServer, server_command, stop_process_group
+    from genre_models.tracking.server import LocalServer, server_command, stop_process_group
 
     pid_file = Path(f"mlflow-server-{port}.pid")
     if stop:
@@ -358,24 +385,27 @@ def _csv(choices):
 @click.option("--demo", is_flag=True, help="Synthesise the demo data if absent, run the demo grid, then write the report.")
 @click.option("--grid", type=click.Choice(list(GRIDS)), default=None,
               help="Named grid [default: study; demo with --demo].", show_default=False)
-@click.option("--nets", default=",".join(NETS), callback=_csv(list(NETS)), help="Comma-separated nets.")
-@click.option("--seeds", type=int, default=3, help="Seeds 0..N-1 for every grid point.")
-@click.option("--splits", default="random,track", callback=_csv(list(SPLITS)), help="Comma-separated splits.")
+@click.option("--nets", default=",".join(default_of(SweepConfig, "nets")), callback=_csv(list(NETS)),
+              help="Comma-separated nets.")
+@click.option("--seeds", type=int, default=default_of(SweepConfig, "seeds"), help="Seeds 0..N-1 for every grid point.")
+@click.option("--splits", default=",".join(default_of(SweepConfig, "splits")), callback=_csv(list(SPLITS)),
+              help="Comma-separated splits.")
 @click.option("--max-epochs", type=int, default=None, help="Cap every net's epochs (and early-stopping maximum).")
-@click.option("--jobs", type=int, default=1, help="Grid points run at once (worker processes).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32")
+@click.option("--jobs", type=int, default=default_of(SweepConfig, "jobs"), help="Grid points run at once (worker processes).")
+@click.option("--device", type=click.Choice(DEVICES), default=default_of(SweepConfig, "device"))
+@click.option("--precision", type=click.Choice(PRECISIONS), default=default_of(SweepConfig, "precision"))
 @click.option("--cache-dir", default=default_cache_dir, show_default="$GENRE_BENCH_CACHE or ~/.cache/genre-bench")
-@click.option("--preprocess-jobs", type=int, default=0, help="Feature-extraction processes (0: one per core).")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="local",
+@click.option("--preprocess-jobs", type=int, default=default_of(SweepConfig, "preprocess_jobs"),
+              help="Feature-extraction processes (0: one per core).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default=default_of(SweepConfig, "executor"),
               help="local: this process (or --jobs workers); ray: one Ray task per grid point (pip install 'genre-bench[ray]').")
 @click.option("--ray-address", default="", show_default=False,
               help="Ray cluster HOST:PORT [default: Ray's rule: $RAY_ADDRESS, else the cluster last started here, "
                    "else a new local one].")
-@click.option("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs (and torch threads) each grid point reserves.")
-@click.option("--gpus-per-run", type=float, default=0.0, help="Ray: GPU fraction each grid point reserves (0.25: four share one).")
-@click.option("--retries", type=int, default=2, help="Ray: re-runs of a grid point whose worker died.")
-@click.option("--data-access", type=click.Choice(DATA_ACCESS), default="auto",
+@click.option("--cpus-per-run", type=float, default=default_of(SweepConfig, "cpus_per_run"), help="Ray: CPUs (and torch threads) each grid point reserves.")
+@click.option("--gpus-per-run", type=float, default=default_of(SweepConfig, "gpus_per_run"), help="Ray: GPU fraction each grid point reserves (0.25: four share one).")
+@click.option("--retries", type=int, default=default_of(SweepConfig, "retries"), help="Ray: re-runs of a grid point whose worker died.")
+@click.option("--data-access", type=click.Choice(DATA_ACCESS), default=default_of(SweepConfig, "data_access"),
               help="shared: workers read --data-dir; artifacts: workers download a features run (auto: artifacts under ray).")
 @tracking_options
 @_one_line_errors
@@ -384,13 +414,17 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
     """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
 
     Re-running the same command skips grid points that already have a FINISHED run."""
-    from genre_models.sweep import SweepConfig, ensure_demo_data, get_grid, run_sweep
+    from genre_models.data.synth import ensure_demo_data
+    from genre_models.sweep.driver import run_sweep
+    from genre_models.sweep.grid import get_grid
 
-    grid = grid or ("demo" if demo else "study")
+    grid = grid or ("demo" if demo else default_of(SweepConfig, "grid"))
     if demo and ensure_demo_data(data_dir):
         click.echo(f"wrote the synthetic demo data to {data_dir}")
-    cfg = SweepConfig(data_dir, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
-                      executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access)
+    cfg = SweepConfig(data_dir=data_dir, grid=grid, nets=nets, seeds=seeds, splits=splits, max_epochs=max_epochs, jobs=jobs,
+                      device=device, precision=precision, cache_dir=cache_dir, preprocess_jobs=preprocess_jobs,
+                      executor=executor, ray_address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                      retries=retries, data_access=data_access)
     click.echo(f"grid {grid}: {get_grid(grid).description}")
     tty = sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -409,8 +443,8 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
         if out["status"] == "FAILED":
             click.echo(f"  FAILED {label}: {out.get('error', '')}")
     if demo:
-        from genre_models.report import write_report
-        from genre_models.tracking import experiment_name
+        from genre_models.stages.report import write_report
+        from genre_models.tracking.setup import experiment_name
 
         rep = write_report(experiment_name(experiment), out=None, tracking_uri=tracking_uri)
         click.echo(f"report: {rep.path}")
@@ -426,8 +460,8 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
 @_one_line_errors
 def report(out, no_figures, tracking_uri, experiment):
     """Write the study's two tables (mean ± 95% CI over seeds, beside the published numbers) from the tracking store."""
-    from genre_models.report import write_report
-    from genre_models.tracking import experiment_name
+    from genre_models.stages.report import write_report
+    from genre_models.tracking.setup import experiment_name
 
     rep = write_report(experiment_name(experiment), out=out, tracking_uri=tracking_uri, figures=not no_figures)
     click.echo(rep.text)
@@ -443,7 +477,7 @@ def report(out, no_figures, tracking_uri, experiment):
 @_one_line_errors
 def predict(audio_file, model_uri, top, as_json, tracking_uri, experiment):
     """Top genres for your own clip (any format librosa reads), with the trained net's preprocessing."""
-    from genre_models.predict import predict as run
+    from genre_models.stages.predict import predict as run
 
     if tracking_uri:
         import mlflow
@@ -478,7 +512,7 @@ def perf():
 @_one_line_errors
 def perf_preprocess(data_dir, limit, jobs):
     """The pipeline against a naive per-file, per-segment librosa loop on the same files."""
-    from genre_models.perf import bench_preprocess
+    from benchmark.perf import bench_preprocess
 
     r = bench_preprocess(data_dir, limit=limit, jobs=jobs)
     click.echo(json.dumps(r, indent=2))
@@ -496,7 +530,7 @@ def perf_preprocess(data_dir, limit, jobs):
 @_one_line_errors
 def perf_train(**kw):
     """The suite's training loop (with data loading and logging) against a bare PyTorch loop."""
-    from genre_models.perf import bench_train
+    from benchmark.perf import bench_train
 
     click.echo(json.dumps(bench_train(**kw), indent=2))
 
@@ -512,7 +546,7 @@ def perf_train(**kw):
 @_one_line_errors
 def perf_gan(**kw):
     """WaveGAN G+D steps/s in fp32 and bf16, and an estimate for the paper-size model at the study's scale."""
-    from genre_models.perf import bench_gan
+    from benchmark.perf import bench_gan
 
     click.echo(json.dumps(bench_gan(**kw), indent=2))
 
@@ -530,8 +564,8 @@ def perf_gan(**kw):
 @_one_line_errors
 def perf_sweep(data_dir, **kw):
     """The same tiny sweep through the local executor (1 and --jobs workers) and through Ray: the overhead ratio."""
-    from genre_models.perf import bench_executors
-    from genre_models.sweep import ensure_demo_data
+    from benchmark.perf import bench_executors
+    from genre_models.data.synth import ensure_demo_data
 
     ensure_demo_data(data_dir)
     click.echo(json.dumps(bench_executors(data_dir, **kw), indent=2))

@@ -14,7 +14,6 @@ from typing import Any
 from genre_models.errors import ConfigError
 
 DEFAULT_EXPERIMENT = "gtzan-genre-benchmark"
-SPLITS = ("random", "track", "filtered")
 IMAGE_SOURCES = ("auto", "png", "audio")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
@@ -25,12 +24,37 @@ GAN_MODES = ("conditional", "per-genre")
 FEATURE_CODE_VERSION = "features-v1"
 
 
+@dataclass(frozen=True, kw_only=True)
+class SplitSpec:
+    """One split method. The report, the CLI choices and the sweep read this table; adding a
+    split is one entry here plus its assignment rule in ``genre_models.data.splits``."""
+
+    name: str
+    description: str  # for the README-style table and the report's header
+    leaks: str  # whether one song can sit on two sides, in words
+    honest: bool  # no track on two sides
+
+
+SPLIT_SPECS: dict[str, SplitSpec] = {
+    s.name: s
+    for s in (
+        SplitSpec(name="random", description="the study's protocol: 70/20/10 at random over *samples*",
+                  leaks="yes, for MFCC segments: one song lands in train and test", honest=False),
+        SplitSpec(name="track", description="70/20/10 per genre over *tracks*; segments follow their track",
+                  leaks="no", honest=True),
+        SplitSpec(name="filtered", description="the artist-filtered lists (443/197/290 tracks; 70 faulty tracks left out)",
+                  leaks="no, and no artist on two sides", honest=True),
+    )
+}
+SPLITS: tuple[str, ...] = tuple(SPLIT_SPECS)
+
+
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
     """How audio becomes the study's two input kinds.
 
@@ -70,11 +94,12 @@ class FeatureConfig:
         return 1 + self.segment_samples // self.hop_length
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SplitConfig:
-    """``random`` is the study's protocol (70/20/10 over samples; for MFCC segments it puts one
-    song on both sides). ``track`` (default) is 70/20/10 stratified by genre and grouped by
-    track. ``filtered`` is the artist-filtered split of Kereliuk, Sturm & Larsen (2015)."""
+    """A split method from ``SPLIT_SPECS`` and its seed. ``random`` is the study's protocol
+    (70/20/10 over samples; for MFCC segments it puts one song on both sides). ``track``
+    (default) is 70/20/10 stratified by genre and grouped by track. ``filtered`` is the
+    artist-filtered split of Kereliuk, Sturm & Larsen (2015)."""
 
     split: str = "track"
     seed: int = 0
@@ -92,16 +117,49 @@ def default_cache_dir() -> str:
     return os.environ.get("GENRE_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "genre-bench"))
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
+# --------------------------------------------------------------------------- shared sections
+# Stage configs inherit these instead of restating the fields, so the field names (and the
+# logged parameter names) stay flat: ``cfg.data_dir``, ``cfg.split``, ``cfg.device``.
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Where the data is and how it becomes features: everything the feature cache depends on
+    (plus where the cache lives and how many processes fill it). This is all ``preprocess`` needs."""
+
     data_dir: str
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
     cache_dir: str = field(default_factory=default_cache_dir)
-    jobs: int = 0  # 0: one worker per CPU core
+    jobs: int = 0  # feature-extraction processes; 0: one per CPU core
 
 
-@dataclass(frozen=True)
+#: ``benchmark preprocess`` takes the data section alone (the split is applied on load).
+PreprocessConfig = DataConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSection:
+    """Which split and seed a run uses, and where it computes."""
+
+    split: str = "track"
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_choice("split", self.split, SPLITS)
+        check_choice("device", self.device, DEVICES)
+
+    @property
+    def split_config(self) -> SplitConfig:
+        return SplitConfig(split=self.split, seed=self.seed)
+
+
+def section(cfg: Any, cls: type) -> dict[str, Any]:
+    """The fields of ``cfg`` that belong to section ``cls`` (e.g. a TrainConfig's DataConfig part)."""
+    return {f.name: getattr(cfg, f.name) for f in fields(cls)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class WaveGanConfig:
     """WaveGAN hyperparameters: what a generated set depends on (with the data, split and seed).
 
@@ -135,29 +193,21 @@ class WaveGanConfig:
             raise ConfigError(f"phase_shuffle must be 0 or more, got {self.phase_shuffle}")
 
 
-@dataclass(frozen=True)
-class GanConfig:
+@dataclass(frozen=True, kw_only=True)
+class GanConfig(DataConfig, RunSection):
     """One ``gan`` run: the WaveGAN, the data it learns from, and how the run reports."""
 
-    data_dir: str
     gan: WaveGanConfig = field(default_factory=WaveGanConfig)
-    split: str = "track"
-    seed: int = 0
-    device: str = "auto"
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    cache_dir: str = field(default_factory=default_cache_dir)
-    jobs: int = 0
     log_every: int = 50  # losses and gradient penalty, every N steps
     preview_every: int = 500  # one fixed-z WAV per genre, every K steps (and at the end)
     checkpoint_every: int = 250
-    #: Epoch cap for the real-data net5 that scores the generated clips (early stopping on),
-    #: when no finished net5 run with the same data, split and seed can be reused.
+    #: Epoch cap for the real-data scorer net that scores the generated clips (early stopping
+    #: on), when no finished run of it with the same data, split and seed can be reused.
     quality_epochs: int = 200
     log_model: bool = True
 
     def __post_init__(self) -> None:
-        check_choice("split", self.split, SPLITS)
-        check_choice("device", self.device, DEVICES)
+        RunSection.__post_init__(self)
         for name in ("log_every", "preview_every", "checkpoint_every", "quality_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -166,27 +216,20 @@ class GanConfig:
                               f"got {self.features.segment_seconds:g}")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(DataConfig, RunSection):
     """One training run. ``None`` fields are resolved from the net's registry spec."""
 
     net: str
-    data_dir: str
     epochs: int | None = None
     early_stopping: bool | None = None
     patience: int | None = None
     min_delta: float = 0.0
     batch_size: int | None = None
     lr: float | None = None
-    seed: int = 0
-    split: str = "track"
-    device: str = "auto"
     precision: str = "fp32"
     num_workers: int = 0
     head: str = "flatten"
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    cache_dir: str = field(default_factory=default_cache_dir)
-    jobs: int = 0
     log_model: bool = True
     #: Nets with ``uses_gan`` (net6) only: the GAN whose generated set joins the training part,
     #: given by run id, or else found (or trained) by matching ``gan`` settings.
@@ -194,14 +237,23 @@ class TrainConfig:
     gan: WaveGanConfig = field(default_factory=WaveGanConfig)
 
     def __post_init__(self) -> None:
-        check_choice("split", self.split, SPLITS)
-        check_choice("device", self.device, DEVICES)
+        RunSection.__post_init__(self)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("head", self.head, HEADS)
         for name in ("epochs", "patience", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+
+
+def default_of(cls: type, name: str) -> Any:
+    """A config field's default, so the CLI and MLproject never restate it."""
+    f = next(f for f in fields(cls) if f.name == name)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise KeyError(f"{cls.__name__}.{name} has no default")
 
 
 def flat_params(cfg: Any, prefix: str = "") -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from genre_models.genres import GENRES
-from genre_models.synth import SynthConfig, synth_track, write_synthetic_gtzan
+from genre_models.data.synth import SynthConfig, synth_track, write_synthetic_gtzan
 
 SR = 22050
 
@@ -45,7 +45,7 @@ def tmp_store(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # mlflow.set_experiment exports it
     mlflow.set_tracking_uri(uri)
-    from genre_models.tracking import setup_tracking
+    from genre_models.tracking.setup import setup_tracking
 
     setup_tracking()  # also resets MLflow's process-wide active experiment to this store's
     yield uri
@@ -56,7 +56,7 @@ def tmp_store(tmp_path, monkeypatch):
 def demo_dir(tmp_path_factory) -> Path:
     """The built-in demo data, small: 5 tracks per genre of 4 s (3/1/1 per genre under `track`)."""
     out = tmp_path_factory.mktemp("demo")
-    write_synthetic_gtzan(SynthConfig(str(out), tracks_per_genre=5, seconds=4.0, seed=0))
+    write_synthetic_gtzan(SynthConfig(out=str(out), tracks_per_genre=5, seconds=4.0, seed=0))
     return out
 
 

@@ -8,13 +8,13 @@ import os
 import numpy as np
 import pytest
 
-import genre_models.preprocess as pp
+import genre_models.data.store as pp
 from genre_models.config import FeatureConfig, PreprocessConfig
-from genre_models.preprocess import preprocess
+from genre_models.data.store import build_features as preprocess
 
 
 def test_second_run_reuses_the_cache_and_says_so(demo_dir, tmp_path, caplog):
-    cfg = PreprocessConfig(str(demo_dir), cache_dir=str(tmp_path / "c"))
+    cfg = PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(tmp_path / "c"))
     first = preprocess(cfg)
     with caplog.at_level(logging.INFO, logger="genre_models"):
         second = preprocess(cfg)
@@ -26,8 +26,8 @@ def test_second_run_reuses_the_cache_and_says_so(demo_dir, tmp_path, caplog):
 
 
 def test_key_depends_on_feature_config(demo_dir, tmp_path):
-    a = preprocess(PreprocessConfig(str(demo_dir), cache_dir=str(tmp_path / "c")))
-    b = preprocess(PreprocessConfig(str(demo_dir), FeatureConfig(image_size=64), cache_dir=str(tmp_path / "c")))
+    a = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(tmp_path / "c")))
+    b = preprocess(PreprocessConfig(data_dir=str(demo_dir), features=FeatureConfig(image_size=64), cache_dir=str(tmp_path / "c")))
     assert a.key != b.key and not b.reused
     assert b.store.images.shape[1:] == (3, 64, 64)
     assert b.store.meta["features"]["image_size"] == 64
@@ -46,16 +46,16 @@ def test_killed_write_leaves_no_complete_looking_cache(demo_dir, tmp_path, monke
 
     monkeypatch.setattr(pp.np, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        preprocess(PreprocessConfig(str(demo_dir), cache_dir=str(cache), jobs=1))
+        preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1))
     assert os.listdir(cache) == []  # neither the target nor the temp folder is left
     monkeypatch.setattr(pp.np, "save", real_save)
-    res = preprocess(PreprocessConfig(str(demo_dir), cache_dir=str(cache), jobs=1))
+    res = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1))
     assert not res.reused and res.store.mfcc.shape[0] == int(res.store.tracks.segments.sum())
 
 
 def test_parallel_equals_serial(demo_dir, tmp_path):
-    serial = preprocess(PreprocessConfig(str(demo_dir), cache_dir=str(tmp_path / "a"), jobs=1)).store
-    parallel = preprocess(PreprocessConfig(str(demo_dir), cache_dir=str(tmp_path / "b"), jobs=2)).store
+    serial = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(tmp_path / "a"), jobs=1)).store
+    parallel = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(tmp_path / "b"), jobs=2)).store
     np.testing.assert_array_equal(serial.mfcc, parallel.mfcc)
     np.testing.assert_array_equal(serial.images, parallel.images)
     assert serial.manifest.equals(parallel.manifest)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from genre_models.config import FeatureConfig
-from genre_models.features import mfcc_batch, segment, spectrogram_image, trim_silence
-from genre_models.synth import synth_track
+from genre_models.data.features import mfcc_batch, segment, spectrogram_image, trim_silence
+from genre_models.data.synth import synth_track
 
 F = FeatureConfig()
 

@@ -10,12 +10,13 @@ from click.testing import CliRunner
 from benchmark.cli import main
 from genre_models.config import FeatureConfig, GanConfig, PreprocessConfig, SplitConfig, WaveGanConfig
 from genre_models.errors import GanDiverged
-from genre_models.features import mfcc_batch
-from genre_models.gan import (
-    GeneratedSet, from_pcm16, gan_key, gan_to_segment, generation_quality, train_wavegan, training_audio,
-)
-from genre_models.preprocess import preprocess
-from genre_models.wavegan import Discriminator, Generator, PhaseShuffle, d_loss, g_loss, gradient_penalty
+from genre_models.data.features import mfcc_batch
+from genre_models.data.audio import from_pcm16
+from genre_models.data.segment_audio import training_audio
+from genre_models.data.store import build_features as preprocess
+from genre_models.training.gan_loop import gan_key, train_wavegan
+from genre_models.training.generation import GeneratedSet, gan_to_segment, generation_quality
+from genre_models.models.wavegan import Discriminator, Generator, PhaseShuffle, d_loss, g_loss, gradient_penalty
 
 TINY_GAN = WaveGanConfig(steps=4, batch_size=4, d=2, per_genre=3)
 GAN_CLI = ["--steps", "3", "--d", "4", "--batch-size", "4", "--per-genre", "5", "--log-every", "1", "--preview-every", "2",
@@ -85,7 +86,7 @@ def test_wgan_gp_losses_and_gradient_penalty():
 
 def test_generated_clips_have_the_mfcc_shape_of_real_segments(demo_dir, tmp_path):
     fcfg = FeatureConfig()
-    store = preprocess(PreprocessConfig(str(demo_dir), fcfg, cache_dir=str(tmp_path / "c"))).store
+    store = preprocess(PreprocessConfig(data_dir=str(demo_dir), features=fcfg, cache_dir=str(tmp_path / "c"))).store
     clips = torch.tanh(torch.randn(3, 16384)).numpy()
     segs = gan_to_segment(clips, fcfg.segment_samples)
     assert segs.shape == (3, fcfg.segment_samples) == (3, 22050)
@@ -101,12 +102,12 @@ def test_real_segments_through_the_gan_path_still_look_real_to_net5(demo_dir, tm
     padded back as generated clips are, must still be recognised by a real-data net5 about as
     well as the untouched segments (a 16 kHz round trip fails this: see gan.py)."""
     from genre_models.config import TrainConfig
-    from genre_models.train import train
+    from genre_models.stages.train import train
 
     fcfg, cache = FeatureConfig(), str(tmp_path / "c")
-    store = preprocess(PreprocessConfig(str(demo_dir), fcfg, cache_dir=cache)).store
+    store = preprocess(PreprocessConfig(data_dir=str(demo_dir), features=fcfg, cache_dir=cache)).store
     real = training_audio(store, SplitConfig(), fcfg, cache)
-    model = train(TrainConfig("net5", str(demo_dir), epochs=10, cache_dir=cache, log_model=False), track=False).model
+    model = train(TrainConfig(net="net5", data_dir=str(demo_dir), epochs=10, cache_dir=cache, log_model=False)).model
     model = model.cpu().eval()
     segs = from_pcm16(np.asarray(real.audio))  # (N, 22050)
 
@@ -121,12 +122,13 @@ def test_real_segments_through_the_gan_path_still_look_real_to_net5(demo_dir, tm
 
 @pytest.mark.parametrize("split", ["track", "random"])
 def test_no_validation_or_test_audio_reaches_gan_training(split, demo_dir, tmp_path, monkeypatch):
-    import genre_models.dataset as dataset
-    import genre_models.gan as gan
+    import genre_models.data.audio as dataset
+    import genre_models.stages.gan as gan
+    from genre_models.workflow.get_or_run import run_gan
 
     cache = str(tmp_path / "c")
-    cfg = GanConfig(str(demo_dir), TINY_GAN, split=split, seed=1, device="cpu", cache_dir=cache, jobs=1)
-    store = preprocess(PreprocessConfig(cfg.data_dir, cfg.features, SplitConfig(split, 1), cache, 1)).store
+    cfg = GanConfig(data_dir=str(demo_dir), gan=TINY_GAN, split=split, seed=1, device="cpu", cache_dir=cache, jobs=1)
+    store = preprocess(PreprocessConfig(data_dir=cfg.data_dir, features=cfg.features, cache_dir=cache, jobs=1)).store
     decoded: list[str] = []
     real_load = dataset.load_audio
     monkeypatch.setattr(dataset, "load_audio", lambda path, sr: (decoded.append(path), real_load(path, sr))[1])
@@ -138,10 +140,10 @@ def test_no_validation_or_test_audio_reaches_gan_training(split, demo_dir, tmp_p
         return real_train(cfg_, real, *a, **kw)
 
     monkeypatch.setattr(gan, "train_wavegan", spy)
-    gan.run_gan(cfg, track=False)
+    run_gan(cfg)
 
     tracks = store.tracks
-    seg_parts = store.parts("mfcc", SplitConfig(split, 1))
+    seg_parts = store.parts("mfcc", SplitConfig(split=split, seed=1))
     seg_track = np.asarray(store.seg_track)
     within = np.arange(len(seg_track)) - np.searchsorted(seg_track, np.arange(len(tracks)))[seg_track]
     pairs = {p: set(zip(seg_track[seg_parts == p].tolist(), within[seg_parts == p].tolist())) for p in (0, 1, 2)}
@@ -162,10 +164,11 @@ def _first_generator_state(training):
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_unbroken_one(demo_dir, tmp_path, monkeypatch):
-    import genre_models.gan as gan
+    import genre_models.training.gan_loop as gan
 
-    cfg = GanConfig(str(demo_dir), TINY_GAN, device="cpu", cache_dir=str(tmp_path / "c"), checkpoint_every=2, jobs=1)
-    store = preprocess(PreprocessConfig(cfg.data_dir, cfg.features, SplitConfig(), cfg.cache_dir, 1)).store
+    cfg = GanConfig(data_dir=str(demo_dir), gan=TINY_GAN, device="cpu", cache_dir=str(tmp_path / "c"), checkpoint_every=2,
+                    jobs=1)
+    store = preprocess(PreprocessConfig(data_dir=cfg.data_dir, features=cfg.features, cache_dir=cfg.cache_dir, jobs=1)).store
     real = training_audio(store, SplitConfig(), cfg.features, cfg.cache_dir, 1)
     key = gan_key(cfg, store.digest)
     dev = torch.device("cpu")
@@ -199,7 +202,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_unbroken_one(de
 
 
 def test_nan_loss_stops_with_a_one_line_error_naming_the_last_checkpoint(demo_dir, tmp_store, monkeypatch):
-    import genre_models.wavegan as wavegan
+    import genre_models.models.wavegan as wavegan
 
     calls = {"n": 0}
     real_gp = wavegan.gradient_penalty
@@ -223,7 +226,7 @@ def test_nan_loss_stops_with_a_one_line_error_naming_the_last_checkpoint(demo_di
 
 
 def test_divergence_before_any_checkpoint_says_so(demo_dir, tmp_path, monkeypatch):
-    from genre_models.gan import check_finite
+    from genre_models.training.gan_loop import check_finite
 
     with pytest.raises(GanDiverged, match=r"step 1: g_loss = inf; last good checkpoint: none yet"):
         check_finite(1, {"d_loss": 0.0, "g_loss": float("inf"), "gp": 0.0}, "ck.pt", 0)
@@ -299,7 +302,7 @@ def test_net6_uses_a_matching_gan_run_and_refuses_one_from_another_split(demo_di
 @pytest.mark.sample
 def test_gan_training_audio_from_the_real_sample(sample_dir, tmp_path):
     cache = str(tmp_path / "c")
-    store = preprocess(PreprocessConfig(str(sample_dir), FeatureConfig(), SplitConfig(), cache)).store
+    store = preprocess(PreprocessConfig(data_dir=str(sample_dir), features=FeatureConfig(), cache_dir=cache)).store
     real = training_audio(store, SplitConfig(), FeatureConfig(), cache)
     parts = store.parts("mfcc", SplitConfig())
     assert len(real) == int((parts == 0).sum()) and len(real.track_ids) == 30  # 3 of 5 tracks per genre

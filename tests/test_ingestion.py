@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 from benchmark.cli import main
 from genre_models.config import FeatureConfig, PreprocessConfig, SplitConfig
-from genre_models.dataset import dataset_digest, discover
+from genre_models.data.discovery import dataset_digest, discover
 from genre_models.errors import DataError
 from genre_models.genres import GENRE_TO_ID, GENRES
-from genre_models.preprocess import preprocess
-from genre_models.synth import synth_track
+from genre_models.data.store import build_features as preprocess
+from genre_models.data.synth import synth_track
 
 from conftest import SR, kaggle_tree, write_wav
 
@@ -48,7 +48,7 @@ def test_marsyas_au_layout(tmp_path):
     d = discover(tmp_path)
     assert d.layout == "marsyas"
     assert [t.track_id for t in d.tracks] == ["blues.00007", "classical.00007", "country.00007"]
-    res = preprocess(PreprocessConfig(str(tmp_path), cache_dir=str(tmp_path / "c"), jobs=1))
+    res = preprocess(PreprocessConfig(data_dir=str(tmp_path), cache_dir=str(tmp_path / "c"), jobs=1))
     assert res.store.mfcc.shape == (res.store.mfcc.shape[0], 44, 13)
     assert list(res.store.tracks.segments) == [2, 2, 2]
 
@@ -76,7 +76,7 @@ EXPECTED_SKIPS = {
 
 
 def test_bad_files_are_skipped_and_recorded(bad_tree, tmp_path):
-    res = preprocess(PreprocessConfig(str(bad_tree), cache_dir=str(tmp_path / "cache"), jobs=2))
+    res = preprocess(PreprocessConfig(data_dir=str(bad_tree), cache_dir=str(tmp_path / "cache"), jobs=2))
     man = res.store.manifest
     skipped = man[man.status == "skipped"]
     assert dict(zip(skipped.path, skipped.reason)).keys() == EXPECTED_SKIPS.keys()
@@ -129,14 +129,14 @@ def test_fatal_dataset_errors_are_one_line(tmp_path, make, message):
 def test_synthetic_data_is_labelled(demo_dir, tmp_path):
     d = discover(demo_dir)
     assert d.synthetic is not None and d.name == "synthetic-gtzan"
-    res = preprocess(PreprocessConfig(str(demo_dir), cache_dir=str(tmp_path / "c")))
+    res = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(tmp_path / "c")))
     assert res.store.synthetic and res.store.dataset_name == "synthetic-gtzan"
 
 
 @pytest.mark.sample
 def test_real_sample_manifest(sample_dir, tmp_path):
     """The brief's acceptance figures on the real GTZAN sample."""
-    res = preprocess(PreprocessConfig(str(sample_dir), cache_dir=str(tmp_path / "c")))
+    res = preprocess(PreprocessConfig(data_dir=str(sample_dir), cache_dir=str(tmp_path / "c")))
     man = res.store.manifest
     assert (man.status == "ok").sum() == 50
     skipped = man[man.status == "skipped"]
@@ -148,7 +148,7 @@ def test_real_sample_manifest(sample_dir, tmp_path):
     assert res.store.mfcc.shape[1:] == (44, 13)
     assert res.store.images.shape == (50, 3, 180, 180)
     assert set(tracks.image_source) == {"png"}
-    m = res.store.manifest_with_split(SplitConfig("track", 0))
+    m = res.store.manifest_with_split(SplitConfig(split="track", seed=0))
     ok = m[m.status == "ok"]
     assert set(ok.split) <= {"train", "val", "test"}
     assert (ok[["segments_train", "segments_val", "segments_test"]].gt(0).sum(axis=1) == 1).all()

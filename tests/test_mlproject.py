@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from benchmark.cli import _train_config, main
-from genre_models.mlproject import render
-from genre_models.models import NETS
-from genre_models.train import resolve_config
+from benchmark.mlproject import render
+from genre_models.models.registry import NETS
+from genre_models.models.registry import resolve_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())

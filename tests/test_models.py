@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from genre_models.errors import ConfigError
-from genre_models.models import NETS, CNN, InputShape, count_parameters, get_net, make_optimizer
+from genre_models.models.nets import CNN
+from genre_models.models.registry import NETS, InputShape, count_parameters, get_net, make_optimizer
 
 SMALL = InputShape(image_size=32, frames=44, n_mfcc=13)
 

@@ -25,7 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from genre_models.sweep import GridPoint, LocalRayHead, SweepConfig, point_resources
+from genre_models.sweep.executors import LocalRayHead
+from genre_models.sweep.grid import GridPoint, SweepConfig, point_resources
 
 if os.environ.get("CI"):
     import ray  # noqa: F401  (CI installs it with the test extra; these tests must not skip there)
@@ -282,14 +283,14 @@ def test_ray_needs_a_reachable_server_with_proxied_artifacts_and_ray_itself(demo
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     from genre_models.errors import ConfigError
-    from genre_models.sweep import RayExecutor
+    from genre_models.sweep.executors import RayExecutor
 
     with pytest.raises(ConfigError, match=r"^--executor ray needs Ray: pip install 'genre-bench\[ray\]'$"):
-        RayExecutor(SweepConfig("x", executor="ray"))
+        RayExecutor(SweepConfig(data_dir="x", executor="ray"))
 
 
 def test_point_resources_follow_the_nets_sizes():
-    study = SweepConfig("x", grid="study", cpus_per_run=2, gpus_per_run=0.25)
+    study = SweepConfig(data_dir="x", grid="study", cpus_per_run=2, gpus_per_run=0.25)
     gib = 2**30
     net2 = point_resources(GridPoint("train", "net2", "track", 0, 50), study)
     net5 = point_resources(GridPoint("train", "net5", "track", 0, 200), study)
@@ -299,7 +300,7 @@ def test_point_resources_follow_the_nets_sizes():
     assert net2["memory"] == int(16 * 133_101_642 + 1.5 * gib)
     assert net5["memory"] == int(16 * 1_909_578 + 1.5 * gib)
     assert gan["memory"] == int(16 * 38_296_554 + 1.5 * gib)  # conditional G (20.7M) + D (17.6M) at d 64
-    demo = point_resources(GridPoint("train", "net2", "track", 0, 5), SweepConfig("x", grid="demo"))
+    demo = point_resources(GridPoint("train", "net2", "track", 0, 5), SweepConfig(data_dir="x", grid="demo"))
     assert "num_gpus" not in demo and demo["memory"] < 1.6 * gib  # 32x32 images: a small head
 
 
@@ -327,7 +328,7 @@ def _train_until_logging(uri: str, data, tmp_path, **env_extra) -> tuple[subproc
 
 @pytest.mark.slow
 def test_a_server_blip_is_ridden_out_and_an_outage_fails_loudly(demo_dir, tmp_path):
-    from genre_models.sweep import LocalServer
+    from genre_models.tracking.server import LocalServer
 
     backend, port = f"sqlite:///{tmp_path}/blip.db", _free_port()
     srv = LocalServer(backend, tmp_path / "srv", port=port).__enter__()

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from benchmark.cli import main
 from genre_models.config import FeatureConfig, SplitConfig
-from genre_models.shipping import features_run_id
+from genre_models.tracking.shipping import features_run_id
 
 
 def _publish(data, image_size=32, audio=True) -> str:
@@ -25,8 +25,8 @@ def _publish(data, image_size=32, audio=True) -> str:
 
 @pytest.mark.slow
 def test_a_features_run_replaces_the_data_folder_for_training_and_the_gan(demo_dir, tmp_path, tmp_store, monkeypatch):
-    from genre_models.gan import training_audio
-    from genre_models.preprocess import load_store
+    from genre_models.data.store import load_store
+    from genre_models.tracking.shipping import training_audio_for as training_audio
 
     data = tmp_path / "data"
     shutil.copytree(demo_dir, data)
@@ -40,7 +40,7 @@ def test_a_features_run_replaces_the_data_folder_for_training_and_the_gan(demo_d
     driver_store = load_store(tmp_path / "cache" / run.data.tags["cache_key"])
     assert run.data.metrics["segments"] == driver_store.mfcc.shape[0] == 200  # 50 tracks x 4 one-second segments
     # What the GAN would decode from the folder, computed before the folder goes away.
-    split = SplitConfig("track", 0)
+    split = SplitConfig(split="track", seed=0)
     decoded = np.array(training_audio(driver_store, split, FeatureConfig(image_size=32), str(tmp_path / "cache")).audio)
 
     shutil.rmtree(data)  # a node that cannot see the data, with an empty cache of its own
@@ -82,9 +82,10 @@ def test_a_features_run_must_match_the_asked_features_and_be_one(demo_dir, tmp_p
 
 
 def test_a_local_sweep_can_ship_its_data_as_artifacts_too(demo_dir, tmp_store):
-    from genre_models.sweep import SweepConfig, run_sweep
+    from genre_models.sweep.driver import run_sweep
+    from genre_models.sweep.grid import SweepConfig
 
-    cfg = SweepConfig(str(demo_dir), grid="demo", nets=("net5",), seeds=1, splits=("track",), max_epochs=1,
+    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net5",), seeds=1, splits=("track",), max_epochs=1,
                       data_access="artifacts")
     res = run_sweep(cfg)
     assert (res.points, res.finished, res.failed) == (1, 1, 0)
@@ -97,7 +98,7 @@ def test_a_local_sweep_can_ship_its_data_as_artifacts_too(demo_dir, tmp_store):
 
 def test_a_run_that_another_process_ended_is_not_claimed_finished(tmp_store):
     from genre_models.errors import TrackingError
-    from genre_models.tracking import verify_record
+    from genre_models.tracking.records import verify_record
 
     with mlflow.start_run() as run:
         mlflow.log_metric("val_accuracy", 0.5, step=1)

@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from genre_models.models import NETS
-from genre_models.report import paired_difference, summarize
-from genre_models.sweep import SweepConfig, build_grid, dependencies, run_sweep
+from genre_models.models.registry import NETS
+from genre_models.stages.report import paired_difference, summarize
+from genre_models.sweep.driver import run_sweep
+from genre_models.sweep.grid import SweepConfig, build_grid, dependencies
 
 EXP = "gtzan-genre-benchmark"
 SMALL = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2"]
@@ -30,7 +31,7 @@ def _runs(**filters):
 
 
 def test_study_grid_follows_the_study():
-    grid = build_grid(SweepConfig("x"))
+    grid = build_grid(SweepConfig(data_dir="x"))
     per = [p for p in grid if p.split == "random" and p.seed == 0]
     assert [p.label for p in per] == [
         "net5 e200 random s0", "gan random s0", "net6 e200 random s0",
@@ -40,7 +41,7 @@ def test_study_grid_follows_the_study():
     deps = dependencies(grid)
     gan, net6, net5 = per[1], per[2], per[0]
     assert deps[gan] == [net5] and deps[net6] == [gan] and deps[per[3]] == []
-    capped = build_grid(SweepConfig("x", nets=("net2", "net6"), seeds=1, splits=("track",), max_epochs=60))
+    capped = build_grid(SweepConfig(data_dir="x", nets=("net2", "net6"), seeds=1, splits=("track",), max_epochs=60))
     assert [p.label for p in capped] == ["gan track s0", "net6 e60 track s0", "net2 e50 track s0", "net2 e60 track s0"]
 
 
@@ -130,7 +131,7 @@ def test_unreachable_tracking_server_fails_before_anything_runs(demo_dir, tmp_st
 
 @pytest.mark.slow
 def test_failing_point_is_isolated_and_recorded(demo_dir, tmp_store, monkeypatch):
-    import genre_models.train as train_mod
+    import genre_models.stages.train as train_mod
 
     real_fit = train_mod.fit
 
@@ -202,7 +203,8 @@ def test_resume_after_kill_9_runs_only_what_is_missing(demo_dir, tmp_store, tmp_
 
 @pytest.mark.slow
 def test_parallel_sweep_through_a_local_server_loses_nothing(demo_dir, tmp_store):
-    cfg = SweepConfig(str(demo_dir), "demo", ("net1", "net3", "net5"), 2, ("track",), 2, jobs=2)
+    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net3", "net5"), seeds=2, splits=("track",),
+                      max_epochs=2, jobs=2)
     res = run_sweep(cfg)
     assert (res.points, res.finished, res.failed) == (6, 6, 0)
     assert res.server_pid is not None

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from benchmark.cli import main
 from genre_models.genres import GENRES
-from genre_models.synth import synth_track
+from genre_models.data.synth import synth_track
 
 
 def test_synth_cli_writes_the_kaggle_layout(tmp_path):

@@ -12,8 +12,11 @@ from click.testing import CliRunner
 
 from benchmark.cli import main
 from genre_models.config import FeatureConfig, TrainConfig
-from genre_models.models import NETS
-from genre_models.train import Part, evaluate, fit, make_loader, track_vote, train
+from genre_models.models.registry import NETS
+from genre_models.stages.train import train
+from genre_models.tracking.logger import MlflowLogger
+from genre_models.training.evaluate import evaluate, track_vote
+from genre_models.training.loop import Part, fit, make_loader
 from genre_models.util import git_commit
 
 TINY = ["--epochs", "2", "--image-size", "32", "--batch-size", "16"]
@@ -72,11 +75,11 @@ def test_without_early_stopping_all_epochs_run_and_final_weights_stay():
 def test_training_is_deterministic_on_cpu(demo_dir, tmp_path):
     cfg = TrainConfig(net="net5", data_dir=str(demo_dir), epochs=2, batch_size=32, seed=3, device="cpu",
                       cache_dir=str(tmp_path / "c"))
-    a = train(cfg, track=False)
-    b = train(cfg, track=False)
+    a = train(cfg)
+    b = train(cfg)
     assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"]
     assert a.history.epochs == b.history.epochs
-    c = train(TrainConfig(**{**cfg.__dict__, "seed": 4}), track=False)
+    c = train(TrainConfig(**{**cfg.__dict__, "seed": 4}))
     assert c.history.epochs != a.history.epochs
 
 
@@ -152,9 +155,9 @@ def test_predict_with_a_logged_model(demo_dir, tmp_store, tmp_path):
 @pytest.mark.slow
 @pytest.mark.sample
 def test_predict_on_a_real_sample_clip(sample_dir, demo_dir, tmp_store):
-    from genre_models.predict import predict
+    from genre_models.stages.predict import predict
 
-    res = train(TrainConfig(net="net5", data_dir=str(demo_dir), epochs=1))
+    res = train(TrainConfig(net="net5", data_dir=str(demo_dir), epochs=1), logger=MlflowLogger())
     out = predict(str(sample_dir / "Data" / "genres_original" / "blues" / "blues.00000.wav"),
                   f"runs:/{res.run_id}/model", top=10)
     assert out["n_inputs"] == 30 and len(out["top"]) == 10

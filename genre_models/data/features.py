@@ -1,4 +1,4 @@
-"""Pure feature functions: arrays in, arrays out. No file I/O here (see ``dataset.py``).
+"""Pure feature functions: arrays in, arrays out. No file I/O here (decoding is ``audio.py``).
 
 ``mfcc_batch`` reproduces ``librosa.feature.mfcc(y=segment, sr, n_mfcc, n_fft, hop_length)``
 for each 1 s segment independently (centred, zero-padded STFT, Slaney mel filters, power in dB
@@ -16,6 +16,8 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 import scipy.sparse
+
+from genre_models.config import FeatureConfig
 
 
 def trim_silence(y: np.ndarray, top_db: float, frame_length: int, hop_length: int) -> np.ndarray:
@@ -37,6 +39,26 @@ def segment(y: np.ndarray, segment_samples: int) -> np.ndarray:
     """(samples,) -> (n_segments, segment_samples); the tail shorter than a segment is dropped."""
     n = y.size // segment_samples
     return y[: n * segment_samples].reshape(n, segment_samples)
+
+
+def clip_segments(y: np.ndarray, fcfg: FeatureConfig) -> tuple[np.ndarray, int]:
+    """A whole clip -> its 1 s segments after silence removal, and the samples kept.
+
+    (samples,) -> (n_segments, segment_samples). The one rule the cache, the GAN's audio and
+    ``predict`` share.
+    """
+    kept = trim_silence(y, fcfg.silence_top_db, fcfg.n_fft, fcfg.hop_length)
+    return segment(kept, fcfg.segment_samples), int(kept.size)
+
+
+def mfcc_of(segments: np.ndarray, fcfg: FeatureConfig) -> np.ndarray:
+    """(n_segments, segment_samples) -> (n_segments, frames, n_mfcc) with ``fcfg``'s settings."""
+    return mfcc_batch(segments, fcfg.sample_rate, fcfg.n_mfcc, fcfg.n_fft, fcfg.hop_length, fcfg.n_mels)
+
+
+def image_of(y: np.ndarray, fcfg: FeatureConfig) -> np.ndarray:
+    """A whole clip -> its rendered log-mel picture, uint8 (3, S, S), with ``fcfg``'s settings."""
+    return spectrogram_image(y, fcfg.sample_rate, fcfg.n_fft, fcfg.hop_length, fcfg.n_mels, fcfg.image_size)
 
 
 @lru_cache(maxsize=8)

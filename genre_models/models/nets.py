@@ -1,14 +1,6 @@
-"""The study's networks and the one registry (``NETS``) that names them.
-
-Everything that differs between nets is data in a ``NetSpec``: builder, input kind, optimizer,
-learning rate, epoch policy and the study's published accuracies. The CLI choices, MLproject
-entry points, training loop and reports all read this table; no code branches on a net's name.
-"""
+"""The study's classifier networks (modules only; ``registry.py`` names and configures them)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -116,78 +108,3 @@ class LSTMNet(nn.Module):
         h, _ = self.lstm1(x)  # (B, T, 512)
         h, _ = self.lstm2(h)  # (B, T, 256)
         return self.head(h[:, -1])  # last step: (B, 256) -> (B, 10)
-
-
-@dataclass(frozen=True)
-class InputShape:
-    image_size: int = 180
-    frames: int = 44
-    n_mfcc: int = 13
-
-
-@dataclass(frozen=True)
-class NetSpec:
-    name: str
-    summary: str
-    input_kind: str  # "image" (B, 3, S, S) or "mfcc" (B, frames, n_mfcc)
-    build: Callable[[InputShape, str], nn.Module]  # (input shape, head) -> module
-    optimizer: str  # "adam" | "rmsprop"
-    lr: float
-    epochs: int  # default (maximum, when early stopping is on)
-    early_stopping: bool
-    patience: int = 5
-    batch_size: int = 32
-    uses_gan: bool = False  # net6: training set = real + WaveGAN segments
-    study: dict = field(default_factory=dict)  # published test accuracies, for reports
-
-    def input_example(self, shape: InputShape, batch: int = 2) -> torch.Tensor:
-        if self.input_kind == "image":
-            return torch.rand(batch, 3, shape.image_size, shape.image_size)
-        return torch.randn(batch, shape.frames, shape.n_mfcc)
-
-
-_STUDY_LSTM_ES = "early stopping on val_loss, patience 5, at most 200 epochs"
-
-NETS: dict[str, NetSpec] = {
-    s.name: s
-    for s in (
-        NetSpec("net1", "MLP 128-64 on flattened 3x180x180 spectrogram images", "image",
-                lambda s, head: MLP(s.image_size), "adam", 1e-4, 50, False,
-                study={"acc_50": 0.4257, "acc_100": 0.4950}),
-        NetSpec("net2", "CNN conv 32-64-128-256, max-pool after conv 2 and 4, FC 256->10", "image",
-                lambda s, head: CNN(s.image_size, batchnorm=False, head=head), "adam", 1e-4, 50, False,
-                study={"acc_50": 0.6039, "acc_100": 0.5346}),
-        NetSpec("net3", "net2 + BatchNorm after each conv", "image",
-                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "adam", 1e-4, 50, False,
-                study={"acc_50": 0.6138, "acc_100": 0.6138}),
-        NetSpec("net4", "net3 trained with RMSProp", "image",
-                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "rmsprop", 1e-4, 50, False,
-                study={"acc_50": 0.5445, "acc_100": 0.5346}),
-        NetSpec("net5", f"LSTM 512-256, FC 128-64-10 on MFCCs of 1 s segments; {_STUDY_LSTM_ES}", "mfcc",
-                lambda s, head: LSTMNet(s.n_mfcc), "adam", 1e-4, 200, True,
-                study={"acc": 0.7954, "stopped_epoch": 27}),
-        NetSpec("net6", f"net5 trained on real + WaveGAN-generated segments (2,798 per genre); {_STUDY_LSTM_ES}", "mfcc",
-                lambda s, head: LSTMNet(s.n_mfcc), "adam", 1e-4, 200, True, uses_gan=True,
-                study={"acc": 0.8291, "stopped_epoch": 18}),
-    )
-}
-
-
-def get_net(name: str) -> NetSpec:
-    try:
-        return NETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown net {name!r}; valid nets: {', '.join(NETS)}") from None
-
-
-def make_optimizer(spec: NetSpec, params, lr: float) -> torch.optim.Optimizer:
-    # Keras defaults, which the study used: Adam eps 1e-7, RMSprop rho 0.9 eps 1e-7.
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=1e-7)
-    if spec.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
-    raise ConfigError(f"{spec.name}: unknown optimizer {spec.optimizer!r}")
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -1,4 +1,8 @@
-"""``benchmark report``: the study's two tables, rebuilt from the tracking store.
+"""The report stage (``benchmark report``): the study's two tables, rebuilt from the tracking store.
+
+Nets, their study figures and the pairs compared come from the net registry; the splits and
+their order from the split registry (``config.SPLIT_SPECS``). Table 1 holds the fixed-epoch
+nets, Table 2 the early-stopping ones.
 
 Every number is a mean over seeds with a 95% confidence interval from Student's t
 (``mean ± t(0.975, n-1) · sd / sqrt(n)``; a single seed gets no interval), beside the study's
@@ -22,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre_models.config import SPLIT_SPECS
 from genre_models.errors import GenreBenchError
 from genre_models.genres import GENRES
-from genre_models.models import NETS
+from genre_models.models.registry import NETS, comparisons
 
 
 class ReportError(GenreBenchError):
@@ -66,7 +71,7 @@ def summarize(values) -> Cell:
 
 @dataclass(frozen=True)
 class Paired:
-    diff: Cell  # net6 - net5 over seeds run for both
+    diff: Cell  # net - its baseline, over seeds run for both
     seeds: tuple[int, ...]
 
     @property
@@ -147,34 +152,59 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+_KIND_WORDS = {"image": "spectrogram", "mfcc": "audio"}
+
+
+def fixed_epoch_nets() -> list[str]:
+    return [n for n in NETS if not NETS[n].early_stopping]
+
+
+def early_stopping_nets() -> list[str]:
+    return [n for n in NETS if NETS[n].early_stopping]
+
+
+def table_title(number: int, nets: list[str]) -> str:
+    """e.g. "Table 1: spectrogram models (net1-net4)", from the nets' input kinds."""
+    kinds = {NETS[n].input_kind for n in nets}
+    words = f"{_KIND_WORDS[kinds.pop()]} models" if len(kinds) == 1 else "models"
+    span = nets[0] if len(nets) == 1 else f"{nets[0]}-{nets[-1]}"
+    return f"Table {number}: {words} ({span})"
+
+
+def _study(net: str, key: str, fmt: str = "{:.4f}") -> str:
+    value = NETS[net].study.get(key)
+    return "–" if value is None else fmt.format(value)
+
+
 def image_table(runs: pd.DataFrame, split: str) -> str | None:
-    """Table 1: Model | Accuracy (E1 epochs) | study | Accuracy (E2 epochs) | study, for the image nets."""
-    nets = [n for n in NETS if NETS[n].input_kind == "image"]
+    """Table 1: Model | Accuracy (E1 epochs) | study | Accuracy (E2 epochs) | study, for the
+    fixed-epoch nets. The study's budgets pair with the run's settings in order."""
+    nets = fixed_epoch_nets()
     sub = runs[(runs.split == split) & runs.net.isin(nets)]
     if sub.empty:
         return None
     settings = sorted(int(e) for e in sub.epochs.dropna().unique())
-    study_keys = ["acc_50", "acc_100"]
+    study_epochs = sorted({e for n in nets for e in NETS[n].study_epochs})
     header = ["Model"]
     for i, e in enumerate(settings):
         header.append(f"Accuracy ({e} epochs)")
-        if i < 2:
-            header.append(f"study ({50 * (i + 1)} ep)")
+        if i < len(study_epochs):
+            header.append(f"study ({study_epochs[i]} ep)")
     rows = []
     for net in nets:
         r = [net]
         for i, e in enumerate(settings):
             vals = _metric(sub[(sub.net == net) & (sub.epochs == e)], "test_accuracy")
             r.append(str(summarize(vals)))
-            if i < 2:
-                r.append(f"{NETS[net].study[study_keys[i]]:.4f}")
+            if i < len(study_epochs):
+                r.append(_study(net, f"acc_{study_epochs[i]}"))
         rows.append(r)
     return _table(header, rows)
 
 
 def audio_table(runs: pd.DataFrame, split: str) -> str | None:
-    """Table 2: Model | Accuracy | Early Stopping Epoch (+ track-level accuracy), for the MFCC nets."""
-    nets = [n for n in NETS if NETS[n].input_kind == "mfcc"]
+    """Table 2: Model | Accuracy | Early Stopping Epoch (+ track-level accuracy), for the early-stopping nets."""
+    nets = early_stopping_nets()
     sub = runs[(runs.split == split) & runs.net.isin(nets)]
     if sub.empty:
         return None
@@ -182,14 +212,19 @@ def audio_table(runs: pd.DataFrame, split: str) -> str | None:
     rows = []
     for net in nets:
         r = sub[sub.net == net]
-        rows.append([net, str(summarize(_metric(r, "test_accuracy"))), f"{NETS[net].study['acc']:.4f}",
+        rows.append([net, str(summarize(_metric(r, "test_accuracy"))), _study(net, "acc"),
                      summarize(_metric(r, "stopped_epoch")).fmt(1),
-                     str(NETS[net].study["stopped_epoch"]), str(summarize(_metric(r, "test_track_accuracy")))])
+                     _study(net, "stopped_epoch", "{}"), str(summarize(_metric(r, "test_track_accuracy")))])
     return _table(header, rows)
 
 
+def _longest_budget(r: pd.DataFrame, net: str) -> pd.DataFrame:
+    """A fixed-epoch net's runs at its longest epoch setting; an early-stopping net's, all."""
+    return r if NETS[net].early_stopping else r[r.epochs == r.epochs.max()]
+
+
 def f1_table(runs: pd.DataFrame, split: str) -> str | None:
-    """Per-genre test F1, mean over seeds; image nets at their longest epoch setting."""
+    """Per-genre test F1, mean over seeds; fixed-epoch nets at their longest epoch setting."""
     sub = runs[runs.split == split]
     if sub.empty:
         return None
@@ -198,26 +233,98 @@ def f1_table(runs: pd.DataFrame, split: str) -> str | None:
         r = sub[sub.net == net]
         if r.empty:
             continue
-        if NETS[net].input_kind == "image":
-            r = r[r.epochs == r.epochs.max()]
-        label = f"{net} ({int(r.epochs.max())} ep)" if NETS[net].input_kind == "image" else net
+        r = _longest_budget(r, net)
+        label = net if NETS[net].early_stopping else f"{net} ({int(r.epochs.max())} ep)"
         rows.append([label] + [f"{_metric(r, f'test_f1_{g}').mean():.2f}" for g in GENRES])
     return _table(["Model"] + list(GENRES), rows)
 
 
-def gan_comparison(runs: pd.DataFrame, split: str) -> str | None:
+def _seed_values(sub: pd.DataFrame, net: str) -> dict[int, float]:
+    r = sub[sub.net == net]
+    return {int(s): float(v) for s, v in zip(r.seed, _metric(r, "test_accuracy"))}
+
+
+def pair_comparisons(runs: pd.DataFrame, split: str) -> list[str]:
+    """One sentence per (baseline, net) pair of the registry that has runs on ``split``."""
     sub = runs[runs.split == split]
-    a = {int(s): float(v) for s, v in zip(sub[sub.net == "net5"].seed, _metric(sub[sub.net == "net5"], "test_accuracy"))}
-    b = {int(s): float(v) for s, v in zip(sub[sub.net == "net6"].seed, _metric(sub[sub.net == "net6"], "test_accuracy"))}
-    if not a or not b:
-        return None
-    p = paired_difference(a, b)
-    return (f"On `{split}`, net6 − net5 test accuracy = {p.diff.mean:+.3f}"
-            + (f" ± {p.diff.half_width:.3f}" if p.diff.n > 1 else "")
-            + f" (paired over seeds {', '.join(map(str, p.seeds)) or 'none'}): {p.verdict}.")
+    out = []
+    for base, net in comparisons():
+        a, b = _seed_values(sub, base), _seed_values(sub, net)
+        if not a or not b:
+            continue
+        p = paired_difference(a, b)
+        out.append(f"On `{split}`, {net} − {base} test accuracy = {p.diff.mean:+.3f}"
+                   + (f" ± {p.diff.half_width:.3f}" if p.diff.n > 1 else "")
+                   + f" (paired over seeds {', '.join(map(str, p.seeds)) or 'none'}): {p.verdict}.")
+    return out
 
 
 # --------------------------------------------------------------------------- figures
+
+
+def _confusions(runs: pd.DataFrame, client, files: Path) -> list[dict]:
+    """The confusion matrix of each net's best run, chosen on validation accuracy."""
+    made = []
+    for net in NETS:
+        r = runs[runs.net == net]
+        if r.empty:
+            continue
+        best = r.loc[_metric(r, "val_accuracy").fillna(-1).idxmax()]
+        try:
+            src = client.download_artifacts(best.run_id, "confusion_matrix.png", str(files))
+        except Exception:  # an artifact store that lost the file: the table still stands
+            continue
+        dst = files / f"confusion_{net}.png"
+        os.replace(src, dst)
+        made.append({"net": net, "file": dst.name, "desc": f"run `{best.run_id[:12]}`, {best.split} "
+                     f"s{best.seed}, val accuracy {_metric(r, 'val_accuracy').max():.3f}"})
+    return made
+
+
+def _curves(runs: pd.DataFrame, client, files: Path, split: str, plt) -> str | None:
+    """Validation accuracy per epoch, mean over seeds, one line per net; the PNG's name."""
+    sub = runs[runs.split == split]
+    if sub.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for net in NETS:
+        r = sub[sub.net == net]
+        if not r.empty:
+            r = _longest_budget(r, net)
+        curves = [[m.value for m in sorted(client.get_metric_history(rid, "val_accuracy"), key=lambda m: m.step)]
+                  for rid in r.run_id]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        length = max(len(c) for c in curves)
+        # Mean over seeds at each epoch, over the seeds still training (early stopping ends some sooner).
+        mean = [np.mean([c[i] for c in curves if len(c) > i]) for i in range(length)]
+        ax.plot(range(1, length + 1), mean, label=net)
+    ax.set_xlabel("epoch"), ax.set_ylabel("val_accuracy (mean over seeds)"), ax.legend(fontsize=8)
+    ax.set_title(f"validation accuracy per epoch, split {split}")
+    fig.tight_layout()
+    name = f"val_curves_{split}.png"
+    fig.savefig(files / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
+def _gan_losses(all_runs: pd.DataFrame, client, files: Path, plt) -> str | None:
+    gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
+    if gans.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for _, g in gans.sort_values("start_time").tail(6).iterrows():
+        for key, ls in (("d_loss", "-"), ("g_loss", "--")):
+            h = sorted(client.get_metric_history(g.run_id, key), key=lambda m: m.step)
+            if h:
+                ax.plot([m.step for m in h], [m.value for m in h], ls,
+                        label=f"{key} {g.get('tags.split', '')} s{g.get('tags.seed', '')}")
+    ax.set_xlabel("step"), ax.legend(fontsize=7), ax.set_title("WaveGAN losses (newest runs)")
+    fig.tight_layout()
+    fig.savefig(files / "gan_losses.png", dpi=100)
+    plt.close(fig)
+    return "gan_losses.png"
 
 
 def _figures(runs: pd.DataFrame, all_runs: pd.DataFrame, files: Path, splits: list[str]) -> dict[str, list]:
@@ -228,61 +335,11 @@ def _figures(runs: pd.DataFrame, all_runs: pd.DataFrame, files: Path, splits: li
     import mlflow
 
     client = mlflow.MlflowClient()
-    made: dict[str, list] = {"confusion": [], "curves": [], "gan": []}
     files.mkdir(parents=True, exist_ok=True)
-    for net in NETS:  # best run per net, chosen on validation accuracy
-        r = runs[runs.net == net]
-        if r.empty:
-            continue
-        best = r.loc[_metric(r, "val_accuracy").fillna(-1).idxmax()]
-        try:
-            src = client.download_artifacts(best.run_id, "confusion_matrix.png", str(files))
-            dst = files / f"confusion_{net}.png"
-            os.replace(src, dst)
-            made["confusion"].append({"net": net, "file": dst.name, "desc": f"run `{best.run_id[:12]}`, {best.split} "
-                                      f"s{best.seed}, val accuracy {_metric(r, 'val_accuracy').max():.3f}"})
-        except Exception:  # an artifact store that lost the file: the table still stands
-            continue
-    for split in splits:
-        sub = runs[runs.split == split]
-        if sub.empty:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for net in NETS:
-            r = sub[sub.net == net]
-            if NETS[net].input_kind == "image" and not r.empty:
-                r = r[r.epochs == r.epochs.max()]
-            curves = [[m.value for m in sorted(client.get_metric_history(rid, "val_accuracy"), key=lambda m: m.step)]
-                      for rid in r.run_id]
-            curves = [c for c in curves if c]
-            if not curves:
-                continue
-            length = max(len(c) for c in curves)
-            # Mean over seeds at each epoch, over the seeds still training (early stopping ends some sooner).
-            mean = [np.mean([c[i] for c in curves if len(c) > i]) for i in range(length)]
-            ax.plot(range(1, length + 1), mean, label=net)
-        ax.set_xlabel("epoch"), ax.set_ylabel("val_accuracy (mean over seeds)"), ax.legend(fontsize=8)
-        ax.set_title(f"validation accuracy per epoch, split {split}")
-        fig.tight_layout()
-        name = f"val_curves_{split}.png"
-        fig.savefig(files / name, dpi=100)
-        plt.close(fig)
-        made["curves"].append(name)
-    gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
-    if not gans.empty:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for _, g in gans.sort_values("start_time").tail(6).iterrows():
-            for key, ls in (("d_loss", "-"), ("g_loss", "--")):
-                h = sorted(client.get_metric_history(g.run_id, key), key=lambda m: m.step)
-                if h:
-                    ax.plot([m.step for m in h], [m.value for m in h], ls,
-                            label=f"{key} {g.get('tags.split', '')} s{g.get('tags.seed', '')}")
-        ax.set_xlabel("step"), ax.legend(fontsize=7), ax.set_title("WaveGAN losses (newest runs)")
-        fig.tight_layout()
-        fig.savefig(files / "gan_losses.png", dpi=100)
-        plt.close(fig)
-        made["gan"].append("gan_losses.png")
-    return made
+    curves = [_curves(runs, client, files, split, plt) for split in splits]
+    gan = _gan_losses(all_runs, client, files, plt)
+    return {"confusion": _confusions(runs, client, files), "curves": [c for c in curves if c],
+            "gan": [gan] if gan else []}
 
 
 # --------------------------------------------------------------------------- the report
@@ -298,7 +355,7 @@ class Report:
 
 def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, files_rel: str,
            figures: dict[str, list], tracking_uri: str) -> str:
-    splits = [s for s in ("random", "track", "filtered") if s in set(runs.split)]
+    splits = [s for s in SPLIT_SPECS if s in set(runs.split)]
     code = sorted(set(_col(runs, "tags.code_version").dropna()))
     devices = sorted(set(_col(runs, "params.resolved_device").dropna()))
     lines = [f"# genre-bench report: {experiment}", ""]
@@ -318,18 +375,16 @@ def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: d
         lines.append(f"- **Note:** {e}.")
     lines += ["", "Cells: mean ± 95% confidence half-width over seeds (Student's t), with n. "
               "`study` is the published single-run figure, from the leaky `random` protocol. "
-              "`random` splits segments at random, so one song can sit in train and test; "
-              "`track` keeps every track on one side; `filtered` is the artist-filtered split.", ""]
+              + " ".join(f"`{sp.name}`: {sp.description} (leaks tracks: {sp.leaks})." for sp in SPLIT_SPECS.values()), ""]
     for split in splits:
         lines += [f"## Split `{split}`", ""]
         t1, t2 = image_table(runs, split), audio_table(runs, split)
         if t1:
-            lines += ["### Table 1: spectrogram models (net1-net4)", "", t1, ""]
+            lines += [f"### {table_title(1, fixed_epoch_nets())}", "", t1, ""]
         if t2:
-            lines += ["### Table 2: audio models (net5-net6)", "", t2, ""]
-        cmp = gan_comparison(runs, split)
-        if cmp:
-            lines += [cmp, ""]
+            lines += [f"### {table_title(2, early_stopping_nets())}", "", t2, ""]
+        for sentence in pair_comparisons(runs, split):
+            lines += [sentence, ""]
         f1 = f1_table(runs, split)
         if f1:
             lines += ["### Per-genre F1 (test, mean over seeds)", "", f1, ""]

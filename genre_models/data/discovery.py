@@ -1,4 +1,4 @@
-"""GTZAN on disk: layout discovery and decoding. All of the suite's file I/O for audio lives here.
+"""GTZAN on disk: layout discovery and the dataset digest. Decoding lives in ``audio.py``.
 
 Layouts found:
 
@@ -20,9 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from genre_models.errors import BadAudio, DataError
+from genre_models.errors import DataError
 from genre_models.genres import GENRE_TO_ID, GENRES
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
@@ -102,6 +100,44 @@ def _find_synthetic_marker(root: Path, audio_dir: Path) -> dict | None:
     return None
 
 
+def _walk_genre(genre_dir: Path, root: Path, image_dir: Path | None) -> tuple[list[TrackFile], list[Skip]]:
+    """One genre folder's files: tracks, and skips for non-audio files and misfiled names."""
+    genre = genre_dir.name
+    tracks: list[TrackFile] = []
+    skipped: list[Skip] = []
+    for path in sorted(genre_dir.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        rel = str(path.relative_to(root))
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            skipped.append(Skip(rel, f"not an audio file (extension {path.suffix or 'none'!r})", genre=genre))
+            continue
+        m = _TRACK_RE.match(path.stem)
+        if m and m.group("genre") != genre:
+            skipped.append(Skip(rel, f"file names genre {m.group('genre')!r} but lies in {genre}/", genre=genre))
+            continue
+        track_id = path.stem if m else f"{genre}.{path.stem}"
+        image_path = None
+        if image_dir is not None:
+            png = image_dir / genre / (track_id.replace(".", "", 1) + ".png")
+            image_path = str(png) if png.is_file() else None
+        tracks.append(TrackFile(track_id, genre, str(path), rel, image_path))
+    return tracks, skipped
+
+
+def _first_of_each_id(tracks: list[TrackFile]) -> tuple[list[TrackFile], list[Skip]]:
+    """Two files with one track id (e.g. blues.00001.wav and blues.00001.au): keep the first."""
+    seen: set[str] = set()
+    kept, skipped = [], []
+    for t in tracks:
+        if t.track_id in seen:
+            skipped.append(Skip(t.rel_path, f"duplicate track id {t.track_id}", t.track_id, t.genre))
+        else:
+            seen.add(t.track_id)
+            kept.append(t)
+    return kept, skipped
+
+
 def discover(data_dir: str | os.PathLike) -> Discovery:
     """Walk a GTZAN folder. Fatal problems raise ``DataError``; per-file problems become skips."""
     root = Path(data_dir).expanduser()
@@ -122,50 +158,20 @@ def discover(data_dir: str | os.PathLike) -> Discovery:
         raise DataError(
             f"{audio_dir}: unknown genre folder(s) {', '.join(unknown)}; expected only {', '.join(GENRES)}"
         )
-
     tracks: list[TrackFile] = []
     skipped: list[Skip] = []
     for genre_dir in subdirs:
-        genre = genre_dir.name
-        for path in sorted(genre_dir.iterdir()):
-            if path.name.startswith(".") or path.is_dir():
-                continue
-            rel = str(path.relative_to(root))
-            if path.suffix.lower() not in AUDIO_EXTENSIONS:
-                skipped.append(Skip(rel, f"not an audio file (extension {path.suffix or 'none'!r})", genre=genre))
-                continue
-            stem = path.stem
-            m = _TRACK_RE.match(stem)
-            if m and m.group("genre") != genre:
-                skipped.append(Skip(rel, f"file names genre {m.group('genre')!r} but lies in {genre}/", genre=genre))
-                continue
-            track_id = stem if m else f"{genre}.{stem}"
-            image_path = None
-            if has_images:
-                png = image_dir / genre / (track_id.replace(".", "", 1) + ".png")
-                image_path = str(png) if png.is_file() else None
-            tracks.append(TrackFile(track_id, genre, str(path), rel, image_path))
-
-    ids = [t.track_id for t in tracks]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        # Two files with one track id (e.g. blues.00001.wav and blues.00001.au): keep the first.
-        seen: set[str] = set()
-        kept = []
-        for t in tracks:
-            if t.track_id in seen:
-                skipped.append(Skip(t.rel_path, f"duplicate track id {t.track_id}", t.track_id, t.genre))
-            else:
-                seen.add(t.track_id)
-                kept.append(t)
-        tracks = kept
+        t, s = _walk_genre(genre_dir, root, image_dir if has_images else None)
+        tracks += t
+        skipped += s
+    tracks, dupes = _first_of_each_id(tracks)
     return Discovery(
         root=str(root),
         audio_dir=str(audio_dir),
         image_dir=str(image_dir) if has_images else None,
         layout=layout,
         tracks=tracks,
-        skipped=skipped,
+        skipped=skipped + dupes,
         synthetic=_find_synthetic_marker(Path(data_dir).expanduser().resolve(), audio_dir),
     )
 
@@ -191,75 +197,3 @@ def dataset_digest(disc: Discovery) -> str:
     for s in disc.skipped:
         h.update(f"skip:{s.path}".encode())
     return h.hexdigest()
-
-
-def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
-    """Decode one file to mono float32 at ``sample_rate``.
-
-    Returns the samples and notes on what was done to them (downmix, resample), which the
-    manifest keeps. Raises ``BadAudio`` with a short reason for anything unusable. Only
-    libsndfile formats are read here (WAV, AU, FLAC, OGG, AIFF, MP3): a file without a valid
-    header, such as the Kaggle copy's ``jazz.00054.wav``, is rejected rather than guessed at.
-    """
-    import soundfile as sf
-
-    size = os.path.getsize(path)
-    if size == 0:
-        raise BadAudio("empty file (0 bytes)")
-    try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
-    except Exception as exc:  # libsndfile raises several types; all mean "cannot decode"
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        msg = re.sub(r"^Error opening .*?: ", "", msg).strip()  # the path is named by the caller
-        raise BadAudio(f"unreadable audio, no valid header or codec (libsndfile: {msg})") from None
-    notes: list[str] = []
-    if data.shape[0] == 0:
-        raise BadAudio("empty audio (header present, 0 samples)")
-    if data.shape[1] > 1:
-        notes.append(f"downmixed {data.shape[1]} channels to mono")
-    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if sr != sample_rate:
-        import soxr
-
-        y = soxr.resample(y, sr, sample_rate).astype(np.float32, copy=False)
-        notes.append(f"resampled {sr} Hz -> {sample_rate} Hz")
-    if not np.all(np.isfinite(y)):
-        raise BadAudio("audio contains NaN or infinite samples")
-    return np.ascontiguousarray(y), notes
-
-
-def load_any_audio(path: str, sample_rate: int) -> np.ndarray:
-    """Decode a user's clip for ``predict``: anything librosa reads (soundfile, then audioread).
-    ``predict`` checks that the file exists before it fetches the model."""
-    try:
-        y, _ = load_audio(path, sample_rate)
-        return y
-    except BadAudio:
-        pass
-    import warnings
-
-    import librosa
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            y, _ = librosa.load(path, sr=sample_rate, mono=True)
-    except Exception as exc:
-        raise BadAudio(f"{path}: unreadable audio ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    if y.size == 0:
-        raise BadAudio(f"{path}: empty audio")
-    return y.astype(np.float32, copy=False)
-
-
-def load_png(path: str, size: int) -> np.ndarray:
-    """A Kaggle spectrogram PNG as uint8 (3, size, size), resized as Keras'
-    ``image_dataset_from_directory`` does (bilinear, whole image, no crop): what the study fed."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            rgb = im.convert("RGB").resize((size, size), Image.BILINEAR)
-    except Exception as exc:
-        raise BadAudio(f"unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    arr = np.asarray(rgb, dtype=np.uint8)  # (H, W, 3)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (3, H, W)

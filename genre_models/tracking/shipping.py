@@ -23,9 +23,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
+from genre_models.config import DataConfig, FeatureConfig, SplitConfig
+from genre_models.data.segment_audio import RealAudio, build_segment_audio, segment_audio_dir, training_audio
+from genre_models.data.store import FeatureStore, PreprocessResult, build_features, load_store, skips
 from genre_models.errors import ConfigError, DataError
+from genre_models.tracking.queries import runs_with
 from genre_models.util import atomic_dir, log
 
 FEATURES = "features"
@@ -49,56 +51,19 @@ def data_label(data_dir: str) -> str:
     return str(data_dir) if features_run_id(data_dir) else os.path.abspath(data_dir)
 
 
-def segment_audio_dir(store) -> Path:
-    """Where a store's segment audio lives in a cache: beside the store, under its key."""
-    p = Path(store.path)
-    return p.parent / "segment-audio" / p.name
-
-
-def build_segment_audio(store, jobs: int = 0) -> Path:
-    """Every usable segment's audio, int16 (n_segments, segment_samples), row-aligned with
-    ``mfcc.npy``. Decoded from the dataset folder once; cached."""
-    from genre_models.config import FeatureConfig
-    from genre_models.gan import _decode_segments
-    from genre_models.preprocess import parallel_map
-
-    target = segment_audio_dir(store)
-    if (target / "meta.json").is_file():
-        return target
-    fcfg = FeatureConfig(**store.meta["features"])
-    root = store.meta["dataset"]["root"]
-    tracks = store.tracks
-    tasks = [(str(Path(root) / rel), rel, list(range(int(n))), int(n), fcfg) for rel, n in zip(tracks.path, tracks.segments)]
-    log.info("decoding %d segments of %d tracks for shipping into %s", int(store.mfcc.shape[0]), len(tasks), target)
-    chunks = parallel_map(_decode_segments, tasks, jobs, desc="segment audio")
-
-    def write(tmp: Path) -> None:
-        audio = np.concatenate(chunks) if chunks else np.zeros((0, fcfg.segment_samples), np.int16)
-        if audio.shape[0] != store.mfcc.shape[0]:
-            raise DataError(f"{root}: decoded {audio.shape[0]} segments but the feature cache holds {store.mfcc.shape[0]}")
-        np.save(tmp / "audio.npy", audio)
-        (tmp / "meta.json").write_text(json.dumps({"segments": int(audio.shape[0]), "digest": store.digest,
-                                                   "sample_rate": fcfg.sample_rate}, indent=2))
-
-    atomic_dir(target, write)
-    return target
-
-
 def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
-def publish_features(store, cache_key: str, with_audio: bool, exp_id: str, jobs: int = 0,
+def publish_features(store: FeatureStore, cache_key: str, with_audio: bool, exp_id: str, jobs: int = 0,
                      tags: dict | None = None) -> tuple[str, bool]:
     """Log ``store`` (and, with ``with_audio``, its segment audio) as a features run in experiment
     ``exp_id``; reuse a FINISHED one with the same key. Returns (run id, reused)."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    flt = f"tags.stage = 'features' and tags.cache_key = '{cache_key}' and attributes.status = 'FINISHED'"
-    if with_audio:
-        flt += " and tags.with_audio = 'true'"
-    found = client.search_runs([exp_id], flt, order_by=["attributes.start_time DESC"], max_results=1)
+    want = {"stage": "features", "cache_key": cache_key, **({"with_audio": "true"} if with_audio else {})}
+    found = runs_with(want, experiment_ids=[exp_id], client=client)
     if found:
         return found[0].info.run_id, True
     t0 = time.perf_counter()
@@ -140,11 +105,9 @@ def _download_into(folder: Path, run_id: str, artifact: str, files) -> None:
     shutil.rmtree(folder / ".download")
 
 
-def fetch_features(run_id: str, cache_dir: str):
+def fetch_features(run_id: str, cache_dir: str) -> FeatureStore:
     """The features run's store, downloaded into ``<cache_dir>/<cache_key>`` unless already there."""
     import mlflow
-
-    from genre_models.preprocess import load_store
 
     try:
         run = mlflow.get_run(run_id)
@@ -170,7 +133,7 @@ def fetch_features(run_id: str, cache_dir: str):
     return load_store(target)
 
 
-def segment_audio_for(store) -> Path | None:
+def segment_audio_for(store: FeatureStore) -> Path | None:
     """The store's segment audio: in this cache, else fetched from the features run it came from;
     None when neither exists (the caller decodes the dataset folder instead)."""
     target = segment_audio_dir(store)
@@ -184,7 +147,7 @@ def segment_audio_for(store) -> Path | None:
     return target
 
 
-def check_features(store, fcfg, uri: str) -> None:
+def check_features(store: FeatureStore, fcfg: FeatureConfig, uri: str) -> None:
     """A shipped store must have been made with the features this run asks for."""
     want = json.loads(json.dumps(asdict(fcfg)))
     have = store.meta["features"]
@@ -193,3 +156,23 @@ def check_features(store, fcfg, uri: str) -> None:
         shown = ", ".join(f"{k}={have.get(k)!r} (asked {want.get(k)!r})" for k in diff[:4])
         raise ConfigError(f"{uri} holds features made with {shown}; publish a features run made with these settings "
                           "(`benchmark preprocess --publish`)")
+
+
+def open_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
+    """The feature store for ``cfg.data_dir``: built (or reused) from a folder, or, for
+    ``runs:/<run_id>/features``, a features run's store downloaded into this node's cache."""
+    t0 = time.perf_counter()
+    run_id = features_run_id(cfg.data_dir)
+    if not run_id:
+        return build_features(cfg, force=force)
+    store = fetch_features(run_id, cfg.cache_dir)
+    check_features(store, cfg.features, cfg.data_dir)
+    return PreprocessResult(store, Path(store.path).name, True, time.perf_counter() - t0,
+                            store.meta["dataset"]["layout"], skips(store.manifest))
+
+
+def training_audio_for(store: FeatureStore, split: SplitConfig, fcfg: FeatureConfig, cache_dir: str,
+                       jobs: int = 0) -> RealAudio:
+    """The GAN's training audio, from shipped segment audio when the store has any (in this
+    cache, or fetched from its features run), else decoded from the dataset folder."""
+    return training_audio(store, split, fcfg, cache_dir, jobs, shipped=segment_audio_for(store))

@@ -1,4 +1,4 @@
-"""The preprocessing stage: a GTZAN folder -> a cached, split-independent feature store.
+"""The feature store: a GTZAN folder -> a cached, split-independent store of both input kinds.
 
 Cache layout (``<cache_dir>/<key>/``), written into a temporary folder and renamed into place
 in one step, so a killed run never leaves a folder that looks complete:
@@ -21,118 +21,23 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import multiprocessing as mp
 import numpy as np
 import pandas as pd
 
-from genre_models.config import FEATURE_CODE_VERSION, FeatureConfig, PreprocessConfig, SplitConfig
-from genre_models.dataset import BadAudio, Discovery, TrackFile, dataset_digest, discover, load_audio, load_png
-from genre_models.features import mfcc_batch, segment, spectrogram_image, trim_silence
+from genre_models.config import FEATURE_CODE_VERSION, DataConfig, FeatureConfig, SplitConfig
+from genre_models.data.discovery import Discovery, dataset_digest, discover
+from genre_models.data.extract import TrackResult, run_extraction
+from genre_models.data.splits import PARTS, sample_split
 from genre_models.genres import GENRE_TO_ID, GENRES
-from genre_models.splits import PARTS, sample_split
-from genre_models.util import atomic_dir, code_version, log, progress
+from genre_models.util import atomic_dir, code_version, log
 
 MANIFEST_COLUMNS = [
     "track_id", "genre", "label", "path", "status", "reason", "notes",
     "duration_s", "kept_s", "segments", "image_source", "image_path",
 ]
-
-
-@dataclass
-class TrackResult:
-    track_id: str
-    genre: str
-    path: str
-    status: str  # "ok" | "skipped"
-    reason: str = ""
-    notes: str = ""
-    duration_s: float = 0.0
-    kept_s: float = 0.0
-    mfcc: np.ndarray | None = None  # (n, frames, n_mfcc) float32
-    image: np.ndarray | None = None  # (3, S, S) uint8
-    image_source: str = ""
-    image_path: str = ""
-
-
-def extract_track(track: TrackFile, fcfg: FeatureConfig) -> TrackResult:
-    """Decode one file and compute both input kinds. Never raises for a bad file: it returns a skip."""
-    res = TrackResult(track.track_id, track.genre, track.rel_path, "ok")
-    try:
-        y, notes = load_audio(track.path, fcfg.sample_rate)
-    except BadAudio as exc:
-        res.status, res.reason = "skipped", str(exc)
-        return res
-    res.notes = "; ".join(notes)
-    res.duration_s = y.size / fcfg.sample_rate
-    kept = trim_silence(y, fcfg.silence_top_db, fcfg.n_fft, fcfg.hop_length)
-    res.kept_s = kept.size / fcfg.sample_rate
-    segs = segment(kept, fcfg.segment_samples)  # (n, segment_samples)
-    if segs.shape[0] == 0:
-        res.status = "skipped"
-        res.reason = (
-            f"clip too short: {res.kept_s:.2f} s of sound after silence removal "
-            f"({res.duration_s:.2f} s in all); one segment needs {fcfg.segment_seconds:g} s"
-        )
-        return res
-    res.mfcc = mfcc_batch(segs, fcfg.sample_rate, fcfg.n_mfcc, fcfg.n_fft, fcfg.hop_length, fcfg.n_mels)
-    if fcfg.image_source in ("auto", "png") and track.image_path:
-        try:
-            res.image = load_png(track.image_path, fcfg.image_size)
-            res.image_source, res.image_path = "png", track.image_path
-        except BadAudio as exc:
-            res.notes = "; ".join(filter(None, [res.notes, f"PNG {track.image_path} unusable: {exc}"]))
-    if res.image is None and fcfg.image_source in ("auto", "audio"):
-        res.image = spectrogram_image(y, fcfg.sample_rate, fcfg.n_fft, fcfg.hop_length, fcfg.n_mels, fcfg.image_size)
-        res.image_source = "audio"
-    if res.image is None:
-        res.notes = "; ".join(filter(None, [res.notes, "no PNG: no image (image_source=png)"]))
-    return res
-
-
-def _worker_init() -> None:
-    # One BLAS/FFT thread per worker: the parallelism is across files.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
-def _extract_star(args: tuple[TrackFile, FeatureConfig]) -> TrackResult:
-    return extract_track(*args)
-
-
-def parallel_map(fn, tasks: list, jobs: int, desc: str, unit: str = "clip") -> list:
-    """``[fn(t) for t in tasks]`` in ``jobs`` processes (0 = one per core), in order, with a progress bar.
-
-    ``fn`` must be a module-level function of one argument. Forked workers inherit the imported
-    modules, so start-up costs milliseconds; they should use only numpy/scipy/soundfile (torch's
-    thread pools do not survive a fork).
-    """
-    jobs = jobs or os.cpu_count() or 1
-    bar = progress(total=len(tasks), desc=desc, unit=unit)
-    results: list = []
-    try:
-        if jobs == 1 or len(tasks) < 4:
-            for task in tasks:
-                results.append(fn(task))
-                bar.update()
-        else:
-            ctx = mp.get_context("fork")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
-                for r in pool.map(fn, tasks, chunksize=max(1, min(16, len(tasks) // (4 * jobs)))):
-                    results.append(r)
-                    bar.update()
-    finally:
-        bar.close()
-    return results
-
-
-def run_extraction(tracks: list[TrackFile], fcfg: FeatureConfig, jobs: int) -> list[TrackResult]:
-    """Extract every track, in ``jobs`` processes (0 = one per core). Order follows ``tracks``."""
-    return parallel_map(_extract_star, [(t, fcfg) for t in tracks], jobs, desc="features")
 
 
 def cache_key(fcfg: FeatureConfig, digest: str) -> str:
@@ -238,7 +143,7 @@ class PreprocessResult:
         return self.store.path
 
 
-def _write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig, results: list[TrackResult]) -> None:
+def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig, results: list[TrackResult]) -> None:
     def write(tmp: Path) -> None:
         rows, mfccs, seg_track, images, img_track = [], [], [], [], []
         for s in disc.skipped:
@@ -286,21 +191,13 @@ def _write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig
     atomic_dir(target, write)
 
 
-def preprocess(cfg: PreprocessConfig, force: bool = False) -> PreprocessResult:
+def build_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
     """Discover, extract (in parallel) and cache; or reuse the cache made with the same key.
 
-    ``cfg.data_dir`` may be ``runs:/<run_id>/features``: a features run's store, downloaded into
-    this node's cache (``genre_models.shipping``), for nodes that cannot see the dataset folder.
+    A plain folder only: ``runs:/<id>/features`` is resolved a layer up, by
+    ``genre_models.tracking.shipping.open_features``.
     """
     t0 = time.perf_counter()
-    from genre_models.shipping import check_features, features_run_id, fetch_features
-
-    run_id = features_run_id(cfg.data_dir)
-    if run_id:
-        store = fetch_features(run_id, cfg.cache_dir)
-        check_features(store, cfg.features, cfg.data_dir)
-        return PreprocessResult(store, Path(store.path).name, True, time.perf_counter() - t0,
-                                store.meta["dataset"]["layout"], _skips(store.manifest))
     disc = discover(cfg.data_dir)
     digest = dataset_digest(disc)
     key = cache_key(cfg.features, digest)
@@ -308,15 +205,14 @@ def preprocess(cfg: PreprocessConfig, force: bool = False) -> PreprocessResult:
     if (target / "meta.json").is_file() and not force:
         store = load_store(target)
         log.info("reusing feature cache %s (%d segments, %d images)", target, store.mfcc.shape[0], store.images.shape[0])
-        skipped = _skips(store.manifest)
-        return PreprocessResult(store, key, True, time.perf_counter() - t0, disc.layout, skipped)
+        return PreprocessResult(store, key, True, time.perf_counter() - t0, disc.layout, skips(store.manifest))
     log.info("extracting features for %d files from %s (%s layout) into %s", len(disc.tracks), disc.audio_dir, disc.layout, target)
     results = run_extraction(disc.tracks, cfg.features, cfg.jobs)
     if force and target.exists():
         shutil.rmtree(target)
-    _write_store(target, disc, digest, cfg.features, results)
+    write_store(target, disc, digest, cfg.features, results)
     store = load_store(target)
-    skipped = _skips(store.manifest)
+    skipped = skips(store.manifest)
     for line in skipped:
         log.warning("skipped %s", line)
     for r in results:
@@ -325,7 +221,7 @@ def preprocess(cfg: PreprocessConfig, force: bool = False) -> PreprocessResult:
     return PreprocessResult(store, key, False, time.perf_counter() - t0, disc.layout, skipped)
 
 
-def _skips(manifest: pd.DataFrame) -> list[str]:
+def skips(manifest: pd.DataFrame) -> list[str]:
     bad = manifest[manifest.status == "skipped"]
     return [f"{p}: {r}" for p, r in zip(bad.path, bad.reason)]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_models.dataset import SYNTHETIC_MARKER
+from genre_models.data.discovery import SYNTHETIC_MARKER
 from genre_models.genres import GENRES
 
 SR = 22050
@@ -44,7 +44,7 @@ _SCALES = {
 assert set(_STYLE) == set(GENRES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SynthConfig:
     out: str
     tracks_per_genre: int = 10
@@ -165,7 +165,7 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
             if cfg.with_images:
                 from PIL import Image
 
-                from genre_models.features import spectrogram_image
+                from genre_models.data.features import spectrogram_image
 
                 (image_root / genre).mkdir(parents=True, exist_ok=True)
                 img = spectrogram_image(y, cfg.sample_rate, 2048, 512, 128, 288)  # (3, 288, 288)
@@ -175,3 +175,12 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
     marker["out"] = str(root)
     (root / SYNTHETIC_MARKER).write_text(json.dumps(marker, indent=2))
     return {"out": str(root), "tracks": n_written, "genres": len(GENRES), "seconds": cfg.seconds}
+
+
+def ensure_demo_data(data_dir: str) -> bool:
+    """Write the demo's synthetic data (10 tracks per genre, 10 s) unless the folder holds data. True if written."""
+    root = Path(data_dir)
+    if (root / SYNTHETIC_MARKER).is_file() or (root.is_dir() and any(root.iterdir())):
+        return False
+    write_synthetic_gtzan(SynthConfig(out=str(root), tracks_per_genre=10, seconds=10.0, seed=0))
+    return True

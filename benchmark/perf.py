@@ -1,4 +1,4 @@
-"""Benchmarks. Every figure is a ratio of two things measured side by side in one process,
+"""``benchmark perf``: benchmarks. Every figure is a ratio of two things measured side by side in one process,
 because these machines are noisy; absolute numbers are printed for context only."""
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genre_models.config import FeatureConfig
-from genre_models.dataset import discover
-from genre_models.preprocess import _write_store, run_extraction
+from genre_models.config import DataConfig, FeatureConfig, SplitConfig, WaveGanConfig
+from genre_models.data.discovery import discover
+from genre_models.data.extract import run_extraction
+from genre_models.data.store import build_features, write_store
+from genre_models.models.registry import InputShape, get_net, make_optimizer
+from genre_models.training.loop import Part, fit, make_loader, split_parts, to_input
+from genre_models.training.runtime import autocast, resolve_device
 
 
 def naive_mfcc_loop(paths: list[str], fcfg: FeatureConfig) -> int:
@@ -49,7 +53,7 @@ def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0) -> dict:
     t0 = time.perf_counter()
     results = run_extraction(tracks, fcfg, jobs)
     with tempfile.TemporaryDirectory() as tmp:
-        _write_store(Path(tmp) / "store", disc, "bench", fcfg, results)
+        write_store(Path(tmp) / "store", disc, "bench", fcfg, results)
     t_pipe = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -84,84 +88,82 @@ def _flops_per_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) ->
     return counter.get_total_flops()
 
 
+def _train_data(spec, data_dir: str | None, n: int, image_size: int, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples for a timing loop: the data's training part (repeated), or random tensors."""
+    g = torch.Generator().manual_seed(0)
+    if data_dir is not None:
+        store = build_features(DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=image_size))).store
+        part = split_parts(store, spec.input_kind, SplitConfig())["train"]
+        reps = -(-n // len(part))
+        return part.x.repeat((reps,) + (1,) * (part.x.dim() - 1))[:n], part.y.repeat(reps)[:n]
+    if spec.input_kind == "image":
+        return (torch.randint(0, 256, (n, 3, image_size, image_size), dtype=torch.uint8, generator=g),
+                torch.randint(0, 10, (n,), generator=g))
+    return torch.randn(n, shape.frames, shape.n_mfcc, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _bare_loop(model, opt, x, y, batches: int, batch_size: int, dev, precision: str) -> float:
+    """Slice, forward, backward, step: the floor any training loop can reach. Seconds."""
+    model.train()
+    t0 = time.perf_counter()
+    for i in range(batches):
+        xb = to_input(x[i * batch_size:(i + 1) * batch_size]).to(dev)
+        yb = y[i * batch_size:(i + 1) * batch_size].to(dev)
+        with autocast(dev, precision):
+            out = model(xb)
+        loss = torch.nn.functional.cross_entropy(out.float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    float(loss.detach())  # wait for the last step
+    return time.perf_counter() - t0
+
+
+def _suite_loop(model, opt, train_part, batch_size: int, dev, precision: str, tmp: str) -> float:
+    """The suite's ``fit`` for one epoch, with its DataLoader and MLflow logging. Seconds."""
+    import mlflow
+
+    from genre_models.tracking.logger import MlflowLogger
+
+    tl = make_loader(train_part, batch_size, True, 0, 0, dev.type == "cuda")
+    vl = make_loader(Part(train_part.x[:0], train_part.y[:0], np.arange(0)), batch_size, False, 0, 0, dev.type == "cuda")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp}/perf.db")
+    mlflow.set_experiment("perf")
+    logger = MlflowLogger()
+    with logger.start("perf"):
+        t0 = time.perf_counter()
+        fit(model, opt, tl, vl, epochs=1, device=dev, precision=precision, logger=logger)
+        return time.perf_counter() - t0
+
+
 def bench_train(net: str, data_dir: str | None = None, batches: int = 20, batch_size: int = 32, precision: str = "fp32",
                 head: str = "flatten", image_size: int = 180, device: str = "auto", repeats: int = 2) -> dict:
     """Samples/s of ``fit`` (DataLoader, metric accumulation, MLflow logging) against a bare loop
-    (slice, forward, backward, step) on the same model, batch and data. Caveat: PyTorch's
-    FlopCounterMode does not count LSTM kernels, so net5's GFLOP/s figure reads near zero."""
-    import mlflow
-
-    from genre_models.models import InputShape, get_net, make_optimizer
-    from genre_models.train import Part, _autocast, fit, make_loader, resolve_device, to_input
-
+    (slice, forward, backward, step) on the same model, batch and data. No validation samples:
+    the figure compares training throughput. Caveat: PyTorch's FlopCounterMode does not count
+    LSTM kernels, so net5's GFLOP/s figure reads near zero."""
     spec = get_net(net)
     dev = resolve_device(device)
     shape = InputShape(image_size=image_size)
     n = batches * batch_size
-    g = torch.Generator().manual_seed(0)
-    if data_dir is not None:
-        from genre_models.config import SplitConfig
-        from genre_models.preprocess import PreprocessConfig, preprocess
-        from genre_models.train import split_parts
-
-        store = preprocess(PreprocessConfig(data_dir, FeatureConfig(image_size=image_size))).store
-        part = split_parts(store, spec.input_kind, SplitConfig())["train"]
-        reps = -(-n // len(part))
-        x, y = part.x.repeat((reps,) + (1,) * (part.x.dim() - 1))[:n], part.y.repeat(reps)[:n]
-    elif spec.input_kind == "image":
-        x = torch.randint(0, 256, (n, 3, image_size, image_size), dtype=torch.uint8, generator=g)
-        y = torch.randint(0, 10, (n,), generator=g)
-    else:
-        x = torch.randn(n, shape.frames, shape.n_mfcc, generator=g)
-        y = torch.randint(0, 10, (n,), generator=g)
+    x, y = _train_data(spec, data_dir, n, image_size, shape)
     train_part = Part(x, y, np.arange(n))
-    # No validation samples: the figure compares training throughput (loop, loading, logging).
-    val_part = Part(x[:0], y[:0], np.arange(0))
 
     def fresh():
         torch.manual_seed(0)
         model = spec.build(shape, head).to(dev)
         return model, make_optimizer(spec, model.parameters(), spec.lr)
 
-    def bare() -> float:
-        model, opt = fresh()
-        model.train()
-        t0 = time.perf_counter()
-        for i in range(batches):
-            xb = to_input(x[i * batch_size:(i + 1) * batch_size]).to(dev)
-            yb = y[i * batch_size:(i + 1) * batch_size].to(dev)
-            with _autocast(dev, precision):
-                out = model(xb)
-            loss = torch.nn.functional.cross_entropy(out.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        float(loss.detach())  # wait for the last step
-        return time.perf_counter() - t0
-
-    def suite(tmp: str) -> float:
-        model, opt = fresh()
-        tl = make_loader(train_part, batch_size, True, 0, 0, dev.type == "cuda")
-        vl = make_loader(val_part, batch_size, False, 0, 0, dev.type == "cuda")
-        mlflow.set_tracking_uri(f"sqlite:///{tmp}/perf.db")
-        mlflow.set_experiment("perf")
-        with mlflow.start_run():
-            t0 = time.perf_counter()
-            fit(model, opt, tl, vl, epochs=1, device=dev, precision=precision,
-                on_epoch=lambda e, m: mlflow.log_metrics(m, step=e))
-            return time.perf_counter() - t0
-
     model, _ = fresh()
-    xb0 = to_input(x[:batch_size]).to(dev)
-    with _autocast(dev, precision):
-        flops = _flops_per_step(model, xb0, y[:batch_size].to(dev))
+    with autocast(dev, precision):
+        flops = _flops_per_step(model, to_input(x[:batch_size]).to(dev), y[:batch_size].to(dev))
     del model
     with tempfile.TemporaryDirectory() as tmp:
-        suite(tmp)  # warm-up: MLflow store creation, allocator, kernels
+        _suite_loop(*fresh(), train_part, batch_size, dev, precision, tmp)  # warm-up: store, allocator, kernels
         t_bare, t_suite = [], []
         for _ in range(repeats):  # interleaved, best of each
-            t_bare.append(bare())
-            t_suite.append(suite(tmp))
+            t_bare.append(_bare_loop(*fresh(), x, y, batches, batch_size, dev, precision))
+            t_suite.append(_suite_loop(*fresh(), train_part, batch_size, dev, precision, tmp))
     tb, ts = min(t_bare), min(t_suite)
     return {
         "net": net, "device": str(dev), "precision": precision, "head": head, "image_size": image_size,
@@ -176,6 +178,31 @@ def bench_train(net: str, data_dir: str | None = None, batches: int = 20, batch_
     }
 
 
+def _paper_probe(timed, dev, probe_batch: int, study_steps: int, study_clips: int) -> dict:
+    """One step of the paper-size model (d=64) at ``probe_batch``, scaled linearly to batch 64,
+    and the time to generate the study's set."""
+    from genre_models.training.gan_loop import build_units, sample_clips
+
+    cfg = WaveGanConfig(d=64, batch_size=probe_batch)
+    sec, _ = timed(cfg, 1, probe_batch)
+    sec64 = sec * 64 / probe_batch
+    (unit,) = build_units(cfg, dev)
+    z = torch.randn(16, 100, device=dev)
+    with torch.no_grad():
+        sample_clips([unit], z, torch.arange(16, device=dev) % 10)
+        t0 = time.perf_counter()
+        sample_clips([unit], z, torch.arange(16, device=dev) % 10).float().cpu()
+        gen_sec = (time.perf_counter() - t0) / 16
+    return {
+        "d": 64, "probe_batch": probe_batch, "probe_seconds_per_step": round(sec, 3),
+        "est_seconds_per_step_batch64": round(sec64, 2),
+        "est_hours_for_steps": {str(study_steps): round(study_steps * sec64 / 3600, 1),
+                                "100000": round(100000 * sec64 / 3600, 1)},
+        "est_minutes_to_generate_study_set": round(study_clips * gen_sec / 60, 1),
+        "study_clips": study_clips,
+    }
+
+
 def bench_gan(d: int = 8, batch_size: int = 16, steps: int = 3, device: str = "auto", repeats: int = 2,
               paper_probe: bool = True, probe_batch: int = 2, study_steps: int = 20000, study_clips: int = 27980) -> dict:
     """WaveGAN training speed: G+D steps/s (one step = n_critic critic updates + one G update) in
@@ -186,9 +213,7 @@ def bench_gan(d: int = 8, batch_size: int = 16, steps: int = 3, device: str = "a
     linearly with the batch, which holds on a saturated CPU and overestimates a GPU, where small
     batches leave it idle: on a GPU, probe with ``probe_batch=64``.
     """
-    from genre_models.config import WaveGanConfig
-    from genre_models.gan import build_units, gan_step, sample_clips
-    from genre_models.train import resolve_device
+    from genre_models.training.gan_loop import build_units, gan_step
 
     dev = resolve_device(device)
     g = torch.Generator().manual_seed(0)
@@ -226,24 +251,7 @@ def bench_gan(d: int = 8, batch_size: int = 16, steps: int = 3, device: str = "a
         out[f"{precision}_losses_finite"] = finite[precision]
     out["bf16_speedup"] = round(min(per["fp32"]) / min(per["bf16"]), 3)
     if paper_probe:
-        cfg = WaveGanConfig(d=64, batch_size=probe_batch)
-        sec, _ = timed(cfg, 1, probe_batch)
-        sec64 = sec * 64 / probe_batch
-        (unit,) = build_units(cfg, dev)
-        z = torch.randn(16, 100, device=dev)
-        with torch.no_grad():
-            sample_clips([unit], z, torch.arange(16, device=dev) % 10)
-            t0 = time.perf_counter()
-            sample_clips([unit], z, torch.arange(16, device=dev) % 10).float().cpu()
-            gen_sec = (time.perf_counter() - t0) / 16
-        out["paper_model"] = {
-            "d": 64, "probe_batch": probe_batch, "probe_seconds_per_step": round(sec, 3),
-            "est_seconds_per_step_batch64": round(sec64, 2),
-            "est_hours_for_steps": {str(study_steps): round(study_steps * sec64 / 3600, 1),
-                                    "100000": round(100000 * sec64 / 3600, 1)},
-            "est_minutes_to_generate_study_set": round(study_clips * gen_sec / 60, 1),
-            "study_clips": study_clips,
-        }
+        out["paper_model"] = _paper_probe(timed, dev, probe_batch, study_steps, study_clips)
     return out
 
 
@@ -260,21 +268,23 @@ def bench_executors(data_dir: str, nets: tuple[str, ...] = ("net1", "net5"), see
     """
     import uuid
 
-    from genre_models.config import PreprocessConfig, SplitConfig
-    from genre_models.preprocess import preprocess
-    from genre_models.sweep import LocalRayHead, LocalServer, SweepConfig, get_grid, run_sweep
+    from genre_models.sweep.driver import run_sweep
+    from genre_models.sweep.executors import LocalRayHead
+    from genre_models.sweep.grid import SweepConfig, get_grid
+    from genre_models.tracking.server import LocalServer
 
     cpus = ray_cpus or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="gb-perf-") as tmp, \
             LocalServer(f"sqlite:///{tmp}/perf.db", Path(tmp) / "server") as server:
         cache = str(Path(tmp) / "driver-cache")
-        preprocess(PreprocessConfig(data_dir, FeatureConfig(image_size=get_grid("demo").image_size), SplitConfig(), cache))
+        build_features(DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=get_grid("demo").image_size),
+                                  cache_dir=cache))
         head = None if ray_address else LocalRayHead(cpus, {"GENRE_BENCH_CACHE": str(Path(tmp) / "node-cache")}).__enter__()
         try:
             base = dict(grid="demo", nets=tuple(nets), seeds=seeds, splits=("track",), max_epochs=max_epochs, cache_dir=cache)
-            ways = {"local_jobs1": SweepConfig(data_dir, jobs=1, **base),
-                    f"local_jobs{jobs}": SweepConfig(data_dir, jobs=jobs, **base),
-                    "ray": SweepConfig(data_dir, executor="ray", ray_address=ray_address or head.address,
+            ways = {"local_jobs1": SweepConfig(data_dir=data_dir, jobs=1, **base),
+                    f"local_jobs{jobs}": SweepConfig(data_dir=data_dir, jobs=jobs, **base),
+                    "ray": SweepConfig(data_dir=data_dir, executor="ray", ray_address=ray_address or head.address,
                                        **base)}
             seconds, points = {name: [] for name in ways}, 0
             for _ in range(repeats):

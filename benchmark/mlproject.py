@@ -1,6 +1,7 @@
 """Renders ``MLproject`` from the registry, so the entry points can never drift from ``NETS``.
 
-``python -m genre_models.mlproject > MLproject`` regenerates it; a test checks it is current.
+``python -m benchmark.mlproject > MLproject`` regenerates it; a test checks it is current.
+Every default comes from the config dataclasses or the net's spec, never restated here.
 Commands call ``python -m benchmark`` so that ``mlflow run`` works from a checkout without
 installing the package. Relative ``data_dir`` values resolve against the project folder,
 which is where ``mlflow run .`` runs the command.
@@ -8,23 +9,31 @@ which is where ``mlflow run .`` runs the command.
 
 from __future__ import annotations
 
-from genre_models.config import GanConfig, WaveGanConfig
-from genre_models.models import NETS, NetSpec
+from genre_models.config import DataConfig, FeatureConfig, GanConfig, TrainConfig, WaveGanConfig, default_of
+from genre_models.models.registry import NETS, NetSpec
 
 HEADER = """\
-# Generated from genre_models.models.NETS by `python -m genre_models.mlproject > MLproject`.
+# Generated from genre_models.models.registry.NETS by `python -m benchmark.mlproject > MLproject`.
 # Do not edit by hand: tests/test_mlproject.py fails when this file and the registry disagree.
 name: genre-bench
 
 conda_env: conda.yaml
 """
 
+#: The demo data folder that ``benchmark sweep --demo`` writes: the entry points' default data.
+DEMO_DATA_DIR = "demo-data"
+
 FEATURE_PARAMS = [
-    ("data_dir", "path", "demo-data"),
-    ("image_source", "string", "auto"),
-    ("image_size", "int", 180),
-    ("jobs", "int", 0),
+    ("data_dir", "path", DEMO_DATA_DIR),
+    ("image_source", "string", default_of(FeatureConfig, "image_source")),
+    ("image_size", "int", default_of(FeatureConfig, "image_size")),
+    ("jobs", "int", default_of(DataConfig, "jobs")),
 ]
+
+
+def _run(cls: type, *names: str) -> list[tuple[str, str, object]]:
+    """(name, MLflow type, default) for fields of a config class, defaults from the class."""
+    return [(n, _MLFLOW_TYPES[type(default_of(cls, n))], default_of(cls, n)) for n in names]
 
 
 def train_params(spec: NetSpec) -> list[tuple[str, str, object]]:
@@ -33,15 +42,10 @@ def train_params(spec: NetSpec) -> list[tuple[str, str, object]]:
         ("epochs", "int", spec.epochs),
         ("early_stopping", "string", "auto"),
         ("patience", "int", spec.patience),
-        ("min_delta", "float", 0.0),
+        *_run(TrainConfig, "min_delta"),
         ("batch_size", "int", spec.batch_size),
         ("lr", "float", spec.lr),
-        ("seed", "int", 0),
-        ("split", "string", "track"),
-        ("device", "string", "auto"),
-        ("precision", "string", "fp32"),
-        ("num_workers", "int", 0),
-        ("head", "string", "flatten"),
+        *_run(TrainConfig, "seed", "split", "device", "precision", "num_workers", "head"),
     ] + (gan_params("gan_") + [("gan_run_id", "string", "none")] if spec.uses_gan else [])
 
 
@@ -56,19 +60,11 @@ def gan_params(prefix: str = "") -> list[tuple[str, str, object]]:
 
 
 def gan_entry_params() -> list[tuple[str, str, object]]:
-    run = GanConfig(data_dir="")
-    return FEATURE_PARAMS + gan_params() + [
-        ("split", "string", "track"),
-        ("seed", "int", 0),
-        ("device", "string", "auto"),
-        ("log_every", "int", run.log_every),
-        ("preview_every", "int", run.preview_every),
-        ("checkpoint_every", "int", run.checkpoint_every),
-        ("quality_epochs", "int", run.quality_epochs),
-    ]
+    return FEATURE_PARAMS + gan_params() + _run(GanConfig, "split", "seed", "device", "log_every", "preview_every",
+                                                "checkpoint_every", "quality_epochs")
 
 
-PREPROCESS_PARAMS = FEATURE_PARAMS + [("split", "string", "track"), ("seed", "int", 0)]
+PREPROCESS_PARAMS = FEATURE_PARAMS + _run(GanConfig, "split", "seed")
 
 
 def _entry(name: str, params: list[tuple[str, str, object]], command: str) -> str:

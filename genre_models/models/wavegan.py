@@ -1,6 +1,6 @@
 """WaveGAN (Donahue, McAuley & Puckette 2018, "Adversarial Audio Synthesis", arXiv 1802.04208).
 
-Networks and WGAN-GP losses only; the training loop, data and MLflow logging live in ``gan.py``.
+Networks and WGAN-GP losses only; the training loop is ``training/gan_loop.py``, the run ``stages/gan.py``.
 
 As in the paper (its Table 2, with model size ``d``, 64 by default):
 
@@ -15,7 +15,7 @@ discriminator is a projection discriminator (Miyato & Koyama 2018): score = dens
 With ``n_classes=0`` both are the paper's unconditional networks (used by ``mode=per-genre``).
 
 Caveat: the paper's output rate is 16 kHz (16384 samples = 1.024 s). genre-bench runs it at
-the features' 22050 Hz, where 16384 samples are 0.743 s; ``gan.gan_to_segment`` explains how a
+the features' 22050 Hz, where 16384 samples are 0.743 s; ``training.generation`` explains how a
 clip becomes a 1 s segment, and why not 16 kHz.
 """
 

@@ -4,7 +4,9 @@
   puts segments of one song on both sides of the split, which inflates test accuracy.
 * ``track``: 70/20/10 per genre over *tracks*; a track's segments all go where the track goes.
 * ``filtered``: the artist-filtered lists of Kereliuk, Sturm & Larsen (2015), shipped in
-  ``genre_models/data/splits``. Tracks not on the lists are excluded (returned as ``None``).
+  ``genre_models/data/split_lists``. Tracks not on the lists are excluded (returned as ``None``).
+
+The names, descriptions and honesty of the methods are the registry ``config.SPLIT_SPECS``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from importlib import resources
 
 import numpy as np
 
-from genre_models.config import SplitConfig
+from genre_models.config import SPLITS, SplitConfig
 
 PARTS = ("train", "val", "test")
 _FILTERED_FILES = {"train": "train_filtered.txt", "val": "valid_filtered.txt", "test": "test_filtered.txt"}
@@ -24,7 +26,7 @@ _FILTERED_FILES = {"train": "train_filtered.txt", "val": "valid_filtered.txt", "
 def filtered_split() -> dict[str, str]:
     """track id -> part, from the shipped artist-filtered lists (443/197/290 tracks)."""
     out: dict[str, str] = {}
-    base = resources.files("genre_models") / "data" / "splits"
+    base = resources.files("genre_models") / "data" / "split_lists"
     for part, name in _FILTERED_FILES.items():
         for line in (base / name).read_text().splitlines():
             line = line.strip()
@@ -44,13 +46,12 @@ def _part_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
-def track_split(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> dict[str, str | None]:
-    """Assign each track to a part under ``track`` or ``filtered``. Deterministic for a seed."""
-    if cfg.split == "filtered":
-        lists = filtered_split()
-        return {t: lists.get(t) for t in track_ids}
-    if cfg.split != "track":
-        raise ValueError(f"track_split handles 'track' and 'filtered', not {cfg.split!r}")
+def _filtered_assign(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> dict[str, str | None]:
+    lists = filtered_split()
+    return {t: lists.get(t) for t in track_ids}
+
+
+def _track_assign(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> dict[str, str | None]:
     rng = np.random.default_rng(cfg.seed)
     out: dict[str, str | None] = {}
     for genre in sorted(set(genres)):
@@ -62,21 +63,41 @@ def track_split(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> di
     return out
 
 
+#: Split methods that assign whole tracks; any other method in ``SPLITS`` assigns samples.
+TRACK_ASSIGNERS = {"track": _track_assign, "filtered": _filtered_assign}
+
+
+def _random_parts(n: int, cfg: SplitConfig) -> np.ndarray:
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(n)
+    n_train, n_val, _ = _part_sizes(n, cfg)
+    parts = np.empty(n, dtype=np.int8)
+    parts[order[:n_train]] = 0
+    parts[order[n_train : n_train + n_val]] = 1
+    parts[order[n_train + n_val :]] = 2
+    return parts
+
+
+#: Split methods that scatter samples regardless of their track (the leaky ones).
+SAMPLE_ASSIGNERS = {"random": _random_parts}
+assert set(TRACK_ASSIGNERS) | set(SAMPLE_ASSIGNERS) == set(SPLITS), "every registered split needs a rule here"
+
+
+def track_split(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> dict[str, str | None]:
+    """Assign each track to a part under a track-level method. Deterministic for a seed."""
+    if cfg.split not in TRACK_ASSIGNERS:
+        raise ValueError(f"track_split handles {', '.join(TRACK_ASSIGNERS)}, not {cfg.split!r}")
+    return TRACK_ASSIGNERS[cfg.split](track_ids, genres, cfg)
+
+
 def sample_split(sample_tracks: np.ndarray, track_ids: list[str], genres: list[str], cfg: SplitConfig) -> np.ndarray:
     """Part index (0 train, 1 val, 2 test, -1 excluded) for every sample.
 
     ``sample_tracks`` holds each sample's row in ``track_ids`` (a segment's or image's track).
     """
     n = len(sample_tracks)
-    if cfg.split == "random":
-        rng = np.random.default_rng(cfg.seed)
-        order = rng.permutation(n)
-        n_train, n_val, _ = _part_sizes(n, cfg)
-        parts = np.empty(n, dtype=np.int8)
-        parts[order[:n_train]] = 0
-        parts[order[n_train : n_train + n_val]] = 1
-        parts[order[n_train + n_val :]] = 2
-        return parts
+    if cfg.split in SAMPLE_ASSIGNERS:
+        return SAMPLE_ASSIGNERS[cfg.split](n, cfg)
     assign = track_split(track_ids, genres, cfg)
     code = {"train": 0, "val": 1, "test": 2, None: -1}
     per_track = np.array([code[assign[t]] for t in track_ids], dtype=np.int8)

@@ -1,0 +1,77 @@
+"""Per-track feature extraction: one file -> its MFCC segments and its image, or a recorded skip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genre_models.config import FeatureConfig
+from genre_models.data.audio import decode_clip, load_png
+from genre_models.data.discovery import TrackFile
+from genre_models.data.features import image_of, mfcc_of
+from genre_models.data.parallel import parallel_map
+from genre_models.errors import BadAudio
+
+
+@dataclass
+class TrackResult:
+    track_id: str
+    genre: str
+    path: str
+    status: str  # "ok" | "skipped"
+    reason: str = ""
+    notes: str = ""
+    duration_s: float = 0.0
+    kept_s: float = 0.0
+    mfcc: np.ndarray | None = None  # (n, frames, n_mfcc) float32
+    image: np.ndarray | None = None  # (3, S, S) uint8
+    image_source: str = ""
+    image_path: str = ""
+
+
+def _image(track: TrackFile, y: np.ndarray, fcfg: FeatureConfig, res: "TrackResult") -> None:
+    """The track's image by ``fcfg.image_source``: the Kaggle PNG, or one rendered from the audio."""
+    if fcfg.image_source in ("auto", "png") and track.image_path:
+        try:
+            res.image = load_png(track.image_path, fcfg.image_size)
+            res.image_source, res.image_path = "png", track.image_path
+        except BadAudio as exc:
+            res.notes = "; ".join(filter(None, [res.notes, f"PNG {track.image_path} unusable: {exc}"]))
+    if res.image is None and fcfg.image_source in ("auto", "audio"):
+        res.image = image_of(y, fcfg)
+        res.image_source = "audio"
+    if res.image is None:
+        res.notes = "; ".join(filter(None, [res.notes, "no PNG: no image (image_source=png)"]))
+
+
+def extract_track(track: TrackFile, fcfg: FeatureConfig) -> TrackResult:
+    """Decode one file and compute both input kinds. Never raises for a bad file: it returns a skip."""
+    res = TrackResult(track.track_id, track.genre, track.rel_path, "ok")
+    try:
+        clip = decode_clip(track.path, fcfg)
+    except BadAudio as exc:
+        res.status, res.reason = "skipped", str(exc)
+        return res
+    res.notes = "; ".join(clip.notes)
+    res.duration_s = clip.y.size / fcfg.sample_rate
+    res.kept_s = clip.kept_samples / fcfg.sample_rate
+    if clip.segments.shape[0] == 0:
+        res.status = "skipped"
+        res.reason = (
+            f"clip too short: {res.kept_s:.2f} s of sound after silence removal "
+            f"({res.duration_s:.2f} s in all); one segment needs {fcfg.segment_seconds:g} s"
+        )
+        return res
+    res.mfcc = mfcc_of(clip.segments, fcfg)  # (n, frames, n_mfcc)
+    _image(track, clip.y, fcfg, res)
+    return res
+
+
+def _extract_star(args: tuple[TrackFile, FeatureConfig]) -> TrackResult:
+    return extract_track(*args)
+
+
+def run_extraction(tracks: list[TrackFile], fcfg: FeatureConfig, jobs: int) -> list[TrackResult]:
+    """Extract every track, in ``jobs`` processes (0 = one per core). Order follows ``tracks``."""
+    return parallel_map(_extract_star, [(t, fcfg) for t in tracks], jobs, desc="features")

@@ -1,0 +1,137 @@
+"""The one registry of the nets (``NETS``), and the roles the rest of the suite asks it about.
+
+Everything that differs between nets is data in a ``NetSpec``: builder, input kind, optimizer,
+learning rate, epoch policy, the study's published accuracies, and roles:
+
+* ``uses_gan``: trained on real + WaveGAN-generated segments (net6);
+* ``baseline``: the net it is compared with, paired over seeds, in the report (net6 -> net5);
+* ``scores_gan``: the real-data net that scores generated clips (the GAN's quality figure),
+  which a sweep's GAN point waits for.
+
+The CLI choices, MLproject entry points, training loop, sweep and report all read this table;
+no code branches on a net's name, so adding a net is one entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+from torch import nn
+
+from genre_models.config import TrainConfig
+from genre_models.errors import ConfigError
+from genre_models.models.nets import CNN, MLP, LSTMNet
+
+INPUT_KINDS = ("image", "mfcc")
+
+
+@dataclass(frozen=True)
+class InputShape:
+    image_size: int = 180
+    frames: int = 44
+    n_mfcc: int = 13
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    name: str
+    summary: str
+    input_kind: str  # "image" (B, 3, S, S) or "mfcc" (B, frames, n_mfcc)
+    build: Callable[[InputShape, str], nn.Module]  # (input shape, head) -> module
+    optimizer: str  # "adam" | "rmsprop"
+    lr: float
+    epochs: int  # default (maximum, when early stopping is on)
+    early_stopping: bool
+    patience: int = 5
+    batch_size: int = 32
+    uses_gan: bool = False  # net6: training set = real + WaveGAN segments
+    baseline: str | None = None  # the net the report compares this one with (paired over seeds)
+    scores_gan: bool = False  # the real-data net that scores a GAN's generated clips
+    #: Published test accuracies, for reports (optional): ``acc_<epochs>`` for fixed-epoch nets,
+    #: ``acc`` and ``stopped_epoch`` for early-stopping ones.
+    study: dict = field(default_factory=dict)
+
+    @property
+    def study_epochs(self) -> list[int]:
+        """The epoch budgets the study published a figure for, ascending."""
+        return sorted(int(k[4:]) for k in self.study if k.startswith("acc_"))
+
+    def input_example(self, shape: InputShape, batch: int = 2) -> torch.Tensor:
+        if self.input_kind == "image":
+            return torch.rand(batch, 3, shape.image_size, shape.image_size)
+        return torch.randn(batch, shape.frames, shape.n_mfcc)
+
+
+_STUDY_LSTM_ES = "early stopping on val_loss, patience 5, at most 200 epochs"
+
+NETS: dict[str, NetSpec] = {
+    s.name: s
+    for s in (
+        NetSpec("net1", "MLP 128-64 on flattened 3x180x180 spectrogram images", "image",
+                lambda s, head: MLP(s.image_size), "adam", 1e-4, 50, False,
+                study={"acc_50": 0.4257, "acc_100": 0.4950}),
+        NetSpec("net2", "CNN conv 32-64-128-256, max-pool after conv 2 and 4, FC 256->10", "image",
+                lambda s, head: CNN(s.image_size, batchnorm=False, head=head), "adam", 1e-4, 50, False,
+                study={"acc_50": 0.6039, "acc_100": 0.5346}),
+        NetSpec("net3", "net2 + BatchNorm after each conv", "image",
+                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "adam", 1e-4, 50, False,
+                study={"acc_50": 0.6138, "acc_100": 0.6138}),
+        NetSpec("net4", "net3 trained with RMSProp", "image",
+                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "rmsprop", 1e-4, 50, False,
+                study={"acc_50": 0.5445, "acc_100": 0.5346}),
+        NetSpec("net5", f"LSTM 512-256, FC 128-64-10 on MFCCs of 1 s segments; {_STUDY_LSTM_ES}", "mfcc",
+                lambda s, head: LSTMNet(s.n_mfcc), "adam", 1e-4, 200, True, scores_gan=True,
+                study={"acc": 0.7954, "stopped_epoch": 27}),
+        NetSpec("net6", f"net5 trained on real + WaveGAN-generated segments (2,798 per genre); {_STUDY_LSTM_ES}", "mfcc",
+                lambda s, head: LSTMNet(s.n_mfcc), "adam", 1e-4, 200, True, uses_gan=True, baseline="net5",
+                study={"acc": 0.8291, "stopped_epoch": 18}),
+    )
+}
+
+
+def get_net(name: str) -> NetSpec:
+    try:
+        return NETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown net {name!r}; valid nets: {', '.join(NETS)}") from None
+
+
+def gan_scorer() -> NetSpec:
+    """The net whose real-data runs score generated clips (``scores_gan``; exactly one)."""
+    found = [s for s in NETS.values() if s.scores_gan]
+    if len(found) != 1:
+        raise ConfigError(f"the registry must mark exactly one net scores_gan, not {len(found)}")
+    return found[0]
+
+
+def comparisons() -> list[tuple[str, str]]:
+    """(baseline, net) pairs the report compares, paired over seeds."""
+    return [(s.baseline, s.name) for s in NETS.values() if s.baseline]
+
+
+def make_optimizer(spec: NetSpec, params, lr: float) -> torch.optim.Optimizer:
+    # Keras defaults, which the study used: Adam eps 1e-7, RMSprop rho 0.9 eps 1e-7.
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=1e-7)
+    if spec.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+    raise ConfigError(f"{spec.name}: unknown optimizer {spec.optimizer!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+    """Fill every ``None`` from the net's spec, so the logged config is exactly what ran."""
+    spec = get_net(cfg.net)
+    return replace(
+        cfg,
+        epochs=cfg.epochs if cfg.epochs is not None else spec.epochs,
+        early_stopping=cfg.early_stopping if cfg.early_stopping is not None else spec.early_stopping,
+        patience=cfg.patience if cfg.patience is not None else spec.patience,
+        batch_size=cfg.batch_size if cfg.batch_size is not None else spec.batch_size,
+        lr=cfg.lr if cfg.lr is not None else spec.lr,
+    )

@@ -1,0 +1,36 @@
+"""The preprocess stage: a GTZAN folder (or a features run) -> the cached feature store, and
+one MLflow run recording it: counts per split and genre, the skipped files, the manifest."""
+
+from __future__ import annotations
+
+from genre_models.config import DataConfig, SplitConfig, flat_params
+from genre_models.data.store import PreprocessResult, split_counts
+from genre_models.tracking.records import base_tags
+from genre_models.tracking.shipping import open_features
+from genre_models.training.logger import NULL_LOGGER, RunLogger
+
+
+def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: RunLogger = NULL_LOGGER,
+               force: bool = False, extra_params: dict | None = None) -> tuple[PreprocessResult, str | None]:
+    """Build (or reuse) the feature store and log a ``preprocess-<split>-s<seed>`` run with
+    ``logger``. The split only shapes what is logged: the store itself is split-independent.
+    Returns the result and the run id (None with a logger that keeps nothing)."""
+    split = split or SplitConfig()
+    result = open_features(cfg, force=force)
+    store = result.store
+    params = {**flat_params(split, "split."), **{f"features.{k}": v for k, v in store.meta["features"].items()},
+              "cache_key": result.key, "layout": result.layout, **(extra_params or {})}
+
+    def write(out) -> None:
+        store.manifest_with_split(split).to_csv(out / "manifest.csv", index=False)
+        (out / "skipped.txt").write_text("".join(f"{line}\n" for line in result.skipped) or "(none)\n")
+
+    with logger.start(f"preprocess-{split.split}-s{split.seed}"):
+        logger.set_tags({**base_tags(store), "stage": "preprocess", "split": split.split, "seed": str(split.seed),
+                         "cache_reused": str(result.reused).lower(), "cache_path": store.path})
+        logger.log_params(params)
+        logger.log_metrics({k: float(v) for k, v in split_counts(store, split).items()})
+        logger.log_metrics({"preprocess_seconds": result.seconds})
+        logger.log_dataset(store, split, context="preprocess")
+        logger.log_artifacts(write)
+        return result, logger.run_id

@@ -1,0 +1,178 @@
+"""The train stage: one net, one MLflow run.
+
+Resolves the config from the net's registry spec, opens the feature store, splits it, runs the
+one training loop (``training.loop.fit``), touches the test set once, and records everything
+through the run logger. A net with ``uses_gan`` (net6) is handed its generated set
+(``augmentation``) by the get-or-run layer (``genre_models.workflow``); this stage never runs
+another stage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from genre_models.config import TrainConfig, flat_params
+from genre_models.data.splits import PARTS
+from genre_models.data.store import FeatureStore
+from genre_models.errors import ConfigError, DataError
+from genre_models.genres import GENRES, N_CLASSES
+from genre_models.models.registry import InputShape, NetSpec, count_parameters, get_net, make_optimizer, resolve_config
+from genre_models.tracking.records import base_tags
+from genre_models.tracking.shipping import open_features
+from genre_models.training.evaluate import evaluate, write_eval_artifacts
+from genre_models.training.generation import Augmentation
+from genre_models.training.logger import NULL_LOGGER, RunLogger
+from genre_models.training.loop import History, Part, fit, make_loader, predict_proba, split_parts
+from genre_models.training.runtime import resolve_device, seed_everything
+from genre_models.util import log
+
+
+@dataclass
+class TrainResult:
+    run_id: str | None
+    config: TrainConfig
+    metrics: dict
+    history: History
+    model: nn.Module
+    confusion: np.ndarray
+    tags: dict = field(default_factory=dict)
+
+
+def run_name(cfg: TrainConfig) -> str:
+    return f"{cfg.net}-e{cfg.epochs}-{cfg.split}-s{cfg.seed}"
+
+
+@dataclass
+class _Data:
+    """What a run trains and is scored on, and what it logs about them."""
+
+    store: FeatureStore
+    cache_key: str
+    parts: dict[str, Part]
+    counts: dict  # n_train, n_val, n_test, n_train_real (+ n_generated per genre)
+    tags: dict  # net6: which GAN served
+
+
+def _with_generated(parts: dict[str, Part], aug: Augmentation) -> tuple[dict, dict]:
+    """Append the generated set to the training part only; validation and test stay real."""
+    gen = aug.generated
+    tr = parts["train"]
+    extra = Part(torch.from_numpy(np.array(gen.mfcc)), torch.from_numpy(gen.labels),
+                 np.full(len(gen), -1))  # track -1: generated, belongs to no track
+    parts = {**parts, "train": Part(torch.cat([tr.x, extra.x]), torch.cat([tr.y, extra.y]),
+                                    np.concatenate([tr.track, extra.track]))}
+    tags = {"gan_run_id": aug.run_id or "", "gan_key": gen.meta.get("gan_key", ""), "gan_reused": str(aug.reused).lower()}
+    counts = {"n_generated": len(gen), **{f"n_generated_{g}": n for g, n in gen.counts().items()}}
+    return parts, {"tags": tags, "counts": counts}
+
+
+def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) -> _Data:
+    pre = open_features(cfg)
+    parts = split_parts(pre.store, spec.input_kind, cfg.split_config)
+    n_train_real = len(parts["train"])
+    extra = {"tags": {}, "counts": {}}
+    if spec.uses_gan:
+        if augmentation is None:
+            raise ConfigError(f"{cfg.net} trains on a generated set; run it through genre_models.workflow.train_net, "
+                              "which finds or trains its GAN")
+        parts, extra = _with_generated(parts, augmentation)
+    for name in ("train", "val"):
+        if len(parts[name]) == 0:
+            raise DataError(f"{cfg.data_dir}: the {name} part of split {cfg.split!r} (seed {cfg.seed}) is empty; "
+                            f"{len(pre.store.tracks)} usable tracks")
+    counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_train_real": n_train_real, **extra["counts"]}
+    return _Data(pre.store, pre.key, parts, counts, extra["tags"])
+
+
+def _record_start(cfg: TrainConfig, spec: NetSpec, data: _Data, model: nn.Module, device: torch.device,
+                  logger: RunLogger) -> dict:
+    """Tags, the resolved config, the counts and the dataset input; returns the tags."""
+    logged_cfg = flat_params(cfg)
+    if not spec.uses_gan:  # the GAN settings mean nothing to nets that do not use one
+        logged_cfg = {k: v for k, v in logged_cfg.items() if not (k.startswith("gan.") or k == "gan_run_id")}
+    store = data.store
+    tags = {**base_tags(store), "net": cfg.net, "split": cfg.split, "seed": str(cfg.seed), "stage": "train",
+            "input_kind": spec.input_kind, "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
+            **data.tags}
+    logger.set_tags(tags)
+    logger.log_params({**logged_cfg, "resolved_device": str(device), "input_kind": spec.input_kind,
+                       "optimizer": spec.optimizer, "n_parameters": count_parameters(model), "cache_key": data.cache_key})
+    logger.log_metrics(data.counts, step=0)
+    logger.log_dataset(store, cfg.split_config, context="train")
+    return tags
+
+
+def _score(model: nn.Module, loaders: dict, data: _Data, device: torch.device, precision: str) -> tuple[dict, dict]:
+    """Test (touched here, once, after training) and validation track-level scores; plus the
+    test predictions for the confusion matrix and report."""
+    from sklearn.metrics import confusion_matrix
+
+    track_labels = data.store.tracks.label.to_numpy()
+    test, val = data.parts["test"], data.parts["val"]
+    probs, test_loss = predict_proba(model, loaders["test"], device, precision)
+    ev = evaluate(probs, test.y.numpy(), test.track, track_labels, test_loss) if len(test) else {}
+    val_probs, val_loss = predict_proba(model, loaders["val"], device, precision)
+    val_ev = evaluate(val_probs, val.y.numpy(), val.track, track_labels, val_loss)
+    y_pred = probs.argmax(1) if len(test) else np.zeros(0, int)
+    confusion = confusion_matrix(test.y.numpy(), y_pred, labels=list(range(N_CLASSES)))
+    scores = {**{f"test_{k}": v for k, v in ev.items()}, "val_track_accuracy": val_ev["track_accuracy"]}
+    return scores, {"y_true": test.y.numpy(), "y_pred": y_pred, "confusion": confusion}
+
+
+def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Module, hist: History, metrics: dict,
+                counts: dict, pred: dict, logger: RunLogger) -> None:
+    logger.log_metrics({k: v for k, v in metrics.items() if k not in counts})
+
+    def write(out) -> None:
+        write_eval_artifacts(out, hist, pred["confusion"], pred["y_true"], pred["y_pred"], run_name(cfg))
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    written = logger.log_artifacts(write)
+    if cfg.log_model:
+        model = model.to("cpu").eval()
+        logger.log_model(model, name="model", example=spec.input_example(shape, batch=2),
+                         metadata={"net": spec.name, "input_kind": spec.input_kind, "genres": list(GENRES),
+                                   "features": asdict(cfg.features)})
+    logger.verify(metrics, {k: len(hist.epochs) for k in hist.epochs[0]} if hist.epochs else {}, written)
+
+
+def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Augmentation | None = None) -> TrainResult:
+    """Train one net end to end. ``augmentation``: the generated set a ``uses_gan`` net adds to
+    its training part (validation and test stay real)."""
+    cfg = resolve_config(cfg)
+    spec = get_net(cfg.net)
+    if augmentation is not None:
+        cfg = replace(cfg, gan=augmentation.gan)  # the settings of the GAN actually used, for the logged config
+    data = _data(cfg, spec, augmentation)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    shape = InputShape(cfg.features.image_size, cfg.features.frames_per_segment, cfg.features.n_mfcc)
+    model = spec.build(shape, cfg.head)
+    if hasattr(model, "fit_input_stats"):
+        model.fit_input_stats(data.parts["train"].x)
+    model.to(device)
+    optimizer = make_optimizer(spec, model.parameters(), cfg.lr)
+    loaders = {name: make_loader(data.parts[name], cfg.batch_size, name == "train", cfg.seed,
+                                 cfg.num_workers if name == "train" else 0, device.type == "cuda") for name in PARTS}
+    with logger.start(run_name(cfg)):
+        tags = _record_start(cfg, spec, data, model, device, logger)
+        log.info("training %s (%s parameters) on %d %s samples, device %s", cfg.net, f"{count_parameters(model):,}",
+                 len(data.parts["train"]), spec.input_kind, device)
+        hist = fit(model, optimizer, loaders["train"], loaders["val"], epochs=cfg.epochs, device=device,
+                   precision=cfg.precision, early_stopping=cfg.early_stopping, patience=cfg.patience,
+                   min_delta=cfg.min_delta, logger=logger)
+        scores, pred = _score(model, loaders, data, device, cfg.precision)
+        metrics = {**data.counts, **scores, "best_epoch": hist.best_epoch, "stopped_epoch": hist.stopped_epoch,
+                   "train_time_s": hist.train_seconds,
+                   "samples_per_sec": hist.samples_seen / max(hist.train_seconds, 1e-9)}
+        _record_end(cfg, spec, shape, model, hist, metrics, data.counts, pred, logger)
+        run_id = logger.run_id
+    log.info("%s: test_accuracy %.4f, test_track_accuracy %.4f (best epoch %d, stopped %d)", cfg.net,
+             metrics.get("test_accuracy", float("nan")), metrics.get("test_track_accuracy", float("nan")),
+             hist.best_epoch, hist.stopped_epoch)
+    return TrainResult(run_id, cfg, metrics, hist, model, pred["confusion"], tags)

@@ -1,0 +1,248 @@
+"""``benchmark sweep``: a grid as one MLflow parent run with a child run per grid point.
+
+* **Resume.** A point with a FINISHED run of its ``grid_key`` is skipped; a re-run of the same
+  sweep reuses its parent run and marks runs a killed driver left RUNNING as KILLED.
+* **Failure isolation.** A failing point's run ends FAILED with an ``error`` tag and the sweep
+  goes on; a point whose prerequisite failed is recorded FAILED without running.
+* **Parallelism.** ``jobs > 1`` runs points in spawned worker processes. With a SQLite store a
+  local ``mlflow server`` on 127.0.0.1 fronts it for the sweep's duration, so concurrent writers
+  never meet SQLite's "database is locked"; it is stopped (by PID) afterwards.
+* **Ray** (``executor="ray"``): see ``executors.py``. Workers log to one HTTP tracking server
+  with proxied artifacts and, by default, read the data from a features run's artifacts
+  (``genre_models.tracking.shipping``), not from ``--data-dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from genre_models.config import DataConfig, FeatureConfig
+from genre_models.data.store import FeatureStore
+from genre_models.models.registry import NETS
+from genre_models.sweep.executors import make_executor
+from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
+from genre_models.sweep.point import execute_point, kill_running_children, one_line, record_failed_point
+from genre_models.tracking.queries import runs_with
+from genre_models.tracking.records import base_tags
+from genre_models.tracking.server import LocalServer, check_reachable, check_remote_tracking
+from genre_models.tracking.setup import setup_tracking
+from genre_models.tracking.shipping import features_uri, open_features, publish_features
+from genre_models.util import log
+
+
+@dataclass
+class SweepResult:
+    parent_run_id: str
+    points: int
+    finished: int  # run by this invocation
+    skipped: int  # already FINISHED
+    failed: int
+    seconds: float
+    outcomes: dict[str, dict] = field(default_factory=dict)  # point label -> outcome
+    best: dict = field(default_factory=dict)
+    server_pid: int | None = None  # the local mlflow server this sweep started (and stopped), if any
+
+
+def _progress_line(done: int, running: int, total: int, started: float, durations: list[float], jobs: int) -> str:
+    remaining = total - done - running
+    if durations:
+        eta = (sum(durations) / len(durations)) * (remaining + running / 2) / max(jobs, 1)
+        eta_s = f"{int(eta // 60)}m{int(eta % 60):02d}s"
+    else:
+        eta_s = "?"
+    return f"sweep: {done}/{total} done, {running} running, {remaining} waiting, elapsed {time.time() - started:.0f} s, ETA {eta_s}"
+
+
+@dataclass
+class _Plan:
+    """The sweep's points, their prerequisites, configs and identities."""
+
+    points: list[GridPoint]
+    deps: dict[GridPoint, list[GridPoint]]
+    configs: dict
+    keys: dict[GridPoint, str]
+    sweep_key: str
+    store: FeatureStore
+    cache_key: str
+
+
+def _plan(cfg: SweepConfig) -> _Plan:
+    """Features first, in this process: every point then reuses the cache (and the digest keys them)."""
+    pre = open_features(DataConfig(data_dir=cfg.data_dir, features=FeatureConfig(image_size=get_grid(cfg.grid).image_size),
+                                   cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs))
+    points = build_grid(cfg)
+    configs = {p: point_config(p, cfg) for p in points}
+    keys = {p: grid_key(p, configs[p], pre.store.digest) for p in points}
+    sweep_key = hashlib.sha256(json.dumps(sorted(keys.values())).encode()).hexdigest()[:20]
+    return _Plan(points, dependencies(points), configs, keys, sweep_key, pre.store, pre.key)
+
+
+def _open_parent(client, exp_id: str, cfg: SweepConfig, plan: _Plan) -> str:
+    """The sweep's parent run: the earlier one with this sweep key (resumed), else a new one."""
+    parents = runs_with({"sweep_key": plan.sweep_key, "stage": "sweep"}, status=None, experiment_ids=[exp_id],
+                        client=client)
+    if parents:
+        parent_id = parents[0].info.run_id
+        client.update_run(parent_id, status="RUNNING")
+        kill_running_children(client, exp_id, parent_id, "the sweep driver stopped before this run ended")
+        log.info("resuming sweep %s (parent run %s)", plan.sweep_key, parent_id)
+        return parent_id
+    parent = client.create_run(exp_id, run_name=f"sweep-{cfg.grid}-{plan.sweep_key[:8]}",
+                               tags={**base_tags(plan.store), "stage": "sweep", "sweep_key": plan.sweep_key,
+                                     "grid": cfg.grid})
+    parent_id = parent.info.run_id
+    grid_params = {**{k: (",".join(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+                   "n_points": len(plan.points), "data_dir": os.path.abspath(cfg.data_dir)}
+    for k, v in grid_params.items():
+        client.log_param(parent_id, k, v)
+    client.log_text(parent_id, json.dumps([{**asdict(p), "grid_key": plan.keys[p]} for p in plan.points], indent=2),
+                    "grid.json")
+    return parent_id
+
+
+def _data_source(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], client, exp_id: str, parent_id: str) -> str:
+    """``--data-dir`` itself, or (shipped data) the URI of a features run the workers download."""
+    if not (cfg.shipped and todo):
+        return cfg.data_dir
+    fid, reused = publish_features(plan.store, plan.cache_key, any(p.kind == "gan" for p in todo), exp_id,
+                                   cfg.preprocess_jobs, base_tags(plan.store))
+    client.set_tag(parent_id, "features_run_id", fid)
+    source = features_uri(fid)
+    log.info("workers read the data from %s (%s)", source, "reused" if reused else "just published")
+    return source
+
+
+def _dependency_failure(client, exp_id: str, task: dict, dep: GridPoint) -> dict:
+    msg = f"not run: the {dep.label} point it needs failed"
+    run_id = record_failed_point(client, exp_id, task, msg)
+    return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": 0.0, "metrics": {}}
+
+
+def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task, slots: int, dep_failed,
+              progress) -> None:
+    """Submit every point whose prerequisites are done (up to ``slots`` at once) until all are done."""
+    pending = list(todo)
+    running: dict[Future, GridPoint] = {}
+    while pending or running:
+        for p in list(pending):
+            if len(running) >= slots:
+                break
+            if all(d in outcomes for d in plan.deps[p]):
+                pending.remove(p)
+                failed = [d for d in plan.deps[p] if outcomes[d]["status"] == "FAILED"]
+                if failed and p.kind == "train" and NETS[p.net].uses_gan:
+                    outcomes[p] = dep_failed(task(p), failed[0])
+                    continue
+                running[executor.submit(execute_point, task(p))] = p
+                progress(len(running))
+        if not running:
+            if pending:  # only points whose dependencies can never finish: should not happen
+                raise RuntimeError(f"sweep stalled with {len(pending)} points waiting")
+            break
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for f in done:
+            p = running.pop(f)
+            try:
+                outcomes[p] = f.result()
+            except Exception as exc:  # the worker process itself died (OOM, signal)
+                outcomes[p] = {"status": "FAILED", "error": f"worker died: {one_line(exc)}", "seconds": 0.0, "metrics": {}}
+            progress(len(running), outcomes[p].get("seconds", 0.0))
+
+
+def _finish(client, exp_id: str, parent_id: str, plan: _Plan, outcomes: dict, started: float) -> tuple[dict, dict]:
+    """End the parent run with the sweep's counts and best runs; returns (counts, best)."""
+    kill_running_children(client, exp_id, parent_id, "its worker process died mid-run")
+    counts = {s: sum(o["status"] == s for o in outcomes.values()) for s in ("FINISHED", "SKIPPED", "FAILED")}
+    best = best_runs(client, exp_id, plan.sweep_key)
+    client.log_metric(parent_id, "runs_finished", counts["FINISHED"])
+    client.log_metric(parent_id, "runs_skipped", counts["SKIPPED"])
+    client.log_metric(parent_id, "runs_failed", counts["FAILED"])
+    client.log_metric(parent_id, "runs_total", len(plan.points))
+    client.log_metric(parent_id, "sweep_seconds", time.time() - started)
+    if best:
+        client.set_tag(parent_id, "best_run", "; ".join(f"{k}: {v['run_id']} (val {v['val_accuracy']:.3f}, test "
+                                                       f"{v['test_accuracy']:.3f})" for k, v in best.items())[:4900])
+        client.log_text(parent_id, json.dumps(best, indent=2), "best_runs.json")
+    client.set_terminated(parent_id, "FAILED" if counts["FAILED"] else "FINISHED")
+    return counts, best
+
+
+def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str | None = None,
+              echo=lambda line, final=False: None) -> SweepResult:
+    """Run (or resume) the sweep. ``echo(line, final)`` receives the progress line."""
+    import mlflow
+
+    started = time.time()
+    check_reachable(tracking_uri or mlflow.get_tracking_uri())
+    experiment = setup_tracking(tracking_uri, experiment)
+    uri = mlflow.get_tracking_uri()
+    client = mlflow.MlflowClient()
+    exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    plan = _plan(cfg)
+    finished_keys = {r.data.tags["grid_key"] for r in runs_with({}, experiment_ids=[exp_id], max_results=50000,
+                                                                 client=client) if "grid_key" in r.data.tags}
+    parent_id = _open_parent(client, exp_id, cfg, plan)
+    todo = [p for p in plan.points if plan.keys[p] not in finished_keys]
+    outcomes: dict[GridPoint, dict] = {p: {"status": "SKIPPED"} for p in plan.points if plan.keys[p] in finished_keys}
+    if cfg.executor == "ray" and todo:
+        check_remote_tracking(uri, mlflow.get_experiment(exp_id))
+    data_source = _data_source(cfg, plan, todo, client, exp_id, parent_id)
+    server, worker_uri = None, uri
+    if cfg.executor == "local" and cfg.jobs > 1 and todo and uri.startswith("sqlite:"):
+        server = LocalServer(uri, Path(cfg.cache_dir).expanduser() / "sweep-server").__enter__()
+        worker_uri = server.uri
+        client = mlflow.MlflowClient(worker_uri)  # from here on the driver writes through the server too
+    executor = make_executor(cfg, worker_uri) if todo else None
+
+    def task(p: GridPoint) -> dict:
+        tags = {**p.coords, "grid_key": plan.keys[p], "grid": cfg.grid, "sweep_key": plan.sweep_key}
+        return {"point": p, "config": replace(plan.configs[p], data_dir=data_source), "tracking_uri": worker_uri,
+                "experiment": experiment, "parent_run_id": parent_id, "tags": tags, "node_cache": cfg.shipped}
+
+    durations: list[float] = []
+
+    def progress(running: int, seconds: float | None = None) -> None:
+        if seconds is not None:
+            durations.append(seconds)
+        echo(_progress_line(len(outcomes), running, len(plan.points), started, durations, cfg.jobs))
+
+    try:
+        if executor is not None:
+            _schedule(executor, todo, plan, outcomes, task, cfg.jobs if cfg.executor == "local" else len(todo),
+                      lambda t, dep: _dependency_failure(client, exp_id, t, dep), progress)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if server is not None:
+            server.__exit__(None, None, None)
+            client = mlflow.MlflowClient(uri)  # the workers are gone: the driver alone writes the store again
+    counts, best = _finish(client, exp_id, parent_id, plan, outcomes, started)
+    seconds, total = time.time() - started, len(plan.points)
+    echo(f"sweep {plan.sweep_key}: {total} points, {counts['FINISHED']} run, {counts['SKIPPED']} skipped (already "
+         f"finished), {counts['FAILED']} failed, in {seconds:.0f} s; parent run {parent_id}", final=True)
+    return SweepResult(parent_id, total, counts["FINISHED"], counts["SKIPPED"], counts["FAILED"], seconds,
+                       {p.label: o for p, o in outcomes.items()}, best,
+                       server.proc.pid if server is not None and server.proc is not None else None)
+
+
+def best_runs(client, exp_id: str, sweep_key: str) -> dict[str, dict]:
+    """Per net and split, the FINISHED run with the best final ``val_accuracy`` (chosen on
+    validation, never on test), with its test accuracy for the record."""
+    best: dict[str, dict] = {}
+    runs = runs_with({"sweep_key": sweep_key, "stage": "train"}, experiment_ids=[exp_id], max_results=50000,
+                     client=client)
+    for r in runs:
+        m = r.data.metrics
+        if "val_accuracy" not in m:
+            continue
+        k = f"{r.data.tags.get('net')}/{r.data.tags.get('split')}"
+        if k not in best or m["val_accuracy"] > best[k]["val_accuracy"]:
+            best[k] = {"run_id": r.info.run_id, "val_accuracy": m["val_accuracy"],
+                       "test_accuracy": m.get("test_accuracy", float("nan")), "run_name": r.info.run_name}
+    return dict(sorted(best.items()))

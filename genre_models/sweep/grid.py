@@ -1,0 +1,225 @@
+"""Grids are data: the named grids, a sweep's config, its points, their order and identity.
+
+* ``study`` is the paper's protocol, ``fast`` a shorter one for real data on a laptop, ``demo``
+  the built-in synthetic data end to end in minutes.
+* Each point is identified by ``grid_key``: a hash of its resolved config (data folder replaced
+  by the dataset digest; device, cache and worker counts left out) and the code version.
+* **Order.** Per split and seed: the registry's GAN scorer net (net5) and the other
+  early-stopping nets without a GAN, then the GAN (whose quality figure reuses the scorer's
+  run), then the nets that use it (net6), then the fixed-epoch nets. A point waits for the
+  points it needs (``dependencies``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from genre_models.config import (
+    SPLITS, FeatureConfig, GanConfig, TrainConfig, WaveGanConfig, check_choice, default_cache_dir,
+)
+from genre_models.errors import ConfigError
+from genre_models.models.registry import NETS, InputShape, get_net
+from genre_models.util import code_version
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A named grid. ``fixed_epochs``: the epoch settings of the fixed-epoch nets (no early
+    stopping); ``max_epochs``: the cap for the early-stopping nets."""
+
+    name: str
+    description: str
+    fixed_epochs: tuple[int, ...]
+    max_epochs: int
+    image_size: int
+    gan: WaveGanConfig
+    gan_quality_epochs: int
+    fixed_batch_size: int | None = None  # the fixed-epoch nets'; None: the net's own (32)
+    log_model: bool = True
+
+
+GRIDS: dict[str, GridSpec] = {
+    g.name: g
+    for g in (
+        GridSpec("study", "the study: net1-4 at 50 and 100 epochs, net5-6 with early stopping (patience 5, at most "
+                 "200 epochs), the paper-size WaveGAN (d 64) and 2,798 clips per genre", (50, 100), 200, 180,
+                 WaveGanConfig(), 200),
+        GridSpec("fast", "a shorter protocol for real data on a laptop: net1-4 at 10 and 20 epochs on 90x90 images, "
+                 "net5-6 at most 50 epochs, WaveGAN d 16 for 1,000 steps, 500 clips per genre", (10, 20), 50, 90,
+                 WaveGanConfig(steps=1000, batch_size=32, d=16, per_genre=500), 50),
+        GridSpec("demo", "the built-in synthetic data in minutes: net1-4 at 5 and 10 epochs on 32x32 images (batch 8), "
+                 "net5-6 at most 8 epochs, WaveGAN d 4 for 20 steps, 30 clips per genre; models are not logged",
+                 (5, 10), 8, 32, WaveGanConfig(steps=20, batch_size=8, d=4, per_genre=30), 4, fixed_batch_size=8,
+                 log_model=False),
+    )
+}
+
+
+def get_grid(name: str) -> GridSpec:
+    try:
+        return GRIDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)}") from None
+
+
+EXECUTORS = ("local", "ray")
+DATA_ACCESS = ("auto", "shared", "artifacts")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    data_dir: str
+    grid: str = "study"
+    nets: tuple[str, ...] = tuple(NETS)
+    seeds: int = 3  # seeds 0 .. seeds-1
+    splits: tuple[str, ...] = ("random", "track")
+    max_epochs: int | None = None  # caps every net's epochs (and early-stopping maximum)
+    jobs: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+    cache_dir: str = field(default_factory=default_cache_dir)
+    preprocess_jobs: int = 0
+    executor: str = "local"  # local: this process or --jobs workers; ray: a Ray task per grid point
+    ray_address: str = ""  # "": Ray's rule ($RAY_ADDRESS, else the cluster last started here, else a new local one)
+    cpus_per_run: float = 1.0  # ray: CPUs each point reserves (and torch threads it uses)
+    gpus_per_run: float = 0.0  # ray: GPU fraction each point reserves
+    retries: int = 2  # ray: attempts after a worker dies mid-point
+    data_access: str = "auto"  # shared | artifacts | auto (artifacts under ray, shared otherwise)
+
+    def __post_init__(self) -> None:
+        get_grid(self.grid)
+        for net in self.nets:
+            get_net(net)
+        for s in self.splits:
+            check_choice("split", s, SPLITS)
+        if self.seeds < 1 or self.jobs < 1:
+            raise ConfigError("--seeds and --jobs must be at least 1")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
+        check_choice("executor", self.executor, EXECUTORS)
+        check_choice("data access", self.data_access, DATA_ACCESS)
+        if self.cpus_per_run <= 0 or self.gpus_per_run < 0 or self.retries < 0:
+            raise ConfigError("--cpus-per-run must be positive, --gpus-per-run and --retries at least 0")
+
+    @property
+    def shipped(self) -> bool:
+        """Whether workers get the data as a features run's artifacts rather than from --data-dir."""
+        return self.data_access == "artifacts" or (self.data_access == "auto" and self.executor == "ray")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One child run: a net (or the GAN) at one split, seed and epoch setting."""
+
+    kind: str  # "train" | "gan"
+    net: str  # registry name, or "gan"
+    split: str
+    seed: int
+    epochs: int | None = None  # train points: fixed epochs, or the early-stopping maximum
+
+    @property
+    def label(self) -> str:
+        e = f" e{self.epochs}" if self.epochs is not None else ""
+        return f"{self.net}{e} {self.split} s{self.seed}"
+
+    @property
+    def coords(self) -> dict[str, str]:
+        return {"grid.kind": self.kind, "grid.net": self.net, "grid.split": self.split, "grid.seed": str(self.seed),
+                "grid.epochs": "" if self.epochs is None else str(self.epochs)}
+
+
+def build_grid(cfg: SweepConfig) -> list[GridPoint]:
+    """The grid's points in run order; see the module docstring for why this order."""
+    spec = get_grid(cfg.grid)
+    cap = (lambda e: min(e, cfg.max_epochs)) if cfg.max_epochs else (lambda e: e)
+    points: list[GridPoint] = []
+    for split in cfg.splits:
+        for seed in range(cfg.seeds):
+            stopping = [n for n in cfg.nets if NETS[n].early_stopping]
+            for net in (n for n in stopping if not NETS[n].uses_gan):
+                points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
+            if any(NETS[n].uses_gan for n in cfg.nets):
+                points.append(GridPoint("gan", "gan", split, seed))
+            for net in (n for n in stopping if NETS[n].uses_gan):
+                points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
+            for net in (n for n in cfg.nets if not NETS[n].early_stopping):
+                for e in sorted({cap(e) for e in spec.fixed_epochs}):
+                    points.append(GridPoint("train", net, split, seed, e))
+    return points
+
+
+def dependencies(points: list[GridPoint]) -> dict[GridPoint, list[GridPoint]]:
+    """The GAN waits for the registry's scorer net (its quality figure reuses that run); a net
+    that uses the GAN waits for the GAN."""
+    deps: dict[GridPoint, list[GridPoint]] = {p: [] for p in points}
+    for p in points:
+        same = [q for q in points if q.split == p.split and q.seed == p.seed and q is not p]
+        if p.kind == "gan":
+            deps[p] = [q for q in same if q.kind == "train" and NETS[q.net].scores_gan]
+        elif NETS[p.net].uses_gan:
+            deps[p] = [q for q in same if q.kind == "gan"]
+    return deps
+
+
+def point_config(p: GridPoint, cfg: SweepConfig) -> TrainConfig | GanConfig:
+    spec = get_grid(cfg.grid)
+    features = FeatureConfig(image_size=spec.image_size)
+    if p.kind == "gan":
+        return GanConfig(data_dir=cfg.data_dir, gan=spec.gan, split=p.split, seed=p.seed, device=cfg.device,
+                         features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs, quality_epochs=spec.gan_quality_epochs, log_model=spec.log_model,
+                         log_every=max(1, min(50, spec.gan.steps // 10)), preview_every=max(1, min(500, spec.gan.steps // 2)),
+                         checkpoint_every=max(1, min(250, spec.gan.steps // 4)))
+    net = NETS[p.net]
+    return TrainConfig(net=p.net, data_dir=cfg.data_dir, epochs=p.epochs, early_stopping=net.early_stopping,
+                       batch_size=None if net.early_stopping else spec.fixed_batch_size, seed=p.seed, split=p.split, device=cfg.device,
+                       precision=cfg.precision, features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs,
+                       log_model=spec.log_model, gan=spec.gan)
+
+
+_NOT_IDENTITY = {"data_dir", "cache_dir", "jobs", "device", "num_workers", "log_every", "preview_every", "checkpoint_every"}
+
+
+def grid_key(p: GridPoint, pc, digest: str) -> str:
+    """What makes a point's result unique: its config (less device and bookkeeping), data and code."""
+    conf = {k: v for k, v in asdict(pc).items() if k not in _NOT_IDENTITY}
+    blob = json.dumps({"point": asdict(p), "config": conf, "dataset": digest, "code": code_version()}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+
+
+def point_resources(p: GridPoint, cfg: SweepConfig) -> dict:
+    """What one grid point asks of a Ray node: CPUs, a GPU fraction, and memory in bytes.
+
+    Memory is an estimate from the exact parameter count (the model built on PyTorch's meta
+    device, so nothing is allocated): 16 bytes per parameter for weights, gradients and two
+    optimizer moments, plus 1.5 GiB for data, activations and the interpreter. So net2-4's
+    133M-parameter flatten head at 180x180 asks for about 3.5 GiB, net5 for about 1.5 GiB, and
+    Ray will not stack four CNNs on a node that cannot hold them. Not a measurement: a node
+    short of memory can still be overcommitted by other work.
+    """
+    res = {"num_cpus": cfg.cpus_per_run, "memory": int(16 * _parameters(p.net, cfg.grid) + 1.5 * 2**30)}
+    if cfg.gpus_per_run:
+        res["num_gpus"] = cfg.gpus_per_run
+    return res
+
+
+@lru_cache(maxsize=None)
+def _parameters(net: str, grid: str) -> int:
+    """Parameters of a grid's net (or its GAN, G and D), counted on the meta device."""
+    import torch
+
+    from genre_models.training.gan_loop import build_units
+
+    spec = get_grid(grid)
+    with torch.device("meta"):
+        if net == "gan":
+            modules = [m for u in build_units(spec.gan, torch.device("meta")) for m in (u.G, u.D)]
+        else:
+            fc = FeatureConfig(image_size=spec.image_size)
+            modules = [NETS[net].build(InputShape(fc.image_size, fc.frames_per_segment, fc.n_mfcc), "flatten")]
+    return sum(t.numel() for m in modules for t in m.parameters())

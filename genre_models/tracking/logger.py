@@ -1,0 +1,134 @@
+"""``MlflowLogger``: the ``RunLogger`` that writes an MLflow run (see ``training.logger``).
+
+All of a stage's MLflow calls go through it: where the run goes (nested under a sweep's parent
+run, with its tags; or a run of its own even inside ``mlflow run``), parameters that tolerate
+``mlflow run``'s raw entry-point values, artifacts written into a temp folder, models, and the
+read-back check before the run may end FINISHED.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from genre_models.config import SplitConfig
+from genre_models.data.store import FeatureStore
+from genre_models.tracking.queries import runs_with
+from genre_models.tracking.records import artifact_dir, end_killed, log_dataset_input, log_params_safely, verify_record
+from genre_models.util import log
+
+
+@dataclass(frozen=True)
+class RunPlacement:
+    """Where a stage's run goes: nested under a sweep's parent run, with the sweep's tags."""
+
+    parent_run_id: str | None = None
+    tags: dict = field(default_factory=dict)
+
+
+@contextmanager
+def standalone_run(run_name: str, placement: RunPlacement | None = None) -> Iterator:
+    """``mlflow.start_run`` for a run of its own, also inside ``mlflow run``.
+
+    Under ``mlflow run`` the environment's ``MLFLOW_RUN_ID`` makes every plain ``start_run``
+    resume the entry point's run; a prerequisite run (net6's GAN) must not land in it. The
+    variable is hidden for the block and restored after; the experiment stays the same.
+    """
+    import mlflow
+
+    placement = placement or RunPlacement()
+    saved = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        with mlflow.start_run(run_name=run_name, parent_run_id=placement.parent_run_id, tags=placement.tags or None) as run:
+            yield run
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_RUN_ID"] = saved
+
+
+class MlflowLogger:
+    """One MLflow run per ``start`` block, in the active store and experiment."""
+
+    def __init__(self, placement: RunPlacement | None = None, standalone: bool = False) -> None:
+        self.placement = placement or RunPlacement()
+        self.standalone = standalone
+        self.run_id: str | None = None
+
+    @contextmanager
+    def start(self, name: str) -> Iterator["MlflowLogger"]:
+        import mlflow
+
+        p = self.placement
+        ctx = (standalone_run(name, p) if self.standalone
+               else mlflow.start_run(run_name=name, parent_run_id=p.parent_run_id, tags=p.tags or None))
+        with ctx as run:
+            self.run_id = run.info.run_id
+            yield self
+
+    def prerequisite(self) -> "MlflowLogger":
+        return MlflowLogger(standalone=True)
+
+    def set_tags(self, tags: dict) -> None:
+        import mlflow
+
+        mlflow.set_tags(tags)
+
+    def log_params(self, params: dict) -> None:
+        log_params_safely(params)
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics(metrics, step=step)
+
+    def log_artifacts(self, write: Callable[[Path], None], path: str | None = None) -> list[str]:
+        with artifact_dir(path) as out:
+            write(out)
+            return [f.name for f in out.iterdir()]
+
+    def log_file(self, file: str | Path, path: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(file), path)
+
+    def log_dataset(self, store: FeatureStore, split: SplitConfig, context: str) -> None:
+        log_dataset_input(store, split, context)
+
+    def log_model(self, model, *, name: str, example, metadata: dict) -> None:
+        """MLflow's default pt2 (torch.export) format, with signature and input example; the
+        metadata rides along so ``predict`` can rebuild the inputs."""
+        import mlflow
+        import torch
+        from mlflow.models import infer_signature
+
+        with torch.no_grad():
+            out = model(example)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlflow.pytorch.log_model(model, name=name, signature=infer_signature(example.numpy(), out.numpy()),
+                                     input_example=example.numpy(),
+                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"], metadata=metadata)
+
+    def verify(self, metrics=(), histories: dict | None = None, artifacts=()) -> None:
+        verify_record(self.run_id, metrics, histories, artifacts)
+
+    def end_if_running(self, run_id: str | None, why: str) -> None:
+        import mlflow
+
+        try:
+            client = mlflow.MlflowClient()
+            if run_id and client.get_run(run_id).info.status == "RUNNING":
+                end_killed(client, run_id, why)
+        except Exception as exc:  # another store, or deleted: nothing to end
+            log.info("could not mark the interrupted run %s as KILLED: %s", run_id, exc)
+
+    def finished_runs(self, tags: dict, max_results: int = 1) -> list:
+        try:
+            return runs_with(tags, max_results=max_results)
+        except Exception as exc:  # no experiment yet, or a store that cannot search
+            log.info("no finished run with %s to reuse (%s)", tags, exc)
+            return []

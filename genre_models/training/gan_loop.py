@@ -1,0 +1,254 @@
+"""The WaveGAN training loop (WGAN-GP), its checkpoints and its fixed-z previews.
+
+``train_wavegan`` runs ``n_critic`` critic updates per generator update. Checkpoints (G, D,
+both optimizers, RNG states, history) go to ``<workdir>/checkpoint.pt``; the same settings
+after a kill resume there, and the logger is told which run was interrupted. Losses go to the
+``RunLogger`` every ``log_every`` steps, previews (one WAV per genre) every ``preview_every``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from genre_models.config import GanConfig, WaveGanConfig
+from genre_models.data.audio import from_pcm16, write_wav
+from genre_models.data.segment_audio import RealAudio
+from genre_models.errors import ConfigError, DataError, GanDiverged
+from genre_models.genres import GENRES, N_CLASSES
+from genre_models.models import wavegan
+from genre_models.models.wavegan import SLICE_LEN, Discriminator, Generator
+from genre_models.training.logger import NULL_LOGGER, RunLogger
+from genre_models.training.runtime import seed_everything
+from genre_models.util import log, progress
+
+GAN_CODE_VERSION = "wavegan-v2"  # bump when training or generation changes what a key produces
+EXPLODED = 1e6  # |loss| above this counts as diverged
+
+
+def gan_key(cfg: GanConfig, digest: str) -> str:
+    """What a generated set depends on: the WaveGAN settings, the data, split, seed and features.
+    Not the device or the logging cadence."""
+    blob = json.dumps({"gan": asdict(cfg.gan), "split": cfg.split, "seed": cfg.seed, "features": asdict(cfg.features),
+                       "dataset": digest, "code": GAN_CODE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class GanUnit:
+    """One generator/critic pair and the genres it learns: all ten (conditional) or one (per-genre)."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    classes: list[int]
+
+    @property
+    def conditional(self) -> bool:
+        return len(self.classes) > 1
+
+
+def build_units(cfg: WaveGanConfig, device: torch.device) -> list[GanUnit]:
+    groups = [list(range(N_CLASSES))] if cfg.mode == "conditional" else [[c] for c in range(N_CLASSES)]
+    units = []
+    for classes in groups:
+        n_cls = N_CLASSES if len(classes) > 1 else 0
+        G = Generator(cfg.d, cfg.latent_dim, n_cls).to(device)
+        D = Discriminator(cfg.d, n_cls, cfg.phase_shuffle).to(device)
+        betas = (cfg.beta1, cfg.beta2)
+        units.append(GanUnit(G, D, torch.optim.Adam(G.parameters(), cfg.lr, betas=betas),
+                             torch.optim.Adam(D.parameters(), cfg.lr, betas=betas), classes))
+    return units
+
+
+def sample_clips(units: list[GanUnit], z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, latent), (B,) -> (B, 16384): each row from the generator that owns its genre."""
+    if len(units) == 1:
+        return units[0].G(z, labels if units[0].conditional else None)
+    out = torch.empty(z.shape[0], SLICE_LEN, device=z.device)
+    for unit in units:
+        mask = labels == unit.classes[0]
+        if mask.any():
+            out[mask] = unit.G(z[mask])
+    return out
+
+
+def check_finite(step: int, metrics: dict, checkpoint: str, checkpoint_step: int) -> None:
+    """Raise ``GanDiverged`` on a NaN, infinite or exploding loss."""
+    for name in ("d_loss", "g_loss", "gp"):
+        value = metrics[name]
+        if not np.isfinite(value) or abs(value) > EXPLODED:
+            where = f"{checkpoint} (step {checkpoint_step})" if checkpoint_step else "none yet (no checkpoint was written)"
+            raise GanDiverged(f"WaveGAN diverged at step {step}: {name} = {value:.4g}; last good checkpoint: {where}. "
+                              "Lower the learning rate or d, or use precision fp32")
+
+
+def gan_step(unit: GanUnit, real_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], cfg: WaveGanConfig,
+             device: torch.device) -> dict:
+    """One generator update after ``n_critic`` critic updates (WGAN-GP). Returns float metrics.
+    The losses are looked up on ``models.wavegan`` at call time, so a test can swap one."""
+    d_loss, g_loss, gradient_penalty = wavegan.d_loss, wavegan.g_loss, wavegan.gradient_penalty
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    cond = unit.conditional
+    for _ in range(cfg.n_critic):
+        x, y = real_batch()  # (B, 16384), (B,)
+        z = torch.randn(x.shape[0], cfg.latent_dim, device=device)
+        with torch.no_grad(), autocast:
+            fake = unit.G(z, y if cond else None)
+        fake = fake.float()
+        with autocast:
+            wd_loss = d_loss(unit.D(x, y if cond else None).float(), unit.D(fake, y if cond else None).float())
+        gp = gradient_penalty(unit.D, x, fake, y if cond else None)  # fp32: double backward
+        loss_d = wd_loss + cfg.gp_weight * gp
+        unit.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        unit.opt_d.step()
+    z = torch.randn(x.shape[0], cfg.latent_dim, device=device)
+    with autocast:
+        loss_g = g_loss(unit.D(unit.G(z, y if cond else None), y if cond else None).float())
+    unit.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    unit.opt_g.step()
+    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), "gp": gp.item(), "wasserstein": -wd_loss.item()}
+
+
+def real_batcher(real: RealAudio, classes: list[int], batch: int, rng: np.random.Generator, device: torch.device):
+    pool = np.flatnonzero(np.isin(real.labels, classes))
+    if len(pool) == 0:
+        raise DataError(f"no training segments for genre(s) {[GENRES[c] for c in classes]}: the GAN has nothing to learn from")
+
+    seg_len = real.audio.shape[1]
+    if seg_len < SLICE_LEN:
+        raise ConfigError(f"segments of {seg_len} samples are shorter than WaveGAN's {SLICE_LEN}")
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.sort(pool[rng.integers(0, len(pool), batch)])  # with replacement; sorted for the memmap
+        starts = rng.integers(0, seg_len - SLICE_LEN + 1, batch)  # a random window of each segment
+        segs = real.audio[idx]  # (B, seg_len)
+        x = np.stack([s[o:o + SLICE_LEN] for s, o in zip(segs, starts)])  # (B, 16384)
+        return torch.from_numpy(from_pcm16(x)).to(device), torch.from_numpy(real.labels[idx]).to(device)
+
+    return draw
+
+
+@dataclass
+class GanTraining:
+    units: list[GanUnit]
+    history: list[dict]  # one row per logged step
+    step: int
+    resumed_from: int  # 0: fresh
+    checkpoint: str
+    seconds: float
+
+
+def checkpoint_state(units, step, rng, history, key, run_id, cfg) -> dict:
+    return {"step": step, "gan_key": key, "run_id": run_id, "config": asdict(cfg), "history": history,
+            "units": [{"G": u.G.state_dict(), "D": u.D.state_dict(), "opt_g": u.opt_g.state_dict(),
+                       "opt_d": u.opt_d.state_dict()} for u in units],
+            "torch_rng": torch.get_rng_state(), "np_rng": rng.bit_generator.state,
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a torn or foreign file: say so, and start fresh rather than guess
+        log.warning("ignoring unreadable GAN checkpoint %s (%s); training from step 0", path, exc)
+        return None
+
+
+def _resume(units: list[GanUnit], rng: np.random.Generator, ckpt_path: Path, key: str, g: WaveGanConfig,
+            logger: RunLogger) -> tuple[list[dict], int]:
+    """Load a checkpoint with this key into ``units`` and ``rng``; (history, step), or ([], 0)."""
+    state = load_checkpoint(ckpt_path)
+    if state is None or state.get("gan_key") != key:
+        return [], 0
+    for u, s in zip(units, state["units"]):
+        u.G.load_state_dict(s["G"]), u.D.load_state_dict(s["D"])
+        u.opt_g.load_state_dict(s["opt_g"]), u.opt_d.load_state_dict(s["opt_d"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    rng.bit_generator.state = state["np_rng"]
+    log.info("resuming WaveGAN %s from step %d of %d (%s)", key, state["step"], g.steps, ckpt_path)
+    old = state.get("run_id")
+    logger.set_tags({"resumed_from_step": str(state["step"]), "resumed_from_run": old or ""})
+    if old and old != logger.run_id:  # its process died: say so
+        logger.end_if_running(old, "its process died; the GAN was resumed from its checkpoint")
+    return state["history"], state["step"]
+
+
+def _log_preview(units: list[GanUnit], cfg: GanConfig, device: torch.device, step: int, logger: RunLogger) -> None:
+    def write(out: Path) -> None:
+        clips = preview_clips(units, cfg, device)
+        for i, genre in enumerate(GENRES):
+            write_wav(out / f"{genre}.wav", clips[i], cfg.features.sample_rate)
+
+    logger.log_artifacts(write, f"previews/step_{step:07d}")
+
+
+def train_wavegan(cfg: GanConfig, real: RealAudio, device: torch.device, workdir: Path, key: str, *,
+                  fresh: bool = False, logger: RunLogger = NULL_LOGGER) -> GanTraining:
+    """Train (or resume) the units for ``cfg.gan.steps`` steps; checkpoint every ``checkpoint_every``."""
+    g = cfg.gan
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = workdir / "checkpoint.pt"
+    if fresh and ckpt_path.exists():
+        ckpt_path.unlink()
+    seed_everything(cfg.seed)
+    units = build_units(g, device)
+    rng = np.random.default_rng(cfg.seed)
+    history, step = _resume(units, rng, ckpt_path, key, g, logger)
+    resumed_from = last_good = step
+    draws = [real_batcher(real, u.classes, g.batch_size, rng, device) for u in units]
+    bar = progress(total=g.steps, initial=step, desc="wavegan", unit="step")
+    t0 = time.perf_counter()
+    t_log, step_log = t0, step
+    while step < g.steps:
+        for u in units:
+            u.G.train(), u.D.train()
+        rows = [gan_step(u, draw, g, device) for u, draw in zip(units, draws)]
+        step += 1
+        metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        check_finite(step, metrics, str(ckpt_path), last_good)
+        bar.update()
+        if step % cfg.log_every == 0 or step == g.steps:
+            now = time.perf_counter()
+            metrics["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
+            t_log, step_log = now, step
+            history.append({"step": step, **metrics})
+            logger.log_metrics(metrics, step=step)
+        if step % cfg.checkpoint_every == 0 or step == g.steps:
+            save_checkpoint(ckpt_path, checkpoint_state(units, step, rng, history, key, logger.run_id, g))
+            last_good = step
+        if step % cfg.preview_every == 0 or step == g.steps:
+            _log_preview(units, cfg, device, step, logger)
+    bar.close()
+    if step == resumed_from:  # nothing left to train: still leave final previews
+        _log_preview(units, cfg, device, step, logger)
+    return GanTraining(units, history, step, resumed_from, str(ckpt_path), time.perf_counter() - t0)
+
+
+def preview_clips(units: list[GanUnit], cfg: GanConfig, device: torch.device) -> np.ndarray:
+    """The fixed-z preview: one clip per genre, (10, 16384), the same z at every step."""
+    gen = torch.Generator().manual_seed(cfg.seed + 7919)
+    z = torch.randn(N_CLASSES, cfg.gan.latent_dim, generator=gen).to(device)
+    with torch.no_grad():
+        return sample_clips(units, z, torch.arange(N_CLASSES, device=device)).float().cpu().numpy()

@@ -1,0 +1,183 @@
+"""One training loop for every net: ``fit`` takes a model, an optimizer and batches.
+
+It knows nothing of MLflow or of which net it trains: per-epoch metrics go to a ``RunLogger``
+(``step=epoch``) and to an optional ``on_epoch`` callback.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from genre_models.config import SplitConfig
+from genre_models.data.splits import PARTS
+from genre_models.data.store import FeatureStore
+from genre_models.genres import N_CLASSES
+from genre_models.training.logger import NULL_LOGGER, RunLogger
+from genre_models.training.runtime import autocast
+from genre_models.util import progress
+
+
+@dataclass
+class Part:
+    """One split part held in memory: x as stored (uint8 images or float32 MFCC), labels, track rows."""
+
+    x: torch.Tensor  # (N, 3, S, S) uint8 or (N, frames, n_mfcc) float32
+    y: torch.Tensor  # (N,) int64
+    track: np.ndarray  # (N,) row in the store's usable tracks
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def split_parts(store: FeatureStore, input_kind: str, split: SplitConfig) -> dict[str, Part]:
+    """Gather train/val/test for one input kind. Copies only the selected samples out of the memmap."""
+    tracks = store.tracks
+    labels = tracks.label.to_numpy().astype(np.int64)
+    if input_kind == "image":
+        data, sample_track = store.images, store.img_track
+    else:
+        data, sample_track = store.mfcc, store.seg_track
+    parts = store.parts(input_kind, split)
+    out = {}
+    for p, name in enumerate(PARTS):
+        idx = np.flatnonzero(parts == p)
+        out[name] = Part(torch.from_numpy(np.ascontiguousarray(data[idx])),
+                         torch.from_numpy(labels[sample_track[idx]]), sample_track[idx])
+    return out
+
+
+def to_input(x: torch.Tensor) -> torch.Tensor:
+    """Stored sample -> model input: uint8 images become float in [0, 1] (the study's Rescaling(1/255))."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+class _BatchView(Dataset):
+    """Indexed by a whole batch of indices at once: one gather per batch, not one per sample."""
+
+    def __init__(self, part: Part) -> None:
+        self.part = part
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    def __getitem__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i = torch.as_tensor(idx)
+        return to_input(self.part.x[i]), self.part.y[i]
+
+
+def make_loader(part: Part, batch_size: int, shuffle: bool, seed: int, num_workers: int, pin: bool) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(range(len(part)), generator=gen) if shuffle else SequentialSampler(range(len(part)))
+    return DataLoader(_BatchView(part), sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
+                      num_workers=num_workers, pin_memory=pin, persistent_workers=num_workers > 0)
+
+
+@dataclass
+class History:
+    epochs: list[dict] = field(default_factory=list)  # one dict of train_/val_ metrics per epoch
+    best_epoch: int = 0
+    stopped_epoch: int = 0
+    train_seconds: float = 0.0
+    samples_seen: int = 0
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, loader: DataLoader, device: torch.device, precision: str) -> tuple[np.ndarray, float]:
+    """Softmax outputs (N, 10) and the mean cross-entropy over ``loader``."""
+    model.eval()
+    probs, total, n = [], 0.0, 0
+    for xb, yb in loader:
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(xb)
+        logits = logits.float()
+        total += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        n += yb.numel()
+        probs.append(torch.softmax(logits, 1).cpu())
+    return (torch.cat(probs).numpy() if probs else np.zeros((0, N_CLASSES), np.float32)), total / max(n, 1)
+
+
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, device: torch.device,
+                 precision: str, epoch: int) -> tuple[float, float, int]:
+    """One pass over ``loader``: (summed loss, correct predictions, samples). One host sync, at the end."""
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for xb, yb in progress(loader, desc=f"epoch {epoch}", unit="batch"):
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(xb)  # (B, 10)
+        loss = nn.functional.cross_entropy(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * yb.numel()  # stays on device: no sync per batch
+        correct += (logits.detach().argmax(1) == yb).sum()
+        seen += yb.numel()
+    if not math.isfinite(float(loss_sum)):
+        raise FloatingPointError(f"training loss became {float(loss_sum)} at epoch {epoch}; lower the learning rate")
+    return float(loss_sum), float(correct), seen
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    *,
+    epochs: int,
+    device: torch.device,
+    precision: str = "fp32",
+    early_stopping: bool = False,
+    patience: int = 5,
+    min_delta: float = 0.0,
+    logger: RunLogger = NULL_LOGGER,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> History:
+    """Train for up to ``epochs``. With early stopping, stop after ``patience`` epochs without a
+    val_loss improvement of more than ``min_delta`` and restore the best weights. Without it,
+    the final weights are kept (the study's fixed-epoch protocol); best_epoch is still reported.
+    """
+    hist = History()
+    best_loss, best_state, wait = math.inf, None, 0
+    bar = progress(total=epochs, desc="epochs", unit="ep")
+    t0 = time.perf_counter()
+    val_y = val_loader.dataset.part.y.numpy()
+    for epoch in range(1, epochs + 1):
+        loss_sum, correct, seen = _train_epoch(model, optimizer, train_loader, device, precision, epoch)
+        probs, val_loss = predict_proba(model, val_loader, device, precision)
+        metrics = {
+            "train_loss": loss_sum / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+            "val_loss": val_loss,
+            "val_accuracy": float((probs.argmax(1) == val_y).mean()) if len(val_y) else 0.0,
+        }
+        hist.epochs.append(metrics)
+        hist.samples_seen += seen
+        hist.stopped_epoch = epoch
+        logger.log_metrics(metrics, step=epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+        bar.update()
+        bar.set_postfix(val_acc=f"{metrics['val_accuracy']:.3f}", val_loss=f"{val_loss:.3f}")
+        if val_loss < best_loss - min_delta:
+            best_loss, wait, hist.best_epoch = val_loss, 0, epoch
+            if early_stopping:
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            wait += 1
+            if early_stopping and wait >= patience:
+                break
+    bar.close()
+    hist.train_seconds = time.perf_counter() - t0
+    if early_stopping and best_state is not None:
+        model.load_state_dict(best_state)
+    return hist

@@ -1,0 +1,133 @@
+"""Resolve a stage's prerequisites, then run it. Stages never call each other; this does.
+
+* ``train_net``: a net with ``uses_gan`` (net6) needs a generated set: from ``--gan-run-id``,
+  else the newest FINISHED ``gan`` run with the same key, else ``run_gan`` first, as a run of
+  its own (also inside ``mlflow run``).
+* ``run_gan``: the GAN's quality figure needs a real-data run of the registry's ``scores_gan``
+  net (net5) with the same data, split, seed and MFCC settings: a FINISHED one is reused, else
+  one is trained here, untracked, with early stopping (``quality_epochs`` cap).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from genre_models.config import DataConfig, GanConfig, RunSection, TrainConfig, WaveGanConfig, section
+from genre_models.data.store import FeatureStore
+from genre_models.errors import ConfigError
+from genre_models.models.registry import gan_scorer, get_net
+from genre_models.stages import gan as gan_stage
+from genre_models.stages import train as train_stage
+from genre_models.tracking.models import download, load_model, model_metadata
+from genre_models.tracking.queries import get_run
+from genre_models.tracking.shipping import open_features
+from genre_models.training.gan_loop import gan_key
+from genre_models.training.generation import Augmentation, GeneratedSet, load_generated
+from genre_models.training.logger import NULL_LOGGER, RunLogger
+from genre_models.util import log
+
+
+def train_net(cfg: TrainConfig, logger: RunLogger = NULL_LOGGER) -> train_stage.TrainResult:
+    """Train one net, first resolving the generated set a ``uses_gan`` net needs."""
+    augmentation = augmentation_for(cfg, logger) if get_net(cfg.net).uses_gan else None
+    return train_stage.train(cfg, logger=logger, augmentation=augmentation)
+
+
+def run_gan(cfg: GanConfig, logger: RunLogger = NULL_LOGGER, fresh: bool = False) -> gan_stage.GanResult:
+    """Run the gan stage, first resolving the real-data net that scores its clips."""
+    store = open_features(cfg).store
+    return gan_stage.run_gan(cfg, scorer=scorer_for(cfg, store, logger), logger=logger, fresh=fresh)
+
+
+# --------------------------------------------------------------------------- the GAN's scorer
+
+
+def _mfcc_features(features: dict) -> dict:
+    """The feature settings an MFCC net depends on (image settings do not matter to it)."""
+    return {k: v for k, v in features.items() if not k.startswith("image_")}
+
+
+def scorer_for(cfg: GanConfig, store: FeatureStore, logger: RunLogger) -> gan_stage.Scorer:
+    """A FINISHED real-data run of the scorer net with this data, split, seed and MFCC settings
+    (searched through ``logger``), else one trained here, untracked."""
+    net = gan_scorer().name
+    tags = {"net": net, "split": cfg.split, "seed": str(cfg.seed), "dataset_digest": store.digest}
+    for run in logger.finished_runs(tags, max_results=20):
+        uri = f"runs:/{run.info.run_id}/model"
+        try:
+            meta = model_metadata(uri)
+        except Exception:  # a run logged without its model (--no-log-model): not usable
+            continue
+        if _mfcc_features(meta.get("features") or {}) == _mfcc_features(asdict(cfg.features)):
+            return gan_stage.Scorer(load_model(uri), f"run {run.info.run_id}",
+                                    run.data.metrics.get("test_accuracy", math.nan))
+    log.info("training a real-data %s (early stopping, at most %d epochs) to score the generated clips", net,
+             cfg.quality_epochs)
+    res = train_stage.train(TrainConfig(net=net, epochs=cfg.quality_epochs, log_model=False,
+                                        **section(cfg, DataConfig), **section(cfg, RunSection)))
+    return gan_stage.Scorer(res.model.to("cpu").eval(), f"trained here (stopped at epoch {res.history.stopped_epoch})",
+                            res.metrics.get("test_accuracy", math.nan))
+
+
+# --------------------------------------------------------------------------- net6's generated set
+
+
+def _generated_of(run) -> GeneratedSet:
+    """A GAN run's generated set: its cache folder when present here, else its logged artifacts."""
+    local = run.data.tags.get("generated_dir", "")
+    if local and (Path(local) / "meta.json").is_file():
+        gen = load_generated(local)
+        if gen.meta.get("gan_key") == run.data.tags.get("gan_key"):
+            return gen
+    return load_generated(download(run.info.run_id, "generated"))
+
+
+def _wavegan_config_of(run) -> WaveGanConfig:
+    """The WaveGAN settings a gan run logged (``resolved.`` values win, as under ``mlflow run``)."""
+    params = run.data.params
+    values = {}
+    for f in fields(WaveGanConfig):
+        raw = params.get(f"resolved.gan.{f.name}", params.get(f"gan.{f.name}"))
+        if raw is not None:
+            values[f.name] = type(f.default)(raw)
+    return WaveGanConfig(**values)
+
+
+def _given_gan(cfg: TrainConfig, store: FeatureStore) -> Augmentation:
+    """``--gan-run-id``: refused unless it is a FINISHED gan run on this split, seed and dataset,
+    since a GAN trained on another split could have learned from this run's test tracks."""
+    import mlflow
+
+    run = get_run(cfg.gan_run_id)
+    if run is None:
+        raise ConfigError(f"gan_run_id {cfg.gan_run_id}: no such run in {mlflow.get_tracking_uri()}")
+    tags = run.data.tags
+    if tags.get("stage") != "gan":
+        raise ConfigError(f"gan_run_id {cfg.gan_run_id} is not a gan run (stage={tags.get('stage', '?')})")
+    if run.info.status != "FINISHED":
+        raise ConfigError(f"gan_run_id {cfg.gan_run_id} is {run.info.status}, not FINISHED")
+    theirs = (tags.get("split"), tags.get("seed"), tags.get("dataset_digest"))
+    ours = (cfg.split, str(cfg.seed), store.digest)
+    if theirs != ours:
+        raise ConfigError(f"gan_run_id {cfg.gan_run_id} was trained on split {theirs[0]} seed {theirs[1]} of dataset "
+                          f"{theirs[2]}, but this run uses split {ours[0]} seed {ours[1]} of {ours[2]}: its training "
+                          "audio may include this run's validation or test tracks")
+    return Augmentation(_generated_of(run), run.info.run_id, True, _wavegan_config_of(run))
+
+
+def augmentation_for(cfg: TrainConfig, logger: RunLogger) -> Augmentation:
+    """The generated set for a ``uses_gan`` net: given, found by key, or made by a GAN run first."""
+    store = open_features(cfg).store
+    if cfg.gan_run_id:
+        return _given_gan(cfg, store)
+    gcfg = GanConfig(gan=cfg.gan, **section(cfg, DataConfig), **section(cfg, RunSection))
+    key = gan_key(gcfg, store.digest)
+    found = logger.finished_runs({"gan_key": key})
+    if found:
+        log.info("%s uses finished GAN run %s (key %s)", cfg.net, found[0].info.run_id, key)
+        return Augmentation(_generated_of(found[0]), found[0].info.run_id, True, cfg.gan)
+    log.info("no finished GAN run with key %s: training one first", key)
+    res = run_gan(gcfg, logger.prerequisite())
+    return Augmentation(res.generated, res.run_id, False, cfg.gan)
