@@ -47,30 +47,16 @@ def _one_line_errors(fn):
         except GenreBenchError as exc:
             raise CliError(str(exc)) from None
         except Exception as exc:
-            from mlflow.exceptions import MlflowException
+            from genre_models.tracking.setup import mlflow_error_message
 
-            if isinstance(exc, MlflowException):
-                raise CliError(_mlflow_message(exc.message)) from None
-            raise
+            message = mlflow_error_message(exc)
+            if message is None:
+                raise
+            raise CliError(message) from None
 
     return wrapper
 
 
-
-
-def _mlflow_message(text: str) -> str:
-    """MLflow's error in one line; a server that stopped answering, said plainly."""
-    import re
-
-    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
-    m = re.match(r"API request to (https?://[^/\s]+)(\S*) failed with exception .*Max retries exceeded", first)
-    if m:
-        cause = re.search(r"\[Errno \d+\] ([^\"')]+)|(Read timed out)", first)
-        why = (cause.group(1) or cause.group(2)).strip() if cause else "no answer"
-        tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
-        return (f"tracking server {m.group(1)} stopped answering ({why}; gave up on {m.group(2) or '/'} after {tries} "
-                "retries); what was still to be logged is missing, and no run was marked FINISHED")
-    return f"MLflow: {first}"
 
 
 def tracking_options(fn):
@@ -171,13 +157,11 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
 
 
 def _publish(res, with_audio: bool, jobs: int, experiment: str | None) -> None:
-    import mlflow
-
     from genre_models.tracking.records import base_tags
-    from genre_models.tracking.setup import experiment_name
+    from genre_models.tracking.setup import experiment_id, experiment_name
     from genre_models.tracking.shipping import features_uri, publish_features
 
-    exp_id = mlflow.get_experiment_by_name(experiment_name(experiment)).experiment_id
+    exp_id = experiment_id(experiment_name(experiment))
     fid, reused = publish_features(res.store, res.key, with_audio, exp_id, jobs, base_tags(res.store))
     click.echo(f"{'reused' if reused else 'published'} features run: --data-dir {features_uri(fid)}")
 
@@ -478,11 +462,9 @@ def report(out, no_figures, tracking_uri, experiment):
 def predict(audio_file, model_uri, top, as_json, tracking_uri, experiment):
     """Top genres for your own clip (any format librosa reads), with the trained net's preprocessing."""
     from genre_models.stages.predict import predict as run
+    from genre_models.tracking.setup import use_store
 
-    if tracking_uri:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri)
+    use_store(tracking_uri)
     res = run(audio_file, model_uri, top=top)
     if as_json:
         click.echo(json.dumps(res, indent=2))

@@ -121,14 +121,12 @@ def _bare_loop(model, opt, x, y, batches: int, batch_size: int, dev, precision: 
 
 def _suite_loop(model, opt, train_part, batch_size: int, dev, precision: str, tmp: str) -> float:
     """The suite's ``fit`` for one epoch, with its DataLoader and MLflow logging. Seconds."""
-    import mlflow
-
     from genre_models.tracking.logger import MlflowLogger
+    from genre_models.tracking.setup import setup_tracking
 
     tl = make_loader(train_part, batch_size, True, 0, 0, dev.type == "cuda")
     vl = make_loader(Part(train_part.x[:0], train_part.y[:0], np.arange(0)), batch_size, False, 0, 0, dev.type == "cuda")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp}/perf.db")
-    mlflow.set_experiment("perf")
+    setup_tracking(f"sqlite:///{tmp}/perf.db", "perf")
     logger = MlflowLogger()
     with logger.start("perf"):
         t0 = time.perf_counter()

@@ -78,3 +78,11 @@ def test_lstm_input_stats_match_numpy_in_chunks():
     flat = x.reshape(-1, 13).astype(np.float64)
     np.testing.assert_allclose(model.mean.numpy(), flat.mean(0), rtol=1e-5)
     np.testing.assert_allclose(model.std.numpy(), flat.std(0, ddof=1), rtol=1e-5)
+
+
+def test_the_registry_owns_the_roles_the_suite_asks_about():
+    from genre_models.models.registry import comparisons, gan_scorer
+
+    assert gan_scorer().name == "net5"  # the GAN's quality figure and the sweep's GAN point read this
+    assert comparisons() == [("net5", "net6")]  # the report's paired comparison
+    assert [NETS[n].study_epochs for n in NETS] == [[50, 100]] * 4 + [[], []]

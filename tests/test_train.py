@@ -162,3 +162,14 @@ def test_predict_on_a_real_sample_clip(sample_dir, demo_dir, tmp_store):
                   f"runs:/{res.run_id}/model", top=10)
     assert out["n_inputs"] == 30 and len(out["top"]) == 10
     assert [g for g, _ in out["top"]] != [] and abs(sum(p for _, p in out["top"]) - 1) < 1e-4
+
+
+def test_the_train_stage_never_runs_a_gan_itself(demo_dir, tmp_path):
+    """net6's generated set comes from the get-or-run layer; the stage alone refuses in one line."""
+    from genre_models.errors import ConfigError
+    from genre_models.training.logger import NULL_LOGGER
+
+    with pytest.raises(ConfigError, match=r"^net6 trains on a generated set; run it through genre_models.workflow"):
+        train(TrainConfig(net="net6", data_dir=str(demo_dir), epochs=1, cache_dir=str(tmp_path / "c"), jobs=1))
+    written = []
+    assert NULL_LOGGER.log_artifacts(lambda out: written.append(out)) == [] and written == []  # never asked to write

@@ -30,6 +30,9 @@ from genre_models.config import SPLIT_SPECS
 from genre_models.errors import GenreBenchError
 from genre_models.genres import GENRES
 from genre_models.models.registry import NETS, comparisons
+from genre_models.tracking.models import download
+from genre_models.tracking.queries import experiment_runs, metric_steps
+from genre_models.tracking.setup import current_tracking_uri, use_store
 
 
 class ReportError(GenreBenchError):
@@ -96,16 +99,11 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> Paired:
 # --------------------------------------------------------------------------- collecting runs
 
 
-def _runs(experiment: str, tracking_uri: str | None) -> tuple[pd.DataFrame, str]:
-    import mlflow
-
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        raise ReportError(f"experiment {experiment!r} does not exist in {mlflow.get_tracking_uri()}; nothing to report")
-    df = mlflow.search_runs([exp.experiment_id], max_results=100000)
-    return df, exp.experiment_id
+def _runs(experiment: str) -> pd.DataFrame:
+    df = experiment_runs(experiment)
+    if df is None:
+        raise ReportError(f"experiment {experiment!r} does not exist in {current_tracking_uri()}; nothing to report")
+    return df
 
 
 def _col(df: pd.DataFrame, name: str, default=None) -> pd.Series:
@@ -262,7 +260,7 @@ def pair_comparisons(runs: pd.DataFrame, split: str) -> list[str]:
 # --------------------------------------------------------------------------- figures
 
 
-def _confusions(runs: pd.DataFrame, client, files: Path) -> list[dict]:
+def _confusions(runs: pd.DataFrame, files: Path) -> list[dict]:
     """The confusion matrix of each net's best run, chosen on validation accuracy."""
     made = []
     for net in NETS:
@@ -271,7 +269,7 @@ def _confusions(runs: pd.DataFrame, client, files: Path) -> list[dict]:
             continue
         best = r.loc[_metric(r, "val_accuracy").fillna(-1).idxmax()]
         try:
-            src = client.download_artifacts(best.run_id, "confusion_matrix.png", str(files))
+            src = download(best.run_id, "confusion_matrix.png", str(files))
         except Exception:  # an artifact store that lost the file: the table still stands
             continue
         dst = files / f"confusion_{net}.png"
@@ -281,7 +279,7 @@ def _confusions(runs: pd.DataFrame, client, files: Path) -> list[dict]:
     return made
 
 
-def _curves(runs: pd.DataFrame, client, files: Path, split: str, plt) -> str | None:
+def _curves(runs: pd.DataFrame, files: Path, split: str, plt) -> str | None:
     """Validation accuracy per epoch, mean over seeds, one line per net; the PNG's name."""
     sub = runs[runs.split == split]
     if sub.empty:
@@ -291,8 +289,7 @@ def _curves(runs: pd.DataFrame, client, files: Path, split: str, plt) -> str | N
         r = sub[sub.net == net]
         if not r.empty:
             r = _longest_budget(r, net)
-        curves = [[m.value for m in sorted(client.get_metric_history(rid, "val_accuracy"), key=lambda m: m.step)]
-                  for rid in r.run_id]
+        curves = [[v for _, v in metric_steps(rid, "val_accuracy")] for rid in r.run_id]
         curves = [c for c in curves if c]
         if not curves:
             continue
@@ -309,16 +306,16 @@ def _curves(runs: pd.DataFrame, client, files: Path, split: str, plt) -> str | N
     return name
 
 
-def _gan_losses(all_runs: pd.DataFrame, client, files: Path, plt) -> str | None:
+def _gan_losses(all_runs: pd.DataFrame, files: Path, plt) -> str | None:
     gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
     if gans.empty:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for _, g in gans.sort_values("start_time").tail(6).iterrows():
         for key, ls in (("d_loss", "-"), ("g_loss", "--")):
-            h = sorted(client.get_metric_history(g.run_id, key), key=lambda m: m.step)
+            h = metric_steps(g.run_id, key)
             if h:
-                ax.plot([m.step for m in h], [m.value for m in h], ls,
+                ax.plot([step for step, _ in h], [v for _, v in h], ls,
                         label=f"{key} {g.get('tags.split', '')} s{g.get('tags.seed', '')}")
     ax.set_xlabel("step"), ax.legend(fontsize=7), ax.set_title("WaveGAN losses (newest runs)")
     fig.tight_layout()
@@ -332,13 +329,11 @@ def _figures(runs: pd.DataFrame, all_runs: pd.DataFrame, files: Path, splits: li
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mlflow
 
-    client = mlflow.MlflowClient()
     files.mkdir(parents=True, exist_ok=True)
-    curves = [_curves(runs, client, files, split, plt) for split in splits]
-    gan = _gan_losses(all_runs, client, files, plt)
-    return {"confusion": _confusions(runs, client, files), "curves": [c for c in curves if c],
+    curves = [_curves(runs, files, split, plt) for split in splits]
+    gan = _gan_losses(all_runs, files, plt)
+    return {"confusion": _confusions(runs, files), "curves": [c for c in curves if c],
             "gan": [gan] if gan else []}
 
 
@@ -408,9 +403,8 @@ def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: d
 
 def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None, figures: bool = True) -> Report:
     """Build the report from the store and write it (default ``reports/<experiment>.md``)."""
-    import mlflow
-
-    df, _ = _runs(experiment, tracking_uri)
+    use_store(tracking_uri)
+    df = _runs(experiment)
     if df.empty:
         raise ReportError(f"experiment {experiment!r} has no runs; nothing to report (run `benchmark sweep` first)")
     runs, notes = select_runs(df)
@@ -418,6 +412,6 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     path.parent.mkdir(parents=True, exist_ok=True)
     files = path.parent / f"{path.stem}_files"
     made = _figures(runs, df, files, sorted(set(runs.split))) if figures else {"confusion": [], "curves": [], "gan": []}
-    text = render(experiment, runs, df, notes, files.name, made, mlflow.get_tracking_uri())
+    text = render(experiment, runs, df, notes, files.name, made, current_tracking_uri())
     path.write_text(text + "\n")
     return Report(str(path), text, len(runs), notes)

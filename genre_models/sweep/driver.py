@@ -27,11 +27,11 @@ from genre_models.data.store import FeatureStore
 from genre_models.models.registry import NETS
 from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
-from genre_models.sweep.point import execute_point, kill_running_children, one_line, record_failed_point
-from genre_models.tracking.queries import runs_with
+from genre_models.sweep.point import dependency_failure, execute_point, one_line
 from genre_models.tracking.records import base_tags
 from genre_models.tracking.server import LocalServer, check_reachable, check_remote_tracking
-from genre_models.tracking.setup import setup_tracking
+from genre_models.tracking.setup import current_tracking_uri, setup_tracking
+from genre_models.tracking.sweeps import SweepRecord
 from genre_models.tracking.shipping import features_uri, open_features, publish_features
 from genre_models.util import log
 
@@ -83,45 +83,28 @@ def _plan(cfg: SweepConfig) -> _Plan:
     return _Plan(points, dependencies(points), configs, keys, sweep_key, pre.store, pre.key)
 
 
-def _open_parent(client, exp_id: str, cfg: SweepConfig, plan: _Plan) -> str:
+def _open_parent(record: SweepRecord, cfg: SweepConfig, plan: _Plan) -> str:
     """The sweep's parent run: the earlier one with this sweep key (resumed), else a new one."""
-    parents = runs_with({"sweep_key": plan.sweep_key, "stage": "sweep"}, status=None, experiment_ids=[exp_id],
-                        client=client)
-    if parents:
-        parent_id = parents[0].info.run_id
-        client.update_run(parent_id, status="RUNNING")
-        kill_running_children(client, exp_id, parent_id, "the sweep driver stopped before this run ended")
+    params = {**{k: (",".join(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+              "n_points": len(plan.points), "data_dir": os.path.abspath(cfg.data_dir)}
+    grid = [{**asdict(p), "grid_key": plan.keys[p]} for p in plan.points]
+    parent_id, resumed = record.open_parent(plan.sweep_key, f"sweep-{cfg.grid}-{plan.sweep_key[:8]}",
+                                            {**base_tags(plan.store), "grid": cfg.grid}, params, grid)
+    if resumed:
         log.info("resuming sweep %s (parent run %s)", plan.sweep_key, parent_id)
-        return parent_id
-    parent = client.create_run(exp_id, run_name=f"sweep-{cfg.grid}-{plan.sweep_key[:8]}",
-                               tags={**base_tags(plan.store), "stage": "sweep", "sweep_key": plan.sweep_key,
-                                     "grid": cfg.grid})
-    parent_id = parent.info.run_id
-    grid_params = {**{k: (",".join(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-                   "n_points": len(plan.points), "data_dir": os.path.abspath(cfg.data_dir)}
-    for k, v in grid_params.items():
-        client.log_param(parent_id, k, v)
-    client.log_text(parent_id, json.dumps([{**asdict(p), "grid_key": plan.keys[p]} for p in plan.points], indent=2),
-                    "grid.json")
     return parent_id
 
 
-def _data_source(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], client, exp_id: str, parent_id: str) -> str:
+def _data_source(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], record: SweepRecord, parent_id: str) -> str:
     """``--data-dir`` itself, or (shipped data) the URI of a features run the workers download."""
     if not (cfg.shipped and todo):
         return cfg.data_dir
-    fid, reused = publish_features(plan.store, plan.cache_key, any(p.kind == "gan" for p in todo), exp_id,
+    fid, reused = publish_features(plan.store, plan.cache_key, any(p.kind == "gan" for p in todo), record.exp_id,
                                    cfg.preprocess_jobs, base_tags(plan.store))
-    client.set_tag(parent_id, "features_run_id", fid)
+    record.set_tag(parent_id, "features_run_id", fid)
     source = features_uri(fid)
     log.info("workers read the data from %s (%s)", source, "reused" if reused else "just published")
     return source
-
-
-def _dependency_failure(client, exp_id: str, task: dict, dep: GridPoint) -> dict:
-    msg = f"not run: the {dep.label} point it needs failed"
-    run_id = record_failed_point(client, exp_id, task, msg)
-    return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": 0.0, "metrics": {}}
 
 
 def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task, slots: int, dep_failed,
@@ -155,49 +138,31 @@ def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task
             progress(len(running), outcomes[p].get("seconds", 0.0))
 
 
-def _finish(client, exp_id: str, parent_id: str, plan: _Plan, outcomes: dict, started: float) -> tuple[dict, dict]:
-    """End the parent run with the sweep's counts and best runs; returns (counts, best)."""
-    kill_running_children(client, exp_id, parent_id, "its worker process died mid-run")
-    counts = {s: sum(o["status"] == s for o in outcomes.values()) for s in ("FINISHED", "SKIPPED", "FAILED")}
-    best = best_runs(client, exp_id, plan.sweep_key)
-    client.log_metric(parent_id, "runs_finished", counts["FINISHED"])
-    client.log_metric(parent_id, "runs_skipped", counts["SKIPPED"])
-    client.log_metric(parent_id, "runs_failed", counts["FAILED"])
-    client.log_metric(parent_id, "runs_total", len(plan.points))
-    client.log_metric(parent_id, "sweep_seconds", time.time() - started)
-    if best:
-        client.set_tag(parent_id, "best_run", "; ".join(f"{k}: {v['run_id']} (val {v['val_accuracy']:.3f}, test "
-                                                       f"{v['test_accuracy']:.3f})" for k, v in best.items())[:4900])
-        client.log_text(parent_id, json.dumps(best, indent=2), "best_runs.json")
-    client.set_terminated(parent_id, "FAILED" if counts["FAILED"] else "FINISHED")
-    return counts, best
+def _start(cfg: SweepConfig, tracking_uri: str | None, experiment: str | None) -> tuple[SweepRecord, str]:
+    """Check the store answers, point MLflow at it; the sweep's record and experiment name."""
+    check_reachable(tracking_uri or current_tracking_uri())
+    experiment = setup_tracking(tracking_uri, experiment)
+    return SweepRecord(experiment), experiment
 
 
 def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str | None = None,
               echo=lambda line, final=False: None) -> SweepResult:
     """Run (or resume) the sweep. ``echo(line, final)`` receives the progress line."""
-    import mlflow
-
     started = time.time()
-    check_reachable(tracking_uri or mlflow.get_tracking_uri())
-    experiment = setup_tracking(tracking_uri, experiment)
-    uri = mlflow.get_tracking_uri()
-    client = mlflow.MlflowClient()
-    exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    record, experiment = _start(cfg, tracking_uri, experiment)
     plan = _plan(cfg)
-    finished_keys = {r.data.tags["grid_key"] for r in runs_with({}, experiment_ids=[exp_id], max_results=50000,
-                                                                 client=client) if "grid_key" in r.data.tags}
-    parent_id = _open_parent(client, exp_id, cfg, plan)
+    finished_keys = record.finished_grid_keys()
+    parent_id = _open_parent(record, cfg, plan)
     todo = [p for p in plan.points if plan.keys[p] not in finished_keys]
     outcomes: dict[GridPoint, dict] = {p: {"status": "SKIPPED"} for p in plan.points if plan.keys[p] in finished_keys}
     if cfg.executor == "ray" and todo:
-        check_remote_tracking(uri, mlflow.get_experiment(exp_id))
-    data_source = _data_source(cfg, plan, todo, client, exp_id, parent_id)
-    server, worker_uri = None, uri
-    if cfg.executor == "local" and cfg.jobs > 1 and todo and uri.startswith("sqlite:"):
-        server = LocalServer(uri, Path(cfg.cache_dir).expanduser() / "sweep-server").__enter__()
+        check_remote_tracking(record.uri, record.experiment)
+    data_source = _data_source(cfg, plan, todo, record, parent_id)
+    server, worker_uri = None, record.uri
+    if cfg.executor == "local" and cfg.jobs > 1 and todo and record.uri.startswith("sqlite:"):
+        server = LocalServer(record.uri, Path(cfg.cache_dir).expanduser() / "sweep-server").__enter__()
         worker_uri = server.uri
-        client = mlflow.MlflowClient(worker_uri)  # from here on the driver writes through the server too
+        record.write_through(worker_uri)  # from here on the driver writes through the server too
     executor = make_executor(cfg, worker_uri) if todo else None
 
     def task(p: GridPoint) -> dict:
@@ -215,34 +180,26 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     try:
         if executor is not None:
             _schedule(executor, todo, plan, outcomes, task, cfg.jobs if cfg.executor == "local" else len(todo),
-                      lambda t, dep: _dependency_failure(client, exp_id, t, dep), progress)
+                      lambda t, dep: dependency_failure(record, t, dep), progress)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         if server is not None:
             server.__exit__(None, None, None)
-            client = mlflow.MlflowClient(uri)  # the workers are gone: the driver alone writes the store again
-    counts, best = _finish(client, exp_id, parent_id, plan, outcomes, started)
+            record.write_through(record.uri)  # the workers are gone: the driver alone writes the store again
+    return _finish(record, parent_id, plan, outcomes, started, server, echo)
+
+
+def _finish(record: SweepRecord, parent_id: str, plan: _Plan, outcomes: dict, started: float, server,
+            echo) -> SweepResult:
+    """End the parent run with the sweep's counts and best runs."""
+    record.kill_running_children(parent_id, "its worker process died mid-run")
+    counts = {s: sum(o["status"] == s for o in outcomes.values()) for s in ("FINISHED", "SKIPPED", "FAILED")}
+    best = record.best_runs(plan.sweep_key)
     seconds, total = time.time() - started, len(plan.points)
+    record.finish(parent_id, counts, total, seconds, best)
     echo(f"sweep {plan.sweep_key}: {total} points, {counts['FINISHED']} run, {counts['SKIPPED']} skipped (already "
          f"finished), {counts['FAILED']} failed, in {seconds:.0f} s; parent run {parent_id}", final=True)
     return SweepResult(parent_id, total, counts["FINISHED"], counts["SKIPPED"], counts["FAILED"], seconds,
                        {p.label: o for p, o in outcomes.items()}, best,
                        server.proc.pid if server is not None and server.proc is not None else None)
-
-
-def best_runs(client, exp_id: str, sweep_key: str) -> dict[str, dict]:
-    """Per net and split, the FINISHED run with the best final ``val_accuracy`` (chosen on
-    validation, never on test), with its test accuracy for the record."""
-    best: dict[str, dict] = {}
-    runs = runs_with({"sweep_key": sweep_key, "stage": "train"}, experiment_ids=[exp_id], max_results=50000,
-                     client=client)
-    for r in runs:
-        m = r.data.metrics
-        if "val_accuracy" not in m:
-            continue
-        k = f"{r.data.tags.get('net')}/{r.data.tags.get('split')}"
-        if k not in best or m["val_accuracy"] > best[k]["val_accuracy"]:
-            best[k] = {"run_id": r.info.run_id, "val_accuracy": m["val_accuracy"],
-                       "test_accuracy": m.get("test_accuracy", float("nan")), "run_name": r.info.run_name}
-    return dict(sorted(best.items()))

@@ -16,8 +16,8 @@ def load_model(model_uri: str):
     return mlflow.pytorch.load_model(model_uri)
 
 
-def download(run_id: str, artifact_path: str) -> str:
-    """A run's artifact folder or file, downloaded; returns the local path."""
+def download(run_id: str, artifact_path: str, dst_path: str | None = None) -> str:
+    """A run's artifact folder or file, downloaded (into ``dst_path``, or a temp folder); the local path."""
     import mlflow
 
-    return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path)
+    return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=dst_path)

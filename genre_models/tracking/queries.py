@@ -31,3 +31,21 @@ def get_run(run_id: str):
         return mlflow.get_run(run_id)
     except Exception:  # MlflowException (no such run) or a malformed id: both mean "not here"
         return None
+
+
+def experiment_runs(experiment: str):
+    """Every run of ``experiment`` as MLflow's DataFrame (``tags.*``, ``metrics.*``, ``params.*``
+    columns), or None when the store has no such experiment."""
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    return mlflow.search_runs([exp.experiment_id], max_results=100000)
+
+
+def metric_steps(run_id: str, key: str) -> list[tuple[int, float]]:
+    """A metric's history as (step, value), in step order."""
+    import mlflow
+
+    return [(m.step, m.value) for m in sorted(mlflow.MlflowClient().get_metric_history(run_id, key), key=lambda m: m.step)]

@@ -9,6 +9,7 @@ experiment are already chosen by MLflow (``MLFLOW_RUN_ID``) and are left alone.
 from __future__ import annotations
 
 import os
+import re
 
 from genre_models.config import DEFAULT_EXPERIMENT
 
@@ -41,3 +42,46 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
 def experiment_name(experiment: str | None = None) -> str:
     """``--experiment``, else ``$MLFLOW_EXPERIMENT_NAME``, else the suite's default."""
     return experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def current_tracking_uri() -> str:
+    """The store MLflow writes to now (for messages and reachability checks)."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def use_store(tracking_uri: str | None) -> None:
+    """Point MLflow at ``tracking_uri`` (if given) without choosing an experiment (read-only commands)."""
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+
+
+def experiment_id(name: str) -> str:
+    """The id of the experiment named ``name`` (which ``setup_tracking`` made exist)."""
+    import mlflow
+
+    return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def mlflow_error_message(exc: BaseException) -> str | None:
+    """An MLflow error as one line for the CLI (a server that stopped answering, said plainly);
+    None for any other exception."""
+    from mlflow.exceptions import MlflowException
+
+    return _one_line(exc.message) if isinstance(exc, MlflowException) else None
+
+
+def _one_line(text: str) -> str:
+    """MLflow's error in one line; a server that stopped answering, said plainly."""
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    m = re.match(r"API request to (https?://[^/\s]+)(\S*) failed with exception .*Max retries exceeded", first)
+    if m:
+        cause = re.search(r"\[Errno \d+\] ([^\"')]+)|(Read timed out)", first)
+        why = (cause.group(1) or cause.group(2)).strip() if cause else "no answer"
+        tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+        return (f"tracking server {m.group(1)} stopped answering ({why}; gave up on {m.group(2) or '/'} after {tries} "
+                "retries); what was still to be logged is missing, and no run was marked FINISHED")
+    return f"MLflow: {first}"

@@ -22,6 +22,7 @@ from genre_models.stages import gan as gan_stage
 from genre_models.stages import train as train_stage
 from genre_models.tracking.models import download, load_model, model_metadata
 from genre_models.tracking.queries import get_run
+from genre_models.tracking.setup import current_tracking_uri
 from genre_models.tracking.shipping import open_features
 from genre_models.training.gan_loop import gan_key
 from genre_models.training.generation import Augmentation, GeneratedSet, load_generated
@@ -98,11 +99,9 @@ def _wavegan_config_of(run) -> WaveGanConfig:
 def _given_gan(cfg: TrainConfig, store: FeatureStore) -> Augmentation:
     """``--gan-run-id``: refused unless it is a FINISHED gan run on this split, seed and dataset,
     since a GAN trained on another split could have learned from this run's test tracks."""
-    import mlflow
-
     run = get_run(cfg.gan_run_id)
     if run is None:
-        raise ConfigError(f"gan_run_id {cfg.gan_run_id}: no such run in {mlflow.get_tracking_uri()}")
+        raise ConfigError(f"gan_run_id {cfg.gan_run_id}: no such run in {current_tracking_uri()}")
     tags = run.data.tags
     if tags.get("stage") != "gan":
         raise ConfigError(f"gan_run_id {cfg.gan_run_id} is not a gan run (stage={tags.get('stage', '?')})")
