@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 
 import click
@@ -15,7 +16,7 @@ from genre_models.config import (
     DEVICES, GAN_MODES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, DataConfig, FeatureConfig, GanConfig, SplitConfig,
     TrainConfig, WaveGanConfig, default_cache_dir, default_of,
 )
-from genre_models.errors import GenreBenchError
+from genre_models.errors import GenreBenchError, Interrupted, interrupt_signal
 from genre_models.models.registry import NETS, get_net
 from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, SweepConfig
 
@@ -44,6 +45,10 @@ def _one_line_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except (KeyboardInterrupt, Interrupted) as exc:  # the run, if any, already ended KILLED
+            sig = interrupt_signal(exc)
+            click.echo(f"error: interrupted by {sig}; a run in progress was ended KILLED", err=True)
+            raise SystemExit(128 + signal.Signals[sig].value) from None
         except GenreBenchError as exc:
             raise CliError(str(exc)) from None
         except Exception as exc:
@@ -59,6 +64,10 @@ def _one_line_errors(fn):
 
 
 
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def tracking_options(fn):
     fn = click.option("--experiment", default=None, help="MLflow experiment [default: $MLFLOW_EXPERIMENT_NAME or gtzan-genre-benchmark].")(fn)
     fn = click.option("--tracking-uri", default=None, help="MLflow store [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")(fn)
@@ -66,7 +75,7 @@ def tracking_options(fn):
 
 
 def feature_options(fn):
-    fn = click.option("--jobs", type=int, default=default_of(DataConfig, "jobs"), show_default=True,
+    fn = click.option("--jobs", type=click.IntRange(min=0), default=default_of(DataConfig, "jobs"), show_default=True,
                       help="Feature-extraction processes (0: one per core).")(fn)
     fn = click.option("--cache-dir", default=default_cache_dir, show_default="$GENRE_BENCH_CACHE or ~/.cache/genre-bench",
                       help="Feature cache folder.")(fn)
@@ -83,14 +92,18 @@ def feature_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def main(quiet: bool) -> None:
     """genre-bench: honest, reproducible GTZAN genre classification, tracked in MLflow."""
+    signal.signal(signal.SIGTERM, _raise_interrupted)  # SIGINT raises KeyboardInterrupt already
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr,
                         force=True)
     from genre_models.util import quiet as no_tty
 
     if no_tty():  # MLflow's own download bars ignore our quiet rule otherwise
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for noisy in ("matplotlib", "alembic", "mlflow.store.db.utils", "PIL"):
+    for noisy in ("matplotlib", "alembic", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow logs a store error with its whole traceback before raising it; the raised error is
+    # what the user gets, in one line naming the store and the database's own words.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 @main.command()
@@ -114,7 +127,7 @@ def synth(out, tracks_per_genre, seconds, seed, with_images):
 @main.command()
 @feature_options
 @click.option("--split", type=click.Choice(SPLITS), default=default_of(SplitConfig, "split"))
-@click.option("--seed", type=int, default=default_of(SplitConfig, "seed"))
+@click.option("--seed", type=click.IntRange(min=0), default=default_of(SplitConfig, "seed"))
 @click.option("--force", is_flag=True, help="Recompute even when a matching cache exists.")
 @click.option("--no-track", "no_log", is_flag=True, help="Do not log an MLflow run.")
 @click.option("--publish", is_flag=True,
@@ -210,19 +223,20 @@ def _wavegan_config(kw: dict, prefix: str = "") -> WaveGanConfig:
 def train_options(fn):
     opts = [
         click.option("--net", required=True, type=click.Choice(list(NETS)), help="Registry entry."),
-        click.option("--epochs", type=int, default=None, help="Epochs (the maximum with early stopping) [default: from the net].",
+        click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (the maximum with early stopping) [default: from the net].",
                      show_default=False),
         click.option("--early-stopping", type=click.Choice(["auto", "on", "off"]), default="auto",
                      help="Early stopping on val_loss; auto: as the net's spec says."),
-        click.option("--patience", type=int, default=None, help="Early-stopping patience [default: from the net].", show_default=False),
-        click.option("--min-delta", type=float, default=default_of(TrainConfig, "min_delta"), help="Smallest val_loss drop that counts as better."),
-        click.option("--batch-size", type=int, default=None, help="[default: from the net]", show_default=False),
-        click.option("--lr", type=float, default=None, help="Learning-rate override [default: from the net].", show_default=False),
-        click.option("--seed", type=int, default=default_of(TrainConfig, "seed")),
+        click.option("--patience", type=click.IntRange(min=1), default=None, help="Early-stopping patience [default: from the net].", show_default=False),
+        click.option("--min-delta", type=click.FloatRange(min=0), default=default_of(TrainConfig, "min_delta"), help="Smallest val_loss drop that counts as better."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: from the net]", show_default=False),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning-rate override [default: from the net].", show_default=False),
+        click.option("--seed", type=click.IntRange(min=0), default=default_of(TrainConfig, "seed")),
         click.option("--split", type=click.Choice(SPLITS), default=default_of(TrainConfig, "split")),
         click.option("--device", type=click.Choice(DEVICES), default=default_of(TrainConfig, "device")),
         click.option("--precision", type=click.Choice(PRECISIONS), default=default_of(TrainConfig, "precision")),
-        click.option("--num-workers", type=int, default=default_of(TrainConfig, "num_workers"), help="DataLoader workers."),
+        click.option("--num-workers", type=click.IntRange(min=0), default=default_of(TrainConfig, "num_workers"),
+                     help="DataLoader workers."),
         click.option("--head", type=click.Choice(HEADS), default=default_of(TrainConfig, "head"),
                      help="CNN head (net2-net4): the study's flatten, or gap."),
         click.option("--log-model/--no-log-model", default=default_of(TrainConfig, "log_model"),
@@ -272,7 +286,7 @@ def train(tracking_uri, experiment, **kw):
 @wavegan_options()
 @click.option("--split", type=click.Choice(SPLITS), default=default_of(GanConfig, "split"),
               help="The GAN learns from this split's training part only.")
-@click.option("--seed", type=int, default=default_of(GanConfig, "seed"))
+@click.option("--seed", type=click.IntRange(min=0), default=default_of(GanConfig, "seed"))
 @click.option("--device", type=click.Choice(DEVICES), default=default_of(GanConfig, "device"))
 @click.option("--log-every", type=int, default=default_of(GanConfig, "log_every"),
               help="Log losses and gradient penalty every N steps.")
@@ -371,15 +385,15 @@ def _csv(choices):
               help="Named grid [default: study; demo with --demo].", show_default=False)
 @click.option("--nets", default=",".join(default_of(SweepConfig, "nets")), callback=_csv(list(NETS)),
               help="Comma-separated nets.")
-@click.option("--seeds", type=int, default=default_of(SweepConfig, "seeds"), help="Seeds 0..N-1 for every grid point.")
+@click.option("--seeds", type=click.IntRange(min=1), default=default_of(SweepConfig, "seeds"), help="Seeds 0..N-1 for every grid point.")
 @click.option("--splits", default=",".join(default_of(SweepConfig, "splits")), callback=_csv(list(SPLITS)),
               help="Comma-separated splits.")
-@click.option("--max-epochs", type=int, default=None, help="Cap every net's epochs (and early-stopping maximum).")
-@click.option("--jobs", type=int, default=default_of(SweepConfig, "jobs"), help="Grid points run at once (worker processes).")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Cap every net's epochs (and early-stopping maximum).")
+@click.option("--jobs", type=click.IntRange(min=1), default=default_of(SweepConfig, "jobs"), help="Grid points run at once (worker processes).")
 @click.option("--device", type=click.Choice(DEVICES), default=default_of(SweepConfig, "device"))
 @click.option("--precision", type=click.Choice(PRECISIONS), default=default_of(SweepConfig, "precision"))
 @click.option("--cache-dir", default=default_cache_dir, show_default="$GENRE_BENCH_CACHE or ~/.cache/genre-bench")
-@click.option("--preprocess-jobs", type=int, default=default_of(SweepConfig, "preprocess_jobs"),
+@click.option("--preprocess-jobs", type=click.IntRange(min=0), default=default_of(SweepConfig, "preprocess_jobs"),
               help="Feature-extraction processes (0: one per core).")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=default_of(SweepConfig, "executor"),
               help="local: this process (or --jobs workers); ray: one Ray task per grid point (pip install 'genre-bench[ray]').")
@@ -455,17 +469,15 @@ def report(out, no_figures, tracking_uri, experiment):
 @main.command()
 @click.argument("audio_file", type=click.Path())
 @click.option("--model-uri", required=True, help="e.g. runs:/<run_id>/model or models:/<model_id>.")
-@click.option("--top", type=int, default=3)
+@click.option("--top", type=click.IntRange(min=1), default=3, help="How many genres to print (1-10).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @tracking_options
 @_one_line_errors
 def predict(audio_file, model_uri, top, as_json, tracking_uri, experiment):
     """Top genres for your own clip (any format librosa reads), with the trained net's preprocessing."""
     from genre_models.stages.predict import predict as run
-    from genre_models.tracking.setup import use_store
 
-    use_store(tracking_uri)
-    res = run(audio_file, model_uri, top=top)
+    res = run(audio_file, model_uri, top=top, tracking_uri=tracking_uri)
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return

@@ -7,6 +7,7 @@ parameter must not silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -21,7 +22,8 @@ HEADS = ("flatten", "gap")
 GAN_MODES = ("conditional", "per-genre")
 
 #: Bumped whenever feature extraction changes its output; part of every cache key.
-FEATURE_CODE_VERSION = "features-v1"
+#: v2: clips below the absolute silence floor are skipped (v1 kept digital silence as sound).
+FEATURE_CODE_VERSION = "features-v2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +54,18 @@ SPLITS: tuple[str, ...] = tuple(SPLIT_SPECS)
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_at_least(name: str, value, low) -> None:
+    """``value >= low``; NaN fails too (every comparison with NaN is false)."""
+    if not value >= low:
+        raise ConfigError(f"{name} must be at least {low}, got {value}")
+
+
+def check_positive(name: str, value) -> None:
+    """A finite number above 0 (a learning rate, a weight)."""
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a finite number above 0, got {value}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +122,7 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         check_choice("split", self.split, SPLITS)
+        check_at_least("seed", self.seed, 0)
         if not (0 < self.train_fraction < 1 and 0 < self.val_fraction < 1
                 and self.train_fraction + self.val_fraction < 1):
             raise ConfigError("train_fraction and val_fraction must be in (0, 1) and sum below 1")
@@ -132,6 +147,9 @@ class DataConfig:
     cache_dir: str = field(default_factory=default_cache_dir)
     jobs: int = 0  # feature-extraction processes; 0: one per CPU core
 
+    def __post_init__(self) -> None:
+        check_at_least("jobs", self.jobs, 0)
+
 
 #: ``benchmark preprocess`` takes the data section alone (the split is applied on load).
 PreprocessConfig = DataConfig
@@ -148,6 +166,7 @@ class RunSection:
     def __post_init__(self) -> None:
         check_choice("split", self.split, SPLITS)
         check_choice("device", self.device, DEVICES)
+        check_at_least("seed", self.seed, 0)
 
     @property
     def split_config(self) -> SplitConfig:
@@ -191,6 +210,8 @@ class WaveGanConfig:
                 raise ConfigError(f"gan {name} must be at least 1, got {getattr(self, name)}")
         if self.phase_shuffle < 0:
             raise ConfigError(f"phase_shuffle must be 0 or more, got {self.phase_shuffle}")
+        for name in ("lr", "gp_weight"):
+            check_positive(f"gan {name}", getattr(self, name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +228,7 @@ class GanConfig(DataConfig, RunSection):
     log_model: bool = True
 
     def __post_init__(self) -> None:
+        DataConfig.__post_init__(self)
         RunSection.__post_init__(self)
         for name in ("log_every", "preview_every", "checkpoint_every", "quality_epochs"):
             if getattr(self, name) < 1:
@@ -237,6 +259,7 @@ class TrainConfig(DataConfig, RunSection):
     gan: WaveGanConfig = field(default_factory=WaveGanConfig)
 
     def __post_init__(self) -> None:
+        DataConfig.__post_init__(self)
         RunSection.__post_init__(self)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("head", self.head, HEADS)
@@ -244,6 +267,10 @@ class TrainConfig(DataConfig, RunSection):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+        if self.lr is not None:
+            check_positive("lr", self.lr)
+        check_at_least("min_delta", self.min_delta, 0.0)
+        check_at_least("num_workers", self.num_workers, 0)
 
 
 def default_of(cls: type, name: str) -> Any:

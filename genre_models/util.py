@@ -1,12 +1,15 @@
-"""Small shared helpers: logging, progress bars, atomic folder writes, code version."""
+"""Small shared helpers: logging, progress bars, atomic folder writes (and their clean-up), code version."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -26,22 +29,83 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, disable=quiet(), leave=False, dynamic_ncols=True, **kwargs)
 
 
+_OWNER = ".owner"  # inside a temp folder: "host pid" of the process writing it
+
+
 def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
     """Write a folder's files into a temp folder beside ``target`` (parent folders are created),
-    then rename it into place in one step."""
+    then rename it into place in one step. A full disk or an unwritable folder is a one-line
+    ``DataError`` naming the folder; the temp folder never outlives a failure of this process
+    (one a killed process left is removed by ``remove_orphans``)."""
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
     try:
+        tmp.mkdir(parents=True)
+        (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
         write(tmp)
+        (tmp / _OWNER).unlink()
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished first: keep theirs
             if not (target / "meta.json").is_file():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _disk_error(target, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _disk_error(target: Path, exc: OSError) -> Exception:
+    """The errors a user can act on, in one line; anything else unchanged."""
+    from genre_models.errors import DataError
+
+    if exc.errno == errno.ENOSPC:
+        return DataError(f"{target.parent}: disk full while writing {target.name}; free some space and run again")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DataError(f"{target.parent}: not writable ({exc.strerror}); use another --cache-dir")
+    return exc
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any work, in one line, when ``folder`` cannot hold a cache."""
+    from genre_models.errors import DataError
+
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: the cache folder is a file, not a folder; use another --cache-dir")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise DataError(f"{folder}: the cache folder is not writable ({exc.strerror}); use another --cache-dir") from None
+
+
+def remove_orphans(folder: Path) -> list[str]:
+    """Remove the temp folders in ``folder`` whose writer, a process on this host, is gone."""
+    removed = []
+    for tmp in folder.glob(".tmp-*"):
+        try:
+            host, pid = (tmp / _OWNER).read_text().split()
+        except (OSError, ValueError):  # being set up right now, or not ours: leave it
+            continue
+        if host == socket.gethostname() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp.name)
+    if removed:
+        log.info("removed %d temp folder(s) that killed runs left in %s", len(removed), folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 @lru_cache(maxsize=1)

@@ -59,3 +59,57 @@ def test_parallel_equals_serial(demo_dir, tmp_path):
     np.testing.assert_array_equal(serial.mfcc, parallel.mfcc)
     np.testing.assert_array_equal(serial.images, parallel.images)
     assert serial.manifest.equals(parallel.manifest)
+
+
+def test_a_damaged_cache_entry_is_noticed_and_rebuilt(demo_dir, tmp_path, caplog):
+    cache = tmp_path / "c"
+    first = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1))
+    mfcc = np.array(first.store.mfcc)
+    path = cache / first.key / "mfcc.npy"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # torn by a crash or a full disk
+    with caplog.at_level("WARNING", logger="genre_models"):
+        again = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1))
+    assert not again.reused and again.key == first.key
+    np.testing.assert_array_equal(again.store.mfcc, mfcc)
+    assert f"{cache / first.key}: damaged feature cache (mfcc.npy has" in caplog.text and "rebuilding it" in caplog.text
+
+
+def test_cache_folder_that_is_a_file_fails_in_one_line_before_extraction(demo_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+
+    (tmp_path / "c").write_text("not a folder")
+    res = CliRunner().invoke(main, ["preprocess", "--data-dir", str(demo_dir), "--cache-dir", str(tmp_path / "c"),
+                                    "--no-track"])
+    assert res.exit_code == 2 and res.stderr.strip() == (
+        f"error: {tmp_path / 'c'}: the cache folder is a file, not a folder; use another --cache-dir")
+    assert "extracting" not in res.stderr
+
+
+def test_a_full_disk_says_so_and_leaves_no_temp_folder(demo_dir, tmp_path, monkeypatch):
+    import errno
+
+    from genre_models.errors import DataError
+
+    def full(path, arr, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pp.np, "save", full)
+    with pytest.raises(DataError, match=r"c: disk full while writing [0-9a-f]{16}; free some space and run again$"):
+        preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(tmp_path / "c"), jobs=1))
+    assert os.listdir(tmp_path / "c") == []
+
+
+def test_temp_folders_of_killed_runs_are_removed_and_live_ones_kept(demo_dir, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    cache = tmp_path / "c"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for name, pid in (("dead", int(dead.stdout)), ("live", os.getpid())):
+        (cache / f".tmp-{name}").mkdir(parents=True)
+        (cache / f".tmp-{name}" / ".owner").write_text(f"{socket.gethostname()} {pid}")
+    preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1))
+    assert not (cache / ".tmp-dead").exists() and (cache / ".tmp-live").exists()

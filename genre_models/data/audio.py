@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,44 @@ import numpy as np
 from genre_models.config import FeatureConfig
 from genre_models.data.features import clip_segments
 from genre_models.errors import BadAudio
+
+
+_AU_BYTES = {2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1, 1: 1}  # AU encoding -> bytes per sample
+
+
+def _wav_header_frames(fh) -> int | None:
+    """Frames the RIFF ``data`` chunk's size promises (``fmt `` gives the frame size)."""
+    fh.seek(12)
+    align = None
+    while True:
+        head = fh.read(8)
+        if len(head) < 8:
+            return None
+        cid, size = head[:4], struct.unpack("<I", head[4:])[0]
+        if cid == b"fmt ":
+            fmt = fh.read(min(size, 16))
+            align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+            fh.seek(size - len(fmt) + (size & 1), 1)
+        elif cid == b"data":
+            return size // align if align else None
+        else:
+            fh.seek(size + (size & 1), 1)
+
+
+def header_frames(path: str) -> int | None:
+    """How many frames a WAV or AU file's header promises (libsndfile reports only what the file
+    holds, so this is how a truncated file is noticed); None for other formats or no size."""
+    with open(path, "rb") as fh:
+        magic = fh.read(12)
+        if magic[:4] == b"RIFF" and magic[8:12] == b"WAVE":
+            return _wav_header_frames(fh)
+        if magic[:4] == b".snd":
+            fh.seek(8)
+            size, enc, _, channels = struct.unpack(">IIII", fh.read(16))
+            if size == 0xFFFFFFFF or enc not in _AU_BYTES or channels == 0:
+                return None
+            return size // (_AU_BYTES[enc] * channels)
+    return None
 
 
 def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
@@ -41,6 +80,10 @@ def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
     notes: list[str] = []
     if data.shape[0] == 0:
         raise BadAudio("empty audio (header present, 0 samples)")
+    promised = header_frames(path)
+    if promised is not None and data.shape[0] < promised:
+        notes.append(f"truncated: the header promises {promised} frames ({promised / sr:.2f} s), "
+                     f"the file holds {data.shape[0]} ({data.shape[0] / sr:.2f} s)")
     if data.shape[1] > 1:
         notes.append(f"downmixed {data.shape[1]} channels to mono")
     y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
@@ -56,6 +99,8 @@ def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
 
 def load_any_audio(path: str, sample_rate: int) -> np.ndarray:
     """Decode a user's clip for ``predict``: anything librosa reads (soundfile, then audioread)."""
+    if os.path.getsize(path) == 0:
+        raise BadAudio("empty file (0 bytes)")
     try:
         y, _ = load_audio(path, sample_rate)
         return y
@@ -100,14 +145,31 @@ class DecodedClip:
     notes: list[str]  # what decoding did (downmix, resample), for the manifest
 
 
+#: A clip whose peak is below this level has no sound. Silence removal cuts what is quieter than
+#: ``silence_top_db`` below the clip's own peak, so on its own it would keep every sample of a
+#: clip of zeros (or of dither): this absolute floor is what rejects such a clip.
+SILENCE_FLOOR_DBFS = -60.0
+
+
+def check_sound(y: np.ndarray) -> None:
+    """Raise ``BadAudio`` for a clip whose peak is 0 or below ``SILENCE_FLOOR_DBFS``."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak == 0.0:
+        raise BadAudio("no sound: every sample is 0 (digital silence)")
+    level = 20.0 * np.log10(peak)
+    if level < SILENCE_FLOOR_DBFS:
+        raise BadAudio(f"no sound: peak level {level:.1f} dBFS, below the {SILENCE_FLOOR_DBFS:g} dBFS floor")
+
+
 def decode_clip(path: str, fcfg: FeatureConfig, *, any_format: bool = False) -> DecodedClip:
     """Decode ``path`` and cut it into segments. ``any_format``: also try librosa's other
     decoders (``predict`` on a user's clip); the dataset itself is read by libsndfile only.
-    Raises ``BadAudio`` for an unusable file (the message does not name the path)."""
+    Raises ``BadAudio`` for an unusable file, silence included (the message does not name the path)."""
     if any_format:
         y, notes = load_any_audio(path, fcfg.sample_rate), []
     else:
         y, notes = load_audio(path, fcfg.sample_rate)
+    check_sound(y)
     segments, kept = clip_segments(y, fcfg)
     return DecodedClip(y, segments, kept, notes)
 

@@ -8,7 +8,9 @@ Layouts found:
 
 The user may point at ``<top>``, at ``Data/`` or straight at the folder holding the genre
 folders. An unknown sub-folder name in that folder is a fatal error (a typo such as ``hip-hop``
-would otherwise silently drop a tenth of the data); hidden folders are ignored.
+would otherwise silently drop a tenth of the data). Every other file under the genre folders' parent
+is either used or recorded as a skip with its reason: non-audio, hidden, unreadable, a dangling
+link, in a nested or hidden folder, or beside the genre folders.
 """
 
 from __future__ import annotations
@@ -100,21 +102,39 @@ def _find_synthetic_marker(root: Path, audio_dir: Path) -> dict | None:
     return None
 
 
+def _unusable(path: Path) -> str | None:
+    """Why a file cannot be read at all (a dangling link, no permission), or None."""
+    if path.is_symlink() and not path.exists():
+        return f"dangling symlink (points to {os.readlink(path)}, which does not exist)"
+    if not os.access(path, os.R_OK):
+        return "permission denied (not readable by this user)"
+    return None
+
+
+def _nested_skips(folder: Path, root: Path, genre: str | None, why: str) -> list[Skip]:
+    """Every file below ``folder``, recorded as not read (``why``)."""
+    return [Skip(str(f.relative_to(root)), why, genre=genre) for f in sorted(folder.rglob("*")) if not f.is_dir()]
+
+
 def _walk_genre(genre_dir: Path, root: Path, image_dir: Path | None) -> tuple[list[TrackFile], list[Skip]]:
-    """One genre folder's files: tracks, and skips for non-audio files and misfiled names."""
+    """One genre folder's files: tracks, and a skip for every other file (nothing is left out silently)."""
     genre = genre_dir.name
     tracks: list[TrackFile] = []
     skipped: list[Skip] = []
     for path in sorted(genre_dir.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
-            continue
         rel = str(path.relative_to(root))
-        if path.suffix.lower() not in AUDIO_EXTENSIONS:
-            skipped.append(Skip(rel, f"not an audio file (extension {path.suffix or 'none'!r})", genre=genre))
+        if path.is_dir():
+            skipped += _nested_skips(path, root, genre, f"in a sub-folder of {genre}/: not read (a genre's clips "
+                                                        "lie directly in its folder)")
             continue
+        reason = ("hidden file" if path.name.startswith(".") else _unusable(path))
+        if reason is None and path.suffix.lower() not in AUDIO_EXTENSIONS:
+            reason = f"not an audio file (extension {path.suffix or 'none'!r})"
         m = _TRACK_RE.match(path.stem)
-        if m and m.group("genre") != genre:
-            skipped.append(Skip(rel, f"file names genre {m.group('genre')!r} but lies in {genre}/", genre=genre))
+        if reason is None and m and m.group("genre") != genre:
+            reason = f"file names genre {m.group('genre')!r} but lies in {genre}/"
+        if reason is not None:
+            skipped.append(Skip(rel, reason, genre=genre))
             continue
         track_id = path.stem if m else f"{genre}.{path.stem}"
         image_path = None
@@ -123,6 +143,15 @@ def _walk_genre(genre_dir: Path, root: Path, image_dir: Path | None) -> tuple[li
             image_path = str(png) if png.is_file() else None
         tracks.append(TrackFile(track_id, genre, str(path), rel, image_path))
     return tracks, skipped
+
+
+def _loose_skips(audio_dir: Path, root: Path) -> list[Skip]:
+    """Files beside the genre folders (in no genre) and below hidden folders: recorded, not read."""
+    out = [Skip(str(p.relative_to(root)), "outside any genre folder: not read") for p in sorted(audio_dir.iterdir())
+           if not p.is_dir()]
+    for hidden in sorted(p for p in audio_dir.iterdir() if p.is_dir() and p.name.startswith(".")):
+        out += _nested_skips(hidden, root, None, "in a hidden folder: not read")
+    return out
 
 
 def _first_of_each_id(tracks: list[TrackFile]) -> tuple[list[TrackFile], list[Skip]]:
@@ -164,6 +193,7 @@ def discover(data_dir: str | os.PathLike) -> Discovery:
         t, s = _walk_genre(genre_dir, root, image_dir if has_images else None)
         tracks += t
         skipped += s
+    skipped += _loose_skips(audio_dir, root)
     tracks, dupes = _first_of_each_id(tracks)
     return Discovery(
         root=str(root),

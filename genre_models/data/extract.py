@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ class TrackResult:
     image: np.ndarray | None = None  # (3, S, S) uint8
     image_source: str = ""
     image_path: str = ""
+    audio_hash: str = ""  # of the decoded PCM: exact repeats under other names share it
 
 
 def _image(track: TrackFile, y: np.ndarray, fcfg: FeatureConfig, res: "TrackResult") -> None:
@@ -54,6 +56,7 @@ def extract_track(track: TrackFile, fcfg: FeatureConfig) -> TrackResult:
         res.status, res.reason = "skipped", str(exc)
         return res
     res.notes = "; ".join(clip.notes)
+    res.audio_hash = hashlib.blake2b(clip.y.tobytes(), digest_size=12).hexdigest()
     res.duration_s = clip.y.size / fcfg.sample_rate
     res.kept_s = clip.kept_samples / fcfg.sample_rate
     if clip.segments.shape[0] == 0:

@@ -65,6 +65,8 @@ def _track_assign(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> 
 
 #: Split methods that assign whole tracks; any other method in ``SPLITS`` assigns samples.
 TRACK_ASSIGNERS = {"track": _track_assign, "filtered": _filtered_assign}
+#: Track-level methods that read a track's part from a list, so a group's head may be unlisted.
+GROUP_PART_FROM_MEMBERS = {"filtered"}
 
 
 def _random_parts(n: int, cfg: SplitConfig) -> np.ndarray:
@@ -83,22 +85,40 @@ SAMPLE_ASSIGNERS = {"random": _random_parts}
 assert set(TRACK_ASSIGNERS) | set(SAMPLE_ASSIGNERS) == set(SPLITS), "every registered split needs a rule here"
 
 
-def track_split(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> dict[str, str | None]:
-    """Assign each track to a part under a track-level method. Deterministic for a seed."""
+def track_split(track_ids: list[str], genres: list[str], cfg: SplitConfig,
+                groups: list[str] | None = None) -> dict[str, str | None]:
+    """Assign each track to a part under a track-level method. Deterministic for a seed.
+
+    ``groups``: per track, the id of the group it belongs to (a group's first track's id, e.g.
+    exact audio repeats); a group goes to one part. The group ids are assigned as tracks would
+    be, so with no repeats the split is the same as without ``groups``.
+    """
     if cfg.split not in TRACK_ASSIGNERS:
         raise ValueError(f"track_split handles {', '.join(TRACK_ASSIGNERS)}, not {cfg.split!r}")
-    return TRACK_ASSIGNERS[cfg.split](track_ids, genres, cfg)
+    if groups is None:
+        return TRACK_ASSIGNERS[cfg.split](track_ids, genres, cfg)
+    heads = sorted(set(groups))
+    genre_of = dict(zip(track_ids, genres))
+    by_head = TRACK_ASSIGNERS[cfg.split](heads, [genre_of.get(h, "") for h in heads], cfg)
+    if cfg.split in GROUP_PART_FROM_MEMBERS:  # a list-based split: a group takes its first listed member's part
+        members = TRACK_ASSIGNERS[cfg.split](track_ids, genres, cfg)
+        for t, g in sorted(zip(track_ids, groups)):
+            if by_head.get(g) is None and members[t] is not None:
+                by_head[g] = members[t]
+    return {t: by_head[g] for t, g in zip(track_ids, groups)}
 
 
-def sample_split(sample_tracks: np.ndarray, track_ids: list[str], genres: list[str], cfg: SplitConfig) -> np.ndarray:
+def sample_split(sample_tracks: np.ndarray, track_ids: list[str], genres: list[str], cfg: SplitConfig,
+                 groups: list[str] | None = None) -> np.ndarray:
     """Part index (0 train, 1 val, 2 test, -1 excluded) for every sample.
 
-    ``sample_tracks`` holds each sample's row in ``track_ids`` (a segment's or image's track).
+    ``sample_tracks`` holds each sample's row in ``track_ids`` (a segment's or image's track);
+    ``groups`` as in ``track_split`` (the sample-level methods scatter samples regardless).
     """
     n = len(sample_tracks)
     if cfg.split in SAMPLE_ASSIGNERS:
         return SAMPLE_ASSIGNERS[cfg.split](n, cfg)
-    assign = track_split(track_ids, genres, cfg)
+    assign = track_split(track_ids, genres, cfg, groups)
     code = {"train": 0, "val": 1, "test": 2, None: -1}
     per_track = np.array([code[assign[t]] for t in track_ids], dtype=np.int8)
     return per_track[sample_tracks] if n else np.zeros(0, dtype=np.int8)

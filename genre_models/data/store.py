@@ -32,12 +32,22 @@ from genre_models.data.discovery import Discovery, dataset_digest, discover
 from genre_models.data.extract import TrackResult, run_extraction
 from genre_models.data.splits import PARTS, sample_split
 from genre_models.genres import GENRE_TO_ID, GENRES
-from genre_models.util import atomic_dir, code_version, log
+from genre_models.errors import DamagedCache
+from genre_models.util import atomic_dir, check_writable, code_version, log, remove_orphans
 
 MANIFEST_COLUMNS = [
     "track_id", "genre", "label", "path", "status", "reason", "notes",
-    "duration_s", "kept_s", "segments", "image_source", "image_path",
+    "duration_s", "kept_s", "segments", "image_source", "image_path", "audio_hash", "duplicate_of",
 ]
+
+
+def duplicate_of(track_ids: list[str], hashes: list[str]) -> list[str]:
+    """For each track, the first track id (sorted) with the same decoded audio, or "" if it is that
+    one or unique. Exact repeats (GTZAN has some; Sturm 2013) form one group for every split."""
+    first: dict[str, str] = {}
+    for t, h in sorted(zip(track_ids, hashes)):
+        first.setdefault(h, t)
+    return [first[h] if h and first[h] != t else "" for t, h in zip(track_ids, hashes)]
 
 
 def cache_key(fcfg: FeatureConfig, digest: str) -> str:
@@ -78,7 +88,8 @@ class FeatureStore:
         """Part index per sample (0 train, 1 val, 2 test, -1 excluded) for ``kind`` in {mfcc, image}."""
         tracks = self.tracks
         sample_tracks = self.seg_track if kind == "mfcc" else self.img_track
-        return sample_split(np.asarray(sample_tracks), list(tracks.track_id), list(tracks.genre), split)
+        groups = [d or t for t, d in zip(tracks.track_id, tracks.duplicate_of)]  # a repeat goes with its original
+        return sample_split(np.asarray(sample_tracks), list(tracks.track_id), list(tracks.genre), split, groups)
 
     def manifest_with_split(self, split: SplitConfig) -> pd.DataFrame:
         """The manifest plus where each track's samples went under ``split``.
@@ -105,28 +116,45 @@ class FeatureStore:
             "segments_train": counts[:, 0], "segments_val": counts[:, 1], "segments_test": counts[:, 2],
         })
         out = self.manifest.merge(extra, on="track_id", how="left")
+        # A skipped file (e.g. a second file with a kept track's id) went nowhere, whatever its id.
+        skipped = (out.status != "ok").to_numpy()
+        out.loc[skipped, ["split", "image_split"]] = ""
         out["split"] = out["split"].fillna("")
         out["image_split"] = out["image_split"].fillna("")
         for col in ("segments_train", "segments_val", "segments_test"):
+            out.loc[skipped, col] = 0
             out[col] = out[col].fillna(0).astype(int)
         out["split_method"] = split.split
         out["split_seed"] = split.seed
         return out
 
 
+#: The store's data files; ``meta.json``, written last, records each one's size.
+DATA_FILES = ("mfcc.npy", "seg_track.npy", "images.npy", "img_track.npy", "manifest.csv")
+
+
 def load_store(path: str | os.PathLike) -> FeatureStore:
+    """Open a store, after checking every file has the size ``meta.json`` recorded (a damaged
+    entry raises ``DamagedCache`` rather than failing later inside an mmap)."""
     path = Path(path)
-    meta = json.loads((path / "meta.json").read_text())
-    manifest = pd.read_csv(path / "manifest.csv", keep_default_na=False)
-    return FeatureStore(
-        path=str(path),
-        meta=meta,
-        manifest=manifest,
-        mfcc=np.load(path / "mfcc.npy", mmap_mode="r"),
-        seg_track=np.load(path / "seg_track.npy"),
-        images=np.load(path / "images.npy", mmap_mode="r"),
-        img_track=np.load(path / "img_track.npy"),
-    )
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        for name, size in meta.get("file_sizes", {}).items():
+            have = (path / name).stat().st_size if (path / name).is_file() else None
+            if have != size:
+                raise DamagedCache(f"{path}: damaged feature cache ({name} has {have if have is not None else 'no'} "
+                                   f"bytes, {size} were written)")
+        return FeatureStore(
+            path=str(path),
+            meta=meta,
+            manifest=pd.read_csv(path / "manifest.csv", keep_default_na=False),
+            mfcc=np.load(path / "mfcc.npy", mmap_mode="r"),
+            seg_track=np.load(path / "seg_track.npy"),
+            images=np.load(path / "images.npy", mmap_mode="r"),
+            img_track=np.load(path / "img_track.npy"),
+        )
+    except (OSError, ValueError) as exc:  # unreadable JSON, a torn .npy header, a missing file
+        raise DamagedCache(f"{path}: damaged feature cache ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 @dataclass
@@ -154,7 +182,8 @@ def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig,
             row = {"track_id": r.track_id, "genre": r.genre, "label": GENRE_TO_ID[r.genre], "path": r.path,
                    "status": r.status, "reason": r.reason, "notes": r.notes, "duration_s": round(r.duration_s, 3),
                    "kept_s": round(r.kept_s, 3), "segments": 0, "image_source": r.image_source,
-                   "image_path": os.path.relpath(r.image_path, disc.root) if r.image_path else ""}
+                   "image_path": os.path.relpath(r.image_path, disc.root) if r.image_path else "",
+                   "audio_hash": r.audio_hash if r.status == "ok" else ""}
             if r.status == "ok":
                 assert r.mfcc is not None
                 row["segments"] = r.mfcc.shape[0]
@@ -166,6 +195,9 @@ def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig,
                 ok_index += 1
             rows.append(row)
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+        ok = (manifest.status == "ok").to_numpy()
+        manifest["duplicate_of"] = ""
+        manifest.loc[ok, "duplicate_of"] = duplicate_of(list(manifest.track_id[ok]), list(manifest.audio_hash[ok]))
         manifest[["duration_s", "kept_s"]] = manifest[["duration_s", "kept_s"]].fillna(0.0)
         manifest["segments"] = manifest["segments"].fillna(0).astype(int)
         manifest = manifest.fillna("")
@@ -185,6 +217,7 @@ def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig,
             "counts": {"files": len(manifest), "tracks_ok": ok_index, "skipped": int((manifest.status == "skipped").sum()),
                        "segments": int(sum(m.shape[0] for m in mfccs)), "images": len(images)},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "file_sizes": {name: (tmp / name).stat().st_size for name in DATA_FILES},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
@@ -201,11 +234,18 @@ def build_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
     disc = discover(cfg.data_dir)
     digest = dataset_digest(disc)
     key = cache_key(cfg.features, digest)
-    target = Path(cfg.cache_dir).expanduser() / key
+    cache = Path(cfg.cache_dir).expanduser()
+    check_writable(cache)  # before the work, not after it
+    remove_orphans(cache)
+    target = cache / key
     if (target / "meta.json").is_file() and not force:
-        store = load_store(target)
-        log.info("reusing feature cache %s (%d segments, %d images)", target, store.mfcc.shape[0], store.images.shape[0])
-        return PreprocessResult(store, key, True, time.perf_counter() - t0, disc.layout, skips(store.manifest))
+        try:
+            store = load_store(target)
+            log.info("reusing feature cache %s (%d segments, %d images)", target, store.mfcc.shape[0], store.images.shape[0])
+            return PreprocessResult(store, key, True, time.perf_counter() - t0, disc.layout, skips(store.manifest))
+        except DamagedCache as exc:
+            log.warning("%s; rebuilding it", exc)
+            force = True
     log.info("extracting features for %d files from %s (%s layout) into %s", len(disc.tracks), disc.audio_dir, disc.layout, target)
     results = run_extraction(disc.tracks, cfg.features, cfg.jobs)
     if force and target.exists():
@@ -218,6 +258,9 @@ def build_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
     for r in results:
         if r.status == "ok" and r.notes:
             log.info("%s: %s", r.path, r.notes)
+    repeats = store.tracks[store.tracks.duplicate_of != ""]
+    for t, d in zip(repeats.track_id, repeats.duplicate_of):
+        log.warning("%s has the same audio as %s: the two stay on one side of every split", t, d)
     return PreprocessResult(store, key, False, time.perf_counter() - t0, disc.layout, skipped)
 
 
@@ -229,7 +272,8 @@ def skips(manifest: pd.DataFrame) -> list[str]:
 def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
     """Tracks, segments and images per part and per genre, for logging."""
     tracks = store.tracks
-    out: dict[str, int] = {"tracks_total": len(tracks), "skipped_files": int((store.manifest.status == "skipped").sum())}
+    out: dict[str, int] = {"tracks_total": len(tracks), "skipped_files": int((store.manifest.status == "skipped").sum()),
+                           "duplicate_tracks": int((tracks.duplicate_of != "").sum())}
     seg_parts = store.parts("mfcc", split)
     img_parts = store.parts("image", split)
     seg_genre = tracks.genre.to_numpy()[store.seg_track] if len(tracks) else np.array([])

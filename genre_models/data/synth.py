@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_models.data.discovery import SYNTHETIC_MARKER
+from genre_models.data.discovery import AUDIO_EXTENSIONS, SYNTHETIC_MARKER
+from genre_models.errors import DataError
 from genre_models.genres import GENRES
 
 SR = 22050
@@ -142,6 +143,20 @@ def synth_track(genre: str, seconds: float, seed: int, sr: int = SR) -> np.ndarr
     return (out / peak * rng.uniform(0.5, 0.95)).astype(np.float32)
 
 
+def _check_empty(root: Path) -> None:
+    """Refuse a folder that holds any audio or a synth marker: synthetic clips must never replace,
+    or sit beside, real ones (a preprocess would then label the real ones synthetic)."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; synth writes a new dataset folder")
+    audio = [p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir()]
+    if audio or (root / SYNTHETIC_MARKER).exists():
+        what = f"{len(audio)} audio file(s), e.g. {audio[0].relative_to(root)}" if audio else f"a {SYNTHETIC_MARKER}"
+        raise DataError(f"{root}: already holds {what}; synth writes only into an empty or new folder and never "
+                        "overwrites a file")
+
+
 def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
     """Write ``<out>/Data/genres_original/<genre>/<genre>.NNNNN.wav`` (16-bit mono) and the marker.
 
@@ -151,6 +166,7 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
     import soundfile as sf
 
     root = Path(cfg.out)
+    _check_empty(root)
     audio_root = root / "Data" / "genres_original"
     image_root = root / "Data" / "images_original"
     n_written = 0
@@ -161,7 +177,8 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
             path = audio_root / genre / f"{genre}.{i:05d}.wav"
             tmp = path.with_suffix(".tmp.wav")
             sf.write(tmp, y, cfg.sample_rate, subtype="PCM_16")
-            os.replace(tmp, path)
+            os.link(tmp, path)  # fails rather than overwrite a file that appeared meanwhile
+            os.unlink(tmp)
             if cfg.with_images:
                 from PIL import Image
 

@@ -18,6 +18,7 @@ from genre_models.data.audio import DecodedClip, decode_clip
 from genre_models.data.features import image_of, mfcc_of
 from genre_models.errors import BadAudio, ConfigError
 from genre_models.tracking.models import load_model, model_metadata
+from genre_models.tracking.setup import open_existing_store
 
 
 def model_inputs(clip: DecodedClip, input_kind: str, fcfg: FeatureConfig) -> np.ndarray:
@@ -30,11 +31,18 @@ def model_inputs(clip: DecodedClip, input_kind: str, fcfg: FeatureConfig) -> np.
     return image_of(clip.y, fcfg)[None].astype(np.float32) / 255.0
 
 
-def predict(audio_file: str, model_uri: str, top: int = 3) -> dict:
-    """Average the softmax over the clip's segments (MFCC nets) or score its one image."""
+def predict(audio_file: str, model_uri: str, top: int = 3, tracking_uri: str | None = None) -> dict:
+    """Average the softmax over the clip's segments (MFCC nets) or score its one image.
+    ``runs:/`` and ``models:/`` URIs are looked up in the store, which must exist."""
+    if top < 1:
+        raise ConfigError(f"top must be at least 1, got {top}")
     # Checked before the model is fetched, so a typo fails fast.
     if not os.path.exists(audio_file):
         raise BadAudio(f"{audio_file}: file does not exist")
+    if os.path.isfile(audio_file) and os.path.getsize(audio_file) == 0:
+        raise BadAudio(f"{audio_file}: empty file (0 bytes)")
+    if model_uri.startswith(("runs:/", "models:/")):
+        open_existing_store(tracking_uri)
     meta = model_metadata(model_uri)
     if "input_kind" not in meta or "features" not in meta:
         raise ConfigError(f"{model_uri}: not a genre-bench model (no input_kind/features metadata)")

@@ -32,7 +32,7 @@ from genre_models.genres import GENRES
 from genre_models.models.registry import NETS, comparisons
 from genre_models.tracking.models import download
 from genre_models.tracking.queries import experiment_runs, metric_steps
-from genre_models.tracking.setup import current_tracking_uri, use_store
+from genre_models.tracking.setup import current_tracking_uri, open_existing_store
 
 
 class ReportError(GenreBenchError):
@@ -113,15 +113,16 @@ def _col(df: pd.DataFrame, name: str, default=None) -> pd.Series:
 def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """FINISHED train runs of one dataset, deduplicated; plus what was left out and why."""
     notes: dict = {}
-    train = df[_col(df, "tags.stage") == "train"].copy()
-    unfinished = train[train.status != "FINISHED"]
-    notes["unfinished"] = unfinished.status.value_counts().to_dict()
-    train = train[train.status == "FINISHED"]
+    every = df[_col(df, "tags.stage") == "train"].copy()
+    train = every[every.status == "FINISHED"]
     if train.empty:
-        total = ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()) or "none at all"
+        total = ", ".join(f"{n} {s}" for s, n in every.status.value_counts().items()) or "none at all"
         raise ReportError(f"no FINISHED training runs in this experiment (training runs: {total}); nothing to report")
     newest = train.sort_values("start_time").iloc[-1]
     dataset = newest["tags.dataset"]
+    # Unfinished runs of the reported dataset only: runs on other data are counted apart.
+    unfinished = every[(every.status != "FINISHED") & (_col(every, "tags.dataset") == dataset)]
+    notes["unfinished"] = unfinished.status.value_counts().to_dict()
     other = train[train["tags.dataset"] != dataset]
     notes["other_datasets"] = other["tags.dataset"].value_counts().to_dict()
     train = train[train["tags.dataset"] == dataset].copy()
@@ -403,7 +404,7 @@ def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: d
 
 def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None, figures: bool = True) -> Report:
     """Build the report from the store and write it (default ``reports/<experiment>.md``)."""
-    use_store(tracking_uri)
+    open_existing_store(tracking_uri)
     df = _runs(experiment)
     if df.empty:
         raise ReportError(f"experiment {experiment!r} has no runs; nothing to report (run `benchmark sweep` first)")

@@ -81,7 +81,10 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
             raise ConfigError(f"{cfg.net} trains on a generated set; run it through genre_models.workflow.train_net, "
                               "which finds or trains its GAN")
         parts, extra = _with_generated(parts, augmentation)
-    for name in ("train", "val"):
+    if spec.input_kind == "image" and pre.store.images.shape[0] == 0:
+        raise DataError(f"{cfg.data_dir}: no images to train {cfg.net} on: image_source={cfg.features.image_source} "
+                        "and no Kaggle PNG was found (images_original/<genre>/<genre>NNNNN.png)")
+    for name in PARTS:  # checked before training: an empty test part would only fail after it
         if len(parts[name]) == 0:
             raise DataError(f"{cfg.data_dir}: the {name} part of split {cfg.split!r} (seed {cfg.seed}) is empty; "
                             f"{len(pre.store.tracks)} usable tracks")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from genre_models.config import SplitConfig
+from genre_models.errors import TrackingError, interrupt_signal
 from genre_models.data.store import FeatureStore
 from genre_models.tracking.queries import runs_with
 from genre_models.tracking.records import artifact_dir, end_killed, log_dataset_input, log_params_safely, verify_record
@@ -67,7 +68,25 @@ class MlflowLogger:
                else mlflow.start_run(run_name=name, parent_run_id=p.parent_run_id, tags=p.tags or None))
         with ctx as run:
             self.run_id = run.info.run_id
-            yield self
+            try:
+                yield self
+            except BaseException as exc:
+                self._end_interrupted(exc)
+                raise
+
+    def _end_interrupted(self, exc: BaseException) -> None:
+        """A run stopped by a signal ends KILLED with an ``error`` tag naming it (MLflow would say FAILED)."""
+        import mlflow
+
+        sig = interrupt_signal(exc)
+        if sig is None:
+            return
+        try:
+            mlflow.set_tag("error", f"KILLED: {sig} received")
+            mlflow.end_run("KILLED")
+        except Exception as err:  # the store went away too: say so, in one line
+            raise TrackingError(f"{sig} received, and run {self.run_id} could not be ended KILLED on "
+                                f"{mlflow.get_tracking_uri()}: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}") from None
 
     def prerequisite(self) -> "MlflowLogger":
         return MlflowLogger(standalone=True)

@@ -12,6 +12,7 @@ import os
 import re
 
 from genre_models.config import DEFAULT_EXPERIMENT
+from genre_models.errors import TrackingError
 
 
 # Bounded retries for every MLflow HTTP call (a user's own settings win): the waits are about
@@ -66,12 +67,47 @@ def experiment_id(name: str) -> str:
     return mlflow.get_experiment_by_name(name).experiment_id
 
 
+def _store_cause(exc: BaseException) -> str | None:
+    """The database's own words somewhere in ``exc``'s chain (file is not a database, attempt to
+    write a readonly database, database or disk is full, unable to open database file), or None."""
+    import sqlite3
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        for err in (exc, orig):
+            if isinstance(err, sqlite3.Error) and str(err).strip():
+                return str(err).strip().splitlines()[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def mlflow_error_message(exc: BaseException) -> str | None:
-    """An MLflow error as one line for the CLI (a server that stopped answering, said plainly);
-    None for any other exception."""
+    """A tracking-store or MLflow error as one line for the CLI, naming the store and the real
+    cause (a server that stopped answering, said plainly); None for any other exception."""
     from mlflow.exceptions import MlflowException
 
+    cause = _store_cause(exc)
+    if cause is not None:
+        return f"tracking store {current_tracking_uri()}: {cause}"
     return _one_line(exc.message) if isinstance(exc, MlflowException) else None
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The file behind a ``sqlite:///`` store URI (relative to the working folder), or None."""
+    return uri[len("sqlite:///"):] or None if uri.startswith("sqlite:///") else None
+
+
+def open_existing_store(tracking_uri: str | None) -> str:
+    """Point MLflow at a store that must already exist (``report``, ``predict``): reading never
+    creates a store, nor the folder it would be in. Returns the URI in use."""
+    use_store(tracking_uri)
+    uri = current_tracking_uri()
+    path = sqlite_path(uri)
+    if path is not None and not os.path.isfile(path):
+        raise TrackingError(f"tracking store {uri}: {path} does not exist; nothing to read (check --tracking-uri)")
+    return uri
 
 
 def _one_line(text: str) -> str:

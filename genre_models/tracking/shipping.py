@@ -25,14 +25,14 @@ from pathlib import Path
 
 from genre_models.config import DataConfig, FeatureConfig, SplitConfig
 from genre_models.data.segment_audio import RealAudio, build_segment_audio, segment_audio_dir, training_audio
-from genre_models.data.store import FeatureStore, PreprocessResult, build_features, load_store, skips
+from genre_models.data.store import DATA_FILES, FeatureStore, PreprocessResult, build_features, load_store, skips
 from genre_models.errors import ConfigError, DataError
 from genre_models.tracking.queries import runs_with
 from genre_models.util import atomic_dir, log
 
 FEATURES = "features"
 AUDIO = "segment_audio"
-STORE_FILES = ("mfcc.npy", "seg_track.npy", "images.npy", "img_track.npy", "manifest.csv", "meta.json")
+STORE_FILES = (*DATA_FILES, "meta.json")
 _URI = re.compile(r"^runs:/([0-9a-zA-Z]+)/features/?$")
 
 

@@ -1,0 +1,265 @@
+"""The bad-input matrix: every odd file and bad option gets a recorded skip or a one-line error.
+
+Each case asserts the exit code and the message (or the manifest's skip reason), and that every
+good file was still processed. The data is generated here, in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from benchmark.cli import main
+from genre_models.config import PreprocessConfig, SplitConfig
+from genre_models.data.store import build_features
+from genre_models.data.synth import synth_track
+from genre_models.genres import GENRES
+
+from conftest import SR, kaggle_tree, write_wav
+
+#: file (relative to genres_original) -> the start of its recorded reason
+SKIPS = {
+    "jazz/jazz.00054.wav": "unreadable audio, no valid header or codec",
+    "rock/rock.00009.wav": "empty file (0 bytes)",
+    "rock/rock.00008.wav": "empty audio (header present, 0 samples)",
+    "pop/pop.00008.wav": "clip too short",
+    "disco/notes.txt": "not an audio file",
+    "blues/blues.00050.wav": "no sound: every sample is 0 (digital silence)",
+    "blues/blues.00051.wav": "no sound: peak level -80.0 dBFS, below the -60 dBFS floor",
+    "metal/metal.00009.wav": "audio contains NaN or infinite samples",
+    "country/live/country.00070.wav": "in a sub-folder of country/: not read",
+    "hiphop.00071.wav": "outside any genre folder: not read",
+    ".trash/pop.00072.wav": "in a hidden folder: not read",
+    "reggae/.DS_Store": "hidden file",
+    "reggae/reggae.00060.wav": "dangling symlink (points to",
+    "rock/jazz.00061.wav": "file names genre 'jazz' but lies in rock/",
+    "classical/classical.00000.wav": "duplicate track id classical.00000",  # the .au sorts first and is kept
+}
+
+
+@pytest.fixture
+def odd_tree(tmp_path):
+    """Two good clips per genre and one of every odd file in SKIPS."""
+    root = kaggle_tree(tmp_path / "gtzan", per_genre=2, seconds=2.5)
+    g = root / "Data" / "genres_original"
+    (g / "jazz" / "jazz.00054.wav").write_bytes(np.random.default_rng(0).integers(-3000, 3000, 40000, dtype=np.int16).tobytes())
+    (g / "rock" / "rock.00009.wav").write_bytes(b"")
+    sf.write(g / "rock" / "rock.00008.wav", np.zeros(0, np.float32), SR, subtype="PCM_16")
+    write_wav(g / "pop" / "pop.00008.wav", synth_track("pop", 0.6, 3))
+    (g / "disco" / "notes.txt").write_text("not audio")
+    write_wav(g / "blues" / "blues.00050.wav", np.zeros(SR * 3, np.float32))
+    sf.write(g / "blues" / "blues.00051.wav", np.full(SR * 3, 1e-4, np.float32) * np.sign(np.sin(np.arange(SR * 3))),
+             SR, subtype="FLOAT")  # a 3 s square wave at -80 dBFS: dither, not music
+    nan = synth_track("metal", 2.5, 9)
+    nan[100] = np.nan
+    sf.write(g / "metal" / "metal.00009.wav", nan, SR, subtype="FLOAT")
+    write_wav(g / "country" / "live" / "country.00070.wav", synth_track("country", 2.5, 70))
+    write_wav(g / "hiphop.00071.wav", synth_track("hiphop", 2.5, 71))
+    write_wav(g / ".trash" / "pop.00072.wav", synth_track("pop", 2.5, 72))
+    (g / "reggae" / ".DS_Store").write_bytes(b"\0\1")
+    os.symlink(g / "reggae" / "gone.wav", g / "reggae" / "reggae.00060.wav")
+    write_wav(g / "rock" / "jazz.00061.wav", synth_track("jazz", 2.5, 61))
+    sf.write(g / "classical" / "classical.00000.au", synth_track("classical", 2.5, 5), SR, format="AU", subtype="PCM_16")
+    return root
+
+
+def test_every_odd_file_is_recorded_with_its_reason_and_every_good_file_is_used(odd_tree, tmp_path):
+    res = build_features(PreprocessConfig(data_dir=str(odd_tree), cache_dir=str(tmp_path / "c"), jobs=2))
+    man = res.store.manifest
+    skipped = dict(zip(man[man.status == "skipped"].path, man[man.status == "skipped"].reason))
+    for rel, reason in SKIPS.items():
+        assert skipped.pop(f"genres_original/{rel}").startswith(reason), rel
+    assert skipped == {}  # nothing else skipped...
+    ok = man[man.status == "ok"]
+    assert sorted(ok.track_id) == sorted(f"{g}.{i:05d}" for g in GENRES for i in range(2))  # ...and every good clip used
+    assert (ok.segments == 2).all()
+    # The skipped duplicate went nowhere, whatever its id shares with a kept track.
+    split = res.store.manifest_with_split(SplitConfig(split="track", seed=0))
+    dup = split[split.path == "genres_original/classical/classical.00000.wav"].iloc[0]
+    assert (dup.split, dup.image_split, dup.segments_train + dup.segments_val + dup.segments_test) == ("", "", 0)
+
+
+@pytest.mark.parametrize("fmt, ext", [("WAV", "wav"), ("AU", "au")])
+def test_a_truncated_file_is_kept_with_a_note_saying_how_much_is_missing(fmt, ext, tmp_path):
+    root = kaggle_tree(tmp_path / "d", per_genre=1, seconds=2.0)
+    full = root / "Data" / "genres_original" / "rock" / f"rock.00005.{ext}"
+    sf.write(full, synth_track("rock", 30.0, 5), SR, format=fmt, subtype="PCM_16")
+    full.write_bytes(full.read_bytes()[:200_000])  # 200 KB of a 30 s file
+    res = build_features(PreprocessConfig(data_dir=str(root), cache_dir=str(tmp_path / "c"), jobs=1))
+    row = res.store.manifest.set_index("track_id").loc["rock.00005"]
+    assert row.status == "ok" and row.notes.startswith("truncated: the header promises 661500 frames (30.00 s), the file holds ")
+    assert row.duration_s == pytest.approx(4.53, abs=0.01) and row.segments == 4
+    assert (res.store.manifest.status == "ok").sum() == 11  # the ten intact clips too
+
+
+def test_a_file_this_user_cannot_read_is_recorded(odd_tree, tmp_path, monkeypatch):
+    import genre_models.data.discovery as discovery
+
+    locked = str(odd_tree / "Data" / "genres_original" / "jazz" / "jazz.00000.wav")
+    real = os.access
+    monkeypatch.setattr(discovery.os, "access", lambda p, mode: str(p) != locked and real(p, mode))  # as for a non-root user
+    res = build_features(PreprocessConfig(data_dir=str(odd_tree), cache_dir=str(tmp_path / "c"), jobs=1))
+    man = res.store.manifest.set_index("path")
+    assert man.loc["genres_original/jazz/jazz.00000.wav", "reason"] == "permission denied (not readable by this user)"
+    assert man.loc["genres_original/jazz/jazz.00001.wav", "status"] == "ok"
+
+
+def test_the_cli_prints_each_skip_on_one_line(odd_tree, tmp_path):
+    res = CliRunner().invoke(main, ["preprocess", "--data-dir", str(odd_tree), "--cache-dir", str(tmp_path / "c"),
+                                    "--no-track", "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stdout.splitlines() if line.startswith("  skipped ")]
+    assert len(lines) == len(SKIPS) and "Traceback" not in res.output
+    assert "  skipped genres_original/blues/blues.00050.wav: no sound: every sample is 0 (digital silence)" in lines
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--net", "net5", "--lr", "-1"], "Invalid value for '--lr': -1.0 is not in the range x>0."),
+    (["train", "--net", "net5", "--lr", "nan"], "error: lr must be a finite number above 0, got nan"),
+    (["train", "--net", "net5", "--seed", "-5"], "Invalid value for '--seed': -5 is not in the range x>=0."),
+    (["train", "--net", "net5", "--num-workers", "-1"], "Invalid value for '--num-workers': -1 is not in the range x>=0."),
+    (["train", "--net", "net5", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1."),
+    (["preprocess", "--jobs", "-1"], "Invalid value for '--jobs': -1 is not in the range x>=0."),
+    (["gan", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0."),
+    (["sweep", "--seeds", "0"], "Invalid value for '--seeds': 0 is not in the range x>=1."),
+])
+def test_bad_options_are_refused_before_any_work(args, message, demo_dir, tmp_store, tmp_path):
+    if args[0] != "sweep":
+        args = [*args, "--data-dir", str(demo_dir)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert message in res.output
+    assert not (tmp_path / "cache").exists()  # not even preprocessing started
+
+
+@pytest.mark.parametrize("top", ["0", "-2"])
+def test_predict_top_must_be_positive(top, tmp_path):
+    clip = write_wav(tmp_path / "clip.wav", synth_track("rock", 2.0, 0))
+    res = CliRunner().invoke(main, ["predict", str(clip), "--model-uri", "runs:/x/model", "--top", top])
+    assert res.exit_code == 2 and f"Invalid value for '--top': {top} is not in the range x>=1." in res.output
+
+
+def test_predict_on_an_empty_file_says_so(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    res = CliRunner().invoke(main, ["predict", str(tmp_path / "empty.wav"), "--model-uri", "runs:/x/model"])
+    assert res.exit_code == 2 and res.stderr.strip() == f"error: {tmp_path / 'empty.wav'}: empty file (0 bytes)"
+
+
+def _digest(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("prepare", ["real audio", "earlier synth output"])
+def test_synth_never_writes_into_a_folder_that_holds_audio(prepare, tmp_path):
+    out = tmp_path / "data"
+    if prepare == "real audio":
+        kaggle_tree(out, per_genre=1, seconds=1.0, genres=GENRES[:2])
+    else:
+        assert CliRunner().invoke(main, ["synth", "--out", str(out), "--tracks-per-genre", "1", "--seconds", "1"]).exit_code == 0
+    before = _digest(out)
+    res = CliRunner().invoke(main, ["synth", "--out", str(out), "--tracks-per-genre", "1", "--seconds", "1"])
+    assert res.exit_code == 2 and res.stderr.startswith(f"error: {out}: already holds ")
+    assert "never overwrites a file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert _digest(out) == before  # not one byte changed, no marker added
+
+
+def test_an_empty_test_part_is_refused_before_training(tmp_path, tmp_store):
+    """Tracks from the artist-filtered train and validation lists only: the test part is empty."""
+    from genre_models.data.splits import filtered_split
+
+    root = tmp_path / "d"
+    lists = filtered_split()
+    for gi, g in enumerate(GENRES):
+        mine = sorted(t for t in lists if t.startswith(f"{g}."))
+        for t in [t for t in mine if lists[t] == "train"][:2] + [t for t in mine if lists[t] == "val"][:1]:
+            write_wav(root / "genres" / g / f"{t}.wav", synth_track(g, 2.0, gi))
+    res = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(root), "--split", "filtered",
+                                    "--epochs", "1", "--jobs", "1"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.strip().endswith("the test part of split 'filtered' (seed 0) is empty; 30 usable tracks")
+    import mlflow
+
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []  # nothing trained, no run
+
+
+def test_png_only_without_pngs_says_no_png_was_found(demo_dir, tmp_store):
+    res = CliRunner().invoke(main, ["train", "--net", "net1", "--data-dir", str(demo_dir), "--image-source", "png",
+                                    "--image-size", "32", "--epochs", "1"])
+    assert res.exit_code == 2
+    assert "no images to train net1 on: image_source=png and no Kaggle PNG was found" in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_ends_the_training_run_killed_with_its_name(sig, code, demo_dir, tmp_store, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    env = {**os.environ, "CI": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir),
+                             "--epochs", "500", "--early-stopping", "off", "--no-log-model"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline:  # wait until the run has logged an epoch: training is under way
+        runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+        if runs and mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "val_loss"):
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        f"error: interrupted by {sig}; a run in progress was ended KILLED")
+    (run,) = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+    assert run.info.status == "KILLED" and run.data.tags["error"] == f"KILLED: {sig} received"
+
+
+def test_a_corrupted_store_is_one_line_naming_it_and_the_cause(demo_dir, tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"this is not a database" * 100)
+    uri = f"sqlite:///{db}"
+    for args in (["report"], ["train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "1",
+                              "--cache-dir", str(tmp_path / "c")]):
+        res = CliRunner().invoke(main, [*args, "--tracking-uri", uri])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert res.stderr.strip().splitlines() == [f"error: tracking store {uri}: file is not a database"]
+
+
+def test_reading_a_missing_store_creates_nothing(tmp_path):
+    uri = f"sqlite:///{tmp_path}/missing/x.db"
+    for args in (["report", "--tracking-uri", uri],
+                 ["predict", __file__, "--model-uri", "runs:/0123/model", "--tracking-uri", uri]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        assert res.stderr.strip() == (f"error: tracking store {uri}: {tmp_path}/missing/x.db does not exist; "
+                                      "nothing to read (check --tracking-uri)")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_the_same_audio_under_two_names_stays_on_one_side_of_every_split(tmp_path):
+    import shutil
+
+    root = kaggle_tree(tmp_path / "d", per_genre=5, seconds=2.0)
+    g = root / "Data" / "genres_original"
+    shutil.copy(g / "blues" / "blues.00000.wav", g / "blues" / "blues.00099.wav")
+    shutil.copy(g / "blues" / "blues.00000.wav", g / "rock" / "rock.00098.wav")  # a repeat filed under another genre
+    store = build_features(PreprocessConfig(data_dir=str(root), cache_dir=str(tmp_path / "c"), jobs=1)).store
+    dup = store.tracks.set_index("track_id").duplicate_of
+    assert dup["blues.00099"] == dup["rock.00098"] == "blues.00000" and (dup != "").sum() == 2
+    for seed in range(12):
+        parts = store.manifest_with_split(SplitConfig(split="track", seed=seed)).set_index("track_id").split
+        assert parts["blues.00000"] == parts["blues.00099"] == parts["rock.00098"], seed
+    from genre_models.data.store import split_counts
+
+    assert split_counts(store, SplitConfig())["duplicate_tracks"] == 2
