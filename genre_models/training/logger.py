@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Protocol
 
 if TYPE_CHECKING:  # annotations only: the store is data-layer, below this one
     from genre_models.config import SplitConfig
@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # annotations only: the store is data-layer, below this one
 class RunLogger(Protocol):
     run_id: str | None
 
-    def start(self, name: str) -> "contextmanager[RunLogger]":
-        """Open the run named ``name`` for the block; it ends FINISHED, or FAILED on an exception."""
+    def start(self, name: str) -> ContextManager["RunLogger"]:
+        """Open the run named ``name`` for the block; it ends FINISHED, FAILED on an exception,
+        or KILLED on a signal (SIGINT, SIGTERM)."""
 
     def prerequisite(self) -> "RunLogger":
         """A logger for a run of its own that this run needs first (net6's GAN)."""
