@@ -47,7 +47,7 @@ def _one_line_errors(fn):
             return fn(*args, **kwargs)
         except (KeyboardInterrupt, Interrupted) as exc:  # the run, if any, already ended KILLED
             sig = interrupt_signal(exc)
-            click.echo(f"error: interrupted by {sig}; a run in progress was ended KILLED", err=True)
+            click.echo(f"error: interrupted by {sig}; any run in progress was ended KILLED", err=True)
             raise SystemExit(128 + signal.Signals[sig].value) from None
         except GenreBenchError as exc:
             raise CliError(str(exc)) from None

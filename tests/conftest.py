@@ -33,6 +33,20 @@ def kaggle_tree(root: Path, per_genre: int = 3, seconds: float = 3.0, genres=GEN
     return root
 
 
+def bad_kaggle_tree(root: Path) -> Path:
+    """Two good clips per genre, a stereo 44.1 kHz one, and the brief's bad files: a headerless
+    WAV (as the Kaggle jazz.00054), an empty file, a clip under one segment, a text file."""
+    kaggle_tree(root, per_genre=2, seconds=2.5)
+    gdir = root / "Data" / "genres_original"
+    (gdir / "jazz" / "jazz.00054.wav").write_bytes(np.random.default_rng(0).integers(-3000, 3000, 40000, dtype=np.int16).tobytes())
+    (gdir / "rock" / "rock.00009.wav").write_bytes(b"")
+    write_wav(gdir / "pop" / "pop.00008.wav", synth_track("pop", 0.6, 3))  # shorter than one segment
+    stereo = np.stack([synth_track("metal", 3.0, 4, sr=44100), synth_track("metal", 3.0, 5, sr=44100)], axis=1)
+    write_wav(gdir / "metal" / "metal.00007.wav", stereo, sr=44100)
+    (gdir / "disco" / "notes.txt").write_text("not audio")
+    return root
+
+
 @pytest.fixture
 def tmp_store(tmp_path, monkeypatch):
     """A private MLflow store and feature cache; returns the tracking URI."""

@@ -20,7 +20,7 @@ from genre_models.data.store import build_features
 from genre_models.data.synth import synth_track
 from genre_models.genres import GENRES
 
-from conftest import SR, kaggle_tree, write_wav
+from conftest import SR, bad_kaggle_tree, kaggle_tree, write_wav
 
 #: file (relative to genres_original) -> the start of its recorded reason
 SKIPS = {
@@ -44,14 +44,11 @@ SKIPS = {
 
 @pytest.fixture
 def odd_tree(tmp_path):
-    """Two good clips per genre and one of every odd file in SKIPS."""
-    root = kaggle_tree(tmp_path / "gtzan", per_genre=2, seconds=2.5)
+    """The ingestion tests' bad tree (two good clips per genre, a stereo one, four bad files) plus
+    one of every other odd file in SKIPS."""
+    root = bad_kaggle_tree(tmp_path / "gtzan")
     g = root / "Data" / "genres_original"
-    (g / "jazz" / "jazz.00054.wav").write_bytes(np.random.default_rng(0).integers(-3000, 3000, 40000, dtype=np.int16).tobytes())
-    (g / "rock" / "rock.00009.wav").write_bytes(b"")
     sf.write(g / "rock" / "rock.00008.wav", np.zeros(0, np.float32), SR, subtype="PCM_16")
-    write_wav(g / "pop" / "pop.00008.wav", synth_track("pop", 0.6, 3))
-    (g / "disco" / "notes.txt").write_text("not audio")
     write_wav(g / "blues" / "blues.00050.wav", np.zeros(SR * 3, np.float32))
     sf.write(g / "blues" / "blues.00051.wav", np.full(SR * 3, 1e-4, np.float32) * np.sign(np.sin(np.arange(SR * 3))),
              SR, subtype="FLOAT")  # a 3 s square wave at -80 dBFS: dither, not music
@@ -76,8 +73,9 @@ def test_every_odd_file_is_recorded_with_its_reason_and_every_good_file_is_used(
         assert skipped.pop(f"genres_original/{rel}").startswith(reason), rel
     assert skipped == {}  # nothing else skipped...
     ok = man[man.status == "ok"]
-    assert sorted(ok.track_id) == sorted(f"{g}.{i:05d}" for g in GENRES for i in range(2))  # ...and every good clip used
-    assert (ok.segments == 2).all()
+    good = sorted([f"{g}.{i:05d}" for g in GENRES for i in range(2)] + ["metal.00007"])
+    assert sorted(ok.track_id) == good  # ...and every good clip used
+    assert (ok.segments[ok.track_id != "metal.00007"] == 2).all()
     # The skipped duplicate went nowhere, whatever its id shares with a kept track.
     split = res.store.manifest_with_split(SplitConfig(split="track", seed=0))
     dup = split[split.path == "genres_original/classical/classical.00000.wav"].iloc[0]
@@ -220,7 +218,7 @@ def test_a_signal_ends_the_training_run_killed_with_its_name(sig, code, demo_dir
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == (
-        f"error: interrupted by {sig}; a run in progress was ended KILLED")
+        f"error: interrupted by {sig}; any run in progress was ended KILLED")
     (run,) = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
     assert run.info.status == "KILLED" and run.data.tags["error"] == f"KILLED: {sig} received"
 
@@ -263,3 +261,21 @@ def test_the_same_audio_under_two_names_stays_on_one_side_of_every_split(tmp_pat
     from genre_models.data.store import split_counts
 
     assert split_counts(store, SplitConfig())["duplicate_tracks"] == 2
+
+
+def test_a_run_that_cannot_be_ended_killed_is_reported_in_one_line(tmp_store, monkeypatch):
+    import mlflow
+
+    from genre_models.errors import Interrupted, TrackingError
+    from genre_models.tracking.logger import MlflowLogger
+
+    def store_gone(*a, **k):
+        raise mlflow.exceptions.MlflowException("unable to open database file")
+
+    logger = MlflowLogger()
+    with pytest.raises(TrackingError) as err, monkeypatch.context() as m:
+        with logger.start("doomed"):
+            m.setattr(mlflow, "set_tag", store_gone)  # the store goes away during the run
+            raise Interrupted("SIGTERM")
+    assert str(err.value) == (f"SIGTERM received, and run {logger.run_id} could not be ended KILLED on {tmp_store}: "
+                              "unable to open database file")

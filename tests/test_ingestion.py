@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from genre_models.config import FeatureConfig, PreprocessConfig, SplitConfig
+from genre_models.config import PreprocessConfig, SplitConfig
 from genre_models.data.discovery import dataset_digest, discover
 from genre_models.errors import DataError
 from genre_models.genres import GENRE_TO_ID, GENRES
 from genre_models.data.store import build_features as preprocess
 from genre_models.data.synth import synth_track
 
-from conftest import SR, kaggle_tree, write_wav
+from conftest import SR, bad_kaggle_tree, kaggle_tree
 
 
 def test_genres_sorted_and_ids_from_constant():
@@ -56,15 +54,7 @@ def test_marsyas_au_layout(tmp_path):
 @pytest.fixture
 def bad_tree(tmp_path):
     """Good clips plus one of every kind of bad file the brief lists."""
-    root = kaggle_tree(tmp_path / "gtzan", per_genre=2, seconds=2.5)
-    gdir = root / "Data" / "genres_original"
-    (gdir / "jazz" / "jazz.00054.wav").write_bytes(np.random.default_rng(0).integers(-3000, 3000, 40000, dtype=np.int16).tobytes())
-    (gdir / "rock" / "rock.00009.wav").write_bytes(b"")
-    write_wav(gdir / "pop" / "pop.00008.wav", synth_track("pop", 0.6, 3))  # shorter than one segment
-    stereo = np.stack([synth_track("metal", 3.0, 4, sr=44100), synth_track("metal", 3.0, 5, sr=44100)], axis=1)
-    write_wav(gdir / "metal" / "metal.00007.wav", stereo, sr=44100)
-    (gdir / "disco" / "notes.txt").write_text("not audio")
-    return root
+    return bad_kaggle_tree(tmp_path / "gtzan")
 
 
 EXPECTED_SKIPS = {

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from genre_models.config import FeatureConfig, TrainConfig
+from genre_models.config import TrainConfig
 from genre_models.models.registry import NETS
 from genre_models.stages.train import train
 from genre_models.tracking.logger import MlflowLogger

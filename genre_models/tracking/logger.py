@@ -85,8 +85,9 @@ class MlflowLogger:
             mlflow.set_tag("error", f"KILLED: {sig} received")
             mlflow.end_run("KILLED")
         except Exception as err:  # the store went away too: say so, in one line
+            text = str(getattr(err, "message", None) or err).strip()  # MlflowException's str() adds quotes
             raise TrackingError(f"{sig} received, and run {self.run_id} could not be ended KILLED on "
-                                f"{mlflow.get_tracking_uri()}: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}") from None
+                                f"{mlflow.get_tracking_uri()}: {text.splitlines()[0] if text else repr(err)}") from None
 
     def prerequisite(self) -> "MlflowLogger":
         return MlflowLogger(standalone=True)
