@@ -118,10 +118,10 @@ def _score(model: nn.Module, loaders: dict, data: _Data, device: torch.device, p
     track_labels = data.store.tracks.label.to_numpy()
     test, val = data.parts["test"], data.parts["val"]
     probs, test_loss = predict_proba(model, loaders["test"], device, precision)
-    ev = evaluate(probs, test.y.numpy(), test.track, track_labels, test_loss) if len(test) else {}
+    ev = evaluate(probs, test.y.numpy(), test.track, track_labels, test_loss)  # never empty: ``_data`` checks
     val_probs, val_loss = predict_proba(model, loaders["val"], device, precision)
     val_ev = evaluate(val_probs, val.y.numpy(), val.track, track_labels, val_loss)
-    y_pred = probs.argmax(1) if len(test) else np.zeros(0, int)
+    y_pred = probs.argmax(1)
     confusion = confusion_matrix(test.y.numpy(), y_pred, labels=list(range(N_CLASSES)))
     scores = {**{f"test_{k}": v for k, v in ev.items()}, "val_track_accuracy": val_ev["track_accuracy"]}
     return scores, {"y_true": test.y.numpy(), "y_pred": y_pred, "confusion": confusion}
