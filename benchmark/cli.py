@@ -163,6 +163,8 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
                    f"{counts[f'images_{part}']} images")
     for line in res.skipped:
         click.echo(f"  skipped {line}")
+    for line in res.noted:
+        click.echo(f"  kept {line}")
     if run_id:
         click.echo(f"MLflow run {run_id}")
     if publish:

@@ -40,7 +40,7 @@ def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir(parents=True)
-        (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
+        (tmp / _OWNER).write_text(" ".join(this_process()))
         write(tmp)
         (tmp / _OWNER).unlink()
         try:
@@ -87,10 +87,10 @@ def remove_orphans(folder: Path) -> list[str]:
     removed = []
     for tmp in folder.glob(".tmp-*"):
         try:
-            host, pid = (tmp / _OWNER).read_text().split()
+            host, pid, *started = (tmp / _OWNER).read_text().split()
         except (OSError, ValueError):  # being set up right now, or not ours: leave it
             continue
-        if host == socket.gethostname() and not _alive(int(pid)):
+        if host == socket.gethostname() and process_gone(int(pid), started[0] if started else ""):
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp.name)
     if removed:
@@ -98,14 +98,35 @@ def remove_orphans(folder: Path) -> list[str]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_started(pid: int) -> str:
+    """A token for when process ``pid`` started (Linux: its start time in clock ticks since boot),
+    or "" where the system does not say; with the pid it names one process, even after pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22 (starttime); the command name may hold spaces
+
+
+def this_process() -> tuple[str, str, str]:
+    """(host, pid, start token) of this process, as strings."""
+    pid = os.getpid()
+    return socket.gethostname(), str(pid), process_started(pid)
+
+
+def process_gone(pid: int, started: str = "") -> str | None:
+    """Why process ``pid`` of this host (started at ``started``, if known) is provably gone, or
+    None when it may still be running (alive, or another user's process we may not signal)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return f"process {pid} has exited"
     except PermissionError:  # another user's live process
-        return True
-    return True
+        return None
+    now = process_started(pid)
+    if started and now and now != started:
+        return f"process {pid} has exited (the pid now belongs to another process)"
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,10 @@ without it; everything else runs on data generated here.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +84,46 @@ def sample_dir() -> Path:
     if not path or not Path(path).is_dir():
         pytest.skip("GTZAN_SAMPLE_DIR is not set to the real GTZAN sample")
     return Path(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive_in_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes in a process group, from /proc."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """`benchmark server --background` on 127.0.0.1 (SQLite store, proxied artifacts), stopped by
+    the PID it records, through `benchmark server --stop`: the README's two commands."""
+    root = tmp_path_factory.mktemp("server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    start = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--workers", "2",
+                            "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination",
+                            str(root / "artifacts"), "--allowed-hosts", f"tracker:{port}", "--background"], cwd=root, env=env, capture_output=True, text=True,
+                           timeout=180)
+    assert start.returncode == 0, start.stderr[-2000:]
+    pid = int((root / f"mlflow-server-{port}.pid").read_text())
+    uri = f"http://127.0.0.1:{port}"
+    assert start.stdout.startswith(f"MLflow server on {uri} (pid {pid}, log ")
+    with urllib.request.urlopen(f"{uri}/health", timeout=5) as r:  # it answers when the command returns
+        assert r.status == 200
+    yield {"uri": uri, "pid": pid, "root": root, "port": port}
+    stop = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--stop"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert stop.stdout.strip() == f"stopped the MLflow server on port {port} (pid {pid})", stop.stderr
+    assert not alive_in_group(pid) and not (root / f"mlflow-server-{port}.pid").exists()

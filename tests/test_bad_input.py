@@ -40,12 +40,18 @@ SKIPS = {
     "rock/jazz.00061.wav": "file names genre 'jazz' but lies in rock/",
     "classical/classical.00000.wav": "duplicate track id classical.00000",  # the .au sorts first and is kept
 }
+#: file -> the start of the note it is kept with
+NOTED = {
+    "metal/metal.00007.wav": "downmixed 2 channels to mono; resampled 44100 Hz -> 22050 Hz",
+    "rock/rock.00005.wav": "truncated: the header promises 661500 frames (30.00 s), the file holds ",
+    "blues/blues.00099.wav": "same audio as blues.00000 (kept on one side of every split)",
+}
 
 
 @pytest.fixture
 def odd_tree(tmp_path):
     """The ingestion tests' bad tree (two good clips per genre, a stereo one, four bad files) plus
-    one of every other odd file in SKIPS."""
+    one of every other odd file in SKIPS and NOTED."""
     root = bad_kaggle_tree(tmp_path / "gtzan")
     g = root / "Data" / "genres_original"
     sf.write(g / "rock" / "rock.00008.wav", np.zeros(0, np.float32), SR, subtype="PCM_16")
@@ -62,6 +68,9 @@ def odd_tree(tmp_path):
     os.symlink(g / "reggae" / "gone.wav", g / "reggae" / "reggae.00060.wav")
     write_wav(g / "rock" / "jazz.00061.wav", synth_track("jazz", 2.5, 61))
     sf.write(g / "classical" / "classical.00000.au", synth_track("classical", 2.5, 5), SR, format="AU", subtype="PCM_16")
+    sf.write(g / "rock" / "rock.00005.wav", synth_track("rock", 30.0, 5), SR, subtype="PCM_16")
+    (g / "rock" / "rock.00005.wav").write_bytes((g / "rock" / "rock.00005.wav").read_bytes()[:200_000])
+    (g / "blues" / "blues.00099.wav").write_bytes((g / "blues" / "blues.00000.wav").read_bytes())
     return root
 
 
@@ -73,9 +82,11 @@ def test_every_odd_file_is_recorded_with_its_reason_and_every_good_file_is_used(
         assert skipped.pop(f"genres_original/{rel}").startswith(reason), rel
     assert skipped == {}  # nothing else skipped...
     ok = man[man.status == "ok"]
-    good = sorted([f"{g}.{i:05d}" for g in GENRES for i in range(2)] + ["metal.00007"])
+    good = sorted([f"{g}.{i:05d}" for g in GENRES for i in range(2)] + ["metal.00007", "rock.00005", "blues.00099"])
     assert sorted(ok.track_id) == good  # ...and every good clip used
-    assert (ok.segments[ok.track_id != "metal.00007"] == 2).all()
+    assert (ok.segments[~ok.track_id.isin(["metal.00007", "rock.00005"])] == 2).all()
+    assert len(res.noted) == len(NOTED)  # the files kept with a note, each once
+    assert all(sum(n.startswith(f"genres_original/{rel}: {note}") for n in res.noted) == 1 for rel, note in NOTED.items())
     # The skipped duplicate went nowhere, whatever its id shares with a kept track.
     split = res.store.manifest_with_split(SplitConfig(split="track", seed=0))
     dup = split[split.path == "genres_original/classical/classical.00000.wav"].iloc[0]
@@ -107,13 +118,19 @@ def test_a_file_this_user_cannot_read_is_recorded(odd_tree, tmp_path, monkeypatc
     assert man.loc["genres_original/jazz/jazz.00001.wav", "status"] == "ok"
 
 
-def test_the_cli_prints_each_skip_on_one_line(odd_tree, tmp_path):
+def test_the_cli_reports_every_odd_file_in_one_line(odd_tree, tmp_path):
+    """The matrix of per-file cases: exit 0, one line per file saying what happened, and the
+    manifest saying the same (checked above)."""
     res = CliRunner().invoke(main, ["preprocess", "--data-dir", str(odd_tree), "--cache-dir", str(tmp_path / "c"),
                                     "--no-track", "--jobs", "1"])
-    assert res.exit_code == 0, res.output
-    lines = [line for line in res.stdout.splitlines() if line.startswith("  skipped ")]
-    assert len(lines) == len(SKIPS) and "Traceback" not in res.output
-    assert "  skipped genres_original/blues/blues.00050.wav: no sound: every sample is 0 (digital silence)" in lines
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    for verb, cases in (("skipped", SKIPS), ("kept", NOTED)):
+        lines = [line for line in res.stdout.splitlines() if line.startswith(f"  {verb} ")]
+        assert len(lines) == len(cases), lines
+        for rel, what in cases.items():
+            assert sum(line.startswith(f"  {verb} genres_original/{rel}: {what}") for line in lines) == 1, rel
+    assert "  skipped genres_original/blues/blues.00050.wav: no sound: every sample is 0 (digital silence)" in res.stdout
+    assert f"{len(SKIPS)} skipped" in res.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -232,6 +249,21 @@ def test_a_corrupted_store_is_one_line_naming_it_and_the_cause(demo_dir, tmp_pat
         res = CliRunner().invoke(main, [*args, "--tracking-uri", uri])
         assert res.exit_code == 2 and "Traceback" not in res.output, res.output
         assert res.stderr.strip().splitlines() == [f"error: tracking store {uri}: file is not a database"]
+
+
+def test_a_read_only_store_is_one_line_naming_it_and_the_cause(demo_dir, tmp_path):
+    """SQLite's own read-only mode (which binds root too, unlike file permissions)."""
+    db = tmp_path / "mlflow.db"
+    import mlflow
+
+    mlflow.MlflowClient(f"sqlite:///{db}").create_experiment("gtzan-genre-benchmark")  # a store that exists
+    uri = f"sqlite:///file:{db}?mode=ro&uri=true"
+    size = db.stat().st_size
+    res = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "1",
+                                    "--cache-dir", str(tmp_path / "c"), "--tracking-uri", uri])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert res.stderr.strip().splitlines()[-1] == f"error: tracking store {uri}: attempt to write a readonly database"
+    assert db.stat().st_size == size
 
 
 def test_reading_a_missing_store_creates_nothing(tmp_path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
+from conftest import alive_in_group, free_port
 from genre_models.sweep.executors import LocalRayHead
 from genre_models.sweep.grid import GridPoint, SweepConfig, point_resources
 
@@ -34,12 +34,6 @@ else:
     pytest.importorskip("ray")
 
 TINY = ["--grid", "demo", "--splits", "track", "--max-epochs", "2"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> list[str]:
@@ -60,44 +54,7 @@ def cluster(tmp_path_factory):
     node_cache = tmp_path_factory.mktemp("ray-node-cache")
     with LocalRayHead(2, {"GENRE_BENCH_CACHE": str(node_cache)}) as head:
         yield {"address": head.address, "node_cache": node_cache}
-    assert not _alive_in_group(head.proc.pid)  # every daemon of the head is gone
-
-
-def _alive_in_group(pgid: int) -> list[int]:
-    """Live (not zombie) processes in a process group, from /proc."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`benchmark server --background` on 127.0.0.1 (SQLite store, proxied artifacts), stopped by
-    the PID it records, through `benchmark server --stop`: the README's two commands."""
-    root = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    start = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--workers", "2",
-                            "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination",
-                            str(root / "artifacts"), "--allowed-hosts", f"tracker:{port}", "--background"], cwd=root, env=env, capture_output=True, text=True,
-                           timeout=180)
-    assert start.returncode == 0, start.stderr[-2000:]
-    pid = int((root / f"mlflow-server-{port}.pid").read_text())
-    uri = f"http://127.0.0.1:{port}"
-    assert start.stdout.startswith(f"MLflow server on {uri} (pid {pid}, log ")
-    with urllib.request.urlopen(f"{uri}/health", timeout=5) as r:  # it answers when the command returns
-        assert r.status == 200
-    yield {"uri": uri, "pid": pid, "root": root, "port": port}
-    stop = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--stop"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert stop.stdout.strip() == f"stopped the MLflow server on port {port} (pid {pid})", stop.stderr
-    assert not _alive_in_group(pid) and not (root / f"mlflow-server-{port}.pid").exists()
+    assert not alive_in_group(head.proc.pid)  # every daemon of the head is gone
 
 
 @pytest.fixture
@@ -159,9 +116,9 @@ def test_ray_sweep_finishes_every_point_and_survives_a_killed_worker(demo_dir, c
             try:
                 for r in _runs(experiment, "attributes.status = 'RUNNING'"):
                     m, t = r.data.metrics, r.data.tags
-                    if t.get("stage") in ("train", "gan") and "worker_pid" in t and not {"test_accuracy", "gen_quality_accuracy"} & set(m):
-                        os.kill(int(t["worker_pid"]), signal.SIGKILL)
-                        killed.update(run_id=r.info.run_id, grid_key=t["grid_key"], pid=t["worker_pid"])
+                    if t.get("stage") in ("train", "gan") and "owner_pid" in t and not {"test_accuracy", "gen_quality_accuracy"} & set(m):
+                        os.kill(int(t["owner_pid"]), signal.SIGKILL)
+                        killed.update(run_id=r.info.run_id, grid_key=t["grid_key"], pid=t["owner_pid"])
                         return
             except Exception:  # the experiment may not exist yet
                 pass
@@ -183,7 +140,7 @@ def test_ray_sweep_finishes_every_point_and_survives_a_killed_worker(demo_dir, c
     dead = mlflow.get_run(killed["run_id"])
     assert dead.info.status == "KILLED" and dead.data.tags["error"].startswith("KILLED: its process died")
     (again,) = [r for r in finished if r.data.tags["grid_key"] == killed["grid_key"]]  # Ray ran the point again
-    assert again.data.tags["worker_pid"] != killed["pid"]
+    assert again.data.tags["owner_pid"] != killed["pid"]
     assert {r.info.status for r in points} == {"FINISHED", "KILLED"}  # nothing left RUNNING
 
     client = mlflow.MlflowClient()
@@ -227,7 +184,7 @@ def test_a_killed_driver_is_resumed_without_duplicates(demo_dir, cluster, server
         time.sleep(0.1)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
-    pids = [int(r.data.tags["worker_pid"]) for r in mid]
+    pids = [int(r.data.tags["owner_pid"]) for r in mid]
     deadline = time.time() + 20
     while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.time() < deadline:
         time.sleep(0.1)
@@ -330,7 +287,7 @@ def _train_until_logging(uri: str, data, tmp_path, **env_extra) -> tuple[subproc
 def test_a_server_blip_is_ridden_out_and_an_outage_fails_loudly(demo_dir, tmp_path):
     from genre_models.tracking.server import LocalServer
 
-    backend, port = f"sqlite:///{tmp_path}/blip.db", _free_port()
+    backend, port = f"sqlite:///{tmp_path}/blip.db", free_port()
     srv = LocalServer(backend, tmp_path / "srv", port=port).__enter__()
     proc, run_id = _train_until_logging(srv.uri, demo_dir, tmp_path)
     srv.__exit__(None, None, None)  # the server goes away mid-run ...

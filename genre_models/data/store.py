@@ -165,6 +165,7 @@ class PreprocessResult:
     seconds: float
     layout: str
     skipped: list[str] = field(default_factory=list)  # "path: reason"
+    noted: list[str] = field(default_factory=list)  # "path: notes", for files kept with a note
 
     @property
     def path(self) -> str:
@@ -242,7 +243,8 @@ def build_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
         try:
             store = load_store(target)
             log.info("reusing feature cache %s (%d segments, %d images)", target, store.mfcc.shape[0], store.images.shape[0])
-            return PreprocessResult(store, key, True, time.perf_counter() - t0, disc.layout, skips(store.manifest))
+            return PreprocessResult(store, key, True, time.perf_counter() - t0, disc.layout, skips(store.manifest),
+                                    notes_of(store))
         except DamagedCache as exc:
             log.warning("%s; rebuilding it", exc)
             force = True
@@ -252,21 +254,32 @@ def build_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
         shutil.rmtree(target)
     write_store(target, disc, digest, cfg.features, results)
     store = load_store(target)
-    skipped = skips(store.manifest)
+    skipped, noted = skips(store.manifest), notes_of(store)
     for line in skipped:
         log.warning("skipped %s", line)
-    for r in results:
-        if r.status == "ok" and r.notes:
-            log.info("%s: %s", r.path, r.notes)
-    repeats = store.tracks[store.tracks.duplicate_of != ""]
-    for t, d in zip(repeats.track_id, repeats.duplicate_of):
-        log.warning("%s has the same audio as %s: the two stay on one side of every split", t, d)
-    return PreprocessResult(store, key, False, time.perf_counter() - t0, disc.layout, skipped)
+    for line in noted:
+        log.info("kept %s", line)
+    return PreprocessResult(store, key, False, time.perf_counter() - t0, disc.layout, skipped, noted)
 
 
 def skips(manifest: pd.DataFrame) -> list[str]:
     bad = manifest[manifest.status == "skipped"]
     return [f"{p}: {r}" for p, r in zip(bad.path, bad.reason)]
+
+
+def notes_of(store: FeatureStore) -> list[str]:
+    """"path: notes" for every file kept with a note: truncated, downmixed, resampled, or the
+    same audio as another track (which keeps the two on one side of every split)."""
+    repeat_of = dict(zip(store.tracks.track_id, store.tracks.duplicate_of))
+    ok = store.manifest[store.manifest.status == "ok"]
+    out = []
+    for path, track, notes in zip(ok.path, ok.track_id, ok.notes.fillna("")):
+        parts = [notes] if notes else []
+        if repeat_of.get(track):
+            parts.append(f"same audio as {repeat_of[track]} (kept on one side of every split)")
+        if parts:
+            out.append(f"{path}: {'; '.join(parts)}")
+    return out
 
 
 def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:

@@ -2,6 +2,9 @@
 
 * **Resume.** A point with a FINISHED run of its ``grid_key`` is skipped; a re-run of the same
   sweep reuses its parent run and marks runs a killed driver left RUNNING as KILLED.
+* **Concurrency.** Each point is claimed before it runs (``tracking.sweeps``): two identical
+  sweeps on one store share the parent run and split the points; a point the other sweep holds
+  is looked at again every ``RETRY_BUSY_S`` and, once finished there, counted as skipped.
 * **Failure isolation.** A failing point's run ends FAILED with an ``error`` tag and the sweep
   goes on; a point whose prerequisite failed is recorded FAILED without running.
 * **Parallelism.** ``jobs > 1`` runs points in spawned worker processes. With a SQLite store a
@@ -27,7 +30,7 @@ from genre_models.data.store import FeatureStore
 from genre_models.models.registry import NETS
 from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
-from genre_models.sweep.point import dependency_failure, execute_point, one_line
+from genre_models.sweep.point import execute_point, one_line
 from genre_models.tracking.records import base_tags
 from genre_models.tracking.server import LocalServer, check_reachable, check_remote_tracking
 from genre_models.tracking.setup import current_tracking_uri, setup_tracking
@@ -107,35 +110,69 @@ def _data_source(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], record: S
     return source
 
 
-def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task, slots: int, dep_failed,
-              progress) -> None:
-    """Submit every point whose prerequisites are done (up to ``slots`` at once) until all are done."""
-    pending = list(todo)
-    running: dict[Future, GridPoint] = {}
-    while pending or running:
-        for p in list(pending):
+#: Seconds before a point that another process holds is looked at again.
+RETRY_BUSY_S = 2.0
+
+
+@dataclass
+class _Queue:
+    """The points not yet done: when each may be tried next, and the runs of other processes it
+    waited on (``watched``: if one of them fails, the failure is adopted, not repeated)."""
+
+    not_before: dict[GridPoint, float]
+    watched: dict[GridPoint, tuple[str, ...]] = field(default_factory=dict)
+
+    def ready(self, plan: _Plan, outcomes: dict) -> list[GridPoint]:
+        """Points whose prerequisites are all done (in grid order), tried-again ones included."""
+        return [p for p in self.not_before if all(d in outcomes for d in plan.deps[p])]
+
+    def busy(self, p: GridPoint, outcome: dict) -> None:
+        self.not_before[p] = time.monotonic() + RETRY_BUSY_S
+        self.watched[p] = (*self.watched.get(p, ()), *([outcome["run_id"]] if outcome.get("run_id") else []))
+        log.info("%s is being run by %s: looking again in %.0f s", p.label, outcome.get("owner"), RETRY_BUSY_S)
+
+
+def _submit(executor, p: GridPoint, plan: _Plan, outcomes: dict, task, queue: _Queue) -> Future:
+    """Hand one point to the executor; a net that needs a failed point is claimed and recorded FAILED."""
+    t = {**task(p), "watched": queue.watched.get(p, ())}
+    failed = [d for d in plan.deps[p] if outcomes[d]["status"] == "FAILED"]
+    if failed and p.kind == "train" and NETS[p.net].uses_gan:
+        t["not_run"] = f"not run: the {failed[0].label} point it needs failed"
+    return executor.submit(execute_point, t)
+
+
+def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task, slots: int, progress) -> None:
+    """Submit every point whose prerequisites are done (up to ``slots`` at once) until all are
+    done; a point another process holds (``BUSY``) goes back in the queue and is tried again."""
+    queue, running = _Queue({p: 0.0 for p in todo}), {}
+    while queue.not_before or running:
+        now = time.monotonic()
+        for p in queue.ready(plan, outcomes):
             if len(running) >= slots:
                 break
-            if all(d in outcomes for d in plan.deps[p]):
-                pending.remove(p)
-                failed = [d for d in plan.deps[p] if outcomes[d]["status"] == "FAILED"]
-                if failed and p.kind == "train" and NETS[p.net].uses_gan:
-                    outcomes[p] = dep_failed(task(p), failed[0])
-                    continue
-                running[executor.submit(execute_point, task(p))] = p
+            if queue.not_before[p] <= now:
+                del queue.not_before[p]
+                running[_submit(executor, p, plan, outcomes, task, queue)] = p
                 progress(len(running))
         if not running:
-            if pending:  # only points whose dependencies can never finish: should not happen
-                raise RuntimeError(f"sweep stalled with {len(pending)} points waiting")
-            break
-        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            ready = queue.ready(plan, outcomes)
+            if not ready:  # only points whose prerequisites can never finish: should not happen
+                raise RuntimeError(f"sweep stalled with {len(queue.not_before)} points waiting")
+            time.sleep(max(0.05, min(queue.not_before[p] for p in ready) - now))
+            continue
+        done, _ = wait(list(running), timeout=RETRY_BUSY_S if queue.not_before else None,
+                       return_when=FIRST_COMPLETED)
         for f in done:
             p = running.pop(f)
             try:
-                outcomes[p] = f.result()
+                outcome = f.result()
             except Exception as exc:  # the worker process itself died (OOM, signal)
-                outcomes[p] = {"status": "FAILED", "error": f"worker died: {one_line(exc)}", "seconds": 0.0, "metrics": {}}
-            progress(len(running), outcomes[p].get("seconds", 0.0))
+                outcome = {"status": "FAILED", "error": f"worker died: {one_line(exc)}", "seconds": 0.0, "metrics": {}}
+            if outcome["status"] == "BUSY":
+                queue.busy(p, outcome)
+                continue
+            outcomes[p] = outcome
+            progress(len(running), outcome.get("seconds", 0.0))
 
 
 def _start(cfg: SweepConfig, tracking_uri: str | None, experiment: str | None) -> tuple[SweepRecord, str]:
@@ -179,8 +216,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
 
     try:
         if executor is not None:
-            _schedule(executor, todo, plan, outcomes, task, cfg.jobs if cfg.executor == "local" else len(todo),
-                      lambda t, dep: dependency_failure(record, t, dep), progress)
+            _schedule(executor, todo, plan, outcomes, task, cfg.jobs if cfg.executor == "local" else len(todo), progress)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -193,7 +229,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
 def _finish(record: SweepRecord, parent_id: str, plan: _Plan, outcomes: dict, started: float, server,
             echo) -> SweepResult:
     """End the parent run with the sweep's counts and best runs."""
-    record.kill_running_children(parent_id, "its worker process died mid-run")
+    record.end_dead_children(parent_id, "its worker process died mid-run")
     counts = {s: sum(o["status"] == s for o in outcomes.values()) for s in ("FINISHED", "SKIPPED", "FAILED")}
     best = record.best_runs(plan.sweep_key)
     seconds, total = time.time() - started, len(plan.points)

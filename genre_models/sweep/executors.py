@@ -4,7 +4,8 @@
 * A ``ProcessPoolExecutor`` of spawned workers (``jobs > 1``), sharing the cores.
 * ``RayExecutor``: each point a Ray task with CPU, GPU-fraction and memory requests
   (``grid.point_resources``), retried when its worker dies; the retry ends the dead attempt's
-  run KILLED and never repeats a FINISHED one (``point.settle_earlier_attempts``).
+  run KILLED once its owner is provably gone and never repeats a FINISHED one
+  (``SweepRecord.claim_point``).
 * ``LocalRayHead``: ``ray start --head`` on 127.0.0.1, for benchmarks and tests.
 """
 
@@ -27,7 +28,7 @@ from genre_models.tracking.server import stop_process_group
 
 class RayExecutor:
     """Each grid point as a Ray task on a cluster; a worker that dies mid-point is retried by Ray
-    (``retries``), and the retry ends the dead attempt's run KILLED (``point.settle_earlier_attempts``)."""
+    (``retries``), and the retry ends the dead attempt's run KILLED (``SweepRecord.claim_point``)."""
 
     def __init__(self, cfg: SweepConfig) -> None:
         if cfg.ray_address.split(":")[0] in ("127.0.0.1", "localhost"):

@@ -1,15 +1,14 @@
-"""Running one grid point, in the driver's process or a worker's. Its run bookkeeping (earlier
-attempts, points that failed before their run began) is ``tracking.sweeps.SweepRecord``.
+"""Running one grid point, in the driver's process or a worker's. Its run bookkeeping (the
+claim that makes it run once, earlier attempts) is ``tracking.sweeps.SweepRecord``.
 
-A point never raises for its own failure: its run ends FAILED with an ``error`` tag (a FAILED
-run is created when it failed before its run began) and the sweep goes on.
+A point never raises for its own failure: its claimed run ends FAILED with an ``error`` tag and
+the sweep goes on.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import replace
@@ -17,8 +16,9 @@ from dataclasses import replace
 from genre_models.config import default_cache_dir
 from genre_models.sweep.grid import GridPoint
 from genre_models.tracking.logger import MlflowLogger, RunPlacement
+from genre_models.tracking.claims import release
 from genre_models.tracking.setup import setup_tracking
-from genre_models.tracking.sweeps import SweepRecord
+from genre_models.tracking.sweeps import Claim, SweepRecord
 from genre_models.util import log
 from genre_models.workflow.get_or_run import run_gan, train_net
 
@@ -40,46 +40,60 @@ def _run_point(p: GridPoint, cfg, logger: MlflowLogger) -> tuple[str | None, dic
     return res.run_id, {k: res.metrics.get(k) for k in ("test_accuracy", "test_track_accuracy", "stopped_epoch")}
 
 
-def _failed_run_name(p: GridPoint) -> str:
-    return f"{p.net}-{p.split}-s{p.seed}-failed"
+def _settled(claim: Claim) -> dict:
+    """The outcome of a point this process did not get to run (see ``SweepRecord.claim_point``)."""
+    if claim.finished is not None:
+        run = claim.finished
+        return {"status": "SKIPPED", "run_id": run.info.run_id, "seconds": 0.0, "note": "already finished",
+                "metrics": {k: run.data.metrics[k] for k in SUMMARY_METRICS if k in run.data.metrics}}
+    if claim.failed is not None:
+        run = claim.failed
+        msg = f"failed in another process's run {run.info.run_id}: {run.data.tags.get('error', 'no reason given')}"
+        return {"status": "FAILED", "run_id": run.info.run_id, "error": msg, "seconds": 0.0, "metrics": {}}
+    run = claim.busy
+    return {"status": "BUSY", "run_id": run.info.run_id if run is not None else None, "seconds": 0.0, "metrics": {},
+            "owner": (f"{run.data.tags.get('owner_host')} pid {run.data.tags.get('owner_pid')}" if run is not None
+                      else "another process")}
 
 
 def execute_point(task: dict) -> dict:
-    """Run one grid point (in this process or a worker). Never raises for the point's own failure."""
+    """Claim one grid point and run it (in this process or a worker); never raises for the
+    point's own failure. A point another process holds comes back ``BUSY``, to be tried again.
+    ``task["not_run"]`` (a prerequisite failed): claimed and recorded FAILED, not run."""
     setup_tracking(task["tracking_uri"], task["experiment"])
     record = SweepRecord(task["experiment"])
     p: GridPoint = task["point"]
-    parent_id, grid_key = task["parent_run_id"], task["tags"]["grid_key"]
     t0 = time.perf_counter()
-    done = record.settle_earlier_attempts(parent_id, grid_key)
-    if done is not None:  # an attempt that died after finishing its run: nothing to redo
-        return {"status": "FINISHED", "run_id": done.info.run_id, "seconds": 0.0, "note": "finished by an earlier attempt",
-                "metrics": {k: done.data.metrics[k] for k in SUMMARY_METRICS if k in done.data.metrics}}
-    if task.get("threads"):
-        import torch
-
-        torch.set_num_threads(task["threads"])
-    cfg = task["config"]
-    if task.get("node_cache"):  # shipped data: this node's own cache, not the driver's path
-        cfg = replace(cfg, cache_dir=default_cache_dir())
-    placement = RunPlacement(parent_id, {**task["tags"], "worker_host": socket.gethostname(),
-                                         "worker_pid": str(os.getpid())})
-    started_ms = int(time.time() * 1000) - 1000  # MLflow start times are in ms; allow for clock rounding
+    claim = record.claim_point(task["parent_run_id"], task["tags"]["grid_key"], p.label, task["tags"],
+                               task.get("watched", ()))
+    if claim.run_id is None:
+        return _settled(claim)
     try:
+        if task.get("not_run"):
+            raise DependencyFailed(task["not_run"])
+        if task.get("threads"):
+            import torch
+
+            torch.set_num_threads(task["threads"])
+        cfg = task["config"]
+        if task.get("node_cache"):  # shipped data: this node's own cache, not the driver's path
+            cfg = replace(cfg, cache_dir=default_cache_dir())
+        placement = RunPlacement(task["parent_run_id"], task["tags"], run_id=claim.run_id)
         run_id, metrics = _run_point(p, cfg, MlflowLogger(placement))
         return {"status": "FINISHED", "run_id": run_id, "seconds": time.perf_counter() - t0, "metrics": metrics}
     except Exception as exc:
-        msg = one_line(exc)
-        log.warning("grid point %s failed: %s", p.label, msg)
-        run_id = record.end_point_failed(parent_id, grid_key, started_ms, _failed_run_name(p), task["tags"], msg)
-        return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": time.perf_counter() - t0, "metrics": {}}
+        msg = str(exc) if isinstance(exc, DependencyFailed) else one_line(exc)
+        if not isinstance(exc, DependencyFailed):
+            log.warning("grid point %s failed: %s", p.label, msg)
+        record.end_point_failed(claim.run_id, msg)
+        return {"status": "FAILED", "run_id": claim.run_id, "error": msg, "seconds": time.perf_counter() - t0,
+                "metrics": {}}
+    finally:
+        release(claim.run_id)
 
 
-def dependency_failure(record: SweepRecord, task: dict, dep: GridPoint) -> dict:
-    """A point not run because a point it needs failed: recorded as a FAILED run saying so."""
-    msg = f"not run: the {dep.label} point it needs failed"
-    run_id = record.record_failed_point(task["parent_run_id"], _failed_run_name(task["point"]), task["tags"], msg)
-    return {"status": "FAILED", "run_id": run_id, "error": msg, "seconds": 0.0, "metrics": {}}
+class DependencyFailed(Exception):
+    """A point not run because a point it needs failed."""
 
 
 def worker_init(tracking_uri: str, threads: int) -> None:

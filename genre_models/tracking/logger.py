@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 from genre_models.config import SplitConfig
 from genre_models.errors import TrackingError, interrupt_signal
 from genre_models.data.store import FeatureStore
+from genre_models.tracking.claims import hold, owner_gone, owner_tags, release
 from genre_models.tracking.queries import runs_with
 from genre_models.tracking.records import artifact_dir, end_killed, log_dataset_input, log_params_safely, verify_record
 from genre_models.util import log
@@ -29,6 +30,7 @@ class RunPlacement:
 
     parent_run_id: str | None = None
     tags: dict = field(default_factory=dict)
+    run_id: str | None = None  # a run already created (a sweep's claim): the stage continues it
 
 
 @contextmanager
@@ -44,7 +46,8 @@ def standalone_run(run_name: str, placement: RunPlacement | None = None) -> Iter
     placement = placement or RunPlacement()
     saved = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
-        with mlflow.start_run(run_name=run_name, parent_run_id=placement.parent_run_id, tags=placement.tags or None) as run:
+        with mlflow.start_run(run_name=run_name, parent_run_id=placement.parent_run_id,
+                              tags={**placement.tags, **owner_tags()}) as run:
             yield run
     finally:
         if saved is not None:
@@ -64,15 +67,22 @@ class MlflowLogger:
         import mlflow
 
         p = self.placement
-        ctx = (standalone_run(name, p) if self.standalone
-               else mlflow.start_run(run_name=name, parent_run_id=p.parent_run_id, tags=p.tags or None))
+        if p.run_id:  # claimed by a sweep: its tags and owner are already there
+            ctx = mlflow.start_run(run_id=p.run_id, run_name=name)
+        elif self.standalone:
+            ctx = standalone_run(name, p)
+        else:
+            ctx = mlflow.start_run(run_name=name, parent_run_id=p.parent_run_id, tags={**p.tags, **owner_tags()})
         with ctx as run:
             self.run_id = run.info.run_id
+            hold(self.run_id, mlflow.get_tracking_uri())
             try:
                 yield self
             except BaseException as exc:
                 self._end_interrupted(exc)
                 raise
+            finally:
+                release(self.run_id)
 
     def _end_interrupted(self, exc: BaseException) -> None:
         """A run stopped by a signal ends KILLED with an ``error`` tag naming it (MLflow would say FAILED)."""
@@ -141,8 +151,12 @@ class MlflowLogger:
 
         try:
             client = mlflow.MlflowClient()
-            if run_id and client.get_run(run_id).info.status == "RUNNING":
-                end_killed(client, run_id, why)
+            run = client.get_run(run_id) if run_id else None
+            gone = owner_gone(run) if run is not None and run.info.status == "RUNNING" else None
+            if gone:
+                end_killed(client, run_id, f"{why} ({gone})")
+            elif run is not None and run.info.status == "RUNNING":
+                log.warning("run %s is still RUNNING and its owner may be alive: left as it is", run_id)
         except Exception as exc:  # another store, or deleted: nothing to end
             log.info("could not mark the interrupted run %s as KILLED: %s", run_id, exc)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
+from typing import Iterator
 
 from genre_models.config import DEFAULT_EXPERIMENT
 from genre_models.errors import TrackingError
@@ -36,8 +38,31 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
     # Under `mlflow run`, MLFLOW_RUN_ID names a run MLflow already made in its experiment.
     # (MLFLOW_EXPERIMENT_ID is no such signal: mlflow.set_experiment itself exports it.)
     if not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(name)
+        with _store_lock(mlflow.get_tracking_uri()):
+            mlflow.set_experiment(name)
     return name
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """For a SQLite store: hold an exclusive lock on its folder while this process first opens
+    it. Two commands starting together on a new store would otherwise both run MLflow's schema
+    migrations ("duplicate column name") or both create the experiment."""
+    path = sqlite_path(uri)
+    folder = os.path.dirname(os.path.abspath(path)) if path else None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None
+    if fcntl is None or folder is None or not os.path.isdir(folder):
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def experiment_name(experiment: str | None = None) -> str:

@@ -2,16 +2,46 @@
 
 A sweep is a parent run (``stage=sweep``, found again by ``sweep_key``) with a child run per
 grid point (``grid_key``). What is written here: the parent's parameters, grid and final
-counts; FAILED runs for points that failed before their own run began; KILLED for runs whose
-process is gone; and, per net and split, the best FINISHED run chosen on validation.
+counts; the claims that make each point run once; FAILED runs for points that failed before
+their stage began; KILLED for runs whose owner is provably gone (``tracking.claims``); and, per
+net and split, the best FINISHED run chosen on validation.
+
+**Claims.** Two sweeps (or a sweep and its Ray retry) may reach one grid point at once. A
+process claims a point by creating its RUNNING run (owner tags included), then reading the
+point's runs back: if another FINISHED or live RUNNING run is there, it deletes its own and
+backs off; otherwise the point is its own. With a store that reads its own writes (SQLite, or
+``mlflow server`` in front of one) two claimants can both withdraw, never both win: whichever
+reads second sees the other's run. The parent run is opened the same way, so two identical
+sweeps share one parent.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import time
+from dataclasses import dataclass
 
+from genre_models.errors import TrackingError
+from genre_models.tracking.claims import hold, owner_gone, owner_tags, release
 from genre_models.tracking.queries import runs_with
 from genre_models.tracking.records import end_killed
+
+CLAIM_TRIES = 30
+
+
+@dataclass
+class Claim:
+    """What claiming a grid point found: exactly one field is set."""
+
+    run_id: str | None = None  # won: this process owns this RUNNING run (held: it beats)
+    finished: object = None  # the point's FINISHED run (an earlier or a concurrent sweep's)
+    failed: object = None  # a run this sweep watched (``watched``) that ended FAILED
+    busy: object = None  # a live run of another process: look again later
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0.05, 0.25) * min(attempt + 1, 8))
 
 
 class SweepRecord:
@@ -20,7 +50,7 @@ class SweepRecord:
     def __init__(self, experiment: str) -> None:
         import mlflow
 
-        self.uri = mlflow.get_tracking_uri()
+        self.uri = self.write_uri = mlflow.get_tracking_uri()
         self.client = mlflow.MlflowClient()
         self.experiment = mlflow.get_experiment_by_name(experiment)
         self.exp_id = self.experiment.experiment_id
@@ -30,6 +60,7 @@ class SweepRecord:
         import mlflow
 
         self.client = mlflow.MlflowClient(uri)
+        self.write_uri = uri
 
     def _runs(self, tags: dict, status: str | None = "FINISHED", max_results: int = 50000) -> list:
         return runs_with(tags, status=status, experiment_ids=[self.exp_id], max_results=max_results, client=self.client)
@@ -38,70 +69,93 @@ class SweepRecord:
         return {r.data.tags["grid_key"] for r in self._runs({}) if "grid_key" in r.data.tags}
 
     def open_parent(self, sweep_key: str, run_name: str, tags: dict, params: dict, grid: list[dict]) -> tuple[str, bool]:
-        """The parent run with ``sweep_key``, resumed (children left RUNNING end KILLED), else a
-        new one; and whether it was resumed."""
-        parents = self._runs({"sweep_key": sweep_key, "stage": "sweep"}, status=None, max_results=1)
-        if parents:
-            parent_id = parents[0].info.run_id
-            self.client.update_run(parent_id, status="RUNNING")
-            self.kill_running_children(parent_id, "the sweep driver stopped before this run ended")
-            return parent_id, True
-        parent_id = self.client.create_run(self.exp_id, run_name=run_name,
-                                           tags={**tags, "stage": "sweep", "sweep_key": sweep_key}).info.run_id
-        for k, v in params.items():
-            self.client.log_param(parent_id, k, v)
-        self.client.log_text(parent_id, json.dumps(grid, indent=2), "grid.json")
-        return parent_id, False
+        """The parent run with ``sweep_key``, resumed (children whose owner is gone end KILLED),
+        else a new one (claimed, as points are); and whether it was resumed."""
+        key = {"sweep_key": sweep_key, "stage": "sweep"}
+        for attempt in range(CLAIM_TRIES):
+            parents = self._runs(key, status=None, max_results=5)
+            if parents:
+                parent_id = parents[0].info.run_id
+                self.client.update_run(parent_id, status="RUNNING")
+                self.end_dead_children(parent_id, "the sweep driver stopped before this run ended")
+                return parent_id, True
+            mine = self.client.create_run(self.exp_id, run_name=run_name, tags={**tags, **key}).info.run_id
+            if [r.info.run_id for r in self._runs(key, status=None, max_results=5)] == [mine]:
+                for k, v in params.items():
+                    self.client.log_param(mine, k, v)
+                self.client.log_text(mine, json.dumps(grid, indent=2), "grid.json")
+                return mine, False
+            self.client.delete_run(mine)  # another sweep opened it at the same moment: use theirs
+            _backoff(attempt)
+        raise TrackingError(f"{self.uri}: could not open the parent run of sweep {sweep_key} "
+                            f"({CLAIM_TRIES} tries, other sweeps kept racing for it)")
 
     def set_tag(self, run_id: str, key: str, value: str) -> None:
         self.client.set_tag(run_id, key, value)
 
-    def kill_running_children(self, parent_id: str, why: str) -> None:
-        """End as KILLED every child still RUNNING whose process is gone; nothing else will end it.
-        A child that ended FAILED with no ``error`` tag was stopped from outside (Ray ending a dead
-        driver's tasks, a SIGTERM): MLflow ended it on the way out, and the tag says so."""
-        for stale in self._runs({"mlflow.parentRunId": parent_id}, status="RUNNING"):
-            end_killed(self.client, stale.info.run_id, why)
+    def _live(self, running: list, why: str) -> list:
+        """The RUNNING runs whose owner may be alive; the others end KILLED, saying why."""
+        live = []
+        for run in running:
+            gone = owner_gone(run)
+            if gone is None:
+                live.append(run)
+            else:
+                end_killed(self.client, run.info.run_id, f"{why} ({gone})")
+        return live
+
+    def end_dead_children(self, parent_id: str, why: str) -> None:
+        """End as KILLED every child still RUNNING whose owner is provably gone; nothing else
+        will end it (a live one, e.g. a concurrent sweep's, is left alone). A child that ended
+        FAILED with no ``error`` tag was stopped from outside (Ray ending a dead driver's tasks,
+        a SIGTERM): MLflow ended it on the way out, and the tag says so."""
+        self._live(self._runs({"mlflow.parentRunId": parent_id}, status="RUNNING"), why)
         for stopped in self._runs({"mlflow.parentRunId": parent_id}, status="FAILED"):
             if "error" not in stopped.data.tags:
                 self.client.set_tag(stopped.info.run_id, "error", "stopped from outside before it ended (its worker "
                                                                   "was told to exit, e.g. when the sweep driver died)")
 
-    def record_failed_point(self, parent_id: str, run_name: str, tags: dict, msg: str) -> str:
-        """A FAILED run, nested under the sweep, for a point that failed without a run of its own."""
-        run = self.client.create_run(self.exp_id, run_name=run_name,
-                                     tags={**tags, "mlflow.parentRunId": parent_id, "error": msg[:4900]})
-        self.client.set_terminated(run.info.run_id, "FAILED")
-        return run.info.run_id
+    def point_runs(self, grid_key: str) -> list:
+        """Every run of one grid point in this experiment (under any sweep), newest first."""
+        return self._runs({"grid_key": grid_key}, status=None, max_results=1000)
 
-    def point_runs(self, parent_id: str, grid_key: str) -> list:
-        """Every run of one grid point under this sweep's parent, newest first."""
-        return self._runs({"grid_key": grid_key, "mlflow.parentRunId": parent_id}, status=None, max_results=1000)
+    def _point_state(self, grid_key: str, watched) -> Claim | None:
+        """The point's settled state (FINISHED, live elsewhere, or a watched run FAILED), or None
+        when it is free to claim. RUNNING runs whose owner is gone end KILLED on the way."""
+        runs = self.point_runs(grid_key)
+        for run in runs:
+            if run.info.status == "FINISHED":
+                return Claim(finished=run)
+        live = self._live([r for r in runs if r.info.status == "RUNNING"], "its process died; the point was run again")
+        if live:
+            return Claim(busy=live[0])
+        failed = [r for r in runs if r.info.run_id in watched and r.info.status == "FAILED"]
+        return Claim(failed=failed[0]) if failed else None
 
-    def settle_earlier_attempts(self, parent_id: str, grid_key: str):
-        """Before a point runs: end as KILLED the RUNNING runs an earlier attempt at it left (a
-        worker that died: Ray retries, or a killed driver), and return its FINISHED run if an
-        attempt got that far, so a retry never makes a second one. Attempts at one point never
-        overlap: Ray retries a task only after its worker is gone."""
-        finished = None
-        for run in self.point_runs(parent_id, grid_key):
-            if run.info.status == "RUNNING":
-                end_killed(self.client, run.info.run_id, "its process died; the point was run again")
-            elif run.info.status == "FINISHED":
-                finished = run
-        return finished
+    def claim_point(self, parent_id: str, grid_key: str, run_name: str, tags: dict, watched=()) -> Claim:
+        """Claim one grid point for this process (see the module's docstring). ``watched``: the
+        runs of other processes this sweep waited on; one that FAILED is adopted, not re-run."""
+        for attempt in range(CLAIM_TRIES):
+            state = self._point_state(grid_key, watched)
+            if state is not None:
+                return state
+            mine = self.client.create_run(self.exp_id, run_name=run_name, tags={
+                **tags, "grid_key": grid_key, "mlflow.parentRunId": parent_id, **owner_tags()}).info.run_id
+            hold(mine, self.write_uri)
+            rivals = [r for r in self.point_runs(grid_key) if r.info.run_id != mine and (
+                r.info.status == "FINISHED" or (r.info.status == "RUNNING" and owner_gone(r) is None))]
+            if not rivals:
+                return Claim(run_id=mine)
+            release(mine)
+            self.client.delete_run(mine)
+            _backoff(attempt)
+        return Claim(busy=self.point_runs(grid_key)[0])
 
-    def end_point_failed(self, parent_id: str, grid_key: str, started_ms: int, run_name: str, tags: dict,
-                         msg: str) -> str:
-        """Tag the point's own run (begun after ``started_ms``) FAILED with ``msg``; record a
-        FAILED run when it had none."""
-        own = self.point_runs(parent_id, grid_key)[:1]
-        if own and own[0].info.start_time >= started_ms and own[0].info.status != "FINISHED":
-            run_id = own[0].info.run_id  # the point's own run, already ended FAILED by MLflow
+    def end_point_failed(self, run_id: str, msg: str) -> None:
+        """End the point's claimed run FAILED with ``msg`` (MLflow may have ended it FAILED already)."""
+        if self.client.get_run(run_id).info.status != "FINISHED":
             self.client.set_tag(run_id, "error", msg[:4900])
             self.client.set_terminated(run_id, "FAILED")
-            return run_id
-        return self.record_failed_point(parent_id, run_name, tags, msg)  # it failed before its run began
 
     def finish(self, parent_id: str, counts: dict, total: int, seconds: float, best: dict) -> None:
         """The parent's counts, best runs and final status (FAILED when any point failed)."""

@@ -47,7 +47,8 @@ class RunLogger(Protocol):
         """Read the record back before the run may end FINISHED (raises ``TrackingError``)."""
 
     def end_if_running(self, run_id: str | None, why: str) -> None:
-        """End another run as KILLED if it is still RUNNING (an interrupted attempt at this one)."""
+        """End another run as KILLED if it is still RUNNING and its owner is provably gone (an
+        interrupted attempt at this one); a run whose owner may be alive is left alone."""
 
     def finished_runs(self, tags: dict, max_results: int = 1) -> list:
         """FINISHED runs carrying ``tags`` in this logger's experiment, newest first."""

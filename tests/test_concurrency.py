@@ -1,0 +1,217 @@
+"""Two commands against one store: runs are claimed by their owner (host, pid, heartbeat), only a
+provably dead owner's run is ended KILLED, and two identical sweeps started together end with
+exactly one FINISHED run per grid point, no FAILED run, one parent, and the report a single
+sweep writes."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import mlflow
+import pytest
+
+from genre_models.tracking import claims
+from genre_models.tracking.sweeps import SweepRecord
+from genre_models.util import process_started
+
+SWEEP = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2"]
+HOST = socket.gethostname()
+
+
+def _run(tags: dict, run_id: str = "r1", start_ms: int | None = None):
+    start = int(time.time() * 1000) if start_ms is None else start_ms
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id, start_time=start), data=SimpleNamespace(tags=tags))
+
+
+def _owned_by(proc: subprocess.Popen | None = None, host: str = HOST, beat: float | None = None) -> dict:
+    pid = proc.pid if proc else os.getpid()
+    return {"owner_host": host, "owner_pid": str(pid), "owner_started": process_started(pid),
+            "heartbeat": str(int(time.time() if beat is None else beat))}
+
+
+@pytest.fixture
+def sleeper():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_runs_owner_is_gone_only_when_provably_so(sleeper, monkeypatch):
+    assert claims.owner_gone(_run({})) == "it has no owner record (made by an older genre-bench)"
+    assert claims.owner_gone(_run(_owned_by(sleeper))) is None  # alive on this host, same start time
+    reused = {**_owned_by(sleeper), "owner_started": "1"}  # the pid now names another process
+    assert claims.owner_gone(_run(reused)) == (f"its owner on {HOST}: process {sleeper.pid} has exited "
+                                               "(the pid now belongs to another process)")
+    done = subprocess.Popen(["true"])
+    done.wait()
+    assert claims.owner_gone(_run(_owned_by(done))) == f"its owner on {HOST}: process {done.pid} has exited"
+    # This very process: alive only while it holds the run.
+    assert claims.owner_gone(_run(_owned_by(), run_id="mine")) == "this process no longer runs it"
+    claims.hold("mine", "sqlite:///unused.db")
+    try:
+        assert claims.owner_gone(_run(_owned_by(), run_id="mine")) is None
+    finally:
+        claims.release("mine")
+    # Another host: its pid cannot be checked from here, so only a stale heartbeat proves it gone.
+    now = time.time()
+    assert claims.owner_gone(_run(_owned_by(sleeper, host="elsewhere", beat=now - 599)), now=now) is None
+    assert claims.owner_gone(_run(_owned_by(sleeper, host="elsewhere", beat=now - 601)), now=now) == (
+        "no heartbeat from its owner on elsewhere for 601 s")
+    monkeypatch.setenv("GENRE_BENCH_STALE_AFTER_S", "60")
+    assert claims.owner_gone(_run(_owned_by(sleeper, host="elsewhere", beat=now - 61)), now=now) is not None
+
+
+def test_a_held_run_beats(tmp_store, monkeypatch):
+    monkeypatch.setenv("GENRE_BENCH_HEARTBEAT_S", "0.2")
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(mlflow.get_experiment_by_name("gtzan-genre-benchmark").experiment_id,
+                               tags={"heartbeat": "0"}).info.run_id
+    claims.hold(run_id, tmp_store)
+    try:
+        deadline = time.time() + 10
+        while client.get_run(run_id).data.tags["heartbeat"] == "0" and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        claims.release(run_id)
+    assert abs(int(client.get_run(run_id).data.tags["heartbeat"]) - time.time()) < 5
+
+
+class _RacingClient:
+    """An MlflowClient whose first ``create_run`` is beaten by a rival's identical one, made just
+    before it by ``rival_tags`` (the race two processes run)."""
+
+    def __init__(self, client, rival_tags: dict) -> None:
+        self.client, self.rival_tags, self.raced = client, rival_tags, False
+
+    def create_run(self, exp_id, run_name=None, tags=None):
+        if not self.raced:
+            self.raced = True
+            self.rival = self.client.create_run(exp_id, run_name="rival", tags={**tags, **self.rival_tags})
+        return self.client.create_run(exp_id, run_name=run_name, tags=tags)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def _active(run_id: str) -> bool:
+    return mlflow.get_run(run_id).info.lifecycle_stage == "active"
+
+
+def test_claims_make_a_grid_point_run_once(tmp_store, sleeper):
+    record = SweepRecord("gtzan-genre-benchmark")
+    parent, resumed = record.open_parent("sk", "sweep-x", {}, {"grid": "demo"}, [])
+    assert not resumed
+    # A live rival (another process on this host) holds the point: busy, and nothing of ours is left.
+    record.client = _RacingClient(record.client, _owned_by(sleeper))
+    claim = record.claim_point(parent, "gk", "net5", {"stage": "train"})
+    assert claim.busy.info.run_id == record.client.rival.info.run_id and claim.run_id is None
+    ours = [r for r in record.client.search_runs([record.exp_id], "tags.grid_key = 'gk'", run_view_type=3)
+            if r.info.run_id != claim.busy.info.run_id]
+    assert len(ours) == 1 and ours[0].info.lifecycle_stage == "deleted"  # our claim was withdrawn
+    # Its owner dies: the next claim ends the rival KILLED, saying why, and wins.
+    sleeper.kill()
+    sleeper.wait()
+    claim = record.claim_point(parent, "gk", "net5", {"stage": "train"})
+    rival = mlflow.get_run(record.client.rival.info.run_id)
+    assert rival.info.status == "KILLED" and rival.data.tags["error"] == (
+        f"KILLED: its process died; the point was run again (its owner on {HOST}: process {sleeper.pid} has exited)")
+    mine = mlflow.get_run(claim.run_id)
+    assert mine.info.status == "RUNNING" and mine.data.tags["mlflow.parentRunId"] == parent
+    assert mine.data.tags["owner_pid"] == str(os.getpid()) and mine.data.tags["grid_key"] == "gk"
+    assert record.claim_point(parent, "gk", "net5", {}).busy.info.run_id == claim.run_id  # held: never ours twice
+    # It fails: a sweep that watched it adopts the failure; a later sweep runs the point again.
+    claims.release(claim.run_id)
+    record.end_point_failed(claim.run_id, "boom")
+    assert record.claim_point(parent, "gk", "net5", {}, watched=(claim.run_id,)).failed.info.run_id == claim.run_id
+    again = record.claim_point(parent, "gk", "net5", {})
+    assert again.run_id not in (None, claim.run_id)
+    record.client.set_terminated(again.run_id, "FINISHED")
+    claims.release(again.run_id)
+    assert record.claim_point(parent, "gk", "net5", {}).finished.info.run_id == again.run_id
+
+
+def test_two_sweeps_opening_one_parent_share_it(tmp_store):
+    record = SweepRecord("gtzan-genre-benchmark")
+    record.client = _RacingClient(record.client, {})
+    parent, resumed = record.open_parent("sk", "sweep-x", {"grid": "demo"}, {"seeds": 2}, [])
+    assert resumed and parent == record.client.rival.info.run_id  # ours lost the race and was withdrawn
+    runs = record.client.search_runs([record.exp_id], "tags.sweep_key = 'sk'", run_view_type=3)
+    assert sorted(_active(r.info.run_id) for r in runs) == [False, True]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _sweep(demo_dir, uri: str, experiment: str, env: dict) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), *SWEEP, "--tracking-uri", uri,
+           "--experiment", experiment]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _counts(stdout: str) -> tuple[int, int]:
+    m = re.search(r"4 points, (\d+) run, (\d+) skipped \(already finished\), 0 failed", stdout)
+    assert m, stdout
+    return int(m.group(1)), int(m.group(2))
+
+
+def _report(uri: str, experiment: str, out, env: dict) -> str:
+    res = subprocess.run([sys.executable, "-m", "benchmark", "report", "--no-figures", "--tracking-uri", uri,
+                          "--experiment", experiment, "--out", str(out)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = out.read_text().replace(uri, "STORE").replace(experiment, "EXP")
+    text = re.sub(r"run `[0-9a-f]{12}`", "run `ID`", text)
+    return re.sub(r"\*\*Date:\*\* .*", "**Date:**", text)
+
+
+@pytest.fixture(scope="module")
+def single_report(demo_dir, tmp_path_factory):
+    """The report of the same sweep run alone, on a store of its own."""
+    root = tmp_path_factory.mktemp("single")
+    env = _env(root)
+    uri = f"sqlite:///{root}/single.db"
+    proc = _sweep(demo_dir, uri, "together", env)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    assert _counts(out) == (4, 0)
+    return _report(uri, "together", root / "report.md", env)
+
+
+def _env(root) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "CI": "true", "GENRE_BENCH_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["sqlite", "server"])
+def test_two_identical_sweeps_started_together_run_each_point_once(store, demo_dir, single_report, tmp_path,
+                                                                  request):
+    uri = f"sqlite:///{tmp_path}/mlflow.db" if store == "sqlite" else request.getfixturevalue("server")["uri"]
+    experiment = f"together-{store}"
+    env = _env(tmp_path)
+    procs = [_sweep(demo_dir, uri, experiment, env) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    (run_a, skip_a), (run_b, skip_b) = (_counts(out) for out, _ in outs)
+    assert run_a + run_b == 4 and skip_a + skip_b == 4  # each point run by exactly one of them
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")  # active runs only
+    parents = [r for r in runs if r.data.tags.get("stage") == "sweep"]
+    points = [r for r in runs if r.data.tags.get("stage") == "train"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(points) == 4 and {r.info.status for r in points} == {"FINISHED"}  # no FAILED, KILLED or RUNNING
+    assert len({r.data.tags["grid_key"] for r in points}) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in points} == {parents[0].info.run_id}
+    assert len({r.data.tags["owner_pid"] for r in points}) <= 2
+    withdrawn = mlflow.search_runs(experiment_names=[experiment], output_format="list", run_view_type=2)
+    assert all(r.info.status != "FINISHED" for r in withdrawn)  # a lost race leaves only a deleted claim
+    assert _report(uri, experiment, tmp_path / "report.md", env) == single_report
