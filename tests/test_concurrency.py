@@ -60,7 +60,7 @@ def test_a_runs_owner_is_gone_only_when_provably_so(sleeper, monkeypatch):
     finally:
         claims.release("mine")
     # Another host: its pid cannot be checked from here, so only a stale heartbeat proves it gone.
-    now = time.time()
+    now = float(int(time.time()))  # heartbeats are whole seconds
     assert claims.owner_gone(_run(_owned_by(sleeper, host="elsewhere", beat=now - 599)), now=now) is None
     assert claims.owner_gone(_run(_owned_by(sleeper, host="elsewhere", beat=now - 601)), now=now) == (
         "no heartbeat from its owner on elsewhere for 601 s")
