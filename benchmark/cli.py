@@ -531,6 +531,30 @@ def perf_train(**kw):
     click.echo(json.dumps(bench_train(**kw), indent=2))
 
 
+@perf.command("contention")
+@click.option("--net", type=click.Choice(list(NETS)), default="net5")
+@click.option("--batches", type=click.IntRange(min=1), default=40, help="Timed batches per process.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32)
+@click.option("--image-size", type=click.IntRange(min=8), default=180)
+@click.option("--repeats", type=click.IntRange(min=1), default=2, help="Turns per round; each reports its best.")
+@_one_line_errors
+def perf_contention(**kw):
+    """One training process alone, then two at once, with and without the thread budget: the pair's throughput over the single's."""
+    from benchmark.perf import bench_contention
+
+    click.echo(json.dumps(bench_contention(**kw), indent=2))
+
+
+@perf.command("startup")
+@click.option("--repeats", type=click.IntRange(min=1), default=5)
+@_one_line_errors
+def perf_startup(**kw):
+    """How long `benchmark --help` and an argument error take, beside Python's own start and `import torch`."""
+    from benchmark.perf import bench_startup
+
+    click.echo(json.dumps(bench_startup(**kw), indent=2))
+
+
 @perf.command("gan")
 @click.option("--d", type=int, default=8, help="Model size for the fp32/bf16 comparison.")
 @click.option("--batch-size", type=int, default=16)
@@ -550,10 +574,14 @@ def perf_gan(**kw):
 @perf.command("sweep")
 @click.option("--data-dir", default="demo-data", type=click.Path(), help="Data for the tiny sweep (the demo data is written if absent).")
 @click.option("--nets", default="net1,net5", callback=_csv(list(NETS)), help="Comma-separated nets.")
-@click.option("--seeds", type=int, default=3)
-@click.option("--max-epochs", type=int, default=2)
-@click.option("--repeats", type=int, default=2, help="Turns per way; each reports its fastest.")
-@click.option("--jobs", type=int, default=2, help="Worker processes for the local executor.")
+@click.option("--grid", type=click.Choice(list(GRIDS)), default="demo", show_default=True)
+@click.option("--splits", default="track", callback=_csv(list(SPLITS)), help="Comma-separated splits [default: track].")
+@click.option("--seeds", type=click.IntRange(min=1), default=3)
+@click.option("--max-epochs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Cap every epoch budget (the fast grid's own cap is 50).")
+@click.option("--repeats", type=click.IntRange(min=1), default=2, help="Turns per way; each reports its fastest.")
+@click.option("--jobs", type=click.IntRange(min=2), default=2, help="Worker processes for the local executor.")
+@click.option("--ray/--no-ray", default=True, help="Also time the Ray executor (starts a head unless --ray-address).")
 @click.option("--ray-address", default="", help="An existing Ray cluster [default: start a head on 127.0.0.1].",
               show_default=False)
 @click.option("--ray-cpus", type=int, default=0, help="CPUs of the head started here (0: all cores).")

@@ -253,16 +253,17 @@ def bench_gan(d: int = 8, batch_size: int = 16, steps: int = 3, device: str = "a
     return out
 
 
-def bench_executors(data_dir: str, nets: tuple[str, ...] = ("net1", "net5"), seeds: int = 3, max_epochs: int = 2,
-                    jobs: int = 2, ray_address: str = "", ray_cpus: int = 0, repeats: int = 2) -> dict:
-    """One tiny demo-grid sweep run three ways, one after another in this process: local
+def bench_executors(data_dir: str, nets: tuple[str, ...] = ("net1", "net5"), seeds: int = 3, max_epochs: int | None = 2,
+                    jobs: int = 2, ray_address: str = "", ray_cpus: int = 0, repeats: int = 2, grid: str = "demo",
+                    splits: tuple[str, ...] = ("track",), ray: bool = True) -> dict:
+    """One sweep (by default a tiny demo-grid one) run three ways, one after another in this process: local
     in-process, local with ``jobs`` worker processes, and a Ray task per point. All three log to
     one local ``mlflow server`` (so the store is not what differs), each into a fresh experiment,
     from a feature cache filled beforehand. Ray runs with shipped data (its default): a features
     run is published and every point downloads it into the Ray node's own cache, so that
     overhead is in its time. Without ``ray_address`` a head is started on 127.0.0.1 first; its
     start-up is reported apart, not in the sweep's time. The three ways take turns ``repeats``
-    times; each reports its fastest sweep.
+    times; each reports its fastest sweep. ``ray=False`` leaves Ray out (local 1 and ``jobs``).
     """
     import uuid
 
@@ -275,15 +276,18 @@ def bench_executors(data_dir: str, nets: tuple[str, ...] = ("net1", "net5"), see
     with tempfile.TemporaryDirectory(prefix="gb-perf-") as tmp, \
             LocalServer(f"sqlite:///{tmp}/perf.db", Path(tmp) / "server") as server:
         cache = str(Path(tmp) / "driver-cache")
-        build_features(DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=get_grid("demo").image_size),
+        build_features(DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=get_grid(grid).image_size),
                                   cache_dir=cache))
-        head = None if ray_address else LocalRayHead(cpus, {"GENRE_BENCH_CACHE": str(Path(tmp) / "node-cache")}).__enter__()
+        head = (LocalRayHead(cpus, {"GENRE_BENCH_CACHE": str(Path(tmp) / "node-cache")}).__enter__()
+                if ray and not ray_address else None)
         try:
-            base = dict(grid="demo", nets=tuple(nets), seeds=seeds, splits=("track",), max_epochs=max_epochs, cache_dir=cache)
+            base = dict(grid=grid, nets=tuple(nets), seeds=seeds, splits=tuple(splits), max_epochs=max_epochs,
+                        cache_dir=cache)
             ways = {"local_jobs1": SweepConfig(data_dir=data_dir, jobs=1, **base),
-                    f"local_jobs{jobs}": SweepConfig(data_dir=data_dir, jobs=jobs, **base),
-                    "ray": SweepConfig(data_dir=data_dir, executor="ray", ray_address=ray_address or head.address,
-                                       **base)}
+                    f"local_jobs{jobs}": SweepConfig(data_dir=data_dir, jobs=jobs, **base)}
+            if ray:
+                ways["ray"] = SweepConfig(data_dir=data_dir, executor="ray", ray_address=ray_address or head.address,
+                                          **base)
             seconds, points = {name: [] for name in ways}, 0
             for _ in range(repeats):
                 for name, cfg in ways.items():
@@ -297,7 +301,127 @@ def bench_executors(data_dir: str, nets: tuple[str, ...] = ("net1", "net5"), see
             if head is not None:
                 head.__exit__(None, None, None)
     best = {name: min(ts) for name, ts in seconds.items()}
-    return {"points": points, "nets": list(nets), "seeds": seeds, "cpus": os.cpu_count(), "seconds": seconds,
-            f"ray_over_local_jobs{jobs}": round(best["ray"] / best[f"local_jobs{jobs}"], 3),
-            "ray_over_local_jobs1": round(best["ray"] / best["local_jobs1"], 3),
-            "ray_head_start_s": round(head.seconds, 2) if head is not None else None}
+    out = {"points": points, "grid": grid, "nets": list(nets), "seeds": seeds, "cpus": os.cpu_count(),
+           "seconds": seconds, f"local_jobs{jobs}_speedup": round(best["local_jobs1"] / best[f"local_jobs{jobs}"], 3)}
+    if ray:
+        out.update({f"ray_over_local_jobs{jobs}": round(best["ray"] / best[f"local_jobs{jobs}"], 3),
+                    "ray_over_local_jobs1": round(best["ray"] / best["local_jobs1"], 3),
+                    "ray_head_start_s": round(head.seconds, 2) if head is not None else None})
+    return out
+
+
+# --------------------------------------------------------------------------- contention
+
+_WORKER = """
+from benchmark.perf import contention_worker
+contention_worker({net!r}, {batches}, {batch_size}, {image_size})
+"""
+
+
+def contention_worker(net: str, batches: int, batch_size: int, image_size: int) -> None:
+    """One training process of ``bench_contention``: build, warm up, print ``ready``, wait for a
+    line on stdin, train ``batches`` bare-loop steps inside the thread budget, print its times."""
+    import json
+    import sys
+
+    from genre_models.training.runtime import cpu_share, refresh_threads
+
+    spec, shape = get_net(net), InputShape(image_size=image_size)
+    x, y = _train_data(spec, None, batches * batch_size, image_size, shape)
+    torch.manual_seed(0)
+    model = spec.build(shape, "flatten")
+    opt = make_optimizer(spec, model.parameters(), spec.lr)
+    dev = torch.device("cpu")
+    with cpu_share():
+        _bare_loop(model, opt, x, y, 2, batch_size, dev, "fp32")  # warm-up
+        print("ready", flush=True)
+        sys.stdin.readline()
+        refresh_threads(force=True)  # every process of the round is listed by now
+        threads = torch.get_num_threads()
+        t0 = time.monotonic()
+        model.train()
+        for i in range(batches):
+            refresh_threads()
+            xb, yb = to_input(x[i * batch_size:(i + 1) * batch_size]), y[i * batch_size:(i + 1) * batch_size]
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        t1 = time.monotonic()
+    print(json.dumps({"start": t0, "end": t1, "samples": batches * batch_size, "threads": threads}), flush=True)
+
+
+def _round(n: int, managed: bool, net: str, batches: int, batch_size: int, image_size: int) -> dict:
+    """``n`` training processes started together: the samples/s of the whole round."""
+    import json
+    import subprocess
+    import sys
+
+    from genre_models.training.runtime import usable_cores
+
+    env = dict(os.environ)
+    if managed:  # as genre-bench runs now: each process takes its share of the cores
+        env.pop("GENRE_BENCH_THREADS", None)
+    else:  # as before the budget: every process on every core
+        env["GENRE_BENCH_THREADS"] = str(usable_cores())
+    code = _WORKER.format(net=net, batches=batches, batch_size=batch_size, image_size=image_size)
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for _ in range(n)]
+    for p in procs:
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a contention worker failed to start (exit {p.wait()})")
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    rows = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    seconds = max(r["end"] for r in rows) - min(r["start"] for r in rows)
+    return {"samples_per_s": round(sum(r["samples"] for r in rows) / seconds, 1),
+            "threads": [r["threads"] for r in rows]}
+
+
+def bench_contention(net: str = "net5", batches: int = 40, batch_size: int = 32, image_size: int = 180,
+                     repeats: int = 2) -> dict:
+    """The same training work in one process alone, then in two processes at once (each doing
+    the same work), with the thread budget and, side by side, without it (every process on every
+    core: genre-bench before the budget). ``OMP_WAIT_POLICY`` and the like pass through to both. ``pair_over_alone``: the
+    pair's samples/s over the lone process's; 1.0 means sharing costs nothing. Rounds take
+    turns ``repeats`` times; each reports its best."""
+    from genre_models.training.runtime import usable_cores
+
+    out: dict = {"net": net, "batches": batches, "batch_size": batch_size, "cores": usable_cores()}
+    best: dict = {}
+    for _ in range(repeats):
+        for managed in (True, False):
+            for n in (1, 2):
+                res = _round(n, managed, net, batches, batch_size, image_size)
+                key = ("managed" if managed else "unmanaged", n)
+                if key not in best or res["samples_per_s"] > best[key]["samples_per_s"]:
+                    best[key] = res
+    for mode in ("managed", "unmanaged"):
+        alone, pair = best[(mode, 1)], best[(mode, 2)]
+        out[mode] = {"alone_samples_per_s": alone["samples_per_s"], "pair_samples_per_s": pair["samples_per_s"],
+                     "pair_over_alone": round(pair["samples_per_s"] / alone["samples_per_s"], 3),
+                     "threads_alone": alone["threads"], "threads_pair": pair["threads"]}
+    return out
+
+
+def bench_startup(repeats: int = 5) -> dict:
+    """Seconds for ``benchmark --help`` and for an argument error, in fresh processes, beside a
+    bare ``python -c pass`` (the interpreter's own start) and ``import torch``; each the median
+    of ``repeats``, taking turns."""
+    import statistics
+    import subprocess
+    import sys
+
+    cases = {"python_bare": [sys.executable, "-c", "pass"],
+             "benchmark_help": [sys.executable, "-m", "benchmark", "--help"],
+             "benchmark_bad_option": [sys.executable, "-m", "benchmark", "train", "--net", "no-such-net"],
+             "import_torch": [sys.executable, "-c", "import torch"]}
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for name, cmd in cases.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=False)
+            times[name].append(time.perf_counter() - t0)
+    med = {k: round(statistics.median(v), 3) for k, v in times.items()}
+    return {"median_s": med, "help_over_import_torch": round(med["benchmark_help"] / med["import_torch"], 3)}

@@ -127,3 +127,12 @@ def server(tmp_path_factory):
                           capture_output=True, text=True, timeout=120)
     assert stop.stdout.strip() == f"stopped the MLflow server on port {port} (pid {pid})", stop.stderr
     assert not alive_in_group(pid) and not (root / f"mlflow-server-{port}.pid").exists()
+
+
+@pytest.fixture
+def sleeper():
+    """A live process of this host that does nothing (an owner that is still alive), killed after."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()

@@ -127,7 +127,8 @@ def test_no_validation_or_test_audio_reaches_gan_training(split, demo_dir, tmp_p
     from genre_models.workflow.get_or_run import run_gan
 
     cache = str(tmp_path / "c")
-    cfg = GanConfig(data_dir=str(demo_dir), gan=TINY_GAN, split=split, seed=1, device="cpu", cache_dir=cache, jobs=1)
+    cfg = GanConfig(data_dir=str(demo_dir), gan=TINY_GAN, split=split, seed=1, device="cpu", cache_dir=cache, jobs=1,
+                    quality_epochs=1)  # the scorer net is not what this test is about
     store = preprocess(PreprocessConfig(data_dir=cfg.data_dir, features=cfg.features, cache_dir=cache, jobs=1)).store
     decoded: list[str] = []
     real_load = dataset.load_audio

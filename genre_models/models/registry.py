@@ -15,14 +15,14 @@ no code branches on a net's name, so adding a net is one entry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from genre_models.config import TrainConfig
 from genre_models.errors import ConfigError
-from genre_models.models.nets import CNN, MLP, LSTMNet
+
+if TYPE_CHECKING:  # torch loads when a net is built, not when the table is read (a light CLI start)
+    import torch
+    from torch import nn
 
 INPUT_KINDS = ("image", "mfcc")
 
@@ -39,7 +39,7 @@ class NetSpec:
     name: str
     summary: str
     input_kind: str  # "image" (B, 3, S, S) or "mfcc" (B, frames, n_mfcc)
-    build: Callable[[InputShape, str], nn.Module]  # (input shape, head) -> module
+    build: Callable[[InputShape, str], "nn.Module"]  # (input shape, head) -> module
     optimizer: str  # "adam" | "rmsprop"
     lr: float
     epochs: int  # default (maximum, when early stopping is on)
@@ -58,7 +58,9 @@ class NetSpec:
         """The epoch budgets the study published a figure for, ascending."""
         return sorted(int(k[4:]) for k in self.study if k.startswith("acc_"))
 
-    def input_example(self, shape: InputShape, batch: int = 2) -> torch.Tensor:
+    def input_example(self, shape: InputShape, batch: int = 2) -> "torch.Tensor":
+        import torch
+
         if self.input_kind == "image":
             return torch.rand(batch, 3, shape.image_size, shape.image_size)
         return torch.randn(batch, shape.frames, shape.n_mfcc)
@@ -66,26 +68,48 @@ class NetSpec:
 
 _STUDY_LSTM_ES = "early stopping on val_loss, patience 5, at most 200 epochs"
 
+
+def _mlp(s: InputShape, head: str) -> "nn.Module":
+    from genre_models.models.nets import MLP
+
+    return MLP(s.image_size)
+
+
+def _cnn(batchnorm: bool) -> Callable[[InputShape, str], "nn.Module"]:
+    def build(s: InputShape, head: str) -> "nn.Module":
+        from genre_models.models.nets import CNN
+
+        return CNN(s.image_size, batchnorm=batchnorm, head=head)
+
+    return build
+
+
+def _lstm(s: InputShape, head: str) -> "nn.Module":
+    from genre_models.models.nets import LSTMNet
+
+    return LSTMNet(s.n_mfcc)
+
+
 NETS: dict[str, NetSpec] = {
     s.name: s
     for s in (
         NetSpec("net1", "MLP 128-64 on flattened 3x180x180 spectrogram images", "image",
-                lambda s, head: MLP(s.image_size), "adam", 1e-4, 50, False,
+                _mlp, "adam", 1e-4, 50, False,
                 study={"acc_50": 0.4257, "acc_100": 0.4950}),
         NetSpec("net2", "CNN conv 32-64-128-256, max-pool after conv 2 and 4, FC 256->10", "image",
-                lambda s, head: CNN(s.image_size, batchnorm=False, head=head), "adam", 1e-4, 50, False,
+                _cnn(batchnorm=False), "adam", 1e-4, 50, False,
                 study={"acc_50": 0.6039, "acc_100": 0.5346}),
         NetSpec("net3", "net2 + BatchNorm after each conv", "image",
-                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "adam", 1e-4, 50, False,
+                _cnn(batchnorm=True), "adam", 1e-4, 50, False,
                 study={"acc_50": 0.6138, "acc_100": 0.6138}),
         NetSpec("net4", "net3 trained with RMSProp", "image",
-                lambda s, head: CNN(s.image_size, batchnorm=True, head=head), "rmsprop", 1e-4, 50, False,
+                _cnn(batchnorm=True), "rmsprop", 1e-4, 50, False,
                 study={"acc_50": 0.5445, "acc_100": 0.5346}),
         NetSpec("net5", f"LSTM 512-256, FC 128-64-10 on MFCCs of 1 s segments; {_STUDY_LSTM_ES}", "mfcc",
-                lambda s, head: LSTMNet(s.n_mfcc), "adam", 1e-4, 200, True, scores_gan=True,
+                _lstm, "adam", 1e-4, 200, True, scores_gan=True,
                 study={"acc": 0.7954, "stopped_epoch": 27}),
         NetSpec("net6", f"net5 trained on real + WaveGAN-generated segments (2,798 per genre); {_STUDY_LSTM_ES}", "mfcc",
-                lambda s, head: LSTMNet(s.n_mfcc), "adam", 1e-4, 200, True, uses_gan=True, baseline="net5",
+                _lstm, "adam", 1e-4, 200, True, uses_gan=True, baseline="net5",
                 study={"acc": 0.8291, "stopped_epoch": 18}),
     )
 }
@@ -111,7 +135,9 @@ def comparisons() -> list[tuple[str, str]]:
     return [(s.baseline, s.name) for s in NETS.values() if s.baseline]
 
 
-def make_optimizer(spec: NetSpec, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(spec: NetSpec, params, lr: float) -> "torch.optim.Optimizer":
+    import torch
+
     # Keras defaults, which the study used: Adam eps 1e-7, RMSprop rho 0.9 eps 1e-7.
     if spec.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, eps=1e-7)
@@ -120,7 +146,7 @@ def make_optimizer(spec: NetSpec, params, lr: float) -> torch.optim.Optimizer:
     raise ConfigError(f"{spec.name}: unknown optimizer {spec.optimizer!r}")
 
 
-def count_parameters(model: nn.Module) -> int:
+def count_parameters(model: "nn.Module") -> int:
     return sum(p.numel() for p in model.parameters())
 
 

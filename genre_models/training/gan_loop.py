@@ -27,7 +27,7 @@ from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models import wavegan
 from genre_models.models.wavegan import SLICE_LEN, Discriminator, Generator
 from genre_models.training.logger import NULL_LOGGER, RunLogger
-from genre_models.training.runtime import seed_everything
+from genre_models.training.runtime import cpu_share, refresh_threads, seed_everything
 from genre_models.util import log, progress
 
 GAN_CODE_VERSION = "wavegan-v2"  # bump when training or generation changes what a key produces
@@ -221,25 +221,27 @@ def train_wavegan(cfg: GanConfig, real: RealAudio, device: torch.device, workdir
     bar = progress(total=g.steps, initial=step, desc="wavegan", unit="step")
     t0 = time.perf_counter()
     t_log, step_log = t0, step
-    while step < g.steps:
-        for u in units:
-            u.G.train(), u.D.train()
-        rows = [gan_step(u, draw, g, device) for u, draw in zip(units, draws)]
-        step += 1
-        metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-        check_finite(step, metrics, str(ckpt_path), last_good)
-        bar.update()
-        if step % cfg.log_every == 0 or step == g.steps:
-            now = time.perf_counter()
-            metrics["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
-            t_log, step_log = now, step
-            history.append({"step": step, **metrics})
-            logger.log_metrics(metrics, step=step)
-        if step % cfg.checkpoint_every == 0 or step == g.steps:
-            save_checkpoint(ckpt_path, checkpoint_state(units, step, rng, history, key, logger.run_id, g))
-            last_good = step
-        if step % cfg.preview_every == 0 or step == g.steps:
-            _log_preview(units, cfg, device, step, logger)
+    with cpu_share():
+        while step < g.steps:
+            refresh_threads()
+            for u in units:
+                u.G.train(), u.D.train()
+            rows = [gan_step(u, draw, g, device) for u, draw in zip(units, draws)]
+            step += 1
+            metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+            check_finite(step, metrics, str(ckpt_path), last_good)
+            bar.update()
+            if step % cfg.log_every == 0 or step == g.steps:
+                now = time.perf_counter()
+                metrics["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)
+                t_log, step_log = now, step
+                history.append({"step": step, **metrics})
+                logger.log_metrics(metrics, step=step)
+            if step % cfg.checkpoint_every == 0 or step == g.steps:
+                save_checkpoint(ckpt_path, checkpoint_state(units, step, rng, history, key, logger.run_id, g))
+                last_good = step
+            if step % cfg.preview_every == 0 or step == g.steps:
+                _log_preview(units, cfg, device, step, logger)
     bar.close()
     if step == resumed_from:  # nothing left to train: still leave final previews
         _log_preview(units, cfg, device, step, logger)

@@ -22,7 +22,7 @@ from genre_models.data.splits import PARTS
 from genre_models.data.store import FeatureStore
 from genre_models.genres import N_CLASSES
 from genre_models.training.logger import NULL_LOGGER, RunLogger
-from genre_models.training.runtime import autocast
+from genre_models.training.runtime import autocast, cpu_share, refresh_threads
 from genre_models.util import progress
 
 
@@ -112,6 +112,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Dat
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     for xb, yb in progress(loader, desc=f"epoch {epoch}", unit="batch"):
+        refresh_threads()  # this process's share of the cores (another may have started or ended)
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         with autocast(device, precision):
             logits = model(xb)  # (B, 10)
@@ -151,31 +152,32 @@ def fit(
     bar = progress(total=epochs, desc="epochs", unit="ep")
     t0 = time.perf_counter()
     val_y = val_loader.dataset.part.y.numpy()
-    for epoch in range(1, epochs + 1):
-        loss_sum, correct, seen = _train_epoch(model, optimizer, train_loader, device, precision, epoch)
-        probs, val_loss = predict_proba(model, val_loader, device, precision)
-        metrics = {
-            "train_loss": loss_sum / max(seen, 1),
-            "train_accuracy": correct / max(seen, 1),
-            "val_loss": val_loss,
-            "val_accuracy": float((probs.argmax(1) == val_y).mean()) if len(val_y) else 0.0,
-        }
-        hist.epochs.append(metrics)
-        hist.samples_seen += seen
-        hist.stopped_epoch = epoch
-        logger.log_metrics(metrics, step=epoch)
-        if on_epoch is not None:
-            on_epoch(epoch, metrics)
-        bar.update()
-        bar.set_postfix(val_acc=f"{metrics['val_accuracy']:.3f}", val_loss=f"{val_loss:.3f}")
-        if val_loss < best_loss - min_delta:
-            best_loss, wait, hist.best_epoch = val_loss, 0, epoch
-            if early_stopping:
-                best_state = copy.deepcopy(model.state_dict())
-        else:
-            wait += 1
-            if early_stopping and wait >= patience:
-                break
+    with cpu_share():
+        for epoch in range(1, epochs + 1):
+            loss_sum, correct, seen = _train_epoch(model, optimizer, train_loader, device, precision, epoch)
+            probs, val_loss = predict_proba(model, val_loader, device, precision)
+            metrics = {
+                "train_loss": loss_sum / max(seen, 1),
+                "train_accuracy": correct / max(seen, 1),
+                "val_loss": val_loss,
+                "val_accuracy": float((probs.argmax(1) == val_y).mean()) if len(val_y) else 0.0,
+            }
+            hist.epochs.append(metrics)
+            hist.samples_seen += seen
+            hist.stopped_epoch = epoch
+            logger.log_metrics(metrics, step=epoch)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            bar.update()
+            bar.set_postfix(val_acc=f"{metrics['val_accuracy']:.3f}", val_loss=f"{val_loss:.3f}")
+            if val_loss < best_loss - min_delta:
+                best_loss, wait, hist.best_epoch = val_loss, 0, epoch
+                if early_stopping:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                wait += 1
+                if early_stopping and wait >= patience:
+                    break
     bar.close()
     hist.train_seconds = time.perf_counter() - t0
     if early_stopping and best_state is not None:

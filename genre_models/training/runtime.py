@@ -1,13 +1,20 @@
-"""Device, seed and precision: the runtime every loop shares."""
+"""Device, seed, precision and CPU threads: the runtime every loop shares."""
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from genre_models.errors import ConfigError
+from genre_models.util import log, process_gone, process_started
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,3 +39,97 @@ def seed_everything(seed: int) -> None:
 def autocast(device: torch.device, precision: str):
     """bf16 autocast when ``precision`` is bf16; a no-op context otherwise."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+# --------------------------------------------------------------------------- the thread budget
+#
+# Two processes that each run torch on every core slow each other down about 8x on a 2-core
+# machine (their OpenMP threads spin against each other). So a genre-bench process that trains
+# takes a share of the cores: while it computes it is listed in a per-user folder of live
+# processes, and its torch threads are (usable cores) // (live processes), at least 1, looked
+# at again about once a second. A process that exits, even by kill -9, drops out when the next
+# one looks (its pid is gone). ``GENRE_BENCH_THREADS=N`` (or ``OMP_NUM_THREADS=N``) fixes this
+# process's threads at N (it still counts for the others). Results are bit-identical only at
+# the same thread count, so fix it when you compare runs bit for bit.
+#
+# OpenMP's wait policy is left alone: with the budget no process has more threads than its
+# cores, so spinning threads do not meet, and ``OMP_WAIT_POLICY=PASSIVE`` measured about 20%
+# slower for a process alone (``benchmark perf contention``).
+
+_REFRESH_S = 1.0
+_share: dict = {"depth": 0, "next": 0.0, "entry": None, "threads_before": 0}
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _share_dir() -> Path:
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"genre-bench-{uid}" / "cpu-share"
+
+
+def live_sharers(folder: Path | None = None) -> int:
+    """How many processes (this one included, if listed) share the cores now; dead entries go."""
+    folder = folder or _share_dir()
+    live = 0
+    for entry in folder.glob("*"):
+        try:
+            pid, started = int(entry.name), entry.read_text()
+        except (OSError, ValueError):
+            continue
+        if process_gone(pid, started):
+            entry.unlink(missing_ok=True)
+        else:
+            live += 1
+    return live
+
+
+def fair_threads() -> int:
+    """This process's torch threads now: ``GENRE_BENCH_THREADS`` (else ``OMP_NUM_THREADS``, as
+    Ray sets for its tasks) when given, else its share of the cores."""
+    fixed = os.environ.get("GENRE_BENCH_THREADS", "").strip() or os.environ.get("OMP_NUM_THREADS", "").strip()
+    if fixed.isdigit():
+        return max(1, int(fixed))
+    return max(1, usable_cores() // max(1, live_sharers()))
+
+
+def refresh_threads(force: bool = False) -> None:
+    """Inside ``cpu_share``: set torch's threads to this process's share, at most once a second."""
+    now = time.monotonic()
+    if _share["depth"] == 0 or (now < _share["next"] and not force):
+        return
+    _share["next"] = now + _REFRESH_S
+    threads = fair_threads()
+    if threads != torch.get_num_threads():
+        log.debug("torch threads %d -> %d", torch.get_num_threads(), threads)
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def cpu_share() -> Iterator[None]:
+    """List this process among those computing for the block (nested blocks count once)."""
+    if _share["depth"] == 0:
+        folder = _share_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            entry = folder / str(os.getpid())
+            entry.write_text(process_started(os.getpid()))
+            _share["entry"] = entry
+        except OSError as exc:  # a read-only /tmp: run with the threads torch chose
+            log.info("not sharing the cores with other genre-bench processes (%s)", exc)
+        _share["threads_before"] = torch.get_num_threads()
+    _share["depth"] += 1
+    try:
+        refresh_threads(force=True)
+        yield
+    finally:
+        _share["depth"] -= 1
+        if _share["depth"] == 0:
+            if _share["entry"] is not None:
+                _share["entry"].unlink(missing_ok=True)
+                _share["entry"] = None
+            torch.set_num_threads(_share["threads_before"])
