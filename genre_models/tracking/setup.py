@@ -54,15 +54,18 @@ def _store_lock(uri: str) -> Iterator[None]:
         import fcntl
     except ImportError:  # not POSIX: no lock
         fcntl = None
-    if fcntl is None or folder is None or not os.path.isdir(folder):
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
+    fd = None
+    if fcntl is not None and folder is not None and os.path.isdir(folder):
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # an unreadable folder, or a file system without locks: go on without one
+            pass
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 def experiment_name(experiment: str | None = None) -> str:
