@@ -102,11 +102,14 @@ def _train_data(spec, data_dir: str | None, n: int, image_size: int, shape) -> t
     return torch.randn(n, shape.frames, shape.n_mfcc, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def _bare_loop(model, opt, x, y, batches: int, batch_size: int, dev, precision: str) -> float:
-    """Slice, forward, backward, step: the floor any training loop can reach. Seconds."""
+def _bare_loop(model, opt, x, y, batches: int, batch_size: int, dev, precision: str, on_batch=None) -> float:
+    """Slice, forward, backward, step: the floor any training loop can reach. Seconds.
+    ``on_batch()``, if given, runs before each batch (the contention workers' thread refresh)."""
     model.train()
     t0 = time.perf_counter()
     for i in range(batches):
+        if on_batch is not None:
+            on_batch()
         xb = to_input(x[i * batch_size:(i + 1) * batch_size]).to(dev)
         yb = y[i * batch_size:(i + 1) * batch_size].to(dev)
         with autocast(dev, precision):
@@ -338,15 +341,8 @@ def contention_worker(net: str, batches: int, batch_size: int, image_size: int) 
         sys.stdin.readline()
         refresh_threads(force=True)  # every process of the round is listed by now
         threads = torch.get_num_threads()
-        t0 = time.monotonic()
-        model.train()
-        for i in range(batches):
-            refresh_threads()
-            xb, yb = to_input(x[i * batch_size:(i + 1) * batch_size]), y[i * batch_size:(i + 1) * batch_size]
-            loss = torch.nn.functional.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        t0 = time.monotonic()  # system-wide: comparable across the round's processes
+        _bare_loop(model, opt, x, y, batches, batch_size, dev, "fp32", on_batch=refresh_threads)
         t1 = time.monotonic()
     print(json.dumps({"start": t0, "end": t1, "samples": batches * batch_size, "threads": threads}), flush=True)
 

@@ -130,6 +130,23 @@ def test_claims_make_a_grid_point_run_once(tmp_store, sleeper):
     assert record.claim_point(parent, "gk", "net5", {}).finished.info.run_id == again.run_id
 
 
+def test_a_claim_whose_every_rival_withdrew_too_is_busy_not_a_crash(tmp_store, sleeper, monkeypatch):
+    import genre_models.tracking.sweeps as sweeps
+
+    class BothWithdraw(_RacingClient):  # the rival withdraws at the same moment as we do
+        def delete_run(self, run_id):
+            self.client.delete_run(run_id)
+            self.client.delete_run(self.rival.info.run_id)
+
+    monkeypatch.setattr(sweeps, "CLAIM_TRIES", 1)
+    record = SweepRecord("gtzan-genre-benchmark")
+    parent, _ = record.open_parent("sk", "sweep-x", {}, {}, [])
+    record.client = BothWithdraw(record.client, _owned_by(sleeper))
+    claim = record.claim_point(parent, "gk", "net5", {})
+    assert (claim.run_id, claim.finished, claim.failed, claim.busy) == (None, None, None, None)
+    assert record.point_runs("gk") == []  # nothing of either claimant is left active
+
+
 def test_two_sweeps_opening_one_parent_share_it(tmp_store):
     record = SweepRecord("gtzan-genre-benchmark")
     record.client = _RacingClient(record.client, {})

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 
+from genre_models.tracking.records import end_killed
 from genre_models.util import log, process_gone, this_process
 
 OWNER_TAGS = ("owner_host", "owner_pid", "owner_started")
@@ -57,6 +58,15 @@ def owner_gone(run, now: float | None = None) -> str | None:
         return f"its owner on {host}: {why}" if why else None
     age = (now or time.time()) - float(tags.get("heartbeat") or run.info.start_time / 1000)
     return f"no heartbeat from its owner on {host} for {age:.0f} s" if age > stale_after_s() else None
+
+
+def end_if_owner_gone(client, run, why: str) -> bool:
+    """End RUNNING ``run`` KILLED, saying ``why`` and how its owner was found gone, when it is
+    provably gone; whether it was ended (a run whose owner may be alive is left alone)."""
+    gone = owner_gone(run)
+    if gone is not None:
+        end_killed(client, run.info.run_id, f"{why} ({gone})")
+    return gone is not None
 
 
 def hold(run_id: str, uri: str) -> None:

@@ -18,9 +18,9 @@ from typing import Callable, Iterator
 from genre_models.config import SplitConfig
 from genre_models.errors import TrackingError, interrupt_signal
 from genre_models.data.store import FeatureStore
-from genre_models.tracking.claims import hold, owner_gone, owner_tags, release
+from genre_models.tracking.claims import end_if_owner_gone, hold, owner_tags, release
 from genre_models.tracking.queries import runs_with
-from genre_models.tracking.records import artifact_dir, end_killed, log_dataset_input, log_params_safely, verify_record
+from genre_models.tracking.records import artifact_dir, log_dataset_input, log_params_safely, verify_record
 from genre_models.util import log
 
 
@@ -152,10 +152,7 @@ class MlflowLogger:
         try:
             client = mlflow.MlflowClient()
             run = client.get_run(run_id) if run_id else None
-            gone = owner_gone(run) if run is not None and run.info.status == "RUNNING" else None
-            if gone:
-                end_killed(client, run_id, f"{why} ({gone})")
-            elif run is not None and run.info.status == "RUNNING":
+            if run is not None and run.info.status == "RUNNING" and not end_if_owner_gone(client, run, why):
                 log.warning("run %s is still RUNNING and its owner may be alive: left as it is", run_id)
         except Exception as exc:  # another store, or deleted: nothing to end
             log.info("could not mark the interrupted run %s as KILLED: %s", run_id, exc)

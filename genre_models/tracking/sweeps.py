@@ -23,16 +23,16 @@ import time
 from dataclasses import dataclass
 
 from genre_models.errors import TrackingError
-from genre_models.tracking.claims import hold, owner_gone, owner_tags, release
+from genre_models.tracking.claims import end_if_owner_gone, hold, owner_gone, owner_tags, release
 from genre_models.tracking.queries import runs_with
-from genre_models.tracking.records import end_killed
 
 CLAIM_TRIES = 30
 
 
 @dataclass
 class Claim:
-    """What claiming a grid point found: exactly one field is set."""
+    """What claiming a grid point found: at most one field is set (none: every claimant
+    withdrew on each try, so the point is simply busy for now)."""
 
     run_id: str | None = None  # won: this process owns this RUNNING run (held: it beats)
     finished: object = None  # the point's FINISHED run (an earlier or a concurrent sweep's)
@@ -95,14 +95,7 @@ class SweepRecord:
 
     def _live(self, running: list, why: str) -> list:
         """The RUNNING runs whose owner may be alive; the others end KILLED, saying why."""
-        live = []
-        for run in running:
-            gone = owner_gone(run)
-            if gone is None:
-                live.append(run)
-            else:
-                end_killed(self.client, run.info.run_id, f"{why} ({gone})")
-        return live
+        return [run for run in running if not end_if_owner_gone(self.client, run, why)]
 
     def end_dead_children(self, parent_id: str, why: str) -> None:
         """End as KILLED every child still RUNNING whose owner is provably gone; nothing else
@@ -149,7 +142,8 @@ class SweepRecord:
             release(mine)
             self.client.delete_run(mine)
             _backoff(attempt)
-        return Claim(busy=self.point_runs(grid_key)[0])
+        runs = self.point_runs(grid_key)
+        return Claim(busy=runs[0] if runs else None)
 
     def end_point_failed(self, run_id: str, msg: str) -> None:
         """End the point's claimed run FAILED with ``msg`` (MLflow may have ended it FAILED already)."""
