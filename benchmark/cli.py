@@ -21,12 +21,17 @@ from genre_models.models.registry import NETS, get_net
 from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, SweepConfig
 
 
-def _logger(enabled: bool = True):
+def _logger(enabled: bool = True, system_metrics: bool = False):
     """The run logger a command hands its stage: MLflow's, or one that keeps nothing."""
     from genre_models.tracking.logger import MlflowLogger
     from genre_models.training.logger import NULL_LOGGER
 
-    return MlflowLogger() if enabled else NULL_LOGGER
+    return MlflowLogger(system_metrics=system_metrics) if enabled else NULL_LOGGER
+
+
+def system_metrics_option(default: bool):
+    return click.option("--system-metrics/--no-system-metrics", default=default,
+                        help="Record CPU, memory (and, with nvidia-ml-py, GPU) use in each training and GAN run.")
 
 
 class CliError(click.ClickException):
@@ -263,16 +268,17 @@ def _train_config(net, data_dir, image_source, image_size, cache_dir, jobs, earl
 
 @main.command()
 @train_options
+@system_metrics_option(False)
 @tracking_options
 @_one_line_errors
-def train(tracking_uri, experiment, **kw):
+def train(tracking_uri, experiment, system_metrics, **kw):
     """Train one net from the registry and log the run to MLflow."""
     from genre_models.tracking.setup import setup_tracking
     from genre_models.workflow.get_or_run import train_net
 
     cfg = _train_config(**kw)
     setup_tracking(tracking_uri, experiment)
-    res = train_net(cfg, _logger())
+    res = train_net(cfg, _logger(system_metrics=system_metrics))
     m = res.metrics
     if get_net(res.config.net).uses_gan:
         click.echo(f"{res.config.net}: trained on {m['n_train']} segments = {m['n_train_real']} real + "
@@ -301,10 +307,11 @@ def train(tracking_uri, experiment, **kw):
 @click.option("--fresh", is_flag=True, help="Ignore a checkpoint with the same settings and start from step 0.")
 @click.option("--log-model/--no-log-model", default=default_of(GanConfig, "log_model"),
               help="Log the generator as an MLflow model.")
+@system_metrics_option(False)
 @tracking_options
 @_one_line_errors
 def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device, log_every, preview_every,
-        checkpoint_every, quality_epochs, fresh, log_model, tracking_uri, experiment, **kw):
+        checkpoint_every, quality_epochs, fresh, log_model, system_metrics, tracking_uri, experiment, **kw):
     """Train a WaveGAN on the training split's audio, generate a labelled set, and score it with a real-data net5.
 
     Re-running the same command resumes from the last checkpoint, and reuses the generated set."""
@@ -316,7 +323,7 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device
                     jobs=jobs, log_every=log_every, preview_every=preview_every, checkpoint_every=checkpoint_every,
                     quality_epochs=quality_epochs, log_model=log_model)
     setup_tracking(tracking_uri, experiment)
-    res = run_gan(cfg, _logger(), fresh=fresh)
+    res = run_gan(cfg, _logger(system_metrics=system_metrics), fresh=fresh)
     t = res.training
     click.echo(f"wavegan {cfg.gan.mode} d={cfg.gan.d}: {t.step} steps ({'resumed from step %d' % t.resumed_from if t.resumed_from else 'fresh'}, "
                f"{t.seconds:.1f} s) on {res.n_real} real training segments")
@@ -407,10 +414,14 @@ def _csv(choices):
 @click.option("--retries", type=int, default=default_of(SweepConfig, "retries"), help="Ray: re-runs of a grid point whose worker died.")
 @click.option("--data-access", type=click.Choice(DATA_ACCESS), default=default_of(SweepConfig, "data_access"),
               help="shared: workers read --data-dir; artifacts: workers download a features run (auto: artifacts under ray).")
+@system_metrics_option(default_of(SweepConfig, "system_metrics"))
+@click.option("--register/--no-register", default=default_of(SweepConfig, "register"),
+              help="Register the best run per net and split (chosen on validation) as models:/genre-bench-<net>@<split>.")
 @tracking_options
 @_one_line_errors
 def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
-          executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, tracking_uri, experiment):
+          executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, system_metrics, register,
+          tracking_uri, experiment):
     """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
 
     Re-running the same command skips grid points that already have a FINISHED run."""
@@ -424,7 +435,7 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
     cfg = SweepConfig(data_dir=data_dir, grid=grid, nets=nets, seeds=seeds, splits=splits, max_epochs=max_epochs, jobs=jobs,
                       device=device, precision=precision, cache_dir=cache_dir, preprocess_jobs=preprocess_jobs,
                       executor=executor, ray_address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-                      retries=retries, data_access=data_access)
+                      retries=retries, data_access=data_access, system_metrics=system_metrics, register=register)
     click.echo(f"grid {grid}: {get_grid(grid).description}")
     tty = sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -447,25 +458,26 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
         from genre_models.tracking.setup import experiment_name
 
         rep = write_report(experiment_name(experiment), out=None, tracking_uri=tracking_uri)
-        click.echo(f"report: {rep.path}")
+        click.echo(f"report: {rep.path} (and {rep.html})")
     if res.failed:
         raise SystemExit(1)
 
 
 @main.command()
-@click.option("--out", default=None, type=click.Path(), help="Markdown file [default: reports/<experiment>.md].",
-              show_default=False)
-@click.option("--no-figures", is_flag=True, help="Tables only: skip the PNGs (confusion matrices, curves).")
+@click.option("--out", default=None, type=click.Path(), help="Markdown file [default: reports/<experiment>/report.md]; "
+              "its HTML twin, tables (CSV, LaTeX) and figures go beside it.", show_default=False)
+@click.option("--no-figures", is_flag=True, help="Tables only: skip the PNGs (headline, confusion matrices, curves).")
 @tracking_options
 @_one_line_errors
 def report(out, no_figures, tracking_uri, experiment):
-    """Write the study's two tables (mean ± 95% CI over seeds, beside the published numbers) from the tracking store."""
+    """Write the study's tables (mean and 95% interval over seeds, beside the published numbers), figures,
+    CSV and LaTeX tables and an HTML page, from the tracking store."""
     from genre_models.stages.report import write_report
     from genre_models.tracking.setup import experiment_name
 
     rep = write_report(experiment_name(experiment), out=out, tracking_uri=tracking_uri, figures=not no_figures)
     click.echo(rep.text)
-    click.echo(f"\nwrote {rep.path} ({rep.n_runs} runs)")
+    click.echo(f"\nwrote {rep.path} ({rep.n_runs} runs), {rep.html} and {len(rep.tables)} table files")
 
 
 @main.command()

@@ -285,7 +285,7 @@ def bench_executors(data_dir: str, nets: tuple[str, ...] = ("net1", "net5"), see
                 if ray and not ray_address else None)
         try:
             base = dict(grid=grid, nets=tuple(nets), seeds=seeds, splits=tuple(splits), max_epochs=max_epochs,
-                        cache_dir=cache)
+                        cache_dir=cache, register=False)  # the executors' speed, not the registry's
             ways = {"local_jobs1": SweepConfig(data_dir=data_dir, jobs=1, **base),
                     f"local_jobs{jobs}": SweepConfig(data_dir=data_dir, jobs=jobs, **base)}
             if ray:

@@ -230,5 +230,9 @@ def test_two_identical_sweeps_started_together_run_each_point_once(store, demo_d
     withdrawn = mlflow.search_runs(experiment_names=[experiment], output_format="list", run_view_type=2)
     assert all(r.info.status != "FINISHED" for r in withdrawn)  # a lost race leaves only a deleted claim
     assert _point_metrics(uri, experiment) == single["metrics"]  # the same numbers, point by point
+    client = mlflow.MlflowClient(uri)
+    for net in ("net1", "net5"):  # both sweeps registered the same chosen run: one version is left
+        (version,) = client.search_model_versions(f"name = 'genre-bench-{net}'")
+        assert client.get_model_version_by_alias(f"genre-bench-{net}", "track").version == version.version
     if store == "sqlite":  # the report is the same code on either store: written once, here
         assert _report(uri, experiment, tmp_path / "report.md", env) == single["report"]

@@ -247,9 +247,10 @@ def test_gan_cli_logs_previews_generated_set_quality_and_model_then_resumes(demo
     assert run.info.status == "FINISHED" and tags["stage"] == "gan" and tags["dataset_synthetic"] == "true"
     assert [h.step for h in client.get_metric_history(run.info.run_id, "d_loss")] == [1, 2, 3]
     assert {"g_loss", "gp", "wasserstein", "steps_per_sec"} <= set(m)
-    assert m["n_generated"] == 50 and all(m[f"n_generated_{g}"] == 5 for g in ("blues", "rock", "jazz"))
+    p = run.data.params
+    assert p["n_generated"] == "50" and "n_generated" not in m  # counts are parameters
     assert 0.0 <= m["gen_quality_accuracy"] <= 1.0 and "gen_quality_accuracy_metal" in m
-    assert m["n_real_segments"] == 120 and m["n_real_tracks"] == 30  # 3 training tracks per genre, 4 segments each
+    assert p["n_real_segments"] == "120" and p["n_real_tracks"] == "30"  # 3 training tracks per genre, 4 segments each
     previews = {a.path for a in client.list_artifacts(run.info.run_id, "previews")}
     assert previews == {"previews/real", "previews/step_0000002", "previews/step_0000003"}
     wavs = [a.path for a in client.list_artifacts(run.info.run_id, "previews/step_0000003")]
@@ -290,8 +291,8 @@ def test_net6_uses_a_matching_gan_run_and_refuses_one_from_another_split(demo_di
     assert len(runs) == 2  # the GAN was found, not trained again
     net6 = next(r for r in runs if r.data.tags.get("net") == "net6")
     assert net6.data.tags["gan_run_id"] == gan_run_id and net6.data.tags["gan_reused"] == "true"
-    m = net6.data.metrics
-    assert m["n_train"] == m["n_train_real"] + m["n_generated"] == 160 and m["n_val"] == 40 and m["n_test"] == 40
+    p = {k: int(v) for k, v in net6.data.params.items() if k.startswith("n_") and v.isdigit()}
+    assert p["n_train"] == p["n_train_real"] + p["n_generated"] == 160 and p["n_val"] == 40 and p["n_test"] == 40
 
     other = CliRunner().invoke(main, [*net_args, "--seed", "5", "--gan-run-id", gan_run_id])
     assert other.exit_code == 2 and "Traceback" not in other.output

@@ -90,8 +90,8 @@ def test_cli_preprocess_prints_skips_and_logs_them(bad_tree, tmp_store):
     runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"])
     assert len(runs) == 1
     run = runs.iloc[0]
-    assert run["metrics.skipped_files"] == 4 and run["metrics.tracks_total"] == 21
-    assert run["metrics.tracks_train"] + run["metrics.tracks_val"] + run["metrics.tracks_test"] == 21
+    assert run["params.skipped_files"] == "4" and run["params.tracks_total"] == "21"
+    assert sum(int(run[f"params.tracks_{p}"]) for p in ("train", "val", "test")) == 21
     client = mlflow.MlflowClient()
     arts = {a.path for a in client.list_artifacts(run.run_id)}
     assert {"manifest.csv", "skipped.txt"} <= arts

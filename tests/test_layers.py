@@ -21,6 +21,7 @@ LAYERS = (
     ("models", ("genre_models.models",)),
     ("training", ("genre_models.training",)),
     ("tracking", ("genre_models.tracking",)),
+    ("reporting", ("genre_models.reporting",)),
     ("stages", ("genre_models.stages",)),
     ("workflow", ("genre_models.workflow",)),
     ("sweep", ("genre_models.sweep",)),

@@ -47,7 +47,7 @@ def test_every_parameter_is_accepted_by_the_cli(entry):
 @pytest.mark.parametrize("net", list(NETS))
 def test_mlproject_defaults_equal_the_cli_defaults(net):
     ctx = main.commands["train"].make_context("train", ["--net", net, "--data-dir", "x"])
-    params = {k: v for k, v in ctx.params.items() if k not in ("tracking_uri", "experiment")}
+    params = {k: v for k, v in ctx.params.items() if k not in ("tracking_uri", "experiment", "system_metrics")}
     cfg = resolve_config(_train_config(**params))
     resolved = {
         "image_source": cfg.features.image_source, "image_size": cfg.features.image_size, "jobs": cfg.jobs,
@@ -90,7 +90,7 @@ def test_mlflow_run_preprocess_and_net2(demo_dir, tmp_store, tmp_path):
     runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
     by_stage = {r.data.tags.get("stage"): r for r in runs}
     assert set(by_stage) == {"preprocess", "train"} and all(r.info.status == "FINISHED" for r in runs)
-    assert by_stage["preprocess"].data.metrics["tracks_total"] == 50
+    assert by_stage["preprocess"].data.params["tracks_total"] == "50"
     train_run = by_stage["train"]
     assert train_run.info.run_name == "net2-e2-track-s0"
     assert train_run.data.params["early_stopping"] == "auto"  # MLflow's raw entry-point value...
@@ -109,12 +109,12 @@ def test_mlflow_run_net6_trains_its_gan_first_then_the_gan_entry_point_resumes_i
     by_stage = {r.data.tags["stage"]: r for r in runs}
     gan_run, net_run = by_stage["gan"], by_stage["train"]
     assert net_run.data.tags["gan_run_id"] == gan_run.info.run_id != net_run.info.run_id  # its own run, linked
-    m = net_run.data.metrics
-    assert m["n_generated"] == 40 and m["n_train"] == m["n_train_real"] + 40
-    assert gan_run.data.metrics["n_generated"] == 40 and "gen_quality_accuracy" in gan_run.data.metrics
+    p = net_run.data.params
+    assert p["n_generated"] == "40" and int(p["n_train"]) == int(p["n_train_real"]) + 40
+    assert gan_run.data.params["n_generated"] == "40" and "gen_quality_accuracy" in gan_run.data.metrics
 
     again = _mlflow_run("gan", {"data_dir": demo_dir, "steps": 2, "d": 2, "batch_size": 4, "per_genre": 4,
-                                "preview_every": 1}, tmp_path, tmp_store)
+                                "preview_every": 1, "quality_epochs": 2}, tmp_path, tmp_store)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from step 2" in again.stdout
     runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.stage = 'gan'",

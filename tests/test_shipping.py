@@ -51,8 +51,8 @@ def test_a_features_run_replaces_the_data_folder_for_training_and_the_gan(demo_d
     assert res.exit_code == 0, res.output
     (trained,) = mlflow.search_runs(filter_string="tags.net = 'net5'", output_format="list")
     assert trained.info.status == "FINISHED" and trained.data.params["data_dir"] == uri
-    assert trained.data.metrics["n_train"] + trained.data.metrics["n_val"] + trained.data.metrics["n_test"] == 200
-    assert trained.data.tags["dataset_digest"] == driver_store.digest  # the same dataset, by digest
+    assert sum(int(trained.data.params[f"n_{p}"]) for p in ("train", "val", "test")) == 200
+    assert trained.data.tags["dataset"].endswith(f"@{driver_store.digest}")  # the same dataset, by digest
     fetched = load_store(node_cache / run.data.tags["cache_key"])
     assert fetched.meta["fetched_from"] == fid
     np.testing.assert_array_equal(fetched.mfcc, driver_store.mfcc)

@@ -3,26 +3,32 @@ parallel runs through a local server, report arithmetic and empty-experiment beh
 
 from __future__ import annotations
 
+import json
+import re
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import replace
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
 from genre_models.models.registry import NETS
+from genre_models.genres import GENRES
 from genre_models.stages.report import paired_difference, summarize
 from genre_models.sweep.driver import run_sweep
 from genre_models.sweep.grid import SweepConfig, build_grid, dependencies
+from genre_models.tracking.model_registry import logged_model_id
 
 EXP = "gtzan-genre-benchmark"
-SMALL = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2"]
+SMALL = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2", "--no-register"]
 
 
 def _runs(**filters):
@@ -45,55 +51,104 @@ def test_study_grid_follows_the_study():
     assert [p.label for p in capped] == ["gan track s0", "net6 e60 track s0", "net2 e50 track s0", "net2 e60 track s0"]
 
 
-def test_ci_arithmetic_and_paired_verdicts():
+def test_intervals_stay_in_bounds_and_few_seeds_show_their_values():
     c = summarize([0.5, 0.6, 0.7])
-    assert c.mean == pytest.approx(0.6) and c.n == 3
-    assert c.half_width == pytest.approx(4.302652729911275 * 0.1 / np.sqrt(3))  # t(0.975, 2) * sd / sqrt(n)
-    assert str(c) == "0.600 ± 0.248 (n=3)"
+    assert c.mean == pytest.approx(0.6) and c.n == 3 and not c.clipped
+    half = 4.302652729911275 * 0.1 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
+    assert (c.lo, c.hi) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
+    assert str(c) == "0.600 [0.352, 0.848] (n=3)"
+    wide = summarize([0.05, 0.9, 0.95])  # t half-width 1.27: the raw interval is wider than [0, 1]
+    assert (wide.lo, wide.hi, wide.clipped) == (0.0, 1.0, True) and str(wide).endswith("‡ (n=3)")
+    assert str(summarize([0.4, 0.5])) == "0.450 (values 0.400, 0.500)"  # n < 3: no interval claimed
+    assert not summarize([0.4, 0.5]).has_interval
     assert str(summarize([0.42])) == "0.420 (n=1)" and str(summarize([])) == "–"
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # any sample of accuracies: the interval stays in [0, 1]
+        x = rng.uniform(0, 1, size=int(rng.integers(3, 8))) ** rng.uniform(0.2, 5)
+        cell = summarize(x)
+        assert 0.0 <= cell.lo <= cell.mean <= cell.hi <= 1.0
     p = paired_difference({0: 0.5, 1: 0.6, 2: 0.7, 3: 0.1}, {0: 0.6, 1: 0.7, 2: 0.9})
     assert p.seeds == (0, 1, 2) and p.diff.mean == pytest.approx(0.4 / 3)
     assert "not distinguishable" in p.verdict  # diffs .1 .1 .2: the interval reaches below 0
+    assert -1.0 <= p.diff.lo and p.diff.hi <= 1.0
     sure = paired_difference({s: 0.5 for s in range(5)}, {s: 0.6 + 0.001 * s for s in range(5)})
     assert sure.verdict.startswith("a gain distinguishable")
-    assert "cannot be judged" in paired_difference({0: 0.5}, {0: 0.7}).verdict
+    assert "cannot be judged" in paired_difference({0: 0.5, 1: 0.5}, {0: 0.7, 1: 0.8}).verdict
 
 
-def _fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status="FINISHED", **metrics):
+def _fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status="FINISHED", confusion=None, **metrics):
     tags = {"stage": "train", "net": net, "split": split, "seed": str(seed), "dataset": "gtzan@abc",
             "dataset_synthetic": "false", "code_version": "0.1.0+test"}
     run = client.create_run(exp_id, run_name=f"{net}-s{seed}", tags=tags)
-    client.log_param(run.info.run_id, "epochs", epochs or NETS[net].epochs)
-    client.log_param(run.info.run_id, "resolved_device", "cpu")
+    rid = run.info.run_id
+    for k, v in {"epochs": epochs or NETS[net].epochs, "resolved_device": "cpu", "n_test": 30 + seed,
+                 "n_test_tracks": 10}.items():
+        client.log_param(rid, k, v)
     for k, v in {"test_accuracy": acc, "val_accuracy": acc, **metrics}.items():
-        client.log_metric(run.info.run_id, k, v)
-    client.set_terminated(run.info.run_id, status)
-    return run.info.run_id
+        client.log_metric(rid, k, v)
+    if confusion is not None:
+        client.log_text(rid, pd.DataFrame(confusion, index=GENRES, columns=GENRES).to_csv(), "confusion_matrix.csv")
+    client.set_terminated(rid, status)
+    return rid
+
+
+def _cells(md_row: str) -> list[str]:
+    return [c.strip() for c in md_row.strip().strip("|").split("|")]
 
 
 def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     client = mlflow.MlflowClient()
     exp_id = mlflow.get_experiment_by_name(EXP).experiment_id
+    rng = np.random.default_rng(1)
+    conf = {}
     for seed, (a5, a6) in enumerate([(0.5, 0.6), (0.6, 0.7), (0.7, 0.9)]):
-        _fake_run(client, exp_id, "net5", seed, a5, stopped_epoch=20 + seed, test_track_accuracy=a5 + 0.1)
+        conf[seed] = rng.integers(0, 5, size=(10, 10))
+        _fake_run(client, exp_id, "net5", seed, a5, stopped_epoch=20 + seed, test_track_accuracy=a5 + 0.1,
+                  test_macro_f1=0.4 + 0.1 * seed, confusion=conf[seed])
         _fake_run(client, exp_id, "net6", seed, a6, stopped_epoch=10, test_track_accuracy=a6)
         _fake_run(client, exp_id, "net2", seed, 0.30 + 0.1 * seed, epochs=50)
         _fake_run(client, exp_id, "net2", seed, 0.40, epochs=100)
     _fake_run(client, exp_id, "net2", 9, 0.99, epochs=50, status="FAILED")  # never counted
     _fake_run(client, exp_id, "net1", 0, 0.11, split="random", epochs=50)
-    out = tmp_path / "r.md"
-    result = CliRunner().invoke(main, ["report", "--out", str(out), "--no-figures"])
+    for seed, acc in ((0, 0.4), (1, 0.5)):  # two seeds, both stopped at their cap of 8 epochs
+        _fake_run(client, exp_id, "net5", seed, acc, split="random", epochs=8, stopped_epoch=8)
+    out = tmp_path / "r" / "report.md"
+    result = CliRunner().invoke(main, ["report", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "gtzan@abc" in text and "synthetic" not in text.split("\n")[2] and "`0.1.0+test`" in text
     assert "unfinished training runs left out: 1 FAILED" in text
-    assert "| net5 | 0.600 ± 0.248 (n=3) | 0.7954 | 21.0 ± 2.5 (n=3) | 27 | 0.700 ± 0.248 (n=3) |" in text
-    assert "| net6 | 0.733 ± 0.379 (n=3) | 0.8291 | 10.0 ± 0.0 (n=3) | 18 | 0.733 ± 0.379 (n=3) |" in text
-    assert "| net2 | 0.400 ± 0.248 (n=3) | 0.6039 | 0.400 ± 0.000 (n=3) | 0.5346 |" in text
+    assert "| net5 | 10 / 30-32 | 0.600 [0.352, 0.848] (n=3) | 0.7954 | 0.700 [0.452, 0.948] (n=3) | " \
+           "21.0 [18.5, 23.5] (n=3) | 27 |" in text
+    assert "| net6 | 10 / 30-32 | 0.733 [0.354, 1.000]‡ (n=3) | 0.8291 |" in text  # the t-interval reached 1.113
+    assert "| net2 | 10 / 30-32 | 0.400 [0.152, 0.648] (n=3) | 0.6039 | 0.400 [0.400, 0.400] (n=3) | 0.5346 |" in text
     random_block = text.split("## Split `random`")[1].split("## Split `track`")[0]
-    assert "| net1 | 0.110 (n=1) | 0.4257 |" in random_block  # net1 ran on `random` only
-    assert ("On `track`, net6 − net5 test accuracy = +0.133 ± 0.143 (paired over seeds 0, 1, 2): "
+    assert "| net1 | 10 / 30 | 0.110 (n=1) | 0.4257 |" in random_block  # net1 ran on `random` only
+    assert "| net5 | 10 / 30-31 | 0.450 (values 0.400, 0.500) | 0.7954 |" in random_block
+    assert "8.0 (values 8.0, 8.0)†" in random_block and "† net5: 2 of 2 runs stopped at their epoch cap (8)" in random_block
+    assert ("On `track`, net6 − net5 test accuracy = 0.133 [-0.010, 0.277] (n=3) (paired over seeds 0, 1, 2): "
             "not distinguishable from seed noise") in text
+    assert "| net5 | 0.50 ± 0.10 |" in text  # macro F1: mean ± sd over seeds
+    files = out.parent / "report_files"
+    for name in ("table1_track", "table2_track", "f1_track", "table1_random", "table2_random"):
+        assert f"[{name}.csv](report_files/{name}.csv)" in text
+        assert (files / f"{name}.tex").read_text().startswith("\\begin{table}")
+    # The CSV holds the numbers the markdown rounds, column by column.
+    csv = pd.read_csv(files / "table2_track.csv").set_index("Model")
+    md = {_cells(l)[0]: _cells(l) for l in text.split("### Table 2")[2].split("Files:")[0].splitlines() if l.startswith("| net")}
+    assert list(csv.index) == ["net5", "net6"]
+    for net, row in csv.iterrows():
+        acc = row[["Accuracy (segments) mean", "Accuracy (segments) lo", "Accuracy (segments) hi"]]
+        assert md[net][2].startswith("{:.3f} [{:.3f}, {:.3f}]".format(*acc)) and row["Accuracy (segments) n"] == 3
+        assert md[net][3] == f"{row['study']:.4f}" and row["Test tracks / segments tracks"] == 10
+    tex = (files / "table2_track.tex").read_text()
+    assert "0.733 [0.354, 1.000]$^\\ddagger$ (n=3)" in tex and "net5 & 10 / 30-32 & 0.600 [0.352, 0.848] (n=3)" in tex
+    # Confusion: counts summed over the seeds' runs.
+    summed = pd.read_csv(files / "confusion_track_net5.csv", index_col=0).to_numpy()
+    assert (summed == conf[0] + conf[1] + conf[2]).all()
+    assert (files / "confusion_track.png").is_file() and (files / "headline.png").is_file()
+    html = out.with_suffix(".html").read_text()
+    assert "<table>" in html and "data:image/png;base64," in html and "0.733 [0.354, 1.000]‡ (n=3)" in html
 
 
 def test_report_refuses_empty_and_unfinished_experiments(tmp_store, tmp_path):
@@ -152,12 +207,12 @@ def test_failing_point_is_isolated_and_recorded(demo_dir, tmp_store, monkeypatch
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     by_net = {}
     for r in children:
-        by_net.setdefault(r.data.tags["grid.net"], []).append(r)
+        by_net.setdefault(r.data.tags["net"], []).append(r)
     assert all(r.info.status == "FINISHED" for r in by_net["net3"]) and len(by_net["net3"]) == 2
     for net, msg in (("net1", "RuntimeError: boom in the MLP"), ("net5", "ValueError: cannot build")):
         assert len(by_net[net]) == 2 and all(r.info.status == "FAILED" and r.data.tags["error"] == msg for r in by_net[net])
-    assert parent.info.status == "FAILED" and parent.data.metrics["runs_failed"] == 4
-    assert parent.data.metrics["runs_finished"] == 2
+    assert parent.info.status == "FAILED" and parent.data.tags["runs_failed"] == "4"
+    assert parent.data.tags["runs_finished"] == "2"
 
 
 def _kill_after_first_finished(cmd, env, timeout=240):
@@ -203,40 +258,123 @@ def test_resume_after_kill_9_runs_only_what_is_missing(demo_dir, tmp_store, tmp_
 
 @pytest.mark.slow
 def test_parallel_sweep_through_a_local_server_loses_nothing(demo_dir, tmp_store):
-    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net3", "net5"), seeds=2, splits=("track",),
-                      max_epochs=2, jobs=2)
+    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net5"), seeds=2, splits=("track",),
+                      max_epochs=2, jobs=2, register=False)
     res = run_sweep(cfg)
-    assert (res.points, res.finished, res.failed) == (6, 6, 0)
+    assert (res.points, res.finished, res.failed) == (4, 4, 0)
     assert res.server_pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(res.server_pid, 0)  # stopped after the sweep
     client = mlflow.MlflowClient()
     runs = _runs(stage="train")
-    assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
     for r in runs:
         m = r.data.metrics
-        assert {"test_accuracy", "test_track_accuracy", "val_accuracy", "stopped_epoch", "n_train"} <= set(m)
+        assert {"test_accuracy", "test_track_accuracy", "val_accuracy", "stopped_epoch"} <= set(m)
+        assert int(r.data.params["n_train"]) > 0 and "n_train" not in m  # counts are parameters
         steps = [h.step for h in client.get_metric_history(r.info.run_id, "val_loss")]
         assert steps == list(range(1, int(m["stopped_epoch"]) + 1))
         assert {"confusion_matrix.csv", "history.csv"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
         assert r.data.tags["mlflow.parentRunId"] == res.parent_run_id
     again = run_sweep(cfg)  # everything is there: nothing runs, no server starts
-    assert (again.finished, again.skipped, again.server_pid) == (0, 6, None)
+    assert (again.finished, again.skipped, again.server_pid) == (0, 4, None)
+
+
+@pytest.fixture(scope="module")
+def demo_sweep(tmp_path_factory):
+    """The README's main job, one seed and split (`benchmark sweep --demo`), run once for the tests
+    below, in a folder and store of its own: (folder, tracking URI, the command's stdout)."""
+    root = tmp_path_factory.mktemp("main-job")
+    uri = f"sqlite:///{root}/mlflow.db"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
+           "GENRE_BENCH_CACHE": str(root / "cache"), "CI": "true"}
+    done = subprocess.run([sys.executable, "-m", "benchmark", "sweep", "--demo", "--seeds", "1", "--splits", "track",
+                           "--max-epochs", "2"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, uri, done.stdout
 
 
 @pytest.mark.slow
-def test_demo_sweep_runs_every_stage_and_writes_the_report(tmp_store, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track"])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "demo-data" / "SYNTHETIC.json").is_file()
-    assert "11 points, 11 run, 0 skipped" in result.stdout
-    text = (tmp_path / "reports" / f"{EXP}.md").read_text()
+def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep, monkeypatch):
+    """Every stage, the registry, predict through the registry, and the report's files."""
+    root, uri, stdout = demo_sweep
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("GENRE_BENCH_CACHE", str(root / "cache"))
+    mlflow.set_tracking_uri(uri)
+    assert (root / "demo-data" / "SYNTHETIC.json").is_file()
+    assert "7 points, 7 run, 0 skipped" in stdout  # net1-4 at one budget (2 epochs), net5, the GAN, net6
+    report = root / "reports" / EXP / "report.md"
+    text = report.read_text()
     assert "synthetic demo data, not GTZAN" in text
     for net in NETS:
-        row = next(line for line in text.splitlines() if line.startswith(f"| {net} | 0."))
-        assert "(n=1)" in row
-    assert (tmp_path / "reports" / f"{EXP}_files" / "confusion_net6.png").is_file()
-    assert (tmp_path / "reports" / f"{EXP}_files" / "gan_losses.png").is_file()
+        row = next(line for line in text.splitlines() if line.startswith(f"| {net} | ") and "(n=1)" in line)
+        assert " / " in _cells(row)[1]  # test tracks / samples
+    files = report.parent / "report_files"
+    for name in ("headline.png", "confusion_track.png", "val_curves_track.png", "gan_losses.png", "table2_track.tex"):
+        assert (files / name).is_file(), name
+    assert report.with_suffix(".html").read_text().count("data:image/png;base64,") == 4
+    train = _runs(stage="train")
+    assert len(train) == 6 and all(r.info.status == "FINISHED" for r in train)
+    r5 = next(r for r in train if r.data.tags["net"] == "net5")
+    assert "system/cpu_utilization_percentage" in r5.data.metrics  # on by default in sweeps
+    assert r5.data.tags["mlflow.note.content"].startswith("net5 (LSTM 512-256") and "synthetic" in r5.data.tags["mlflow.note.content"]
+    # The registry: one version per net and split, the split as alias, chosen on validation.
+    client = mlflow.MlflowClient()
+    for net in NETS:
+        mv = client.get_model_version_by_alias(f"genre-bench-{net}", "track")
+        assert str(mv.version) == "1" and client.get_run(mv.run_id).data.tags["net"] == net
+        assert f"registered models:/genre-bench-{net}@track (version 1)" in stdout
+    # Test metrics are linked to the model and to the dataset, whose digest is the dataset tag's.
+    mv5 = client.get_model_version_by_alias("genre-bench-net5", "track")
+    linked = {m.key: m for m in client.get_logged_model(logged_model_id(client.get_run(mv5.run_id))).metrics}
+    name, digest = client.get_run(mv5.run_id).data.tags["dataset"].split("@")
+    assert (linked["test_accuracy"].dataset_name, linked["test_accuracy"].dataset_digest) == (name, digest)
+    clip = str(next((root / "demo-data").rglob("rock.00003.wav")))
+    via_alias = CliRunner().invoke(main, ["predict", clip, "--model-uri", "models:/genre-bench-net5@track", "--json"])
+    via_run = CliRunner().invoke(main, ["predict", clip, "--model-uri", f"runs:/{mv5.run_id}/model", "--json"])
+    assert via_alias.exit_code == 0 and via_run.exit_code == 0, via_alias.output + via_run.output
+    assert json.loads(via_alias.stdout)["top"][0] == json.loads(via_run.stdout)["top"][0]
+    again = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
+                                      "--no-system-metrics"])
+    assert again.exit_code == 0 and "7 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout
+    assert len(client.search_model_versions("name = 'genre-bench-net5'")) == 1  # no version twice
     gan = _runs(stage="gan")
     assert len(gan) == 1 and gan[0].data.tags["mlflow.parentRunId"]
+
+
+def _docs_screenshot():
+    """``docs/screenshot.py``, the README screenshot's script, whose ``chromium()`` the test shares."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("screenshot", Path(__file__).parent.parent / "docs" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHOT = _docs_screenshot()
+CHROMIUM = SHOT.chromium_path()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium; .ci/run installs it)")
+def test_the_readme_runs_view_url_shows_the_sweeps_runs_in_a_browser(demo_sweep, tmp_path):
+    """The README's URL, in a real (headless) browser, against `mlflow server` on the demo store:
+    the experiment opens on its runs table (not the GenAI traces page) and the sweep's runs are there."""
+    from genre_models.tracking.server import LocalServer
+
+    root, uri, _ = demo_sweep
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name(EXP)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs_view = f"/#/experiments/{exp.experiment_id}/runs?searchFilter=" + urllib.parse.quote("tags.stage = 'train'")
+    with LocalServer(uri, tmp_path / "ui") as server:
+        page = SHOT.chromium(server.uri + runs_view, tmp_path / "profile", "--dump-dom")
+    assert page.returncode == 0, page.stderr[-2000:]
+    dom = page.stdout
+    parent = mlflow.MlflowClient(uri).search_runs([exp.experiment_id], "tags.stage = 'sweep'")[0]
+    assert "Training runs" in dom and parent.info.run_name in dom  # the runs table, the sweep's parent row
+    shown = re.search(r"(\d+)(?:<[^>]*>|\s)*matching runs", dom)
+    assert shown and int(shown.group(1)) == 6 + 1  # the 6 train runs the filter matches, under their parent

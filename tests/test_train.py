@@ -110,10 +110,16 @@ def test_cli_train_leaves_a_complete_record(net, demo_dir, tmp_store):
     steps = [h.step for h in client.get_metric_history(run.info.run_id, "val_accuracy")]
     assert steps == list(range(1, int(m["stopped_epoch"]) + 1))
     assert 0.0 <= m["test_accuracy"] <= 1.0 and m["samples_per_sec"] > 0
+    n_test, n_tracks = int(params["n_test"]), int(params["n_test_tracks"])  # counts are parameters, not metrics
+    assert not {"n_test", "n_train", "test_n_samples"} & set(m)
     if NETS[net].input_kind == "image":
-        assert m["test_track_accuracy"] == m["test_accuracy"] and m["test_n_samples"] == 10
+        assert m["test_track_accuracy"] == m["test_accuracy"] and n_test == n_tracks == 10
     else:
-        assert m["test_n_samples"] == m["test_n_tracks"] * 4 and m["test_n_tracks"] == 10
+        assert n_test == n_tracks * 4 and n_tracks == 10
+    assert f"tested once on 10 tracks ({n_test} samples)" in tags["mlflow.note.content"]
+    assert not {"dataset_name", "dataset_digest", "git_commit", "grid.net"} & set(tags)  # one tag per fact
+    (inp,) = run.inputs.dataset_inputs
+    assert f"{inp.dataset.name}@{inp.dataset.digest}" == tags["dataset"]  # one digest: the tag's
     assert tags["net"] == net and tags["split"] == "track" and tags["seed"] == "1"
     assert tags["dataset"].startswith("synthetic-gtzan@") and tags["dataset_synthetic"] == "true"
     assert tags["mlflow.runName"] == f"{net}-e2-track-s1"
@@ -122,14 +128,14 @@ def test_cli_train_leaves_a_complete_record(net, demo_dir, tmp_store):
     assert params["net"] == net and params["features.n_mfcc"] == "13" and params["lr"] == "0.0001"
     assert params["early_stopping"] == str(NETS[net].early_stopping)
     if NETS[net].uses_gan:
-        assert m["n_train"] == m["n_train_real"] + m["n_generated"] and m["n_generated"] == 30
+        assert int(params["n_train"]) == int(params["n_train_real"]) + 30 and params["n_generated"] == "30"
         assert params["gan.d"] == "4" and tags["gan_run_id"] and tags["gan_reused"] == "false"
     else:
         assert not any(k.startswith("gan") for k in params) and "gan_run_id" not in tags
     assert ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
     cm = np.loadtxt(client.download_artifacts(run.info.run_id, "confusion_matrix.csv"), delimiter=",", skiprows=1,
                     usecols=range(1, 11))
-    assert cm.sum() == m["test_n_samples"]
+    assert cm.sum() == n_test
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     models = [mo for mo in models if mo.name == "model"]  # net6's GAN run also logs its "generator"
     assert len(models) == 1 and models[0].source_run_id == run.info.run_id

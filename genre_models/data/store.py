@@ -283,21 +283,31 @@ def notes_of(store: FeatureStore) -> list[str]:
 
 
 def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
-    """Tracks, segments and images per part and per genre, for logging."""
+    """Tracks, segments and images per part (and the totals), for logging as parameters; per
+    genre, ``genre_counts``."""
     tracks = store.tracks
     out: dict[str, int] = {"tracks_total": len(tracks), "skipped_files": int((store.manifest.status == "skipped").sum()),
                            "duplicate_tracks": int((tracks.duplicate_of != "").sum())}
     seg_parts = store.parts("mfcc", split)
     img_parts = store.parts("image", split)
-    seg_genre = tracks.genre.to_numpy()[store.seg_track] if len(tracks) else np.array([])
-    img_genre = tracks.genre.to_numpy()[store.img_track] if len(tracks) else np.array([])
     for p, name in enumerate(PARTS):
         out[f"segments_{name}"] = int((seg_parts == p).sum())
         out[f"images_{name}"] = int((img_parts == p).sum())
         out[f"tracks_{name}"] = int(len(np.unique(store.seg_track[seg_parts == p])))
-        for g in GENRES:
-            out[f"segments_{name}_{g}"] = int(((seg_parts == p) & (seg_genre == g)).sum())
-            out[f"images_{name}_{g}"] = int(((img_parts == p) & (img_genre == g)).sum())
-    for g in GENRES:
-        out[f"tracks_{g}"] = int((tracks.genre == g).sum())
     return out
+
+
+def genre_counts(store: FeatureStore, split: SplitConfig) -> pd.DataFrame:
+    """One row per genre: its tracks, and its segments and images in each part."""
+    tracks = store.tracks
+    seg_parts, img_parts = store.parts("mfcc", split), store.parts("image", split)
+    seg_genre = tracks.genre.to_numpy()[store.seg_track] if len(tracks) else np.array([])
+    img_genre = tracks.genre.to_numpy()[store.img_track] if len(tracks) else np.array([])
+    rows = []
+    for g in GENRES:
+        row = {"genre": g, "tracks": int((tracks.genre == g).sum())}
+        for p, name in enumerate(PARTS):
+            row[f"segments_{name}"] = int(((seg_parts == p) & (seg_genre == g)).sum())
+            row[f"images_{name}"] = int(((img_parts == p) & (img_genre == g)).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)

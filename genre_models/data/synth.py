@@ -195,9 +195,9 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
 
 
 def ensure_demo_data(data_dir: str) -> bool:
-    """Write the demo's synthetic data (10 tracks per genre, 10 s) unless the folder holds data. True if written."""
+    """Write the demo's synthetic data (10 tracks per genre, 6 s) unless the folder holds data. True if written."""
     root = Path(data_dir)
     if (root / SYNTHETIC_MARKER).is_file() or (root.is_dir() and any(root.iterdir())):
         return False
-    write_synthetic_gtzan(SynthConfig(out=str(root), tracks_per_genre=10, seconds=10.0, seed=0))
+    write_synthetic_gtzan(SynthConfig(out=str(root), tracks_per_genre=10, seconds=6.0, seed=0))
     return True

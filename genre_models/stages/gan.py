@@ -98,12 +98,16 @@ def _generator_model(units: list[GanUnit], cfg: GanConfig) -> tuple[torch.nn.Mod
 
 def _record_start(cfg: GanConfig, store: FeatureStore, key: str, real: RealAudio, device: torch.device, workdir: Path,
                   logger: RunLogger) -> None:
-    logger.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, "gan_mode": cfg.gan.mode, "split": cfg.split,
-                     "seed": str(cfg.seed), "gan_cache": str(workdir)})
+    g = cfg.gan
+    note = (f"WaveGAN ({g.mode}, d {g.d}, {g.steps:,} steps of batch {g.batch_size}, WGAN-GP, phase shuffle "
+            f"{g.phase_shuffle}) learning from {len(real):,} real 1 s segments of {len(real.track_ids)} training tracks "
+            f"of the `{cfg.split}` split (seed {cfg.seed}) of `{store.dataset_name}@{store.digest}`"
+            + (" (synthetic demo data)" if store.synthetic else "") + f"; generates {g.per_genre:,} clips per genre.")
+    logger.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, "split": cfg.split,
+                     "seed": str(cfg.seed), "gan_cache": str(workdir), "mlflow.note.content": note})
     logger.log_params({**{k: v for k, v in flat_params(cfg).items() if k != "data_dir"},
                        "data_dir": data_label(cfg.data_dir), "resolved_device": str(device),
-                       "gan_sample_rate": cfg.features.sample_rate})
-    logger.log_metrics({"n_real_segments": len(real), "n_real_tracks": len(real.track_ids)}, step=0)
+                       "n_real_segments": len(real), "n_real_tracks": len(real.track_ids)})
     logger.log_dataset(store, cfg.split_config, context="gan-train")
     logger.log_artifacts(lambda out: _real_examples(real, cfg, out), "previews/real")
 
@@ -111,9 +115,9 @@ def _record_start(cfg: GanConfig, store: FeatureStore, key: str, real: RealAudio
 def _record_end(cfg: GanConfig, trained: GanTraining, gen: GeneratedSet, quality: dict, scorer: Scorer,
                 logger: RunLogger) -> None:
     logger.log_params({"n_parameters_g": sum(p.numel() for u in trained.units for p in u.G.parameters()),
-                       "n_parameters_d": sum(p.numel() for u in trained.units for p in u.D.parameters())})
-    final = {**quality, "quality_net_test_accuracy": scorer.test_accuracy, "n_generated": len(gen),
-             **{f"n_generated_{k}": v for k, v in gen.counts().items()},
+                       "n_parameters_d": sum(p.numel() for u in trained.units for p in u.D.parameters()),
+                       "n_generated": len(gen)})  # per genre: gan.per_genre (generated/labels.npy has each clip's)
+    final = {**quality, "quality_net_test_accuracy": scorer.test_accuracy,
              "gan_train_time_s": trained.seconds, "gan_steps_done": trained.step}
     logger.log_metrics(final)
     logger.set_tags({"quality_net": scorer.source, "generated_dir": gen.path, "checkpoint": trained.checkpoint,

@@ -4,7 +4,7 @@ one MLflow run recording it: counts per split and genre, the skipped files, the 
 from __future__ import annotations
 
 from genre_models.config import DataConfig, SplitConfig, flat_params
-from genre_models.data.store import PreprocessResult, split_counts
+from genre_models.data.store import PreprocessResult, genre_counts, split_counts
 from genre_models.tracking.records import base_tags
 from genre_models.tracking.shipping import open_features
 from genre_models.training.logger import NULL_LOGGER, RunLogger
@@ -24,12 +24,16 @@ def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: Run
     def write(out) -> None:
         store.manifest_with_split(split).to_csv(out / "manifest.csv", index=False)
         (out / "skipped.txt").write_text("".join(f"{line}\n" for line in result.skipped) or "(none)\n")
+        genre_counts(store, split).to_csv(out / "genre_counts.csv", index=False)
 
     with logger.start(f"preprocess-{split.split}-s{split.seed}"):
+        counts = split_counts(store, split)
+        note = (f"Features of `{store.dataset_name}@{store.digest}`" + (" (synthetic demo data)" if store.synthetic else "")
+                + f": {counts['tracks_total']} tracks used, {counts['skipped_files']} files skipped (skipped.txt); "
+                f"split `{split.split}` (seed {split.seed}) has {counts['tracks_test']} test tracks.")
         logger.set_tags({**base_tags(store), "stage": "preprocess", "split": split.split, "seed": str(split.seed),
-                         "cache_reused": str(result.reused).lower(), "cache_path": store.path})
-        logger.log_params(params)
-        logger.log_metrics({k: float(v) for k, v in split_counts(store, split).items()})
+                         "cache_reused": str(result.reused).lower(), "cache_path": store.path, "mlflow.note.content": note})
+        logger.log_params({**params, **counts})
         logger.log_metrics({"preprocess_seconds": result.seconds})
         logger.log_dataset(store, split, context="preprocess")
         logger.log_artifacts(write)

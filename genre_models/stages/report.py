@@ -1,23 +1,21 @@
-"""The report stage (``benchmark report``): the study's two tables, rebuilt from the tracking store.
+"""The report stage (``benchmark report``): the study's tables, figures and comparisons, rebuilt
+from the tracking store, as markdown (primary, readable on GitHub), a self-contained HTML page,
+and every table as CSV and LaTeX beside them.
 
-Nets, their study figures and the pairs compared come from the net registry; the splits and
-their order from the split registry (``config.SPLIT_SPECS``). Table 1 holds the fixed-epoch
-nets, Table 2 the early-stopping ones.
+Nets, their study figures and the pairs compared come from the net registry; splits and their
+order from ``config.SPLIT_SPECS``. Table 1 holds the fixed-epoch nets, Table 2 the
+early-stopping ones. Intervals: ``genre_models.reporting.stats`` (t over seeds, clipped to the
+scale and marked; values, not an interval, under 3 seeds).
 
-Every number is a mean over seeds with a 95% confidence interval from Student's t
-(``mean ± t(0.975, n-1) · sd / sqrt(n)``; a single seed gets no interval), beside the study's
-published figure. Runs are FINISHED ``train`` runs of one dataset (the newest run's, by
-default); where a grid point was run more than once (e.g. a sweep re-run with ``--fresh``), the
-newest run of each (net, epochs, split, seed) counts once.
-
-Caveats the report states in words: the study's figures come from one run of the leaky
-``random`` protocol, so they compare with the ``random`` block, not with ``track``; and the
-"best run" (for the confusion matrix) is chosen on validation accuracy, never on test.
+Runs are FINISHED ``train`` runs of one dataset (the newest run's, by default); where a grid
+point was run more than once (a sweep re-run with ``--fresh``), the newest run of each (net,
+epochs, split, seed) counts once. Confusion matrices and per-genre F1 use each net's runs at its
+longest epoch budget, summed (or averaged) over seeds. The study's figures come from one run of
+the leaky ``random`` protocol: they compare with the ``random`` block, not with ``track``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,84 +28,37 @@ from genre_models.config import SPLIT_SPECS
 from genre_models.errors import GenreBenchError
 from genre_models.genres import GENRES
 from genre_models.models.registry import NETS, comparisons
+from genre_models.reporting import figures as fig
+from genre_models.reporting.html import to_html
+from genre_models.reporting.stats import CLIP_MARK, MIN_SEEDS_FOR_INTERVAL, Cell, paired_difference, summarize
+from genre_models.reporting.tables import Entry, Table, interval, number, spread, text
 from genre_models.tracking.models import download
 from genre_models.tracking.queries import experiment_runs, metric_steps
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store
+
+__all__ = ["Cell", "ReportError", "Report", "paired_difference", "summarize", "write_report"]
+
+CAP_MARK = "†"
 
 
 class ReportError(GenreBenchError):
     """Nothing trustworthy to report (no experiment, no finished runs)."""
 
 
-# --------------------------------------------------------------------------- arithmetic (pure)
-
-
-@dataclass(frozen=True)
-class Cell:
-    mean: float
-    half_width: float  # 95% CI half-width; nan when n < 2
-    n: int
-
-    def __str__(self) -> str:
-        return self.fmt(3)
-
-    def fmt(self, digits: int) -> str:
-        if self.n == 0:
-            return "–"
-        if self.n == 1 or not math.isfinite(self.half_width):
-            return f"{self.mean:.{digits}f} (n={self.n})"
-        return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f} (n={self.n})"
-
-
-def summarize(values) -> Cell:
-    """Mean and the 95% t-interval half-width of a sample (seeds)."""
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return Cell(float("nan"), float("nan"), 0)
-    if x.size == 1:
-        return Cell(float(x[0]), float("nan"), 1)
-    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
-    return Cell(float(x.mean()), float(half), int(x.size))
-
-
-@dataclass(frozen=True)
-class Paired:
-    diff: Cell  # net - its baseline, over seeds run for both
-    seeds: tuple[int, ...]
-
-    @property
-    def verdict(self) -> str:
-        d = self.diff
-        if d.n < 2:
-            return f"cannot be judged from {d.n} paired seed(s)"
-        lo, hi = d.mean - d.half_width, d.mean + d.half_width
-        if lo > 0:
-            return "a gain distinguishable from seed noise (the 95% interval excludes 0)"
-        if hi < 0:
-            return "a loss distinguishable from seed noise (the 95% interval excludes 0)"
-        return "not distinguishable from seed noise (the 95% interval includes 0)"
-
-
-def paired_difference(a: dict[int, float], b: dict[int, float]) -> Paired:
-    """``b - a`` over the seeds present in both (a paired comparison)."""
-    seeds = tuple(sorted(set(a) & set(b)))
-    return Paired(summarize([b[s] - a[s] for s in seeds]), seeds)
-
-
 # --------------------------------------------------------------------------- collecting runs
-
-
-def _runs(experiment: str) -> pd.DataFrame:
-    df = experiment_runs(experiment)
-    if df is None:
-        raise ReportError(f"experiment {experiment!r} does not exist in {current_tracking_uri()}; nothing to report")
-    return df
 
 
 def _col(df: pd.DataFrame, name: str, default=None) -> pd.Series:
     return df[name] if name in df else pd.Series(default, index=df.index)
+
+
+def _metric(runs: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(_col(runs, f"metrics.{name}"), errors="coerce")
+
+
+def _count(runs: pd.DataFrame, name: str, older: str) -> pd.Series:
+    """A count logged as a parameter (``params.<name>``), or as the metric ``older`` by earlier versions."""
+    return pd.to_numeric(_col(runs, f"params.{name}"), errors="coerce").fillna(_metric(runs, older))
 
 
 def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -120,16 +71,16 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         raise ReportError(f"no FINISHED training runs in this experiment (training runs: {total}); nothing to report")
     newest = train.sort_values("start_time").iloc[-1]
     dataset = newest["tags.dataset"]
-    # Unfinished runs of the reported dataset only: runs on other data are counted apart.
     unfinished = every[(every.status != "FINISHED") & (_col(every, "tags.dataset") == dataset)]
     notes["unfinished"] = unfinished.status.value_counts().to_dict()
-    other = train[train["tags.dataset"] != dataset]
-    notes["other_datasets"] = other["tags.dataset"].value_counts().to_dict()
+    notes["other_datasets"] = train[train["tags.dataset"] != dataset]["tags.dataset"].value_counts().to_dict()
     train = train[train["tags.dataset"] == dataset].copy()
     epochs = _col(train, "params.resolved.epochs").fillna(_col(train, "params.epochs"))
     train["epochs"] = pd.to_numeric(epochs, errors="coerce").astype("Int64")
     train["seed"] = pd.to_numeric(train["tags.seed"]).astype(int)
     train["net"], train["split"] = train["tags.net"], train["tags.split"]
+    train["n_test"] = _count(train, "n_test", "n_test")
+    train["n_test_tracks"] = _count(train, "n_test_tracks", "test_n_tracks")
     before = len(train)
     train = train.sort_values("start_time").groupby(["net", "epochs", "split", "seed"], as_index=False, dropna=False).last()
     notes["duplicates"] = before - len(train)
@@ -138,20 +89,20 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return train, notes
 
 
-# --------------------------------------------------------------------------- the markdown
+def _longest_budget(r: pd.DataFrame, net: str) -> pd.DataFrame:
+    """A fixed-epoch net's runs at its longest epoch setting; an early-stopping net's, all."""
+    return r if NETS[net].early_stopping else r[r.epochs == r.epochs.max()]
 
 
-def _metric(runs: pd.DataFrame, name: str) -> pd.Series:
-    return pd.to_numeric(_col(runs, f"metrics.{name}"), errors="coerce")
+def _nets_on(runs: pd.DataFrame, split: str) -> list[str]:
+    return [n for n in NETS if not runs[(runs.split == split) & (runs.net == n)].empty]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
+# --------------------------------------------------------------------------- tables (pure)
 
 
 _KIND_WORDS = {"image": "spectrogram", "mfcc": "audio"}
+_SAMPLE_WORDS = {"image": "images", "mfcc": "segments"}
 
 
 def fixed_epoch_nets() -> list[str]:
@@ -162,84 +113,103 @@ def early_stopping_nets() -> list[str]:
     return [n for n in NETS if NETS[n].early_stopping]
 
 
-def table_title(number: int, nets: list[str]) -> str:
+def table_title(number_: int, nets: list[str]) -> str:
     """e.g. "Table 1: spectrogram models (net1-net4)", from the nets' input kinds."""
     kinds = {NETS[n].input_kind for n in nets}
     words = f"{_KIND_WORDS[kinds.pop()]} models" if len(kinds) == 1 else "models"
     span = nets[0] if len(nets) == 1 else f"{nets[0]}-{nets[-1]}"
-    return f"Table {number}: {words} ({span})"
+    return f"Table {number_}: {words} ({span})"
 
 
-def _study(net: str, key: str, fmt: str = "{:.4f}") -> str:
-    value = NETS[net].study.get(key)
-    return "–" if value is None else fmt.format(value)
+def _study(net: str, key: str, fmt: str = "{:.4f}") -> Entry:
+    return number(NETS[net].study.get(key), fmt)
 
 
-def image_table(runs: pd.DataFrame, split: str) -> str | None:
-    """Table 1: Model | Accuracy (E1 epochs) | study | Accuracy (E2 epochs) | study, for the
-    fixed-epoch nets. The study's budgets pair with the run's settings in order."""
+def _range(values: pd.Series) -> tuple[str, float]:
+    v = values.dropna()
+    if v.empty:
+        return "–", float("nan")
+    lo, hi = int(v.min()), int(v.max())
+    return (f"{lo}" if lo == hi else f"{lo}-{hi}"), float(v.mean())
+
+
+def sizes(r: pd.DataFrame) -> Entry:
+    """Test tracks / samples of a net's runs (a range where seeds differ)."""
+    tracks, t_mean = _range(r.n_test_tracks)
+    samples, s_mean = _range(r.n_test)
+    return Entry(f"{tracks} / {samples}", {"tracks": t_mean, "samples": s_mean})
+
+
+def image_table(runs: pd.DataFrame, split: str) -> Table | None:
+    """Table 1: a net's test accuracy per epoch budget beside the study's; the study's budgets
+    pair with the run's settings in order."""
     nets = fixed_epoch_nets()
     sub = runs[(runs.split == split) & runs.net.isin(nets)]
     if sub.empty:
         return None
     settings = sorted(int(e) for e in sub.epochs.dropna().unique())
     study_epochs = sorted({e for n in nets for e in NETS[n].study_epochs})
-    header = ["Model"]
+    header = ["Model", "Test tracks / images"]
     for i, e in enumerate(settings):
-        header.append(f"Accuracy ({e} epochs)")
-        if i < len(study_epochs):
-            header.append(f"study ({study_epochs[i]} ep)")
+        header += [f"Accuracy ({e} epochs)"] + ([f"study ({study_epochs[i]} ep)"] if i < len(study_epochs) else [])
     rows = []
-    for net in nets:
-        r = [net]
+    for net in (n for n in nets if not sub[sub.net == n].empty):
+        r = sub[sub.net == net]
+        row = [text(net), sizes(r)]
         for i, e in enumerate(settings):
-            vals = _metric(sub[(sub.net == net) & (sub.epochs == e)], "test_accuracy")
-            r.append(str(summarize(vals)))
+            row.append(interval(summarize(_metric(r[r.epochs == e], "test_accuracy"))))
             if i < len(study_epochs):
-                r.append(_study(net, f"acc_{study_epochs[i]}"))
-        rows.append(r)
-    return _table(header, rows)
+                row.append(_study(net, f"acc_{study_epochs[i]}"))
+        rows.append(row)
+    return Table(f"table1_{split}", f"{table_title(1, nets)}, split {split}", header, rows)
 
 
-def audio_table(runs: pd.DataFrame, split: str) -> str | None:
-    """Table 2: Model | Accuracy | Early Stopping Epoch (+ track-level accuracy), for the early-stopping nets."""
-    nets = early_stopping_nets()
-    sub = runs[(runs.split == split) & runs.net.isin(nets)]
+def _stopped(r: pd.DataFrame) -> tuple[Entry, str | None]:
+    """The early-stopping epoch over seeds, marked where a run stopped at its epoch cap."""
+    stopped, cap = _metric(r, "stopped_epoch"), pd.to_numeric(r.epochs, errors="coerce")
+    at_cap = int(((stopped >= cap) & stopped.notna()).sum())
+    cell = summarize(stopped, bounds=(1.0, float(cap.max()) if cap.notna().any() else float("inf")))
+    if not at_cap:
+        return interval(cell, 1), None
+    return interval(cell, 1, CAP_MARK), (f"{CAP_MARK} {r.net.iloc[0]}: {at_cap} of {len(r)} runs stopped at their "
+                                         f"epoch cap ({int(cap.max())}): early stopping never triggered, so the "
+                                         "budget, not convergence, ended them.")
+
+
+def audio_table(runs: pd.DataFrame, split: str) -> Table | None:
+    """Table 2: accuracy, track-level (vote) accuracy and early-stopping epoch, beside the study's."""
+    sub = runs[(runs.split == split) & runs.net.isin(early_stopping_nets())]
     if sub.empty:
         return None
-    header = ["Model", "Accuracy (segments)", "study", "Early Stopping Epoch", "study", "Track accuracy (vote)"]
-    rows = []
-    for net in nets:
+    header = ["Model", "Test tracks / segments", "Accuracy (segments)", "study", "Track accuracy (vote)",
+              "Early stopping epoch", "study"]
+    rows, notes = [], []
+    for net in (n for n in early_stopping_nets() if not sub[sub.net == n].empty):
         r = sub[sub.net == net]
-        rows.append([net, str(summarize(_metric(r, "test_accuracy"))), _study(net, "acc"),
-                     summarize(_metric(r, "stopped_epoch")).fmt(1),
-                     _study(net, "stopped_epoch", "{}"), str(summarize(_metric(r, "test_track_accuracy")))])
-    return _table(header, rows)
+        stopped, note = _stopped(r)
+        notes += [note] if note else []
+        rows.append([text(net), sizes(r), interval(summarize(_metric(r, "test_accuracy"))), _study(net, "acc"),
+                     interval(summarize(_metric(r, "test_track_accuracy"))), stopped, _study(net, "stopped_epoch", "{}")])
+    return Table(f"table2_{split}", f"{table_title(2, early_stopping_nets())}, split {split}", header, rows, notes)
 
 
-def _longest_budget(r: pd.DataFrame, net: str) -> pd.DataFrame:
-    """A fixed-epoch net's runs at its longest epoch setting; an early-stopping net's, all."""
-    return r if NETS[net].early_stopping else r[r.epochs == r.epochs.max()]
-
-
-def f1_table(runs: pd.DataFrame, split: str) -> str | None:
-    """Per-genre test F1, mean over seeds; fixed-epoch nets at their longest epoch setting."""
+def f1_table(runs: pd.DataFrame, split: str) -> Table | None:
+    """Macro and per-genre test F1, mean ± sd over seeds; fixed-epoch nets at their longest budget."""
     sub = runs[runs.split == split]
     if sub.empty:
         return None
     rows = []
-    for net in NETS:
-        r = sub[sub.net == net]
-        if r.empty:
-            continue
-        r = _longest_budget(r, net)
+    for net in _nets_on(runs, split):
+        r = _longest_budget(sub[sub.net == net], net)
         label = net if NETS[net].early_stopping else f"{net} ({int(r.epochs.max())} ep)"
-        rows.append([label] + [f"{_metric(r, f'test_f1_{g}').mean():.2f}" for g in GENRES])
-    return _table(["Model"] + list(GENRES), rows)
+        rows.append([text(label), spread(summarize(_metric(r, "test_macro_f1")))]
+                    + [spread(summarize(_metric(r, f"test_f1_{g}"))) for g in GENRES])
+    return Table(f"f1_{split}", f"Test F1 per genre (mean ± sd over seeds), split {split}",
+                 ["Model", "macro F1"] + list(GENRES), rows)
 
 
 def _seed_values(sub: pd.DataFrame, net: str) -> dict[int, float]:
-    r = sub[sub.net == net]
+    r = _longest_budget(sub[sub.net == net], net)
     return {int(s): float(v) for s, v in zip(r.seed, _metric(r, "test_accuracy"))}
 
 
@@ -252,90 +222,122 @@ def pair_comparisons(runs: pd.DataFrame, split: str) -> list[str]:
         if not a or not b:
             continue
         p = paired_difference(a, b)
-        out.append(f"On `{split}`, {net} − {base} test accuracy = {p.diff.mean:+.3f}"
-                   + (f" ± {p.diff.half_width:.3f}" if p.diff.n > 1 else "")
-                   + f" (paired over seeds {', '.join(map(str, p.seeds)) or 'none'}): {p.verdict}.")
+        out.append(f"On `{split}`, {net} − {base} test accuracy = {p.diff.fmt(3)} (paired over seeds "
+                   f"{', '.join(map(str, p.seeds)) or 'none'}): {p.verdict}.")
     return out
 
 
-# --------------------------------------------------------------------------- figures
+def split_tables(runs: pd.DataFrame, split: str) -> list[Table]:
+    return [t for t in (image_table(runs, split), audio_table(runs, split), f1_table(runs, split)) if t is not None]
 
 
-def _confusions(runs: pd.DataFrame, files: Path) -> list[dict]:
-    """The confusion matrix of each net's best run, chosen on validation accuracy."""
-    made = []
-    for net in NETS:
-        r = runs[runs.net == net]
-        if r.empty:
+# --------------------------------------------------------------------------- figures (read the store)
+
+
+def _split_title(split: str) -> str:
+    spec = SPLIT_SPECS[split]
+    return f"split {split}: " + ("honest, no track on two sides" if spec.honest else f"leaky ({spec.leaks})")
+
+
+def headline_bars(runs: pd.DataFrame, split: str) -> list[fig.Bar]:
+    """Each net (fixed-epoch nets once per epoch budget) with its test accuracy over seeds and
+    the study's figure for the same budget (budgets paired in order, as in Table 1)."""
+    sub, bars = runs[runs.split == split], []
+    for net in _nets_on(runs, split):
+        r, spec = sub[sub.net == net], NETS[net]
+        if spec.early_stopping:
+            bars.append(fig.Bar(net, summarize(_metric(r, "test_accuracy")), spec.study.get("acc")))
             continue
-        best = r.loc[_metric(r, "val_accuracy").fillna(-1).idxmax()]
+        for i, e in enumerate(sorted(int(x) for x in r.epochs.dropna().unique())):
+            study = spec.study.get(f"acc_{spec.study_epochs[i]}") if i < len(spec.study_epochs) else None
+            bars.append(fig.Bar(f"{net} {e} ep", summarize(_metric(r[r.epochs == e], "test_accuracy")), study))
+    return bars
+
+
+def summed_confusion(run_ids, files: Path) -> tuple[np.ndarray, int]:
+    """Test confusion counts summed over runs (rows true, columns predicted); runs whose
+    ``confusion_matrix.csv`` is gone from the artifact store are left out of the count."""
+    total, used = np.zeros((len(GENRES), len(GENRES)), dtype=np.int64), 0
+    for rid in run_ids:
         try:
-            src = download(best.run_id, "confusion_matrix.png", str(files))
-        except Exception:  # an artifact store that lost the file: the table still stands
+            total += pd.read_csv(download(rid, "confusion_matrix.csv", str(files)), index_col=0).to_numpy(np.int64)
+            used += 1
+        except Exception:  # an artifact store that lost the file: the other runs still count
             continue
-        dst = files / f"confusion_{net}.png"
-        os.replace(src, dst)
-        made.append({"net": net, "file": dst.name, "desc": f"run `{best.run_id[:12]}`, {best.split} "
-                     f"s{best.seed}, val accuracy {_metric(r, 'val_accuracy').max():.3f}"})
-    return made
+    (files / "confusion_matrix.csv").unlink(missing_ok=True)
+    return total, used
 
 
-def _curves(runs: pd.DataFrame, files: Path, split: str, plt) -> str | None:
-    """Validation accuracy per epoch, mean over seeds, one line per net; the PNG's name."""
-    sub = runs[runs.split == split]
-    if sub.empty:
+def _confusions(runs: pd.DataFrame, split: str, files: Path) -> dict | None:
+    mats, csvs = {}, []
+    for net in _nets_on(runs, split):
+        r = _longest_budget(runs[(runs.split == split) & (runs.net == net)], net)
+        counts, used = summed_confusion(r.run_id, files)
+        if used:
+            mats[net] = (counts, used)
+            name = f"confusion_{split}_{net}.csv"
+            pd.DataFrame(counts, index=GENRES, columns=GENRES).rename_axis("true\\pred").to_csv(files / name)
+            csvs.append(name)
+    if not mats:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for net in NETS:
-        r = sub[sub.net == net]
-        if not r.empty:
-            r = _longest_budget(r, net)
-        curves = [[v for _, v in metric_steps(rid, "val_accuracy")] for rid in r.run_id]
-        curves = [c for c in curves if c]
-        if not curves:
-            continue
-        length = max(len(c) for c in curves)
-        # Mean over seeds at each epoch, over the seeds still training (early stopping ends some sooner).
-        mean = [np.mean([c[i] for c in curves if len(c) > i]) for i in range(length)]
-        ax.plot(range(1, length + 1), mean, label=net)
-    ax.set_xlabel("epoch"), ax.set_ylabel("val_accuracy (mean over seeds)"), ax.legend(fontsize=8)
-    ax.set_title(f"validation accuracy per epoch, split {split}")
-    fig.tight_layout()
+    png = f"confusion_{split}.png"
+    fig.confusions(mats, f"Test confusion summed over seeds, split {split} (colour: share of the true genre's row)",
+                   files / png)
+    return {"png": png, "csv": csvs}
+
+
+def _curves(runs: pd.DataFrame, split: str, files: Path) -> str | None:
+    by_net = {}
+    for net in _nets_on(runs, split):
+        r = _longest_budget(runs[(runs.split == split) & (runs.net == net)], net)
+        found = [c for c in ([v for _, v in metric_steps(rid, "val_accuracy")] for rid in r.run_id) if c]
+        if found:
+            by_net[net] = found
+    if not by_net:
+        return None
     name = f"val_curves_{split}.png"
-    fig.savefig(files / name, dpi=100)
-    plt.close(fig)
+    fig.curves(by_net, f"validation accuracy per epoch, split {split}", files / name)
     return name
 
 
-def _gan_losses(all_runs: pd.DataFrame, files: Path, plt) -> str | None:
+def _gan_losses(all_runs: pd.DataFrame, files: Path) -> str | None:
     gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
-    if gans.empty:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = []
     for _, g in gans.sort_values("start_time").tail(6).iterrows():
         for key, ls in (("d_loss", "-"), ("g_loss", "--")):
             h = metric_steps(g.run_id, key)
             if h:
-                ax.plot([step for step, _ in h], [v for _, v in h], ls,
-                        label=f"{key} {g.get('tags.split', '')} s{g.get('tags.seed', '')}")
-    ax.set_xlabel("step"), ax.legend(fontsize=7), ax.set_title("WaveGAN losses (newest runs)")
-    fig.tight_layout()
-    fig.savefig(files / "gan_losses.png", dpi=100)
-    plt.close(fig)
+                series.append((f"{key} {g.get('tags.split', '')} s{g.get('tags.seed', '')}", [s for s, _ in h],
+                               [v for _, v in h], ls))
+    if not series:
+        return None
+    fig.gan_losses(series, files / "gan_losses.png")
     return "gan_losses.png"
 
 
-def _figures(runs: pd.DataFrame, all_runs: pd.DataFrame, files: Path, splits: list[str]) -> dict[str, list]:
-    import matplotlib
+@dataclass
+class Figures:
+    headline: str | None = None
+    confusion: dict = field(default_factory=dict)  # split -> {"png", "csv": [...]}
+    curves: dict = field(default_factory=dict)  # split -> png
+    gan: str | None = None
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    files.mkdir(parents=True, exist_ok=True)
-    curves = [_curves(runs, files, split, plt) for split in splits]
-    gan = _gan_losses(all_runs, files, plt)
-    return {"confusion": _confusions(runs, files), "curves": [c for c in curves if c],
-            "gan": [gan] if gan else []}
+def make_figures(runs: pd.DataFrame, all_runs: pd.DataFrame, splits: list[str], files: Path) -> Figures:
+    made = Figures()
+    panels = {s: headline_bars(runs, s) for s in splits}
+    panels = {s: b for s, b in panels.items() if b}
+    if panels:
+        fig.headline(panels, {s: _split_title(s) for s in panels}, files / "headline.png")
+        made.headline = "headline.png"
+    for split in splits:
+        conf, curve = _confusions(runs, split, files), _curves(runs, split, files)
+        if conf:
+            made.confusion[split] = conf
+        if curve:
+            made.curves[split] = curve
+    made.gan = _gan_losses(all_runs, files)
+    return made
 
 
 # --------------------------------------------------------------------------- the report
@@ -347,72 +349,95 @@ class Report:
     text: str
     n_runs: int
     notes: dict = field(default_factory=dict)
+    html: str | None = None
+    tables: list[str] = field(default_factory=list)  # CSV and LaTeX files written
 
 
-def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, files_rel: str,
-           figures: dict[str, list], tracking_uri: str) -> str:
-    splits = [s for s in SPLIT_SPECS if s in set(runs.split)]
+METHOD = (f"Cells: mean over seeds, then the 95% interval in brackets (Student's t over seeds, the unit of "
+          f"replication; clipped to the scale, [0, 1] for accuracies, and marked {CLIP_MARK} where the t-interval "
+          f"reached past it). Under {MIN_SEEDS_FOR_INTERVAL} seeds no interval is claimed and the seeds' values are "
+          f"listed instead. F1: mean ± standard deviation over seeds. {CAP_MARK}: some runs stopped at their epoch "
+          "cap. `study`: the published figure, a single run of the leaky `random` protocol.")
+
+
+def _header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str) -> list[str]:
     code = sorted(set(_col(runs, "tags.code_version").dropna()))
     devices = sorted(set(_col(runs, "params.resolved_device").dropna()))
-    lines = [f"# genre-bench report: {experiment}", ""]
-    lines += [f"- **Dataset:** `{notes['dataset']}`" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
-              f"- **Code version:** {', '.join(f'`{c}`' for c in code) or 'unknown'}",
-              f"- **Device:** {', '.join(devices) or 'unknown'}",
-              f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}",
-              f"- **Tracking store:** `{tracking_uri}`, experiment `{experiment}`; {len(runs)} finished training runs."]
-    excluded = []
+    lines = [f"# genre-bench report: {experiment}", "",
+             f"- **Dataset:** `{notes['dataset']}`" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
+             f"- **Code version:** {', '.join(f'`{c}`' for c in code) or 'unknown'}",
+             f"- **Device:** {', '.join(devices) or 'unknown'}",
+             f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}",
+             f"- **Tracking store:** `{tracking_uri}`, experiment `{experiment}`; {len(runs)} finished training runs."]
     if notes["unfinished"]:
-        excluded.append("unfinished training runs left out: " + ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()))
+        lines.append("- **Note:** unfinished training runs left out: "
+                     + ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()) + ".")
     if notes["other_datasets"]:
-        excluded.append("runs on other datasets left out: " + ", ".join(f"{n} on `{d}`" for d, n in notes["other_datasets"].items()))
+        lines.append("- **Note:** runs on other datasets left out: "
+                     + ", ".join(f"{n} on `{d}`" for d, n in notes["other_datasets"].items()) + ".")
     if notes["duplicates"]:
-        excluded.append(f"{notes['duplicates']} repeated runs of the same grid point (the newest counts)")
-    for e in excluded:
-        lines.append(f"- **Note:** {e}.")
-    lines += ["", "Cells: mean ± 95% confidence half-width over seeds (Student's t), with n. "
-              "`study` is the published single-run figure, from the leaky `random` protocol. "
-              + " ".join(f"`{sp.name}`: {sp.description} (leaks tracks: {sp.leaks})." for sp in SPLIT_SPECS.values()), ""]
-    for split in splits:
+        lines.append(f"- **Note:** {notes['duplicates']} repeated runs of the same grid point (the newest counts).")
+    splits = " ".join(f"`{sp.name}`: {sp.description} (leaks tracks: {sp.leaks})." for sp in SPLIT_SPECS.values())
+    return lines + ["", METHOD + " " + splits, ""]
+
+
+def _table_block(t: Table, rel: str) -> list[str]:
+    return [f"### {t.title}", "", t.markdown(), "",
+            f"Files: [{t.name}.csv]({rel}/{t.name}.csv) · [{t.name}.tex]({rel}/{t.name}.tex)", ""]
+
+
+def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, rel: str, made: Figures,
+           tables: dict[str, list[Table]], tracking_uri: str) -> str:
+    lines = _header(experiment, runs, notes, tracking_uri)
+    if made.headline:
+        lines += ["## Headline: test accuracy per net and split", "",
+                  f"![test accuracy per net, split by split, with the study's figures]({rel}/{made.headline})", ""]
+    for split, split_tables_ in tables.items():
         lines += [f"## Split `{split}`", ""]
-        t1, t2 = image_table(runs, split), audio_table(runs, split)
-        if t1:
-            lines += [f"### {table_title(1, fixed_epoch_nets())}", "", t1, ""]
-        if t2:
-            lines += [f"### {table_title(2, early_stopping_nets())}", "", t2, ""]
+        for t in split_tables_:
+            lines += _table_block(t, rel)
         for sentence in pair_comparisons(runs, split):
             lines += [sentence, ""]
-        f1 = f1_table(runs, split)
-        if f1:
-            lines += ["### Per-genre F1 (test, mean over seeds)", "", f1, ""]
+        if split in made.confusion:
+            c = made.confusion[split]
+            lines += [f"Confusion summed over seeds (counts: {', '.join(f'[{n}]({rel}/{n})' for n in c['csv'])}):", "",
+                      f"![confusion matrices, split {split}]({rel}/{c['png']})", ""]
+        if split in made.curves:
+            lines += [f"![validation accuracy per epoch, split {split}]({rel}/{made.curves[split]})", ""]
     gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
     if not gans.empty:
         q = summarize(pd.to_numeric(_col(gans, "metrics.gen_quality_accuracy"), errors="coerce"))
         lines += ["## WaveGAN", "", f"{len(gans)} finished GAN runs. Generated-clip quality (a real-data net5 "
                   f"recognising the intended genre; chance 0.100): {q}.", ""]
-    if any(figures.values()):
-        lines += ["## Figures", ""]
-        for item in figures["confusion"]:
-            lines.append(f"- Confusion matrix of {item['net']}'s best run by validation accuracy ({item['desc']}): "
-                         f"![]({files_rel}/{item['file']})")
-        for name in figures["curves"]:
-            lines.append(f"- Validation accuracy per epoch: ![]({files_rel}/{name})")
-        for name in figures["gan"]:
-            lines.append(f"- WaveGAN loss curves: ![]({files_rel}/{name})")
-        lines.append("")
+        if made.gan:
+            lines += [f"![WaveGAN losses]({rel}/{made.gan})", ""]
     return "\n".join(lines)
 
 
-def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None, figures: bool = True) -> Report:
-    """Build the report from the store and write it (default ``reports/<experiment>.md``)."""
+def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None,
+                 figures: bool = True) -> Report:
+    """Build the report from the store and write it: ``reports/<experiment>/report.md`` by
+    default, its ``.html`` twin, and the tables, CSVs and figures in ``<stem>_files/`` beside it."""
     open_existing_store(tracking_uri)
-    df = _runs(experiment)
+    df = experiment_runs(experiment)
+    if df is None:
+        raise ReportError(f"experiment {experiment!r} does not exist in {current_tracking_uri()}; nothing to report")
     if df.empty:
         raise ReportError(f"experiment {experiment!r} has no runs; nothing to report (run `benchmark sweep` first)")
     runs, notes = select_runs(df)
-    path = Path(out or os.path.join("reports", f"{experiment}.md"))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(out or os.path.join("reports", experiment, "report.md"))
     files = path.parent / f"{path.stem}_files"
-    made = _figures(runs, df, files, sorted(set(runs.split))) if figures else {"confusion": [], "curves": [], "gan": []}
-    text = render(experiment, runs, df, notes, files.name, made, current_tracking_uri())
-    path.write_text(text + "\n")
-    return Report(str(path), text, len(runs), notes)
+    files.mkdir(parents=True, exist_ok=True)
+    splits = [s for s in SPLIT_SPECS if s in set(runs.split)]
+    tables = {s: split_tables(runs, s) for s in splits}
+    written = []
+    for t in (t for ts in tables.values() for t in ts):
+        (files / f"{t.name}.csv").write_text(t.csv())
+        (files / f"{t.name}.tex").write_text(t.latex())
+        written += [f"{t.name}.csv", f"{t.name}.tex"]
+    made = make_figures(runs, df, splits, files) if figures else Figures()
+    text_ = render(experiment, runs, df, notes, files.name, made, tables, current_tracking_uri())
+    path.write_text(text_ + "\n")
+    page = path.with_suffix(".html")
+    page.write_text(to_html(text_, path.parent, f"genre-bench report: {experiment}"))
+    return Report(str(path), text_, len(runs), notes, str(page), written)

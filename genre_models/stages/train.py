@@ -54,7 +54,7 @@ class _Data:
     store: FeatureStore
     cache_key: str
     parts: dict[str, Part]
-    counts: dict  # n_train, n_val, n_test, n_train_real (+ n_generated per genre)
+    counts: dict  # n_<part>, n_test_tracks (+ n_train_real, n_generated): logged as parameters
     tags: dict  # net6: which GAN served
 
 
@@ -67,7 +67,7 @@ def _with_generated(parts: dict[str, Part], aug: Augmentation) -> tuple[dict, di
     parts = {**parts, "train": Part(torch.cat([tr.x, extra.x]), torch.cat([tr.y, extra.y]),
                                     np.concatenate([tr.track, extra.track]))}
     tags = {"gan_run_id": aug.run_id or "", "gan_key": gen.meta.get("gan_key", ""), "gan_reused": str(aug.reused).lower()}
-    counts = {"n_generated": len(gen), **{f"n_generated_{g}": n for g, n in gen.counts().items()}}
+    counts = {"n_generated": len(gen)}  # per genre: the GAN run's gan.per_genre
     return parts, {"tags": tags, "counts": counts}
 
 
@@ -88,24 +88,37 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
         if len(parts[name]) == 0:
             raise DataError(f"{cfg.data_dir}: the {name} part of split {cfg.split!r} (seed {cfg.seed}) is empty; "
                             f"{len(pre.store.tracks)} usable tracks")
-    counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_train_real": n_train_real, **extra["counts"]}
+    counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_test_tracks": len(np.unique(parts["test"].track)),
+              **({"n_train_real": n_train_real} if spec.uses_gan else {}), **extra["counts"]}
     return _Data(pre.store, pre.key, parts, counts, extra["tags"])
+
+
+def describe(cfg: TrainConfig, spec: NetSpec, store: FeatureStore, counts: dict) -> str:
+    """The run's description (MLflow's note), one sentence a reader of the runs table can trust."""
+    budget = (f"early stopping on val_loss (patience {cfg.patience}, at most {cfg.epochs} epochs)" if cfg.early_stopping
+              else f"{cfg.epochs} epochs")
+    data = f"`{store.dataset_name}@{store.digest}`" + (" (synthetic demo data, not GTZAN)" if store.synthetic else "")
+    gen = f" plus {counts['n_generated']:,} WaveGAN-generated segments" if "n_generated" in counts else ""
+    return (f"{cfg.net} ({spec.summary.split(';')[0]}) trained with {spec.optimizer} lr {cfg.lr:g}, {budget}, on the `{cfg.split}` "
+            f"split (seed {cfg.seed}) of {data}: {counts.get('n_train_real', counts['n_train']):,} training "
+            f"{spec.input_kind} samples{gen}; "
+            f"tested once on {counts['n_test_tracks']} tracks ({counts['n_test']:,} samples).")
 
 
 def _record_start(cfg: TrainConfig, spec: NetSpec, data: _Data, model: nn.Module, device: torch.device,
                   logger: RunLogger) -> dict:
-    """Tags, the resolved config, the counts and the dataset input; returns the tags."""
+    """Tags (one per fact, and the run's description), the resolved config with the counts as
+    parameters, and the dataset input; returns the tags."""
     logged_cfg = flat_params(cfg)
     if not spec.uses_gan:  # the GAN settings mean nothing to nets that do not use one
         logged_cfg = {k: v for k, v in logged_cfg.items() if not (k.startswith("gan.") or k == "gan_run_id")}
     store = data.store
     tags = {**base_tags(store), "net": cfg.net, "split": cfg.split, "seed": str(cfg.seed), "stage": "train",
             "input_kind": spec.input_kind, "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
-            **data.tags}
+            "mlflow.note.content": describe(cfg, spec, store, data.counts), **data.tags}
     logger.set_tags(tags)
-    logger.log_params({**logged_cfg, "resolved_device": str(device), "input_kind": spec.input_kind,
-                       "optimizer": spec.optimizer, "n_parameters": count_parameters(model), "cache_key": data.cache_key})
-    logger.log_metrics(data.counts, step=0)
+    logger.log_params({**logged_cfg, "resolved_device": str(device), "optimizer": spec.optimizer,
+                       "n_parameters": count_parameters(model), "cache_key": data.cache_key, **data.counts})
     logger.log_dataset(store, cfg.split_config, context="train")
     return tags
 
@@ -123,25 +136,68 @@ def _score(model: nn.Module, loaders: dict, data: _Data, device: torch.device, p
     val_ev = evaluate(val_probs, val.y.numpy(), val.track, track_labels, val_loss)
     y_pred = probs.argmax(1)
     confusion = confusion_matrix(test.y.numpy(), y_pred, labels=list(range(N_CLASSES)))
-    scores = {**{f"test_{k}": v for k, v in ev.items()}, "val_track_accuracy": val_ev["track_accuracy"]}
+    scores = {**{f"test_{k}": v for k, v in ev.items() if not k.startswith("n_")},
+              "val_track_accuracy": val_ev["track_accuracy"]}
     return scores, {"y_true": test.y.numpy(), "y_pred": y_pred, "confusion": confusion}
 
 
 def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Module, hist: History, metrics: dict,
-                counts: dict, pred: dict, logger: RunLogger) -> None:
-    logger.log_metrics({k: v for k, v in metrics.items() if k not in counts})
-
+                data: _Data, pred: dict, logger: RunLogger) -> None:
+    """Artifacts, the model (or, without one, its weights for a later registration), then the
+    final scores linked to the model and the evaluation dataset; read back before FINISHED."""
     def write(out) -> None:
         write_eval_artifacts(out, hist, pred["confusion"], pred["y_true"], pred["y_pred"], run_name(cfg))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        if not cfg.log_model:
+            save_weights(out / WEIGHTS_FILE, spec, shape, cfg, model, weights_epoch(cfg, hist))
 
     written = logger.log_artifacts(write)
+    model_id = None
     if cfg.log_model:
         model = model.to("cpu").eval()
-        logger.log_model(model, name="model", example=spec.input_example(shape, batch=2),
-                         metadata={"net": spec.name, "input_kind": spec.input_kind, "genres": list(GENRES),
-                                   "features": asdict(cfg.features)})
-    logger.verify(metrics, {k: len(hist.epochs) for k in hist.epochs[0]} if hist.epochs else {}, written)
+        model_id = logger.log_model(model, name="model", example=spec.input_example(shape, batch=2),
+                                    metadata=model_metadata(spec, cfg), step=weights_epoch(cfg, hist))
+    final = {k: v for k, v in metrics.items() if k not in data.counts}
+    logger.log_evaluation(final, store=data.store, split=cfg.split_config, model_id=model_id)
+    logger.verify(final, {k: len(hist.epochs) for k in hist.epochs[0]} if hist.epochs else {}, written)
+
+
+#: A run that logs no model (``log_model`` off, e.g. the demo grid) keeps its weights here, so
+#: the best run of a sweep can still be registered: ``rebuild_model`` turns them into the model.
+WEIGHTS_FILE = "weights.pt"
+
+
+def model_metadata(spec: NetSpec, cfg: TrainConfig) -> dict:
+    """What ``predict`` needs to rebuild a model's inputs (rides along in the logged model)."""
+    return {"net": spec.name, "input_kind": spec.input_kind, "genres": list(GENRES), "features": asdict(cfg.features)}
+
+
+def weights_epoch(cfg: TrainConfig, hist: History) -> int:
+    """The epoch the final weights come from: the best one under early stopping, else the last."""
+    return hist.best_epoch if cfg.early_stopping and hist.best_epoch else hist.stopped_epoch
+
+
+@dataclass(frozen=True)
+class SavedNet:
+    """A net rebuilt from ``WEIGHTS_FILE``, in eval mode."""
+
+    model: nn.Module
+    example: torch.Tensor  # an input batch of 2, for the logged model's signature
+    metadata: dict
+    epoch: int  # where its weights come from
+
+
+def save_weights(path, spec: NetSpec, shape: InputShape, cfg: TrainConfig, model: nn.Module, epoch: int) -> None:
+    torch.save({"net": spec.name, "shape": asdict(shape), "head": cfg.head, "metadata": model_metadata(spec, cfg),
+                "epoch": epoch, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+
+
+def rebuild_model(path) -> SavedNet:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    spec, shape = get_net(saved["net"]), InputShape(**saved["shape"])
+    model = spec.build(shape, saved["head"])
+    model.load_state_dict(saved["state_dict"])
+    return SavedNet(model.eval(), spec.input_example(shape, batch=2), saved["metadata"], int(saved["epoch"]))
 
 
 def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Augmentation | None = None) -> TrainResult:
@@ -173,7 +229,7 @@ def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Au
         metrics = {**data.counts, **scores, "best_epoch": hist.best_epoch, "stopped_epoch": hist.stopped_epoch,
                    "train_time_s": hist.train_seconds,
                    "samples_per_sec": hist.samples_seen / max(hist.train_seconds, 1e-9)}
-        _record_end(cfg, spec, shape, model, hist, metrics, data.counts, pred, logger)
+        _record_end(cfg, spec, shape, model, hist, metrics, data, pred, logger)
         run_id = logger.run_id
     log.info("%s: test_accuracy %.4f, test_track_accuracy %.4f (best epoch %d, stopped %d)", cfg.net,
              metrics.get("test_accuracy", float("nan")), metrics.get("test_track_accuracy", float("nan")),

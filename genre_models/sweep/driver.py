@@ -31,6 +31,7 @@ from genre_models.models.registry import NETS
 from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
 from genre_models.sweep.point import execute_point, one_line
+from genre_models.sweep.register import register_best
 from genre_models.tracking.records import base_tags
 from genre_models.tracking.server import LocalServer, check_reachable, check_remote_tracking
 from genre_models.tracking.setup import current_tracking_uri, setup_tracking
@@ -50,6 +51,7 @@ class SweepResult:
     outcomes: dict[str, dict] = field(default_factory=dict)  # point label -> outcome
     best: dict = field(default_factory=dict)
     server_pid: int | None = None  # the local mlflow server this sweep started (and stopped), if any
+    registered: list = field(default_factory=list)  # tracking.model_registry.Registered, per net and split
 
 
 def _progress_line(done: int, running: int, total: int, started: float, durations: list[float], jobs: int) -> str:
@@ -91,8 +93,13 @@ def _open_parent(record: SweepRecord, cfg: SweepConfig, plan: _Plan) -> str:
     params = {**{k: (",".join(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
               "n_points": len(plan.points), "data_dir": os.path.abspath(cfg.data_dir)}
     grid = [{**asdict(p), "grid_key": plan.keys[p]} for p in plan.points]
+    note = (f"Sweep of the `{cfg.grid}` grid ({get_grid(cfg.grid).description}): {len(plan.points)} points, nets "
+            f"{', '.join(cfg.nets)}, splits {', '.join(cfg.splits)}, seeds 0-{cfg.seeds - 1}, on "
+            f"`{plan.store.dataset_name}@{plan.store.digest}`" + (" (synthetic demo data)" if plan.store.synthetic else "")
+            + ". Its child runs are the points; `best_runs.json` names the run chosen per net and split on validation.")
     parent_id, resumed = record.open_parent(plan.sweep_key, f"sweep-{cfg.grid}-{plan.sweep_key[:8]}",
-                                            {**base_tags(plan.store), "grid": cfg.grid}, params, grid)
+                                            {**base_tags(plan.store), "grid": cfg.grid, "mlflow.note.content": note},
+                                            params, grid)
     if resumed:
         log.info("resuming sweep %s (parent run %s)", plan.sweep_key, parent_id)
     return parent_id
@@ -205,7 +212,8 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     def task(p: GridPoint) -> dict:
         tags = {**p.coords, "grid_key": plan.keys[p], "grid": cfg.grid, "sweep_key": plan.sweep_key}
         return {"point": p, "config": replace(plan.configs[p], data_dir=data_source), "tracking_uri": worker_uri,
-                "experiment": experiment, "parent_run_id": parent_id, "tags": tags, "node_cache": cfg.shipped}
+                "experiment": experiment, "parent_run_id": parent_id, "tags": tags, "node_cache": cfg.shipped,
+                "system_metrics": cfg.system_metrics}
 
     durations: list[float] = []
 
@@ -223,19 +231,30 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
         if server is not None:
             server.__exit__(None, None, None)
             record.write_through(record.uri)  # the workers are gone: the driver alone writes the store again
-    return _finish(record, parent_id, plan, outcomes, started, server, echo)
+    return _finish(record, parent_id, plan, outcomes, started, server, echo, cfg.register)
+
+
+def _register(best: dict, record: SweepRecord, parent_id: str, echo) -> list:
+    """The best run per net and split into the Model Registry; one line each."""
+    registered = register_best(best)
+    for r in registered:
+        echo(f"registered {r.uri} (version {r.version}{'' if r.new else ', unchanged'}): run {r.run_id}", final=True)
+    if registered:
+        record.set_tag(parent_id, "registered_models", ", ".join(f"{r.name}@{r.split} v{r.version}" for r in registered))
+    return registered
 
 
 def _finish(record: SweepRecord, parent_id: str, plan: _Plan, outcomes: dict, started: float, server,
-            echo) -> SweepResult:
-    """End the parent run with the sweep's counts and best runs."""
+            echo, register: bool) -> SweepResult:
+    """End the parent run with the sweep's counts and best runs (registered, unless told not to)."""
     record.end_dead_children(parent_id, "its worker process died mid-run")
     counts = {s: sum(o["status"] == s for o in outcomes.values()) for s in ("FINISHED", "SKIPPED", "FAILED")}
     best = record.best_runs(plan.sweep_key)
+    registered = _register(best, record, parent_id, echo) if register else []
     seconds, total = time.time() - started, len(plan.points)
     record.finish(parent_id, counts, total, seconds, best)
     echo(f"sweep {plan.sweep_key}: {total} points, {counts['FINISHED']} run, {counts['SKIPPED']} skipped (already "
          f"finished), {counts['FAILED']} failed, in {seconds:.0f} s; parent run {parent_id}", final=True)
     return SweepResult(parent_id, total, counts["FINISHED"], counts["SKIPPED"], counts["FAILED"], seconds,
                        {p.label: o for p, o in outcomes.items()}, best,
-                       server.proc.pid if server is not None and server.proc is not None else None)
+                       server.proc.pid if server is not None and server.proc is not None else None, registered)

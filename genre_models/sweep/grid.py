@@ -50,10 +50,10 @@ GRIDS: dict[str, GridSpec] = {
         GridSpec("fast", "a shorter protocol for real data on a laptop: net1-4 at 10 and 20 epochs on 90x90 images, "
                  "net5-6 at most 50 epochs, WaveGAN d 16 for 1,000 steps, 500 clips per genre", (10, 20), 50, 90,
                  WaveGanConfig(steps=1000, batch_size=32, d=16, per_genre=500), 50),
-        GridSpec("demo", "the built-in synthetic data in minutes: net1-4 at 5 and 10 epochs on 32x32 images (batch 8), "
-                 "net5-6 at most 8 epochs, WaveGAN d 4 for 20 steps, 30 clips per genre; models are not logged",
-                 (5, 10), 8, 32, WaveGanConfig(steps=20, batch_size=8, d=4, per_genre=30), 4, fixed_batch_size=8,
-                 log_model=False),
+        GridSpec("demo", "the built-in synthetic data in minutes: net1-4 at 5 and 10 epochs on 24x24 images (batch 8), "
+                 "net5-6 at most 6 epochs, WaveGAN d 4 for 20 steps, 30 clips per genre; runs keep their weights, and "
+                 "the registered ones get a model", (5, 10), 6, 24,
+                 WaveGanConfig(steps=20, batch_size=8, d=4, per_genre=30), 4, fixed_batch_size=8, log_model=False),
     )
 }
 
@@ -88,6 +88,8 @@ class SweepConfig:
     gpus_per_run: float = 0.0  # ray: GPU fraction each point reserves
     retries: int = 2  # ray: attempts after a worker dies mid-point
     data_access: str = "auto"  # shared | artifacts | auto (artifacts under ray, shared otherwise)
+    system_metrics: bool = True  # each point's run records CPU, memory (and GPU) use
+    register: bool = True  # the best run per net and split (on validation) joins the Model Registry
 
     def __post_init__(self) -> None:
         get_grid(self.grid)
@@ -127,8 +129,10 @@ class GridPoint:
 
     @property
     def coords(self) -> dict[str, str]:
-        return {"grid.kind": self.kind, "grid.net": self.net, "grid.split": self.split, "grid.seed": str(self.seed),
-                "grid.epochs": "" if self.epochs is None else str(self.epochs)}
+        """The tags that say which point a run is, the same ones its stage sets (so a point that
+        failed before its stage began is still found by net, split and seed)."""
+        return {"stage": self.kind, "split": self.split, "seed": str(self.seed),
+                **({"net": self.net} if self.kind == "train" else {})}
 
 
 def build_grid(cfg: SweepConfig) -> list[GridPoint]:

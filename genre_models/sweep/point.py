@@ -77,7 +77,7 @@ def execute_point(task: dict) -> dict:
         if task.get("node_cache"):  # shipped data: this node's own cache, not the driver's path
             cfg = replace(cfg, cache_dir=default_cache_dir())
         placement = RunPlacement(task["parent_run_id"], task["tags"], run_id=claim.run_id)
-        run_id, metrics = _run_point(p, cfg, MlflowLogger(placement))
+        run_id, metrics = _run_point(p, cfg, MlflowLogger(placement, system_metrics=task.get("system_metrics", False)))
         return {"status": "FINISHED", "run_id": run_id, "seconds": time.perf_counter() - t0, "metrics": metrics}
     except Exception as exc:
         msg = str(exc) if isinstance(exc, DependencyFailed) else one_line(exc)

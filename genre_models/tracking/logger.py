@@ -9,7 +9,6 @@ read-back check before the run may end FINISHED.
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ from genre_models.errors import TrackingError, interrupt_signal
 from genre_models.data.store import FeatureStore
 from genre_models.tracking.claims import end_if_owner_gone, hold, owner_tags, release
 from genre_models.tracking.queries import runs_with
-from genre_models.tracking.records import artifact_dir, log_dataset_input, log_params_safely, verify_record
+from genre_models.tracking.models import log_torch_model
+from genre_models.tracking.records import artifact_dir, log_dataset_input, log_params_safely, mlflow_dataset, verify_record
 from genre_models.util import log
 
 
@@ -33,8 +33,24 @@ class RunPlacement:
     run_id: str | None = None  # a run already created (a sweep's claim): the stage continues it
 
 
+#: Seconds between system-metric samples (CPU, memory, disk, network; GPU with nvidia-ml-py).
+#: MLflow's default, 10 s, leaves a demo run of a few seconds with no sample at all.
+SYSTEM_METRICS_INTERVAL_S = 2.0
+
+
+def system_metrics_on(enabled: bool) -> bool:
+    """Set MLflow's sampling for runs that record system metrics; whether they will (psutil,
+    which MLflow needs for them, is a dependency of genre-bench)."""
+    if enabled:
+        import mlflow
+
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
+        mlflow.set_system_metrics_samples_before_logging(1)
+    return enabled
+
+
 @contextmanager
-def standalone_run(run_name: str, placement: RunPlacement | None = None) -> Iterator:
+def standalone_run(run_name: str, placement: RunPlacement | None = None, system_metrics: bool | None = None) -> Iterator:
     """``mlflow.start_run`` for a run of its own, also inside ``mlflow run``.
 
     Under ``mlflow run`` the environment's ``MLFLOW_RUN_ID`` makes every plain ``start_run``
@@ -47,7 +63,7 @@ def standalone_run(run_name: str, placement: RunPlacement | None = None) -> Iter
     saved = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         with mlflow.start_run(run_name=run_name, parent_run_id=placement.parent_run_id,
-                              tags={**placement.tags, **owner_tags()}) as run:
+                              tags={**placement.tags, **owner_tags()}, log_system_metrics=system_metrics) as run:
             yield run
     finally:
         if saved is not None:
@@ -55,24 +71,28 @@ def standalone_run(run_name: str, placement: RunPlacement | None = None) -> Iter
 
 
 class MlflowLogger:
-    """One MLflow run per ``start`` block, in the active store and experiment."""
+    """One MLflow run per ``start`` block, in the active store and experiment. ``system_metrics``:
+    the run also records CPU, memory (and GPU) use every ``SYSTEM_METRICS_INTERVAL_S``."""
 
-    def __init__(self, placement: RunPlacement | None = None, standalone: bool = False) -> None:
+    def __init__(self, placement: RunPlacement | None = None, standalone: bool = False,
+                 system_metrics: bool = False) -> None:
         self.placement = placement or RunPlacement()
         self.standalone = standalone
+        self.system_metrics = system_metrics_on(system_metrics)
         self.run_id: str | None = None
 
     @contextmanager
     def start(self, name: str) -> Iterator["MlflowLogger"]:
         import mlflow
 
-        p = self.placement
+        p, sm = self.placement, self.system_metrics or None  # None: MLflow's own setting decides
         if p.run_id:  # claimed by a sweep: its tags and owner are already there
-            ctx = mlflow.start_run(run_id=p.run_id, run_name=name)
+            ctx = mlflow.start_run(run_id=p.run_id, run_name=name, log_system_metrics=sm)
         elif self.standalone:
-            ctx = standalone_run(name, p)
+            ctx = standalone_run(name, p, sm)
         else:
-            ctx = mlflow.start_run(run_name=name, parent_run_id=p.parent_run_id, tags={**p.tags, **owner_tags()})
+            ctx = mlflow.start_run(run_name=name, parent_run_id=p.parent_run_id, tags={**p.tags, **owner_tags()},
+                                   log_system_metrics=sm)
         with ctx as run:
             self.run_id = run.info.run_id
             hold(self.run_id, mlflow.get_tracking_uri())
@@ -100,7 +120,7 @@ class MlflowLogger:
                                 f"{mlflow.get_tracking_uri()}: {text.splitlines()[0] if text else repr(err)}") from None
 
     def prerequisite(self) -> "MlflowLogger":
-        return MlflowLogger(standalone=True)
+        return MlflowLogger(standalone=True, system_metrics=self.system_metrics)
 
     def set_tags(self, tags: dict) -> None:
         import mlflow
@@ -128,20 +148,16 @@ class MlflowLogger:
     def log_dataset(self, store: FeatureStore, split: SplitConfig, context: str) -> None:
         log_dataset_input(store, split, context)
 
-    def log_model(self, model, *, name: str, example, metadata: dict) -> None:
-        """MLflow's default pt2 (torch.export) format, with signature and input example; the
-        metadata rides along so ``predict`` can rebuild the inputs."""
-        import mlflow
-        import torch
-        from mlflow.models import infer_signature
+    def log_model(self, model, *, name: str, example, metadata: dict, step: int = 0) -> str | None:
+        return log_torch_model(model, name=name, example=example, metadata=metadata, step=step)
 
-        with torch.no_grad():
-            out = model(example)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mlflow.pytorch.log_model(model, name=name, signature=infer_signature(example.numpy(), out.numpy()),
-                                     input_example=example.numpy(),
-                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"], metadata=metadata)
+    def log_evaluation(self, metrics: dict, *, store: FeatureStore, split: SplitConfig,
+                       model_id: str | None = None) -> None:
+        import mlflow
+
+        scored = {k: v for k, v in metrics.items() if k.startswith("test_")}
+        mlflow.log_metrics(scored, model_id=model_id, dataset=mlflow_dataset(store))
+        mlflow.log_metrics({k: v for k, v in metrics.items() if k not in scored}, model_id=model_id)
 
     def verify(self, metrics=(), histories: dict | None = None, artifacts=()) -> None:
         verify_record(self.run_id, metrics, histories, artifacts)

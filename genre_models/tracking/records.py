@@ -33,33 +33,45 @@ def log_params_safely(params: dict) -> None:
     mlflow.log_params(out)
 
 
+def dataset_tag(store: FeatureStore) -> str:
+    """The one name of a dataset everywhere: ``<name>@<digest>`` (the ``dataset`` tag, and the
+    name and digest of its MLflow dataset)."""
+    return f"{store.dataset_name}@{store.digest}"
+
+
 def base_tags(store: FeatureStore) -> dict[str, str]:
-    """Tags every run carries: dataset identity (synthetic data marked), code version, commit."""
-    tags = {
-        "dataset": f"{store.dataset_name}@{store.digest}",
-        "dataset_name": store.dataset_name,
-        "dataset_digest": store.digest,
-        "dataset_synthetic": str(store.synthetic).lower(),
-        "code_version": code_version(),
-    }
+    """Tags every run carries, one per fact: the dataset (synthetic data marked), the code
+    version and, in a git checkout, MLflow's own commit tag."""
+    tags = {"dataset": dataset_tag(store), "dataset_synthetic": str(store.synthetic).lower(), "code_version": code_version()}
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-        tags["git_commit"] = commit
     return tags
 
 
-def log_dataset_input(store: FeatureStore, split: SplitConfig, context: str) -> None:
-    """``mlflow.log_input`` of the manifest, so the run's Datasets panel names the data and digest."""
+def mlflow_dataset(store: FeatureStore):
+    """The store's manifest as an MLflow dataset whose digest is the store's own, so every run,
+    part and context shows one digest per dataset, the one in the ``dataset`` tag. (MLflow would
+    otherwise hash the table, and each split's table hashes differently.)"""
     import mlflow
 
-    manifest = store.manifest_with_split(split)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # source-type ambiguity and int-schema hints: not ours to fix
-        ds = mlflow.data.from_pandas(manifest, source=store.meta["dataset"]["root"], name=store.dataset_name, targets="label")
+        return mlflow.data.from_pandas(store.manifest, source=store.meta["dataset"]["root"], name=store.dataset_name,
+                                       targets="label", digest=store.digest)
+
+
+def log_dataset_input(store: FeatureStore, split: SplitConfig, context: str) -> None:
+    """``mlflow.log_input`` of the dataset, with the split and seed as the input's tags."""
+    import mlflow
+
+    ds = mlflow_dataset(store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         for attempt in range(3):
             try:
-                mlflow.log_input(ds, context=context, tags={"digest": store.digest, "synthetic": str(store.synthetic).lower()})
+                mlflow.log_input(ds, context=context, tags={"split": split.split, "seed": str(split.seed),
+                                                            "synthetic": str(store.synthetic).lower()})
                 return
             except mlflow.exceptions.MlflowException as exc:
                 # Two runs registering the same dataset at once (a parallel sweep) race on the

@@ -39,8 +39,33 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
     # (MLFLOW_EXPERIMENT_ID is no such signal: mlflow.set_experiment itself exports it.)
     if not os.environ.get("MLFLOW_RUN_ID"):
         with _store_lock(mlflow.get_tracking_uri()):
-            mlflow.set_experiment(name)
+            describe_experiment(mlflow.set_experiment(name))
+    elif os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        describe_experiment(mlflow.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]))
     return name
+
+
+EXPERIMENT_NOTE = (
+    "genre-bench: music genre classification on GTZAN, the study's six nets under one protocol. "
+    "Runs by `stage` tag: `train` (one net, split and seed; its description says which), `gan` (a WaveGAN for "
+    "net6), `preprocess` (the features and skipped files), `sweep` (a grid's parent run; points are its children), "
+    "`features` (data shipped to workers). Compare nets in the runs table with the filter "
+    "`tags.stage = 'train'` and the columns `tags.net`, `tags.split`, `metrics.test_accuracy`, "
+    "`metrics.test_track_accuracy`, `metrics.stopped_epoch`. Test metrics are linked to the logged model and "
+    "the dataset (one digest per dataset, as in the `dataset` tag). `benchmark report` writes the tables "
+    "with confidence intervals; the Model Registry holds `genre-bench-<net>@<split>`, chosen on validation.")
+
+#: MLflow 3's UI opens an experiment of this kind on its runs table, not on the GenAI traces page.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development", "mlflow.note.content": EXPERIMENT_NOTE}
+
+
+def describe_experiment(exp) -> None:
+    """Give the experiment its kind and description, where it has none (a user's own are kept)."""
+    import mlflow
+
+    missing = {k: v for k, v in EXPERIMENT_TAGS.items() if k not in (exp.tags or {})}
+    for key, value in missing.items():
+        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, key, value)
 
 
 @contextmanager

@@ -152,10 +152,12 @@ class SweepRecord:
             self.client.set_terminated(run_id, "FAILED")
 
     def finish(self, parent_id: str, counts: dict, total: int, seconds: float, best: dict) -> None:
-        """The parent's counts, best runs and final status (FAILED when any point failed)."""
+        """The parent's counts (tags: a resumed sweep updates them), its time, best runs and final
+        status (FAILED when any point failed)."""
         for key, value in (("runs_finished", counts["FINISHED"]), ("runs_skipped", counts["SKIPPED"]),
-                           ("runs_failed", counts["FAILED"]), ("runs_total", total), ("sweep_seconds", seconds)):
-            self.client.log_metric(parent_id, key, value)
+                           ("runs_failed", counts["FAILED"]), ("runs_total", total)):
+            self.client.set_tag(parent_id, key, str(value))
+        self.client.log_metric(parent_id, "sweep_seconds", seconds)
         if best:
             self.client.set_tag(parent_id, "best_run", "; ".join(
                 f"{k}: {v['run_id']} (val {v['val_accuracy']:.3f}, test {v['test_accuracy']:.3f})"

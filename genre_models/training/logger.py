@@ -41,7 +41,14 @@ class RunLogger(Protocol):
 
     def log_dataset(self, store: "FeatureStore", split: "SplitConfig", context: str) -> None: ...
 
-    def log_model(self, model, *, name: str, example, metadata: dict) -> None: ...
+    def log_model(self, model, *, name: str, example, metadata: dict, step: int = 0) -> str | None:
+        """Log the model (``step``: the epoch its weights come from); its id in the store (None
+        where nothing is kept)."""
+
+    def log_evaluation(self, metrics: dict, *, store: "FeatureStore", split: "SplitConfig",
+                       model_id: str | None = None) -> None:
+        """A run's final scores, linked to the model they score (if logged) and to the dataset
+        they were computed on (``test_*`` ones)."""
 
     def verify(self, metrics=(), histories: dict | None = None, artifacts=()) -> None:
         """Read the record back before the run may end FINISHED (raises ``TrackingError``)."""
@@ -84,7 +91,11 @@ class NullLogger:
     def log_dataset(self, store: "FeatureStore", split: "SplitConfig", context: str) -> None:
         pass
 
-    def log_model(self, model, *, name: str, example, metadata: dict) -> None:
+    def log_model(self, model, *, name: str, example, metadata: dict, step: int = 0) -> str | None:
+        return None
+
+    def log_evaluation(self, metrics: dict, *, store: "FeatureStore", split: "SplitConfig",
+                       model_id: str | None = None) -> None:
         pass
 
     def verify(self, metrics=(), histories: dict | None = None, artifacts=()) -> None:

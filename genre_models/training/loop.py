@@ -38,6 +38,10 @@ class Part:
         return int(self.y.shape[0])
 
 
+#: What ``fit`` logs every epoch (step = epoch); every other metric of a train run is a final figure.
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
 def split_parts(store: FeatureStore, input_kind: str, split: SplitConfig) -> dict[str, Part]:
     """Gather train/val/test for one input kind. Copies only the selected samples out of the memmap."""
     tracks = store.tracks

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from genre_models.stages import gan as gan_stage
 from genre_models.stages import train as train_stage
 from genre_models.tracking.models import download, load_model, model_metadata
 from genre_models.tracking.queries import get_run
+from genre_models.tracking.records import dataset_tag
 from genre_models.tracking.setup import current_tracking_uri
 from genre_models.tracking.shipping import open_features
 from genre_models.training.gan_loop import gan_key
@@ -50,20 +52,32 @@ def _mfcc_features(features: dict) -> dict:
     return {k: v for k, v in features.items() if not k.startswith("image_")}
 
 
+def _logged_net(run_id: str):
+    """A finished run's trained net and its metadata: its logged model, else the weights a run
+    that logged no model kept (``train_stage.WEIGHTS_FILE``); None when it has neither."""
+    uri = f"runs:/{run_id}/model"
+    try:
+        meta = model_metadata(uri)
+        return (lambda: load_model(uri)), meta
+    except Exception:  # logged without its model (the demo grid): try its weights
+        pass
+    try:
+        with tempfile.TemporaryDirectory(prefix="genre-bench-scorer-") as tmp:
+            saved = train_stage.rebuild_model(download(run_id, train_stage.WEIGHTS_FILE, tmp))
+        return (lambda: saved.model), saved.metadata
+    except Exception:  # --no-log-model outside a sweep keeps neither
+        return None
+
+
 def scorer_for(cfg: GanConfig, store: FeatureStore, logger: RunLogger) -> gan_stage.Scorer:
     """A FINISHED real-data run of the scorer net with this data, split, seed and MFCC settings
     (searched through ``logger``), else one trained here, untracked."""
     net = gan_scorer().name
-    tags = {"net": net, "split": cfg.split, "seed": str(cfg.seed), "dataset_digest": store.digest}
+    tags = {"net": net, "split": cfg.split, "seed": str(cfg.seed), "dataset": dataset_tag(store)}
     for run in logger.finished_runs(tags, max_results=20):
-        uri = f"runs:/{run.info.run_id}/model"
-        try:
-            meta = model_metadata(uri)
-        except Exception:  # a run logged without its model (--no-log-model): not usable
-            continue
-        if _mfcc_features(meta.get("features") or {}) == _mfcc_features(asdict(cfg.features)):
-            return gan_stage.Scorer(load_model(uri), f"run {run.info.run_id}",
-                                    run.data.metrics.get("test_accuracy", math.nan))
+        found = _logged_net(run.info.run_id)
+        if found and _mfcc_features(found[1].get("features") or {}) == _mfcc_features(asdict(cfg.features)):
+            return gan_stage.Scorer(found[0](), f"run {run.info.run_id}", run.data.metrics.get("test_accuracy", math.nan))
     log.info("training a real-data %s (early stopping, at most %d epochs) to score the generated clips", net,
              cfg.quality_epochs)
     res = train_stage.train(TrainConfig(net=net, epochs=cfg.quality_epochs, log_model=False,
@@ -107,8 +121,8 @@ def _given_gan(cfg: TrainConfig, store: FeatureStore) -> Augmentation:
         raise ConfigError(f"gan_run_id {cfg.gan_run_id} is not a gan run (stage={tags.get('stage', '?')})")
     if run.info.status != "FINISHED":
         raise ConfigError(f"gan_run_id {cfg.gan_run_id} is {run.info.status}, not FINISHED")
-    theirs = (tags.get("split"), tags.get("seed"), tags.get("dataset_digest"))
-    ours = (cfg.split, str(cfg.seed), store.digest)
+    theirs = (tags.get("split"), tags.get("seed"), tags.get("dataset"))
+    ours = (cfg.split, str(cfg.seed), dataset_tag(store))
     if theirs != ours:
         raise ConfigError(f"gan_run_id {cfg.gan_run_id} was trained on split {theirs[0]} seed {theirs[1]} of dataset "
                           f"{theirs[2]}, but this run uses split {ours[0]} seed {ours[1]} of {ours[2]}: its training "
@@ -121,7 +135,10 @@ def augmentation_for(cfg: TrainConfig, logger: RunLogger) -> Augmentation:
     store = open_features(cfg).store
     if cfg.gan_run_id:
         return _given_gan(cfg, store)
-    gcfg = GanConfig(gan=cfg.gan, **section(cfg, DataConfig), **section(cfg, RunSection))
+    # The scorer net trained for the GAN's quality figure (when no finished run can serve) gets at
+    # most the epochs asked of the net that needs the GAN, not GanConfig's 200.
+    quality = {"quality_epochs": cfg.epochs} if cfg.epochs else {}
+    gcfg = GanConfig(gan=cfg.gan, **quality, **section(cfg, DataConfig), **section(cfg, RunSection))
     key = gan_key(gcfg, store.digest)
     found = logger.finished_runs({"gan_key": key})
     if found:

@@ -1,0 +1,84 @@
+"""The report's markdown as one self-contained HTML page (images embedded), for sharing.
+
+Only the markdown the report itself writes is understood: headings, paragraphs, ``- `` lists,
+pipe tables, images, links, ``**bold**`` and ``code``. Anything else stays as escaped text.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 3px}
+img{max-width:100%;border:1px solid #eee}"""
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+
+
+def _data_uri(src: str, base: Path) -> str:
+    path = base / src
+    if not path.is_file():
+        return src
+    kind = {"png": "image/png", "svg": "image/svg+xml"}.get(path.suffix.lstrip(".").lower(), "application/octet-stream")
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def _inline(s: str, base: Path) -> str:
+    """Escape, then turn the report's inline markup into tags (images embedded)."""
+    out, last = [], 0
+    for m in _IMAGE.finditer(s):
+        out.append(_inline_text(s[last:m.start()]))
+        out.append(f'<img alt="{html.escape(m.group(1))}" src="{_data_uri(m.group(2), base)}">')
+        last = m.end()
+    return "".join(out) + _inline_text(s[last:])
+
+
+def _inline_text(s: str) -> str:
+    s = html.escape(s, quote=False)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', s)
+
+
+def _table(lines: list[str], base: Path) -> str:
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    head, body = rows[0], [r for r in rows[2:]]
+    out = ["<table>", "<tr>" + "".join(f"<th>{_inline(c, base)}</th>" for c in head) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{_inline(c, base)}</td>" for c in r) + "</tr>" for r in body]
+    return "\n".join(out + ["</table>"])
+
+
+def to_html(markdown: str, base: Path, title: str) -> str:
+    """``base``: the folder the markdown's relative image paths start from."""
+    blocks, i, lines = [], 0, markdown.splitlines()
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            blocks.append(_table(lines[i:j], base))
+            i = j
+            continue
+        if line.startswith("- "):
+            j = i
+            while j < len(lines) and lines[j].startswith("- "):
+                j += 1
+            blocks.append("<ul>" + "".join(f"<li>{_inline(x[2:], base)}</li>" for x in lines[i:j]) + "</ul>")
+            i = j
+            continue
+        heading = re.match(r"(#{1,6}) (.*)", line)
+        if heading:
+            n = len(heading.group(1))
+            blocks.append(f"<h{n}>{_inline(heading.group(2), base)}</h{n}>")
+        elif line.strip():
+            blocks.append(f"<p>{_inline(line, base)}</p>")
+        i += 1
+    body = "\n".join(blocks)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")

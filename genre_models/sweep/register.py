@@ -1,0 +1,36 @@
+"""After a sweep: its chosen run per net and split goes to the Model Registry
+(``tracking.model_registry``), with a model logged from the run's saved weights if it has none."""
+
+from __future__ import annotations
+
+import tempfile
+
+from genre_models.stages.train import WEIGHTS_FILE, rebuild_model
+from genre_models.tracking.model_registry import Registered, register_run
+from genre_models.tracking.models import download, link_metrics, log_torch_model
+from genre_models.tracking.queries import get_run
+from genre_models.training.loop import EPOCH_METRICS
+
+
+def model_from_weights(run_id: str) -> str:
+    """Log the model a run saved as weights (``WEIGHTS_FILE``) into that run, with the run's final
+    metrics linked to it (``test_*`` ones to the dataset too); its model id."""
+    with tempfile.TemporaryDirectory(prefix="genre-bench-weights-") as tmp:
+        saved = rebuild_model(download(run_id, WEIGHTS_FILE, tmp))
+    model_id = log_torch_model(saved.model, name="model", example=saved.example, metadata=saved.metadata,
+                               run_id=run_id, step=saved.epoch)
+    run = get_run(run_id)
+    final = {k: v for k, v in run.data.metrics.items() if k not in EPOCH_METRICS and not k.startswith("system/")}
+    link_metrics(run_id, model_id, final, run.data.tags.get("dataset"))
+    return model_id
+
+
+def register_best(best: dict[str, dict]) -> list[Registered]:
+    """``best``: ``SweepRecord.best_runs``' ``{"net/split": {run_id, val_accuracy, test_accuracy}}``."""
+    out = []
+    for key, b in best.items():
+        net, split = key.split("/", 1)
+        why = (f"The {net} run with the best validation accuracy on the `{split}` split in its sweep "
+               f"(val {b['val_accuracy']:.3f}; test {b['test_accuracy']:.3f}, not used to choose); run {b['run_id']}.")
+        out.append(register_run(b["run_id"], net, split, why, model_from_weights))
+    return out

@@ -1,0 +1,92 @@
+"""The MLflow Model Registry: the model a sweep chose per net and split, as
+``genre-bench-<net>`` with the split as its alias (``models:/genre-bench-net5@track``).
+
+The choice is made on validation accuracy, never on test (``SweepRecord.best_runs``). A run that
+logged no model (the demo grid keeps only its weights) has one logged into it first, by the
+caller's ``make_model``. Registering is idempotent: an alias that already names a version of the
+chosen run is left as it is, so a resumed or repeated sweep adds no version, and two sweeps that
+register one run at once keep one version (the lower). Registered names are store-wide: a sweep
+in another experiment of the same store moves the alias to its own choice (each version's tags
+name its dataset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+REGISTERED_PREFIX = "genre-bench-"
+
+
+def registered_name(net: str) -> str:
+    return f"{REGISTERED_PREFIX}{net}"
+
+
+@dataclass(frozen=True)
+class Registered:
+    net: str
+    split: str
+    name: str
+    version: str
+    run_id: str
+    new: bool  # False: the alias already named this run's version
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{self.split}"
+
+
+def logged_model_id(run, name: str = "model") -> str | None:
+    """The id of the model called ``name`` that ``run`` logged, or None."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for out in (run.outputs.model_outputs if run.outputs else []):
+        if client.get_logged_model(out.model_id).name == name:
+            return out.model_id
+    return None
+
+
+def _current(client, name: str, alias: str):
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except Exception:  # no such registered model or alias yet
+        return None
+
+
+def register_run(run_id: str, net: str, split: str, why: str, make_model: Callable[[str], str]) -> Registered:
+    """Register ``run_id``'s model as ``genre-bench-<net>`` and point alias ``split`` at it.
+    ``why``: the version's description (how it was chosen). ``make_model(run_id)`` logs a model
+    into a run that has none and returns its id."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    name = registered_name(net)
+    now = _current(client, name, split)
+    if now is not None and now.run_id == run_id:
+        return Registered(net, split, name, str(now.version), run_id, new=False)
+    run = client.get_run(run_id)
+    model_id = logged_model_id(run) or make_model(run_id)
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        client.create_registered_model(name, description=f"genre-bench's {net}: one version per split that a sweep "
+                                                          "chose on validation accuracy; the alias names the split.")
+    mv = client.create_model_version(name, client.get_logged_model(model_id).artifact_location, run_id=run_id,
+                                     tags={"net": net, "split": split, "dataset": run.data.tags.get("dataset", "")},
+                                     description=why, model_id=model_id)
+    version = _one_version(client, name, run_id)
+    client.set_registered_model_alias(name, split, version)
+    return Registered(net, split, name, version, run_id, new=version == str(mv.version))
+
+
+def _one_version(client, name: str, run_id: str) -> str:
+    """The lowest version of ``name`` made from ``run_id``; any later one is deleted. Two sweeps
+    that register the same run at once both end here and agree, leaving one version."""
+    mine = sorted((int(v.version) for v in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")))
+    for extra in mine[1:]:
+        try:
+            client.delete_model_version(name, str(extra))
+        except Exception:  # the other sweep deleted it first
+            pass
+    return str(mine[0])
