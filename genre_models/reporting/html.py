@@ -1,7 +1,7 @@
 """The report's markdown as one self-contained HTML page (images embedded), for sharing.
 
 Only the markdown the report itself writes is understood: headings, paragraphs, ``- `` lists,
-pipe tables, images, links, ``**bold**`` and ``code``. Anything else stays as escaped text.
+pipe tables, images, links, ``**bold**``, ``*italics*`` and ``code``. Anything else stays as escaped text.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def _inline_text(s: str) -> str:
     s = html.escape(s, quote=False)
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
     s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    s = re.sub(r"\*([^*\s][^*]*)\*", r"<em>\1</em>", s)
     return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', s)
 
 
