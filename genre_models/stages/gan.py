@@ -23,7 +23,7 @@ from genre_models.data.store import FeatureStore
 from genre_models.errors import DataError, GanDiverged
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.wavegan import SLICE_LEN, GenreGenerator
-from genre_models.tracking.records import base_tags
+from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import data_label, open_features, training_audio_for
 from genre_models.training.gan_loop import GanTraining, GanUnit, gan_key, train_wavegan
 from genre_models.training.generation import GeneratedSet, generate_set, generation_quality
@@ -101,8 +101,7 @@ def _record_start(cfg: GanConfig, store: FeatureStore, key: str, real: RealAudio
     g = cfg.gan
     note = (f"WaveGAN ({g.mode}, d {g.d}, {g.steps:,} steps of batch {g.batch_size}, WGAN-GP, phase shuffle "
             f"{g.phase_shuffle}) learning from {len(real):,} real 1 s segments of {len(real.track_ids)} training tracks "
-            f"of the `{cfg.split}` split (seed {cfg.seed}) of `{store.dataset_name}@{store.digest}`"
-            + (" (synthetic demo data)" if store.synthetic else "") + f"; generates {g.per_genre:,} clips per genre.")
+            f"of the `{cfg.split}` split (seed {cfg.seed}) of {dataset_words(store)}; generates {g.per_genre:,} clips per genre.")
     logger.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, "split": cfg.split,
                      "seed": str(cfg.seed), "gan_cache": str(workdir), "mlflow.note.content": note})
     logger.log_params({**{k: v for k, v in flat_params(cfg).items() if k != "data_dir"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from genre_models.config import DataConfig, SplitConfig, flat_params
 from genre_models.data.store import PreprocessResult, genre_counts, split_counts
-from genre_models.tracking.records import base_tags
+from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 
@@ -28,8 +28,7 @@ def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: Run
 
     with logger.start(f"preprocess-{split.split}-s{split.seed}"):
         counts = split_counts(store, split)
-        note = (f"Features of `{store.dataset_name}@{store.digest}`" + (" (synthetic demo data)" if store.synthetic else "")
-                + f": {counts['tracks_total']} tracks used, {counts['skipped_files']} files skipped (skipped.txt); "
+        note = (f"Features of {dataset_words(store)}: {counts['tracks_total']} tracks used, {counts['skipped_files']} files skipped (skipped.txt); "
                 f"split `{split.split}` (seed {split.seed}) has {counts['tracks_test']} test tracks.")
         logger.set_tags({**base_tags(store), "stage": "preprocess", "split": split.split, "seed": str(split.seed),
                          "cache_reused": str(result.reused).lower(), "cache_path": store.path, "mlflow.note.content": note})

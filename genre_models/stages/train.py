@@ -22,7 +22,7 @@ from genre_models.data.store import FeatureStore
 from genre_models.errors import ConfigError, DataError
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.registry import InputShape, NetSpec, count_parameters, get_net, make_optimizer, resolve_config
-from genre_models.tracking.records import base_tags
+from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features
 from genre_models.training.evaluate import evaluate, write_eval_artifacts
 from genre_models.training.generation import Augmentation
@@ -97,10 +97,9 @@ def describe(cfg: TrainConfig, spec: NetSpec, store: FeatureStore, counts: dict)
     """The run's description (MLflow's note), one sentence a reader of the runs table can trust."""
     budget = (f"early stopping on val_loss (patience {cfg.patience}, at most {cfg.epochs} epochs)" if cfg.early_stopping
               else f"{cfg.epochs} epochs")
-    data = f"`{store.dataset_name}@{store.digest}`" + (" (synthetic demo data, not GTZAN)" if store.synthetic else "")
     gen = f" plus {counts['n_generated']:,} WaveGAN-generated segments" if "n_generated" in counts else ""
     return (f"{cfg.net} ({spec.summary.split(';')[0]}) trained with {spec.optimizer} lr {cfg.lr:g}, {budget}, on the `{cfg.split}` "
-            f"split (seed {cfg.seed}) of {data}: {counts.get('n_train_real', counts['n_train']):,} training "
+            f"split (seed {cfg.seed}) of {dataset_words(store)}: {counts.get('n_train_real', counts['n_train']):,} training "
             f"{spec.input_kind} samples{gen}; "
             f"tested once on {counts['n_test_tracks']} tracks ({counts['n_test']:,} samples).")
 
@@ -156,7 +155,7 @@ def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Mo
     if cfg.log_model:
         model = model.to("cpu").eval()
         model_id = logger.log_model(model, name="model", example=spec.input_example(shape, batch=2),
-                                    metadata=model_metadata(spec, cfg), step=weights_epoch(cfg, hist))
+                                    metadata=net_metadata(spec, cfg), step=weights_epoch(cfg, hist))
     final = {k: v for k, v in metrics.items() if k not in data.counts}
     logger.log_evaluation(final, store=data.store, split=cfg.split_config, model_id=model_id)
     logger.verify(final, {k: len(hist.epochs) for k in hist.epochs[0]} if hist.epochs else {}, written)
@@ -167,7 +166,7 @@ def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Mo
 WEIGHTS_FILE = "weights.pt"
 
 
-def model_metadata(spec: NetSpec, cfg: TrainConfig) -> dict:
+def net_metadata(spec: NetSpec, cfg: TrainConfig) -> dict:
     """What ``predict`` needs to rebuild a model's inputs (rides along in the logged model)."""
     return {"net": spec.name, "input_kind": spec.input_kind, "genres": list(GENRES), "features": asdict(cfg.features)}
 
@@ -188,7 +187,7 @@ class SavedNet:
 
 
 def save_weights(path, spec: NetSpec, shape: InputShape, cfg: TrainConfig, model: nn.Module, epoch: int) -> None:
-    torch.save({"net": spec.name, "shape": asdict(shape), "head": cfg.head, "metadata": model_metadata(spec, cfg),
+    torch.save({"net": spec.name, "shape": asdict(shape), "head": cfg.head, "metadata": net_metadata(spec, cfg),
                 "epoch": epoch, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
 
 

@@ -32,7 +32,7 @@ from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
 from genre_models.sweep.point import execute_point, one_line
 from genre_models.sweep.register import register_best
-from genre_models.tracking.records import base_tags
+from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.server import LocalServer, check_reachable, check_remote_tracking
 from genre_models.tracking.setup import current_tracking_uri, setup_tracking
 from genre_models.tracking.sweeps import SweepRecord
@@ -95,8 +95,7 @@ def _open_parent(record: SweepRecord, cfg: SweepConfig, plan: _Plan) -> str:
     grid = [{**asdict(p), "grid_key": plan.keys[p]} for p in plan.points]
     note = (f"Sweep of the `{cfg.grid}` grid ({get_grid(cfg.grid).description}): {len(plan.points)} points, nets "
             f"{', '.join(cfg.nets)}, splits {', '.join(cfg.splits)}, seeds 0-{cfg.seeds - 1}, on "
-            f"`{plan.store.dataset_name}@{plan.store.digest}`" + (" (synthetic demo data)" if plan.store.synthetic else "")
-            + ". Its child runs are the points; `best_runs.json` names the run chosen per net and split on validation.")
+            f"{dataset_words(plan.store)}. Its child runs are the points; `best_runs.json` names the run chosen per net and split on validation.")
     parent_id, resumed = record.open_parent(plan.sweep_key, f"sweep-{cfg.grid}-{plan.sweep_key[:8]}",
                                             {**base_tags(plan.store), "grid": cfg.grid, "mlflow.note.content": note},
                                             params, grid)

@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-import tempfile
-
-from genre_models.stages.train import WEIGHTS_FILE, rebuild_model
 from genre_models.tracking.model_registry import Registered, register_run
-from genre_models.tracking.models import download, link_metrics, log_torch_model
+from genre_models.tracking.models import link_metrics, log_torch_model
 from genre_models.tracking.queries import get_run
 from genre_models.training.loop import EPOCH_METRICS
+from genre_models.workflow.get_or_run import saved_net
 
 
 def model_from_weights(run_id: str) -> str:
-    """Log the model a run saved as weights (``WEIGHTS_FILE``) into that run, with the run's final
-    metrics linked to it (``test_*`` ones to the dataset too); its model id."""
-    with tempfile.TemporaryDirectory(prefix="genre-bench-weights-") as tmp:
-        saved = rebuild_model(download(run_id, WEIGHTS_FILE, tmp))
+    """Log the model a run saved as weights into that run, with the run's final metrics linked to
+    it (``test_*`` ones to the dataset too); its model id."""
+    saved = saved_net(run_id)
     model_id = log_torch_model(saved.model, name="model", example=saved.example, metadata=saved.metadata,
                                run_id=run_id, step=saved.epoch)
     run = get_run(run_id)

@@ -29,7 +29,7 @@ class Registered:
     name: str
     version: str
     run_id: str
-    new: bool  # False: the alias already named this run's version
+    new: bool  # False: the run already had a version (none was added)
 
     @property
     def uri(self) -> str:
@@ -47,13 +47,6 @@ def logged_model_id(run, name: str = "model") -> str | None:
     return None
 
 
-def _current(client, name: str, alias: str):
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except Exception:  # no such registered model or alias yet
-        return None
-
-
 def register_run(run_id: str, net: str, split: str, why: str, make_model: Callable[[str], str]) -> Registered:
     """Register ``run_id``'s model as ``genre-bench-<net>`` and point alias ``split`` at it.
     ``why``: the version's description (how it was chosen). ``make_model(run_id)`` logs a model
@@ -62,9 +55,10 @@ def register_run(run_id: str, net: str, split: str, why: str, make_model: Callab
 
     client = mlflow.MlflowClient()
     name = registered_name(net)
-    now = _current(client, name, split)
-    if now is not None and now.run_id == run_id:
-        return Registered(net, split, name, str(now.version), run_id, new=False)
+    if _versions_of(client, name, run_id):  # registered before: the alias (back) on its version
+        version = _one_version(client, name, run_id)
+        client.set_registered_model_alias(name, split, version)
+        return Registered(net, split, name, version, run_id, new=False)
     run = client.get_run(run_id)
     model_id = logged_model_id(run) or make_model(run_id)
     try:
@@ -83,10 +77,17 @@ def register_run(run_id: str, net: str, split: str, why: str, make_model: Callab
 def _one_version(client, name: str, run_id: str) -> str:
     """The lowest version of ``name`` made from ``run_id``; any later one is deleted. Two sweeps
     that register the same run at once both end here and agree, leaving one version."""
-    mine = sorted((int(v.version) for v in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")))
+    mine = _versions_of(client, name, run_id)
     for extra in mine[1:]:
         try:
             client.delete_model_version(name, str(extra))
         except Exception:  # the other sweep deleted it first
             pass
     return str(mine[0])
+
+
+def _versions_of(client, name: str, run_id: str) -> list[int]:
+    try:
+        return sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"))
+    except Exception:  # no such registered model yet
+        return []

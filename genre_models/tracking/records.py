@@ -39,6 +39,11 @@ def dataset_tag(store: FeatureStore) -> str:
     return f"{store.dataset_name}@{store.digest}"
 
 
+def dataset_words(store: FeatureStore) -> str:
+    """The dataset as run descriptions name it: its tag, and whether it is the synthetic demo data."""
+    return f"`{dataset_tag(store)}`" + (" (synthetic demo data, not GTZAN)" if store.synthetic else "")
+
+
 def base_tags(store: FeatureStore) -> dict[str, str]:
     """Tags every run carries, one per fact: the dataset (synthetic data marked), the code
     version and, in a git checkout, MLflow's own commit tag."""

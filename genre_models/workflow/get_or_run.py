@@ -62,11 +62,16 @@ def _logged_net(run_id: str):
     except Exception:  # logged without its model (the demo grid): try its weights
         pass
     try:
-        with tempfile.TemporaryDirectory(prefix="genre-bench-scorer-") as tmp:
-            saved = train_stage.rebuild_model(download(run_id, train_stage.WEIGHTS_FILE, tmp))
+        saved = saved_net(run_id)
         return (lambda: saved.model), saved.metadata
     except Exception:  # --no-log-model outside a sweep keeps neither
         return None
+
+
+def saved_net(run_id: str) -> train_stage.SavedNet:
+    """The net a run kept as weights (``train_stage.WEIGHTS_FILE``, when it logged no model), rebuilt."""
+    with tempfile.TemporaryDirectory(prefix="genre-bench-weights-") as tmp:
+        return train_stage.rebuild_model(download(run_id, train_stage.WEIGHTS_FILE, tmp))
 
 
 def scorer_for(cfg: GanConfig, store: FeatureStore, logger: RunLogger) -> gan_stage.Scorer:
