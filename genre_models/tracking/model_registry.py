@@ -64,8 +64,12 @@ def register_run(run_id: str, net: str, split: str, why: str, make_model: Callab
     try:
         client.get_registered_model(name)
     except Exception:
-        client.create_registered_model(name, description=f"genre-bench's {net}: one version per split that a sweep "
-                                                          "chose on validation accuracy; the alias names the split.")
+        try:
+            client.create_registered_model(name, description=f"genre-bench's {net}: one version per split that a "
+                                                              "sweep chose on validation accuracy; the alias names the split.")
+        except Exception as exc:  # a concurrent sweep created it between the two calls
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
     mv = client.create_model_version(name, client.get_logged_model(model_id).artifact_location, run_id=run_id,
                                      tags={"net": net, "split": split, "dataset": run.data.tags.get("dataset", "")},
                                      description=why, model_id=model_id)
