@@ -43,6 +43,29 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
 
 
+#: What ``--net`` takes, for its help.
+NET_HELP = (f"A registry net ({', '.join(NETS)}), an installed plugin's name (`benchmark nets`), or a plugin "
+            "as package.module:factory.")
+
+
+def _net(ctx, param, value):
+    """``--net``: the net's name, its plugin loaded and checked now, before any data is read."""
+    if value is None:
+        return value
+    try:
+        return get_net(value).name
+    except GenreBenchError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _nets(ctx, param, value):
+    """``--nets``: comma-separated ``--net`` values, each loaded and checked now."""
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise click.BadParameter("no net given")
+    return tuple(dict.fromkeys(_net(ctx, param, v) for v in items))
+
+
 def _one_line_errors(fn):
     """Turn the suite's own errors (and MLflow's) into ``error: ...`` on one line, exit code 2."""
 
@@ -227,17 +250,30 @@ def _wavegan_config(kw: dict, prefix: str = "") -> WaveGanConfig:
     return WaveGanConfig(**{f.name: kw.pop(f"{prefix}{f.name}") for f in fields(WaveGanConfig)})
 
 
+class FromNet(click.ParamType):
+    """A number, or ``auto`` (= not given: the net's own value). The generic ``train`` entry
+    point of ``MLproject`` passes ``auto`` where the user gave no ``-P``."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner, self.name = inner, f"{inner.name}|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).strip().lower() == "auto":
+            return None
+        return self.inner.convert(value, param, ctx)
+
+
 def train_options(fn):
     opts = [
-        click.option("--net", required=True, type=click.Choice(list(NETS)), help="Registry entry."),
-        click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (the maximum with early stopping) [default: from the net].",
+        click.option("--net", required=True, callback=_net, help=NET_HELP),
+        click.option("--epochs", type=FromNet(click.IntRange(min=1)), default=None, help="Epochs (the maximum with early stopping) [default: from the net].",
                      show_default=False),
         click.option("--early-stopping", type=click.Choice(["auto", "on", "off"]), default="auto",
                      help="Early stopping on val_loss; auto: as the net's spec says."),
-        click.option("--patience", type=click.IntRange(min=1), default=None, help="Early-stopping patience [default: from the net].", show_default=False),
+        click.option("--patience", type=FromNet(click.IntRange(min=1)), default=None, help="Early-stopping patience [default: from the net].", show_default=False),
         click.option("--min-delta", type=click.FloatRange(min=0), default=default_of(TrainConfig, "min_delta"), help="Smallest val_loss drop that counts as better."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: from the net]", show_default=False),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning-rate override [default: from the net].", show_default=False),
+        click.option("--batch-size", type=FromNet(click.IntRange(min=1)), default=None, help="[default: from the net]", show_default=False),
+        click.option("--lr", type=FromNet(click.FloatRange(min=0, min_open=True)), default=None, help="Learning-rate override [default: from the net].", show_default=False),
         click.option("--seed", type=click.IntRange(min=0), default=default_of(TrainConfig, "seed")),
         click.option("--split", type=click.Choice(SPLITS), default=default_of(TrainConfig, "split")),
         click.option("--device", type=click.Choice(DEVICES), default=default_of(TrainConfig, "device")),
@@ -392,8 +428,8 @@ def _csv(choices):
 @click.option("--demo", is_flag=True, help="Synthesise the demo data if absent, run the demo grid, then write the report.")
 @click.option("--grid", type=click.Choice(list(GRIDS)), default=None,
               help="Named grid [default: study; demo with --demo].", show_default=False)
-@click.option("--nets", default=",".join(default_of(SweepConfig, "nets")), callback=_csv(list(NETS)),
-              help="Comma-separated nets.")
+@click.option("--nets", default=",".join(default_of(SweepConfig, "nets")), callback=_nets,
+              help="Comma-separated nets: registry nets, installed plugins' names, or package.module:factory.")
 @click.option("--seeds", type=click.IntRange(min=1), default=default_of(SweepConfig, "seeds"), help="Seeds 0..N-1 for every grid point.")
 @click.option("--splits", default=",".join(default_of(SweepConfig, "splits")), callback=_csv(list(SPLITS)),
               help="Comma-separated splits.")
@@ -502,10 +538,17 @@ def predict(audio_file, model_uri, top, as_json, tracking_uri, experiment):
 
 @main.command("nets")
 def nets_cmd():
-    """List the registry: the study's nets and their settings."""
-    for spec in NETS.values():
+    """List the nets: the registry's (the study's), then installed plugins, with their origin."""
+    from genre_models.models.plugins import installed
+
+    def line(spec) -> str:
         es = f"early stopping (patience {spec.patience}, max {spec.epochs})" if spec.early_stopping else f"{spec.epochs} epochs"
-        click.echo(f"{spec.name}  {spec.input_kind:<5}  {spec.optimizer} lr={spec.lr:g}  {es}  -- {spec.summary}")
+        return f"{spec.name}  {spec.input_kind:<5}  {spec.optimizer} lr={spec.lr:g}  {es}  [{spec.origin}]  -- {spec.summary}"
+
+    for spec in NETS.values():
+        click.echo(line(spec))
+    for name, spec, problem in installed(tuple(NETS)):
+        click.echo(line(spec) if spec is not None else f"{name}  broken plugin: {problem}")
 
 
 @main.group()
@@ -527,7 +570,7 @@ def perf_preprocess(data_dir, limit, jobs):
 
 
 @perf.command("train")
-@click.option("--net", required=True, type=click.Choice(list(NETS)))
+@click.option("--net", required=True, callback=_net, help=NET_HELP)
 @click.option("--data-dir", default=None, type=click.Path(), help="Real or synthetic data [default: random tensors].")
 @click.option("--batches", type=int, default=20, help="Timed batches per loop.")
 @click.option("--batch-size", type=int, default=32)
@@ -585,7 +628,7 @@ def perf_gan(**kw):
 
 @perf.command("sweep")
 @click.option("--data-dir", default="demo-data", type=click.Path(), help="Data for the tiny sweep (the demo data is written if absent).")
-@click.option("--nets", default="net1,net5", callback=_csv(list(NETS)), help="Comma-separated nets.")
+@click.option("--nets", default="net1,net5", callback=_nets, help="Comma-separated nets.")
 @click.option("--grid", type=click.Choice(list(GRIDS)), default="demo", show_default=True)
 @click.option("--splits", default="track", callback=_csv(list(SPLITS)), help="Comma-separated splits [default: track].")
 @click.option("--seeds", type=click.IntRange(min=1), default=3)

@@ -36,17 +36,22 @@ def _run(cls: type, *names: str) -> list[tuple[str, str, object]]:
     return [(n, _MLFLOW_TYPES[type(default_of(cls, n))], default_of(cls, n)) for n in names]
 
 
-def train_params(spec: NetSpec) -> list[tuple[str, str, object]]:
-    """(name, MLflow type, default) for one net's entry point; defaults equal the CLI's resolved ones."""
-    return FEATURE_PARAMS + [
-        ("epochs", "int", spec.epochs),
+def train_params(spec: NetSpec | None) -> list[tuple[str, str, object]]:
+    """(name, MLflow type, default) for one net's entry point, defaults equal to the CLI's
+    resolved ones; ``None``: the generic ``train`` entry point, whose net is a parameter and
+    whose net-dependent settings default to ``auto`` (the net's own)."""
+    def own(name: str, ptype: str, value) -> tuple[str, str, object]:
+        return (name, ptype, value) if spec is not None else (name, "string", "auto")
+
+    return ([("net", "string", "net5")] if spec is None else []) + FEATURE_PARAMS + [
+        own("epochs", "int", spec and spec.epochs),
         ("early_stopping", "string", "auto"),
-        ("patience", "int", spec.patience),
+        own("patience", "int", spec and spec.patience),
         *_run(TrainConfig, "min_delta"),
-        ("batch_size", "int", spec.batch_size),
-        ("lr", "float", spec.lr),
+        own("batch_size", "int", spec and spec.batch_size),
+        own("lr", "float", spec and spec.lr),
         *_run(TrainConfig, "seed", "split", "device", "precision", "num_workers", "head"),
-    ] + (gan_params("gan_") + [("gan_run_id", "string", "none")] if spec.uses_gan else [])
+    ] + (gan_params("gan_") + [("gan_run_id", "string", "none")] if spec is not None and spec.uses_gan else [])
 
 
 #: The WaveGAN settings an entry point exposes (the rest keep the paper's values).
@@ -81,6 +86,8 @@ def render() -> str:
                _entry("gan", gan_entry_params(), "python -m benchmark gan")]
     for spec in NETS.values():
         entries.append(_entry(spec.name, train_params(spec), f"python -m benchmark train --net {spec.name}"))
+    # Any net, a plugin's too: ``mlflow run . -e train -P net=mynet`` (or net=package.module:factory).
+    entries.append(_entry("train", train_params(None), "python -m benchmark train"))
     return HEADER + "\nentry_points:\n" + "\n\n".join(entries) + "\n"
 
 

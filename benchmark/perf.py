@@ -16,9 +16,10 @@ from genre_models.config import DataConfig, FeatureConfig, SplitConfig, WaveGanC
 from genre_models.data.discovery import discover
 from genre_models.data.extract import run_extraction
 from genre_models.data.store import build_features, write_store
+from genre_models.tracking.shipping import segment_audio_array
 from genre_models.models.registry import InputShape, get_net, make_optimizer
-from genre_models.training.loop import Part, fit, make_loader, split_parts, to_input
-from genre_models.training.runtime import autocast, resolve_device
+from genre_models.training.loop import Part, fit, make_batches, split_parts, to_input
+from genre_models.training.runtime import autocast, prepare_device, resident_fits, resolve_device
 
 
 def naive_mfcc_loop(paths: list[str], fcfg: FeatureConfig) -> int:
@@ -79,13 +80,27 @@ def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0) -> dict:
 
 
 def _flops_per_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs of one training step (forward and backward). PyTorch's FlopCounterMode does not
+    count LSTM kernels, so each LSTM layer is added by hand: 2 * 4H(I + H) per sample and time
+    step forward, and twice that backward (the gates' matrix products; the elementwise work is left out)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
+    lstm = []
+
+    def note(mod, inp, out):  # (B, T, I) batch-first input
+        b, t = inp[0].shape[0], inp[0].shape[1]
+        lstm.append(3 * 2 * 4 * mod.hidden_size * (mod.input_size + mod.hidden_size) * b * t * mod.num_layers)
+
+    hooks = [m.register_forward_hook(note) for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    try:
+        with FlopCounterMode(display=False) as counter:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+    finally:
+        for h in hooks:
+            h.remove()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return counter.get_total_flops() + sum(lstm)
 
 
 def _train_data(spec, data_dir: str | None, n: int, image_size: int, shape) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,11 +108,15 @@ def _train_data(spec, data_dir: str | None, n: int, image_size: int, shape) -> t
     g = torch.Generator().manual_seed(0)
     if data_dir is not None:
         store = build_features(DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=image_size))).store
-        part = split_parts(store, spec.input_kind, SplitConfig())["train"]
+        audio = segment_audio_array(store) if spec.input_kind == "raw" else None
+        part = split_parts(store, spec.input_kind, SplitConfig(), audio)["train"]
         reps = -(-n // len(part))
         return part.x.repeat((reps,) + (1,) * (part.x.dim() - 1))[:n], part.y.repeat(reps)[:n]
     if spec.input_kind == "image":
         return (torch.randint(0, 256, (n, 3, image_size, image_size), dtype=torch.uint8, generator=g),
+                torch.randint(0, 10, (n,), generator=g))
+    if spec.input_kind == "raw":  # int16, as the store keeps segment audio
+        return (torch.randint(-2**15, 2**15, (n, shape.segment_samples), dtype=torch.int16, generator=g),
                 torch.randint(0, 10, (n,), generator=g))
     return torch.randn(n, shape.frames, shape.n_mfcc, generator=g), torch.randint(0, 10, (n,), generator=g)
 
@@ -122,33 +141,63 @@ def _bare_loop(model, opt, x, y, batches: int, batch_size: int, dev, precision: 
     return time.perf_counter() - t0
 
 
-def _suite_loop(model, opt, train_part, batch_size: int, dev, precision: str, tmp: str) -> float:
-    """The suite's ``fit`` for one epoch, with its DataLoader and MLflow logging. Seconds."""
+def _suite_loop(model, opt, train_part, batch_size: int, dev, precision: str, tmp: str, resident: bool) -> float:
+    """The suite's ``fit`` for one epoch, with its batch source (resident on the GPU when the
+    part fits, as ``train`` does) and MLflow logging. Seconds."""
     from genre_models.tracking.logger import MlflowLogger
     from genre_models.tracking.setup import setup_tracking
 
-    tl = make_loader(train_part, batch_size, True, 0, 0, dev.type == "cuda")
-    vl = make_loader(Part(train_part.x[:0], train_part.y[:0], np.arange(0)), batch_size, False, 0, 0, dev.type == "cuda")
+    empty = Part(train_part.x[:0], train_part.y[:0], np.arange(0))
+    src = make_batches({"train": train_part, "val": empty}, batch_size, 0, 0, dev, resident)
     setup_tracking(f"sqlite:///{tmp}/perf.db", "perf")
     logger = MlflowLogger()
     with logger.start("perf"):
         t0 = time.perf_counter()
-        fit(model, opt, tl, vl, epochs=1, device=dev, precision=precision, logger=logger)
+        fit(model, opt, src["train"], src["val"], epochs=1, device=dev, precision=precision, logger=logger)
         return time.perf_counter() - t0
+
+
+def matmul_peak(dev: torch.device, precision: str, size: int = 0, seconds: float = 1.0) -> float:
+    """This device's matrix-product GFLOP/s at ``precision``, measured now (the best of a few
+    seconds of square products): the ceiling a training step's GFLOP/s is read against."""
+    size = size or (8192 if dev.type == "cuda" else 1024)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(size, size, device=dev).to(dtype)
+    b = torch.randn(size, size, device=dev).to(dtype)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    (a @ b).sum().item()  # warm-up
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(3):
+            c = a @ b
+        sync()
+        float(c[0, 0])
+        best = max(best, 3 * 2 * size**3 / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def bench_train(net: str, data_dir: str | None = None, batches: int = 20, batch_size: int = 32, precision: str = "fp32",
                 head: str = "flatten", image_size: int = 180, device: str = "auto", repeats: int = 2) -> dict:
-    """Samples/s of ``fit`` (DataLoader, metric accumulation, MLflow logging) against a bare loop
-    (slice, forward, backward, step) on the same model, batch and data. No validation samples:
-    the figure compares training throughput. Caveat: PyTorch's FlopCounterMode does not count
-    LSTM kernels, so net5's GFLOP/s figure reads near zero."""
+    """Samples/s of ``fit`` (batch source, metric accumulation, MLflow logging) against a bare
+    loop (slice, forward, backward, step) on the same model, batch and data, and the bare loop's
+    GFLOP/s as a share of this device's measured matrix-product peak. On CUDA both keep the data
+    on the GPU when it fits, as ``train`` does. No validation samples: the figure compares
+    training throughput. LSTM FLOPs are counted by hand (``_flops_per_step``)."""
     spec = get_net(net)
     dev = resolve_device(device)
+    prepare_device(dev)
     shape = InputShape(image_size=image_size)
     n = batches * batch_size
     x, y = _train_data(spec, data_dir, n, image_size, shape)
     train_part = Part(x, y, np.arange(n))
+    resident = resident_fits(x.element_size() * x.nelement(), dev)
+    xd, yd = (x.to(dev), y.to(dev)) if resident else (x, y)
 
     def fresh():
         torch.manual_seed(0)
@@ -160,23 +209,31 @@ def bench_train(net: str, data_dir: str | None = None, batches: int = 20, batch_
         flops = _flops_per_step(model, to_input(x[:batch_size]).to(dev), y[:batch_size].to(dev))
     del model
     with tempfile.TemporaryDirectory() as tmp:
-        _suite_loop(*fresh(), train_part, batch_size, dev, precision, tmp)  # warm-up: store, allocator, kernels
+        _suite_loop(*fresh(), train_part, batch_size, dev, precision, tmp, resident)  # warm-up: store, kernels
         t_bare, t_suite = [], []
         for _ in range(repeats):  # interleaved, best of each
-            t_bare.append(_bare_loop(*fresh(), x, y, batches, batch_size, dev, precision))
-            t_suite.append(_suite_loop(*fresh(), train_part, batch_size, dev, precision, tmp))
+            t_bare.append(_bare_loop(*fresh(), xd, yd, batches, batch_size, dev, precision))
+            t_suite.append(_suite_loop(*fresh(), train_part, batch_size, dev, precision, tmp, resident))
     tb, ts = min(t_bare), min(t_suite)
+    peak = matmul_peak(dev, precision)
+    achieved = flops * batches / tb / 1e9
     return {
-        "net": net, "device": str(dev), "precision": precision, "head": head, "image_size": image_size,
-        "batch_size": batch_size, "batches": batches, "threads": torch.get_num_threads(),
+        "net": net, "device": _device_name(dev), "precision": precision, "head": head, "image_size": image_size,
+        "batch_size": batch_size, "batches": batches, "threads": torch.get_num_threads(), "resident_data": resident,
         "bare_samples_per_s": round(n / tb, 2),
         "suite_samples_per_s": round(n / ts, 2),
         "suite_over_bare": round(tb / ts, 3),
         "suite_overhead_pct": round(100 * (ts - tb) / tb, 2),
         "gflop_per_step": round(flops / 1e9, 2),
-        "achieved_gflop_s_bare": round(flops * batches / tb / 1e9, 1),
-        "est_epoch_s_700": round(700 / (n / ts), 1),
+        "achieved_gflop_s_bare": round(achieved, 1),
+        "matmul_peak_gflop_s": round(peak, 1),
+        "share_of_peak": round(achieved / peak, 4) if peak else None,
+        "est_epoch_s_700": round(700 / (n / ts), 2),
     }
+
+
+def _device_name(dev: torch.device) -> str:
+    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else str(dev)
 
 
 def _paper_probe(timed, dev, probe_batch: int, study_steps: int, study_clips: int) -> dict:

@@ -23,7 +23,7 @@ PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
 
 def test_mlproject_is_rendered_from_the_registry():
     assert (ROOT / "MLproject").read_text() == render()
-    assert set(PROJECT["entry_points"]) == {"preprocess", "gan", *NETS}
+    assert set(PROJECT["entry_points"]) == {"preprocess", "gan", "train", *NETS}
 
 
 def _parse(entry: str, values: dict):
@@ -36,7 +36,7 @@ def _parse(entry: str, values: dict):
     return sub.make_context(argv[3], argv[4:])
 
 
-@pytest.mark.parametrize("entry", ["preprocess", "gan", *NETS])
+@pytest.mark.parametrize("entry", ["preprocess", "gan", "train", *NETS])
 def test_every_parameter_is_accepted_by_the_cli(entry):
     ctx = _parse(entry, {"data_dir": "somewhere"})
     ep = PROJECT["entry_points"][entry]
@@ -61,6 +61,15 @@ def test_mlproject_defaults_equal_the_cli_defaults(net):
         assert cfg.gan_run_id == ""  # "none" in MLproject means: find or train a matching GAN
     defaults = {k: v["default"] for k, v in PROJECT["entry_points"][net]["parameters"].items() if k != "data_dir"}
     assert defaults == resolved
+
+
+def test_the_generic_train_entry_point_leaves_the_nets_own_settings_to_the_net():
+    ctx = _parse("train", {"data_dir": "x", "net": "net2"})
+    cfg = resolve_config(_train_config(**{k: v for k, v in ctx.params.items()
+                                          if k not in ("tracking_uri", "experiment", "system_metrics")}))
+    assert (cfg.net, cfg.epochs, cfg.batch_size, cfg.lr, cfg.early_stopping) == ("net2", 50, 32, 1e-4, False)
+    ctx = _parse("train", {"data_dir": "x", "net": "net5", "epochs": "3", "lr": "0.01"})
+    assert (ctx.params["epochs"], ctx.params["lr"], ctx.params["patience"]) == (3, 0.01, None)
 
 
 def test_gan_entry_point_defaults_equal_the_cli_defaults():

@@ -19,7 +19,7 @@ def test_forward_shape_for_every_registry_entry(name, head):
     spec = NETS[name]
     model = spec.build(SMALL, head)
     x = spec.input_example(SMALL, batch=3)
-    assert x.shape == ((3, 3, 32, 32) if spec.input_kind == "image" else (3, 44, 13))
+    assert x.shape == {"image": (3, 3, 32, 32), "mfcc": (3, 44, 13), "raw": (3, 22050)}[spec.input_kind]
     assert model(x).shape == (3, 10)
 
 
@@ -53,18 +53,23 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(name):
 
 
 def test_spec_settings_follow_the_study():
-    assert [NETS[n].optimizer for n in NETS] == ["adam", "adam", "adam", "rmsprop", "adam", "adam"]
+    assert [NETS[n].optimizer for n in NETS] == ["adam", "adam", "adam", "rmsprop", "adam", "adam", "adam"]
     assert all(NETS[n].lr == 1e-4 for n in NETS)
-    assert [NETS[n].early_stopping for n in NETS] == [False] * 4 + [True] * 2
+    assert [NETS[n].early_stopping for n in NETS] == [False] * 4 + [True] * 3
     assert [n for n in NETS if NETS[n].uses_gan] == ["net6"]
     assert NETS["net1"].study == {"acc_50": 0.4257, "acc_100": 0.4950}
     assert NETS["net6"].study == {"acc": 0.8291, "stopped_epoch": 18}
-    # net6 is net5's architecture: only its training data differs.
+    # net6 is net5's architecture: only its training data differs. net5-raw is net5's LSTM stack
+    # on 43 frames of 512 raw samples, against the study's "< 0.15".
     assert type(NETS["net6"].build(SMALL, "flatten")) is type(NETS["net5"].build(SMALL, "flatten"))
+    raw = NETS["net5-raw"].build(SMALL, "flatten")
+    assert [type(m) for m in raw.lstm.children()] == [type(m) for m in NETS["net5"].build(SMALL, "flatten").children()]
+    assert raw.lstm.lstm1.input_size == 512 and raw.frames == 43 and NETS["net5-raw"].study == {"acc_below": 0.15}
 
 
 def test_unknown_net_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown net 'net9'; valid nets: net1, net2, net3, net4, net5, net6"):
+    with pytest.raises(ConfigError, match="unknown net 'net9'; valid nets: net1, net2, net3, net4, net5, net6, net5-raw, "
+                                          "or a plugin as package.module:factory"):
         get_net("net9")
     with pytest.raises(ConfigError):
         CNN(32, head="avg")
@@ -84,5 +89,17 @@ def test_the_registry_owns_the_roles_the_suite_asks_about():
     from genre_models.models.registry import comparisons, gan_scorer
 
     assert gan_scorer().name == "net5"  # the GAN's quality figure and the sweep's GAN point read this
-    assert comparisons() == [("net5", "net6")]  # the report's paired comparison
-    assert [NETS[n].study_epochs for n in NETS] == [[50, 100]] * 4 + [[], []]
+    assert comparisons() == [("net5", "net6"), ("net5", "net5-raw")]  # the report's paired comparisons
+    assert [NETS[n].study_epochs for n in NETS] == [[50, 100]] * 4 + [[], [], []]
+
+
+def test_raw_input_stats_are_those_of_the_scaled_frames():
+    rng = np.random.default_rng(0)
+    audio = rng.integers(-20000, 20000, (50, 22050), dtype=np.int16)
+    model = NETS["net5-raw"].build(SMALL, "flatten")
+    model.fit_input_stats(audio)  # int16 as stored: the loop feeds it scaled by 1/32768
+    frames = (audio[:, :43 * 512].astype(np.float64) / 32768.0).reshape(-1, 512)
+    np.testing.assert_allclose(model.lstm.mean.numpy(), frames.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.lstm.std.numpy(), frames.std(0, ddof=1), rtol=1e-4)
+    x = torch.from_numpy(audio[:2].astype(np.float32) / 32768.0)
+    assert torch.equal(model.framed(x)[1, 2], x[1, 1024:1536])  # frame 2 of clip 1: samples 1024..1535

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import pytest
 import torch
 
 from genre_models.training import runtime
+from genre_models.training.loop import Part
 from genre_models.util import process_started
 
 
@@ -81,3 +83,85 @@ def test_perf_contention_runs_both_rounds_with_the_budget_and_without(tmp_path):
         m = out[mode]
         assert m["pair_over_alone"] == round(m["pair_samples_per_s"] / m["alone_samples_per_s"], 3) > 0
     assert list((tmp_path / f"genre-bench-{os.getuid()}" / "cpu-share").iterdir()) == []  # every worker left
+
+
+# --------------------------------------------------------------------------- the split on the device
+
+def _parts(n=50, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+    return {"train": Part(x, torch.randint(0, 10, (n,), generator=g), np.arange(n)),
+            "val": Part(x[:20], torch.randint(0, 10, (20,), generator=g), np.arange(20))}
+
+
+def _fit_with(device, resident, epochs=3):
+    from genre_models.training.loop import fit, make_batches
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10)).to(device)
+    src = make_batches(_parts(), 16, 7, 0, device, resident)
+    hist = fit(model, torch.optim.Adam(model.parameters(), 1e-2), src["train"], src["val"], epochs=epochs, device=device)
+    return hist, model
+
+
+def test_a_resident_split_gives_the_loaders_batches_and_numbers():
+    from genre_models.training.loop import ResidentBatches, make_loader
+
+    part = _parts()["train"]
+    resident = ResidentBatches(part, 16, True, 7, torch.device("cpu"))
+    loader = make_loader(part, 16, True, 7, 0, False)
+    for _ in range(2):  # two epochs: the shuffle goes on from the same generator
+        pairs = list(zip(resident, loader))
+        assert len(pairs) == len(resident) == 4  # 50 samples: 16, 16, 16, 2
+        for (xr, yr), (xl, yl) in pairs:
+            assert xr.dtype == torch.float32 and xr.shape[1:] == (3, 8, 8)
+            assert torch.equal(xr, xl) and torch.equal(yr, yl)
+    # A whole fit comes out the same both ways, bit for bit.
+    (ha, ma), (hb, mb) = _fit_with(torch.device("cpu"), True), _fit_with(torch.device("cpu"), False)
+    assert len(ha.epochs) == 3 and ha.epochs == hb.epochs
+    for k, v in ma.state_dict().items():
+        assert torch.equal(v, mb.state_dict()[k])
+
+
+def test_only_a_cuda_device_holds_the_split():
+    assert not runtime.resident_fits(1, torch.device("cpu"))
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none; see the README's GPU figures)")
+
+
+@cuda
+def test_cuda_resident_training_matches_the_loader_path():
+    dev = torch.device("cuda")
+    runtime.seed_everything(0)
+    assert runtime.resident_fits(10**6, dev)
+    (ha, ma), (hb, mb) = _fit_with(dev, True), _fit_with(dev, False)
+    for a, b in zip(ha.epochs, hb.epochs):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    assert next(ma.parameters()).device.type == "cuda"
+    for k, v in ma.state_dict().items():
+        assert torch.allclose(v, mb.state_dict()[k], rtol=1e-4, atol=1e-6)
+
+
+@cuda
+def test_cuda_train_stage_keeps_the_split_on_the_gpu_and_logs_it(demo_dir, tmp_path):
+    import mlflow
+
+    from genre_models.config import TrainConfig
+    from genre_models.stages.train import train
+    from genre_models.tracking.logger import MlflowLogger
+    from genre_models.tracking.setup import setup_tracking
+
+    setup_tracking(f"sqlite:///{tmp_path}/m.db", "gpu")
+    res = train(TrainConfig(net="net2", data_dir=str(demo_dir), epochs=2, batch_size=16, seed=0, device="cuda",
+                            precision="bf16", features=_features(24), cache_dir=str(tmp_path / "c")),
+                logger=MlflowLogger())
+    run = mlflow.get_run(res.run_id)
+    assert run.data.params["resident_data"] == "true" and run.data.params["resolved_device"].startswith("cuda")
+    assert 0.0 <= res.metrics["test_accuracy"] <= 1.0 and res.history.stopped_epoch == 2
+
+
+def _features(size):
+    from genre_models.config import FeatureConfig
+
+    return FeatureConfig(image_size=size)

@@ -108,3 +108,34 @@ class LSTMNet(nn.Module):
         h, _ = self.lstm1(x)  # (B, T, 512)
         h, _ = self.lstm2(h)  # (B, T, 256)
         return self.head(h[:, -1])  # last step: (B, 256) -> (B, 10)
+
+
+class RawLSTMNet(nn.Module):
+    """net5-raw: the study's "raw audio input (without MFCC)" row. (B, samples) audio in [-1, 1]
+    -> (B, T, 512): T = samples // 512 non-overlapping frames of 512 samples (the MFCCs' hop,
+    so 43 steps against the MFCCs' 44; the last samples % 512 are dropped) -> net5's LSTM stack.
+    Each frame position is standardised with training-split statistics, as net5's coefficients are.
+    """
+
+    FRAME = 512
+
+    def __init__(self, segment_samples: int, n_classes: int = N_CLASSES) -> None:
+        super().__init__()
+        self.frames = segment_samples // self.FRAME
+        self.lstm = LSTMNet(self.FRAME, n_classes)
+
+    def framed(self, x: torch.Tensor) -> torch.Tensor:  # (B, samples) -> (B, T, 512)
+        return x[:, : self.frames * self.FRAME].reshape(x.shape[0], self.frames, self.FRAME)
+
+    def fit_input_stats(self, x: np.ndarray | torch.Tensor) -> None:
+        """x: (N, samples) training audio, int16 as stored (scaled by 1/32768, as the loop feeds
+        it) or float. Framed as views, so no float copy of the split is made."""
+        x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        scale = 32768.0 if x.dtype == np.int16 else 1.0
+        self.lstm.fit_input_stats(x[:, : self.frames * self.FRAME].reshape(x.shape[0], self.frames, self.FRAME))
+        self.lstm.mean.div_(scale)
+        self.lstm.std.div_(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, samples) -> (B, 10)
+        return self.lstm(self.framed(x))
+

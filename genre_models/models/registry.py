@@ -8,63 +8,27 @@ learning rate, epoch policy, the study's published accuracies, and roles:
 * ``scores_gan``: the real-data net that scores generated clips (the GAN's quality figure),
   which a sweep's GAN point waits for.
 
-The CLI choices, MLproject entry points, training loop, sweep and report all read this table;
-no code branches on a net's name, so adding a net is one entry.
+The CLI, MLproject entry points, training loop, sweep and report all read this table; no code
+branches on a net's name, so adding a net is one entry. A net from outside genre-bench is one
+entry too, in the user's own package (``genre_models.models.plugins``): ``get_net`` finds it
+by its entry-point name or its ``package.module:factory`` reference.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from genre_models.config import TrainConfig
 from genre_models.errors import ConfigError
+from genre_models.models import plugins
+from genre_models.models.spec import INPUT_KINDS, OPTIMIZERS, InputShape, NetSpec
 
 if TYPE_CHECKING:  # torch loads when a net is built, not when the table is read (a light CLI start)
     import torch
     from torch import nn
 
-INPUT_KINDS = ("image", "mfcc")
-
-
-@dataclass(frozen=True)
-class InputShape:
-    image_size: int = 180
-    frames: int = 44
-    n_mfcc: int = 13
-
-
-@dataclass(frozen=True)
-class NetSpec:
-    name: str
-    summary: str
-    input_kind: str  # "image" (B, 3, S, S) or "mfcc" (B, frames, n_mfcc)
-    build: Callable[[InputShape, str], "nn.Module"]  # (input shape, head) -> module
-    optimizer: str  # "adam" | "rmsprop"
-    lr: float
-    epochs: int  # default (maximum, when early stopping is on)
-    early_stopping: bool
-    patience: int = 5
-    batch_size: int = 32
-    uses_gan: bool = False  # net6: training set = real + WaveGAN segments
-    baseline: str | None = None  # the net the report compares this one with (paired over seeds)
-    scores_gan: bool = False  # the real-data net that scores a GAN's generated clips
-    #: Published test accuracies, for reports (optional): ``acc_<epochs>`` for fixed-epoch nets,
-    #: ``acc`` and ``stopped_epoch`` for early-stopping ones.
-    study: dict = field(default_factory=dict)
-
-    @property
-    def study_epochs(self) -> list[int]:
-        """The epoch budgets the study published a figure for, ascending."""
-        return sorted(int(k[4:]) for k in self.study if k.startswith("acc_"))
-
-    def input_example(self, shape: InputShape, batch: int = 2) -> "torch.Tensor":
-        import torch
-
-        if self.input_kind == "image":
-            return torch.rand(batch, 3, shape.image_size, shape.image_size)
-        return torch.randn(batch, shape.frames, shape.n_mfcc)
-
+__all__ = ["INPUT_KINDS", "OPTIMIZERS", "InputShape", "NetSpec", "NETS", "get_net"]
 
 _STUDY_LSTM_ES = "early stopping on val_loss, patience 5, at most 200 epochs"
 
@@ -90,6 +54,12 @@ def _lstm(s: InputShape, head: str) -> "nn.Module":
     return LSTMNet(s.n_mfcc)
 
 
+def _raw_lstm(s: InputShape, head: str) -> "nn.Module":
+    from genre_models.models.nets import RawLSTMNet
+
+    return RawLSTMNet(s.segment_samples)
+
+
 NETS: dict[str, NetSpec] = {
     s.name: s
     for s in (
@@ -111,17 +81,21 @@ NETS: dict[str, NetSpec] = {
         NetSpec("net6", f"net5 trained on real + WaveGAN-generated segments (2,798 per genre); {_STUDY_LSTM_ES}", "mfcc",
                 _lstm, "adam", 1e-4, 200, True, uses_gan=True, baseline="net5",
                 study={"acc": 0.8291, "stopped_epoch": 18}),
+        NetSpec("net5-raw", "net5 on the raw 1 s segment instead of its MFCCs: 43 frames of 512 samples "
+                f"(non-overlapping, the MFCCs' hop; the last 34 samples dropped) into the same LSTM; {_STUDY_LSTM_ES}",
+                "raw", _raw_lstm, "adam", 1e-4, 200, True, baseline="net5",
+                study={"acc_below": 0.15}),
     )
 }
 
 
 def get_net(name: str) -> NetSpec:
-    try:
+    """A built-in net, or a plugin's: by entry-point name, by ``package.module:factory``, or by
+    the name of one this process (or its parent) loaded by reference. A plugin is imported,
+    checked and its model tried on an input example the first time it is asked for."""
+    if name in NETS:
         return NETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown net {name!r}; valid nets: {', '.join(NETS)}") from None
-
-
+    return plugins.find(name, tuple(NETS))
 def gan_scorer() -> NetSpec:
     """The net whose real-data runs score generated clips (``scores_gan``; exactly one)."""
     found = [s for s in NETS.values() if s.scores_gan]
@@ -155,6 +129,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     spec = get_net(cfg.net)
     return replace(
         cfg,
+        net=spec.name,  # a plugin named as package.module:factory is known by its name
         epochs=cfg.epochs if cfg.epochs is not None else spec.epochs,
         early_stopping=cfg.early_stopping if cfg.early_stopping is not None else spec.early_stopping,
         patience=cfg.patience if cfg.patience is not None else spec.patience,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from genre_models.config import FeatureConfig
-from genre_models.data.audio import DecodedClip, decode_clip
+from genre_models.data.audio import DecodedClip, decode_clip, to_pcm16
 from genre_models.data.features import image_of, mfcc_of
 from genre_models.errors import BadAudio, ConfigError
 from genre_models.tracking.models import load_model, model_metadata
@@ -22,11 +22,14 @@ from genre_models.tracking.setup import open_existing_store
 
 
 def model_inputs(clip: DecodedClip, input_kind: str, fcfg: FeatureConfig) -> np.ndarray:
-    """One decoded clip -> the batch the net eats: (n_segments, frames, n_mfcc) or (1, 3, S, S) in [0, 1]."""
-    if input_kind == "mfcc":
+    """One decoded clip -> the batch the net eats: (n_segments, frames, n_mfcc), (n_segments,
+    samples) in [-1, 1] or (1, 3, S, S) in [0, 1]."""
+    if input_kind in ("mfcc", "raw"):
         if clip.segments.shape[0] == 0:
             raise BadAudio(f"clip too short: {clip.kept_samples / fcfg.sample_rate:.2f} s of sound after silence removal; "
                            f"one segment needs {fcfg.segment_seconds:g} s")
+        if input_kind == "raw":  # as stored for training: int16, then scaled
+            return to_pcm16(clip.segments).astype(np.float32) / 32768.0
         return mfcc_of(clip.segments, fcfg)
     return image_of(clip.y, fcfg)[None].astype(np.float32) / 255.0
 

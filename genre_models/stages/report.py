@@ -79,6 +79,7 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     train["epochs"] = pd.to_numeric(epochs, errors="coerce").astype("Int64")
     train["seed"] = pd.to_numeric(train["tags.seed"]).astype(int)
     train["net"], train["split"] = train["tags.net"], train["tags.split"]
+    _net_columns(train)
     train["n_test"] = _count(train, "n_test", "n_test")
     train["n_test_tracks"] = _count(train, "n_test_tracks", "test_n_tracks")
     before = len(train)
@@ -89,40 +90,76 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return train, notes
 
 
+def _net_columns(train: pd.DataFrame) -> None:
+    """What the tables need of each run's net, from the registry for built-in nets and from the
+    run itself for a plugin's (whose package the report's process may not have):
+    ``early_stopping``, ``input_kind`` and ``origin``."""
+    es = _col(train, "params.resolved.early_stopping").fillna(_col(train, "params.early_stopping"))
+    train["early_stopping"] = [NETS[n].early_stopping if n in NETS else str(v) == "True" for n, v in zip(train.net, es)]
+    train["input_kind"] = [NETS[n].input_kind if n in NETS else k for n, k in zip(train.net, _col(train, "tags.input_kind", "mfcc"))]
+    train["origin"] = [NETS[n].origin if n in NETS else o for n, o in zip(train.net, _col(train, "tags.net_origin", "plugin"))]
+    train["baseline"] = [NETS[n].baseline if n in NETS else b for n, b in zip(train.net, _col(train, "tags.net_baseline"))]
+
+
+def _ordered(nets) -> list[str]:
+    """The registry's order, then other nets (plugins) by name."""
+    nets = set(nets)
+    return [n for n in NETS if n in nets] + sorted(nets - set(NETS))
+
+
 def _longest_budget(r: pd.DataFrame, net: str) -> pd.DataFrame:
     """A fixed-epoch net's runs at its longest epoch setting; an early-stopping net's, all."""
-    return r if NETS[net].early_stopping else r[r.epochs == r.epochs.max()]
+    return r if r.empty or r.early_stopping.iloc[0] else r[r.epochs == r.epochs.max()]
 
 
 def _nets_on(runs: pd.DataFrame, split: str) -> list[str]:
-    return [n for n in NETS if not runs[(runs.split == split) & (runs.net == n)].empty]
+    return _ordered(runs[runs.split == split].net)
 
 
 # --------------------------------------------------------------------------- tables (pure)
 
 
-_KIND_WORDS = {"image": "spectrogram", "mfcc": "audio"}
-_SAMPLE_WORDS = {"image": "images", "mfcc": "segments"}
+_KIND_WORDS = {"image": "spectrogram", "mfcc": "audio", "raw": "audio"}
+_SAMPLE_WORDS = {"image": "images", "mfcc": "segments", "raw": "segments"}
 
 
-def fixed_epoch_nets() -> list[str]:
-    return [n for n in NETS if not NETS[n].early_stopping]
+def fixed_epoch_nets(runs: pd.DataFrame) -> list[str]:
+    return _ordered(runs[~runs.early_stopping.astype(bool)].net)
 
 
-def early_stopping_nets() -> list[str]:
-    return [n for n in NETS if NETS[n].early_stopping]
+def early_stopping_nets(runs: pd.DataFrame) -> list[str]:
+    return _ordered(runs[runs.early_stopping.astype(bool)].net)
 
 
-def table_title(number_: int, nets: list[str]) -> str:
+def table_title(number_: int, nets: list[str], runs: pd.DataFrame) -> str:
     """e.g. "Table 1: spectrogram models (net1-net4)", from the nets' input kinds."""
-    kinds = {NETS[n].input_kind for n in nets}
-    words = f"{_KIND_WORDS[kinds.pop()]} models" if len(kinds) == 1 else "models"
-    span = nets[0] if len(nets) == 1 else f"{nets[0]}-{nets[-1]}"
+    kinds = {_KIND_WORDS.get(k, k) for k in runs[runs.net.isin(nets)].input_kind}
+    words = f"{kinds.pop()} models" if len(kinds) == 1 else "models"
+    span = ", ".join(nets) if len(nets) <= 3 else f"{nets[0]}-{nets[-1]}"
     return f"Table {number_}: {words} ({span})"
 
 
+def _label(net: str, runs: pd.DataFrame, suffix: str = "") -> Entry:
+    """A row's model name; a plugin's net is marked as not part of the study."""
+    plugin = (runs[runs.net == net].origin != "built-in").any()
+    return text(f"{net}{suffix}" + (" (plugin)" if plugin else ""))
+
+
+def plugin_notes(runs: pd.DataFrame, nets: list[str]) -> list[str]:
+    """One footnote naming the plugin nets in a table and where they come from."""
+    own = {n: o for n, o in zip(runs.net, runs.origin) if n in nets and o != "built-in"}
+    if not own:
+        return []
+    return ["(plugin): not part of the study; the user's own net, trained under the same splits, seeds and "
+            "evaluation: " + "; ".join(f"{n} from {o}" for n, o in sorted(own.items())) + "."]
+
+
 def _study(net: str, key: str, fmt: str = "{:.4f}") -> Entry:
-    return number(NETS[net].study.get(key), fmt)
+    """The study's figure for a built-in net; ``acc`` falls back to a published bound (``< 0.15``)."""
+    study = NETS[net].study if net in NETS else {}
+    if key == "acc" and key not in study and "acc_below" in study:
+        return Entry(f"< {study['acc_below']:g}", {"below": study["acc_below"]})
+    return number(study.get(key), fmt)
 
 
 def _range(values: pd.Series) -> tuple[str, float]:
@@ -143,25 +180,25 @@ def sizes(r: pd.DataFrame) -> Entry:
 def image_table(runs: pd.DataFrame, split: str) -> Table | None:
     """Table 1: a net's test accuracy per epoch budget beside the study's; the study's budgets
     pair with the run's settings in order."""
-    nets = fixed_epoch_nets()
+    nets = fixed_epoch_nets(runs)
     sub = runs[(runs.split == split) & runs.net.isin(nets)]
     if sub.empty:
         return None
     settings = sorted(int(e) for e in sub.epochs.dropna().unique())
-    study_epochs = sorted({e for n in nets for e in NETS[n].study_epochs})
+    study_epochs = sorted({e for n in nets if n in NETS for e in NETS[n].study_epochs})
     header = ["Model", "Test tracks / images"]
     for i, e in enumerate(settings):
         header += [f"Accuracy ({e} epochs)"] + ([f"study ({study_epochs[i]} ep)"] if i < len(study_epochs) else [])
     rows = []
     for net in (n for n in nets if not sub[sub.net == n].empty):
         r = sub[sub.net == net]
-        row = [text(net), sizes(r)]
+        row = [_label(net, runs), sizes(r)]
         for i, e in enumerate(settings):
             row.append(interval(summarize(_metric(r[r.epochs == e], "test_accuracy"))))
             if i < len(study_epochs):
                 row.append(_study(net, f"acc_{study_epochs[i]}"))
         rows.append(row)
-    return Table(f"table1_{split}", f"{table_title(1, nets)}, split {split}", header, rows)
+    return Table(f"table1_{split}", f"{table_title(1, nets, runs)}, split {split}", header, rows, plugin_notes(sub, nets))
 
 
 def _stopped(r: pd.DataFrame) -> tuple[Entry, str | None]:
@@ -178,19 +215,21 @@ def _stopped(r: pd.DataFrame) -> tuple[Entry, str | None]:
 
 def audio_table(runs: pd.DataFrame, split: str) -> Table | None:
     """Table 2: accuracy, track-level (vote) accuracy and early-stopping epoch, beside the study's."""
-    sub = runs[(runs.split == split) & runs.net.isin(early_stopping_nets())]
+    nets = early_stopping_nets(runs)
+    sub = runs[(runs.split == split) & runs.net.isin(nets)]
     if sub.empty:
         return None
     header = ["Model", "Test tracks / segments", "Accuracy (segments)", "study", "Track accuracy (vote)",
               "Early stopping epoch", "study"]
     rows, notes = [], []
-    for net in (n for n in early_stopping_nets() if not sub[sub.net == n].empty):
+    for net in (n for n in nets if not sub[sub.net == n].empty):
         r = sub[sub.net == net]
         stopped, note = _stopped(r)
         notes += [note] if note else []
-        rows.append([text(net), sizes(r), interval(summarize(_metric(r, "test_accuracy"))), _study(net, "acc"),
+        rows.append([_label(net, runs), sizes(r), interval(summarize(_metric(r, "test_accuracy"))), _study(net, "acc"),
                      interval(summarize(_metric(r, "test_track_accuracy"))), stopped, _study(net, "stopped_epoch", "{}")])
-    return Table(f"table2_{split}", f"{table_title(2, early_stopping_nets())}, split {split}", header, rows, notes)
+    return Table(f"table2_{split}", f"{table_title(2, nets, runs)}, split {split}", header, rows,
+                 notes + plugin_notes(sub, nets))
 
 
 def f1_table(runs: pd.DataFrame, split: str) -> Table | None:
@@ -201,8 +240,8 @@ def f1_table(runs: pd.DataFrame, split: str) -> Table | None:
     rows = []
     for net in _nets_on(runs, split):
         r = _longest_budget(sub[sub.net == net], net)
-        label = net if NETS[net].early_stopping else f"{net} ({int(r.epochs.max())} ep)"
-        rows.append([text(label), spread(summarize(_metric(r, "test_macro_f1")))]
+        label = _label(net, runs, "" if r.early_stopping.iloc[0] else f" ({int(r.epochs.max())} ep)")
+        rows.append([label, spread(summarize(_metric(r, "test_macro_f1")))]
                     + [spread(summarize(_metric(r, f"test_f1_{g}"))) for g in GENRES])
     return Table(f"f1_{split}", f"Test F1 per genre (mean ± sd over seeds), split {split}",
                  ["Model", "macro F1"] + list(GENRES), rows)
@@ -217,7 +256,8 @@ def pair_comparisons(runs: pd.DataFrame, split: str) -> list[str]:
     """One sentence per (baseline, net) pair of the registry that has runs on ``split``."""
     sub = runs[runs.split == split]
     out = []
-    for base, net in comparisons():
+    plugin_pairs = {(b, n) for n, b in zip(sub.net, sub.baseline) if n not in NETS and isinstance(b, str) and b}
+    for base, net in comparisons() + sorted(plugin_pairs, key=lambda p: p[1]):
         a, b = _seed_values(sub, base), _seed_values(sub, net)
         if not a or not b:
             continue
@@ -244,12 +284,13 @@ def headline_bars(runs: pd.DataFrame, split: str) -> list[fig.Bar]:
     the study's figure for the same budget (budgets paired in order, as in Table 1)."""
     sub, bars = runs[runs.split == split], []
     for net in _nets_on(runs, split):
-        r, spec = sub[sub.net == net], NETS[net]
-        if spec.early_stopping:
-            bars.append(fig.Bar(net, summarize(_metric(r, "test_accuracy")), spec.study.get("acc")))
+        r = sub[sub.net == net]
+        published, budgets = (NETS[net].study, NETS[net].study_epochs) if net in NETS else ({}, [])
+        if r.early_stopping.iloc[0]:
+            bars.append(fig.Bar(net, summarize(_metric(r, "test_accuracy")), published.get("acc")))
             continue
         for i, e in enumerate(sorted(int(x) for x in r.epochs.dropna().unique())):
-            study = spec.study.get(f"acc_{spec.study_epochs[i]}") if i < len(spec.study_epochs) else None
+            study = published.get(f"acc_{budgets[i]}") if i < len(budgets) else None
             bars.append(fig.Bar(f"{net} {e} ep", summarize(_metric(r[r.epochs == e], "test_accuracy")), study))
     return bars
 

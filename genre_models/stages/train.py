@@ -23,12 +23,12 @@ from genre_models.errors import ConfigError, DataError
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.registry import InputShape, NetSpec, count_parameters, get_net, make_optimizer, resolve_config
 from genre_models.tracking.records import base_tags, dataset_words
-from genre_models.tracking.shipping import open_features
+from genre_models.tracking.shipping import open_features, segment_audio_array
 from genre_models.training.evaluate import evaluate, write_eval_artifacts
 from genre_models.training.generation import Augmentation
 from genre_models.training.logger import NULL_LOGGER, RunLogger
-from genre_models.training.loop import History, Part, fit, make_loader, predict_proba, split_parts
-from genre_models.training.runtime import resolve_device, seed_everything
+from genre_models.training.loop import History, Part, fit, make_batches, part_bytes, predict_proba, split_parts
+from genre_models.training.runtime import prepare_device, resident_fits, resolve_device, seed_everything
 from genre_models.util import log
 
 
@@ -73,7 +73,8 @@ def _with_generated(parts: dict[str, Part], aug: Augmentation) -> tuple[dict, di
 
 def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) -> _Data:
     pre = open_features(cfg)
-    parts = split_parts(pre.store, spec.input_kind, cfg.split_config)
+    audio = segment_audio_array(pre.store, cfg.jobs) if spec.input_kind == "raw" else None
+    parts = split_parts(pre.store, spec.input_kind, cfg.split_config, audio)
     n_train_real = len(parts["train"])
     extra = {"tags": {}, "counts": {}}
     if spec.uses_gan:
@@ -113,7 +114,8 @@ def _record_start(cfg: TrainConfig, spec: NetSpec, data: _Data, model: nn.Module
         logged_cfg = {k: v for k, v in logged_cfg.items() if not (k.startswith("gan.") or k == "gan_run_id")}
     store = data.store
     tags = {**base_tags(store), "net": cfg.net, "split": cfg.split, "seed": str(cfg.seed), "stage": "train",
-            "input_kind": spec.input_kind, "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
+            "input_kind": spec.input_kind, "net_origin": spec.origin,
+            **({"net_baseline": spec.baseline} if spec.baseline else {}), "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
             "mlflow.note.content": describe(cfg, spec, store, data.counts), **data.tags}
     logger.set_tags(tags)
     logger.log_params({**logged_cfg, "resolved_device": str(device), "optimizer": spec.optimizer,
@@ -209,18 +211,21 @@ def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Au
     data = _data(cfg, spec, augmentation)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    shape = InputShape(cfg.features.image_size, cfg.features.frames_per_segment, cfg.features.n_mfcc)
+    shape = InputShape(cfg.features.image_size, cfg.features.frames_per_segment, cfg.features.n_mfcc,
+                       cfg.features.segment_samples)
     model = spec.build(shape, cfg.head)
     if hasattr(model, "fit_input_stats"):
         model.fit_input_stats(data.parts["train"].x)
     model.to(device)
     optimizer = make_optimizer(spec, model.parameters(), cfg.lr)
-    loaders = {name: make_loader(data.parts[name], cfg.batch_size, name == "train", cfg.seed,
-                                 cfg.num_workers if name == "train" else 0, device.type == "cuda") for name in PARTS}
+    prepare_device(device)
+    resident = resident_fits(part_bytes(data.parts), device)
+    loaders = make_batches(data.parts, cfg.batch_size, cfg.seed, cfg.num_workers, device, resident)
     with logger.start(run_name(cfg)):
         tags = _record_start(cfg, spec, data, model, device, logger)
-        log.info("training %s (%s parameters) on %d %s samples, device %s", cfg.net, f"{count_parameters(model):,}",
-                 len(data.parts["train"]), spec.input_kind, device)
+        logger.log_params({"resident_data": str(resident).lower()})
+        log.info("training %s (%s parameters) on %d %s samples, device %s%s", cfg.net, f"{count_parameters(model):,}",
+                 len(data.parts["train"]), spec.input_kind, device, " (split resident on it)" if resident else "")
         hist = fit(model, optimizer, loaders["train"], loaders["val"], epochs=cfg.epochs, device=device,
                    precision=cfg.precision, early_stopping=cfg.early_stopping, patience=cfg.patience,
                    min_delta=cfg.min_delta, logger=logger)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from genre_models.config import DataConfig, FeatureConfig
 from genre_models.data.store import FeatureStore
-from genre_models.models.registry import NETS
+from genre_models.models.plugins import loaded_refs
+from genre_models.models.registry import get_net
 from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
 from genre_models.sweep.point import execute_point, one_line
@@ -142,7 +143,7 @@ def _submit(executor, p: GridPoint, plan: _Plan, outcomes: dict, task, queue: _Q
     """Hand one point to the executor; a net that needs a failed point is claimed and recorded FAILED."""
     t = {**task(p), "watched": queue.watched.get(p, ())}
     failed = [d for d in plan.deps[p] if outcomes[d]["status"] == "FAILED"]
-    if failed and p.kind == "train" and NETS[p.net].uses_gan:
+    if failed and p.kind == "train" and get_net(p.net).uses_gan:
         t["not_run"] = f"not run: the {failed[0].label} point it needs failed"
     return executor.submit(execute_point, t)
 
@@ -212,7 +213,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
         tags = {**p.coords, "grid_key": plan.keys[p], "grid": cfg.grid, "sweep_key": plan.sweep_key}
         return {"point": p, "config": replace(plan.configs[p], data_dir=data_source), "tracking_uri": worker_uri,
                 "experiment": experiment, "parent_run_id": parent_id, "tags": tags, "node_cache": cfg.shipped,
-                "system_metrics": cfg.system_metrics}
+                "system_metrics": cfg.system_metrics, "net_refs": loaded_refs()}
 
     durations: list[float] = []
 

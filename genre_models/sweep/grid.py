@@ -93,8 +93,8 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         get_grid(self.grid)
-        for net in self.nets:
-            get_net(net)
+        # A plugin given as package.module:factory is loaded and checked here, and known by its name from now on.
+        object.__setattr__(self, "nets", tuple(dict.fromkeys(get_net(net).name for net in self.nets)))
         for s in self.splits:
             check_choice("split", s, SPLITS)
         if self.seeds < 1 or self.jobs < 1:
@@ -142,14 +142,14 @@ def build_grid(cfg: SweepConfig) -> list[GridPoint]:
     points: list[GridPoint] = []
     for split in cfg.splits:
         for seed in range(cfg.seeds):
-            stopping = [n for n in cfg.nets if NETS[n].early_stopping]
-            for net in (n for n in stopping if not NETS[n].uses_gan):
+            stopping = [n for n in cfg.nets if get_net(n).early_stopping]
+            for net in (n for n in stopping if not get_net(n).uses_gan):
                 points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
-            if any(NETS[n].uses_gan for n in cfg.nets):
+            if any(get_net(n).uses_gan for n in cfg.nets):
                 points.append(GridPoint("gan", "gan", split, seed))
-            for net in (n for n in stopping if NETS[n].uses_gan):
+            for net in (n for n in stopping if get_net(n).uses_gan):
                 points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
-            for net in (n for n in cfg.nets if not NETS[n].early_stopping):
+            for net in (n for n in cfg.nets if not get_net(n).early_stopping):
                 for e in sorted({cap(e) for e in spec.fixed_epochs}):
                     points.append(GridPoint("train", net, split, seed, e))
     return points
@@ -162,8 +162,8 @@ def dependencies(points: list[GridPoint]) -> dict[GridPoint, list[GridPoint]]:
     for p in points:
         same = [q for q in points if q.split == p.split and q.seed == p.seed and q is not p]
         if p.kind == "gan":
-            deps[p] = [q for q in same if q.kind == "train" and NETS[q.net].scores_gan]
-        elif NETS[p.net].uses_gan:
+            deps[p] = [q for q in same if q.kind == "train" and get_net(q.net).scores_gan]
+        elif get_net(p.net).uses_gan:
             deps[p] = [q for q in same if q.kind == "gan"]
     return deps
 
@@ -176,7 +176,7 @@ def point_config(p: GridPoint, cfg: SweepConfig) -> TrainConfig | GanConfig:
                          features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs, quality_epochs=spec.gan_quality_epochs, log_model=spec.log_model,
                          log_every=max(1, min(50, spec.gan.steps // 10)), preview_every=max(1, min(500, spec.gan.steps // 2)),
                          checkpoint_every=max(1, min(250, spec.gan.steps // 4)))
-    net = NETS[p.net]
+    net = get_net(p.net)
     return TrainConfig(net=p.net, data_dir=cfg.data_dir, epochs=p.epochs, early_stopping=net.early_stopping,
                        batch_size=None if net.early_stopping else spec.fixed_batch_size, seed=p.seed, split=p.split, device=cfg.device,
                        precision=cfg.precision, features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs,
@@ -225,5 +225,5 @@ def _parameters(net: str, grid: str) -> int:
             modules = [m for u in build_units(spec.gan, torch.device("meta")) for m in (u.G, u.D)]
         else:
             fc = FeatureConfig(image_size=spec.image_size)
-            modules = [NETS[net].build(InputShape(fc.image_size, fc.frames_per_segment, fc.n_mfcc), "flatten")]
+            modules = [get_net(net).build(InputShape(fc.image_size, fc.frames_per_segment, fc.n_mfcc, fc.segment_samples), "flatten")]
     return sum(t.numel() for m in modules for t in m.parameters())

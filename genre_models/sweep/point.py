@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 
 from genre_models.config import default_cache_dir
+from genre_models.models.plugins import use_refs
 from genre_models.sweep.grid import GridPoint
 from genre_models.tracking.logger import MlflowLogger, RunPlacement
 from genre_models.tracking.claims import release
@@ -71,6 +72,7 @@ def execute_point(task: dict) -> dict:
     try:
         if task.get("not_run"):
             raise DependencyFailed(task["not_run"])
+        use_refs(task.get("net_refs", {}))  # plugin nets the driver loaded by package.module:factory
         if task.get("threads"):  # a Ray point's CPUs: its torch threads, whatever the share says
             os.environ["GENRE_BENCH_THREADS"] = str(task["threads"])
         cfg = task["config"]

@@ -23,6 +23,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from genre_models.config import DataConfig, FeatureConfig, SplitConfig
 from genre_models.data.segment_audio import RealAudio, build_segment_audio, segment_audio_dir, training_audio
 from genre_models.data.store import DATA_FILES, FeatureStore, PreprocessResult, build_features, load_store, skips
@@ -145,6 +147,13 @@ def segment_audio_for(store: FeatureStore) -> Path | None:
 
     atomic_dir(target, lambda tmp: _download_into(tmp, run_id, AUDIO, ("audio.npy", "meta.json")))
     return target
+
+
+def segment_audio_array(store: FeatureStore, jobs: int = 0) -> np.ndarray:
+    """Every segment's audio, int16 (n_segments, samples), memory-mapped and row-aligned with the
+    store's MFCCs: shipped with it, cached beside it, or decoded from the dataset folder now (once)."""
+    folder = segment_audio_for(store) or build_segment_audio(store, jobs)
+    return np.load(folder / "audio.npy", mmap_mode="r")
 
 
 def check_features(store: FeatureStore, fcfg: FeatureConfig, uri: str) -> None:

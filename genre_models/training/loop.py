@@ -20,6 +20,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from genre_models.config import SplitConfig
 from genre_models.data.splits import PARTS
 from genre_models.data.store import FeatureStore
+from genre_models.errors import DataError
 from genre_models.genres import N_CLASSES
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.runtime import autocast, cpu_share, refresh_threads
@@ -30,7 +31,7 @@ from genre_models.util import progress
 class Part:
     """One split part held in memory: x as stored (uint8 images or float32 MFCC), labels, track rows."""
 
-    x: torch.Tensor  # (N, 3, S, S) uint8 or (N, frames, n_mfcc) float32
+    x: torch.Tensor  # (N, 3, S, S) uint8, (N, frames, n_mfcc) float32 or (N, samples) int16
     y: torch.Tensor  # (N,) int64
     track: np.ndarray  # (N,) row in the store's usable tracks
 
@@ -42,15 +43,20 @@ class Part:
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
-def split_parts(store: FeatureStore, input_kind: str, split: SplitConfig) -> dict[str, Part]:
-    """Gather train/val/test for one input kind. Copies only the selected samples out of the memmap."""
+def split_parts(store: FeatureStore, input_kind: str, split: SplitConfig, audio: np.ndarray | None = None) -> dict[str, Part]:
+    """Gather train/val/test for one input kind. Copies only the selected samples out of the memmap.
+    ``audio``: the store's segment audio (n_segments, samples) int16, which the ``raw`` kind needs."""
     tracks = store.tracks
     labels = tracks.label.to_numpy().astype(np.int64)
     if input_kind == "image":
         data, sample_track = store.images, store.img_track
+    elif input_kind == "raw":
+        if audio is None or audio.shape[0] != store.mfcc.shape[0]:
+            raise DataError(f"{store.path}: the raw input kind needs the store's segment audio, one row per segment")
+        data, sample_track = audio, store.seg_track
     else:
         data, sample_track = store.mfcc, store.seg_track
-    parts = store.parts(input_kind, split)
+    parts = store.parts("image" if input_kind == "image" else "mfcc", split)  # raw: the MFCCs' segments
     out = {}
     for p, name in enumerate(PARTS):
         idx = np.flatnonzero(parts == p)
@@ -60,8 +66,13 @@ def split_parts(store: FeatureStore, input_kind: str, split: SplitConfig) -> dic
 
 
 def to_input(x: torch.Tensor) -> torch.Tensor:
-    """Stored sample -> model input: uint8 images become float in [0, 1] (the study's Rescaling(1/255))."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+    """Stored sample -> model input: uint8 images become float in [0, 1] (the study's Rescaling(1/255)),
+    int16 audio float in [-1, 1]."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    if x.dtype == torch.int16:
+        return x.float().div_(32768.0)
+    return x
 
 
 class _BatchView(Dataset):
@@ -78,11 +89,54 @@ class _BatchView(Dataset):
         return to_input(self.part.x[i]), self.part.y[i]
 
 
-def make_loader(part: Part, batch_size: int, shuffle: bool, seed: int, num_workers: int, pin: bool) -> DataLoader:
+def _sampler(n: int, batch_size: int, shuffle: bool, seed: int) -> BatchSampler:
     gen = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(range(len(part)), generator=gen) if shuffle else SequentialSampler(range(len(part)))
-    return DataLoader(_BatchView(part), sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
+    order = RandomSampler(range(n), generator=gen) if shuffle else SequentialSampler(range(n))
+    return BatchSampler(order, batch_size, drop_last=False)
+
+
+def make_loader(part: Part, batch_size: int, shuffle: bool, seed: int, num_workers: int, pin: bool) -> DataLoader:
+    return DataLoader(_BatchView(part), sampler=_sampler(len(part), batch_size, shuffle, seed), batch_size=None,
                       num_workers=num_workers, pin_memory=pin, persistent_workers=num_workers > 0)
+
+
+class ResidentBatches:
+    """A part copied to the device once and served from there: one gather per batch on the
+    device, no host copy, no worker, no sync. The batches are those ``make_loader`` gives for
+    the same seed (same sampler). Caveat: a ``DataLoader`` also draws from torch's global
+    generator each pass and this does not, so a net that draws random numbers while training
+    (dropout) sees another stream than under a loader; the registry's nets draw none."""
+
+    def __init__(self, part: Part, batch_size: int, shuffle: bool, seed: int, device: torch.device) -> None:
+        self.dataset = _BatchView(part)  # ``.dataset.part`` as on a DataLoader: the host copy
+        self.batches = _sampler(len(part), batch_size, shuffle, seed)
+        self.x, self.y, self.device = part.x.to(device), part.y.to(device), device
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for idx in self.batches:
+            i = torch.as_tensor(idx).to(self.device, non_blocking=True)
+            yield to_input(self.x[i]), self.y[i]  # (B, ...) on the device
+
+
+#: What the loop iterates: (x, y) batches on or off the device.
+Batches = DataLoader | ResidentBatches
+
+
+def part_bytes(parts: dict[str, Part]) -> int:
+    return sum(p.x.element_size() * p.x.nelement() + p.y.element_size() * p.y.nelement() for p in parts.values())
+
+
+def make_batches(parts: dict[str, Part], batch_size: int, seed: int, num_workers: int, device: torch.device,
+                 resident: bool) -> dict:
+    """A batch source per part: ``ResidentBatches`` when ``resident`` (the split lives on the
+    device), else a ``DataLoader`` (pinned memory on CUDA). Only the train part is shuffled."""
+    if resident:
+        return {name: ResidentBatches(part, batch_size, name == "train", seed, device) for name, part in parts.items()}
+    return {name: make_loader(part, batch_size, name == "train", seed, num_workers if name == "train" else 0,
+                              device.type == "cuda") for name, part in parts.items()}
 
 
 @dataclass
@@ -95,22 +149,24 @@ class History:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, loader: DataLoader, device: torch.device, precision: str) -> tuple[np.ndarray, float]:
+def predict_proba(model: nn.Module, loader: Batches, device: torch.device, precision: str) -> tuple[np.ndarray, float]:
     """Softmax outputs (N, 10) and the mean cross-entropy over ``loader``."""
     model.eval()
-    probs, total, n = [], 0.0, 0
+    probs, total, n = [], torch.zeros((), device=device), 0
     for xb, yb in loader:
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         with autocast(device, precision):
-            logits = model(xb)
+            logits = model(xb)  # (B, 10)
         logits = logits.float()
-        total += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        total += nn.functional.cross_entropy(logits, yb, reduction="sum")  # stays on device: no sync per batch
         n += yb.numel()
-        probs.append(torch.softmax(logits, 1).cpu())
-    return (torch.cat(probs).numpy() if probs else np.zeros((0, N_CLASSES), np.float32)), total / max(n, 1)
+        probs.append(torch.softmax(logits, 1))
+    if not probs:
+        return np.zeros((0, N_CLASSES), np.float32), 0.0
+    return torch.cat(probs).cpu().numpy(), float(total) / max(n, 1)
 
 
-def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, device: torch.device,
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Batches, device: torch.device,
                  precision: str, epoch: int) -> tuple[float, float, int]:
     """One pass over ``loader``: (summed loss, correct predictions, samples). One host sync, at the end."""
     model.train()
@@ -135,8 +191,8 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Dat
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
+    train_loader: Batches,
+    val_loader: Batches,
     *,
     epochs: int,
     device: torch.device,

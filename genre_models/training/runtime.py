@@ -30,10 +30,36 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every generator and ask for deterministic kernels. On CUDA, cuBLAS needs a fixed
+    workspace for that (set here unless the user set one); cuDNN's autotuner (``prepare_device``)
+    then picks among deterministic convolution algorithms only, so a GPU run repeats on the same
+    GPU and software but may differ from a CPU run in the last bits."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def prepare_device(device: torch.device) -> None:
+    """CUDA: let cuDNN time its convolution algorithms once per input shape (``cudnn.benchmark``);
+    the shapes are fixed for a run, so this is paid in the first batches only."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+#: Keep a split on the GPU only while it takes at most this share of the free device memory:
+#: the rest is for the model, activations and other processes' points (``--jobs`` on one GPU).
+RESIDENT_SHARE = 0.25
+
+
+def resident_fits(nbytes: int, device: torch.device) -> bool:
+    """Whether ``nbytes`` of data should live on ``device`` for the whole run (CUDA only: on a
+    CPU the data is already in memory, and on MPS unified memory makes it moot)."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= RESIDENT_SHARE * free
 
 
 def autocast(device: torch.device, precision: str):
