@@ -40,13 +40,13 @@ def test_study_grid_follows_the_study():
     grid = build_grid(SweepConfig(data_dir="x"))
     per = [p for p in grid if p.split == "random" and p.seed == 0]
     assert [p.label for p in per] == [
-        "net5 e200 random s0", "gan random s0", "net6 e200 random s0",
+        "net5 e200 random s0", "gan random s0", "net6 e200 random s0", "net5-raw e200 random s0",
         "net1 e50 random s0", "net1 e100 random s0", "net2 e50 random s0", "net2 e100 random s0",
         "net3 e50 random s0", "net3 e100 random s0", "net4 e50 random s0", "net4 e100 random s0"]
-    assert len(grid) == 11 * 3 * 2  # 3 seeds, random and track
+    assert len(grid) == 12 * 3 * 2  # 3 seeds, random and track
     deps = dependencies(grid)
     gan, net6, net5 = per[1], per[2], per[0]
-    assert deps[gan] == [net5] and deps[net6] == [gan] and deps[per[3]] == []
+    assert deps[gan] == [net5] and deps[net6] == [gan] and deps[per[3]] == [] and deps[per[4]] == []
     capped = build_grid(SweepConfig(data_dir="x", nets=("net2", "net6"), seeds=1, splits=("track",), max_epochs=60))
     assert [p.label for p in capped] == ["gan track s0", "net6 e60 track s0", "net2 e50 track s0", "net2 e60 track s0"]
 
@@ -76,13 +76,14 @@ def test_intervals_stay_in_bounds_and_few_seeds_show_their_values():
     assert "cannot be judged" in paired_difference({0: 0.5, 1: 0.5}, {0: 0.7, 1: 0.8}).verdict
 
 
-def _fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status="FINISHED", confusion=None, **metrics):
+def _fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status="FINISHED", confusion=None,
+              tags=None, params=None, **metrics):
     tags = {"stage": "train", "net": net, "split": split, "seed": str(seed), "dataset": "gtzan@abc",
-            "dataset_synthetic": "false", "code_version": "0.1.0+test"}
+            "dataset_synthetic": "false", "code_version": "0.1.0+test", **(tags or {})}
     run = client.create_run(exp_id, run_name=f"{net}-s{seed}", tags=tags)
     rid = run.info.run_id
     for k, v in {"epochs": epochs or NETS[net].epochs, "resolved_device": "cpu", "n_test": 30 + seed,
-                 "n_test_tracks": 10}.items():
+                 "n_test_tracks": 10, **(params or {})}.items():
         client.log_param(rid, k, v)
     for k, v in {"test_accuracy": acc, "val_accuracy": acc, **metrics}.items():
         client.log_metric(rid, k, v)
@@ -108,6 +109,11 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
         _fake_run(client, exp_id, "net6", seed, a6, stopped_epoch=10, test_track_accuracy=a6)
         _fake_run(client, exp_id, "net2", seed, 0.30 + 0.1 * seed, epochs=50)
         _fake_run(client, exp_id, "net2", seed, 0.40, epochs=100)
+        _fake_run(client, exp_id, "net5-raw", seed, 0.1 + 0.01 * seed, stopped_epoch=7)
+        # A plugin's net: the report knows it only from its runs (its package need not be installed here).
+        _fake_run(client, exp_id, "mynet", seed, a5 + 0.05, epochs=30, stopped_epoch=12,
+                  tags={"input_kind": "mfcc", "net_origin": "module my_nets:tiny", "net_baseline": "net5"},
+                  params={"early_stopping": "True"})
     _fake_run(client, exp_id, "net2", 9, 0.99, epochs=50, status="FAILED")  # never counted
     _fake_run(client, exp_id, "net1", 0, 0.11, split="random", epochs=50)
     for seed, acc in ((0, 0.4), (1, 0.5)):  # two seeds, both stopped at their cap of 8 epochs
@@ -135,12 +141,19 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
         assert (files / f"{name}.tex").read_text().startswith("\\begin{table}")
     # The CSV holds the numbers the markdown rounds, column by column.
     csv = pd.read_csv(files / "table2_track.csv").set_index("Model")
-    md = {_cells(l)[0]: _cells(l) for l in text.split("### Table 2")[2].split("Files:")[0].splitlines() if l.startswith("| net")}
-    assert list(csv.index) == ["net5", "net6"]
+    md = {_cells(l)[0]: _cells(l) for l in text.split("### Table 2")[2].split("Files:")[0].splitlines() if l.startswith(("| net", "| mynet"))}
+    assert list(csv.index) == ["net5", "net6", "net5-raw", "mynet (plugin)"]
+    assert "### Table 2: audio models (net5, net6, net5-raw, mynet), split track" in text
+    assert "| net5-raw | 10 / 30-32 | 0.110 [0.085, 0.135] (n=3) | < 0.15 |" in text  # the study's bound
+    assert "| mynet (plugin) | 10 / 30-32 | 0.650 [0.402, 0.898] (n=3) | – |" in text
+    assert "(plugin): not part of the study; the user's own net, trained under the same splits, seeds and " \
+           "evaluation: mynet from module my_nets:tiny." in text
+    assert "On `track`, net5-raw − net5 test accuracy = -0.490" in text and "On `track`, mynet − net5" in text
     for net, row in csv.iterrows():
         acc = row[["Accuracy (segments) mean", "Accuracy (segments) lo", "Accuracy (segments) hi"]]
         assert md[net][2].startswith("{:.3f} [{:.3f}, {:.3f}]".format(*acc)) and row["Accuracy (segments) n"] == 3
-        assert md[net][3] == f"{row['study']:.4f}" and row["Test tracks / segments tracks"] == 10
+        assert md[net][3] == (f"{row['study']:.4f}" if net in ("net5", "net6") else md[net][3])
+        assert row["Test tracks / segments tracks"] == 10
     tex = (files / "table2_track.tex").read_text()
     assert "0.733 [0.354, 1.000]$^\\ddagger$ (n=3)" in tex and "net5 & 10 / 30-32 & 0.600 [0.352, 0.848] (n=3)" in tex
     # Confusion: counts summed over the seeds' runs.
@@ -304,7 +317,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     monkeypatch.setenv("GENRE_BENCH_CACHE", str(root / "cache"))
     mlflow.set_tracking_uri(uri)
     assert (root / "demo-data" / "SYNTHETIC.json").is_file()
-    assert "7 points, 7 run, 0 skipped" in stdout  # net1-4 at one budget (2 epochs), net5, the GAN, net6
+    assert "8 points, 8 run, 0 skipped" in stdout  # net1-4 at one budget (2 epochs), net5, the GAN, net6, net5-raw
     report = root / "reports" / EXP / "report.md"
     text = report.read_text()
     assert "synthetic demo data, not GTZAN" in text
@@ -316,7 +329,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
         assert (files / name).is_file(), name
     assert report.with_suffix(".html").read_text().count("data:image/png;base64,") == 4
     train = _runs(stage="train")
-    assert len(train) == 6 and all(r.info.status == "FINISHED" for r in train)
+    assert len(train) == 7 and all(r.info.status == "FINISHED" for r in train)
     r5 = next(r for r in train if r.data.tags["net"] == "net5")
     assert "system/cpu_utilization_percentage" in r5.data.metrics  # on by default in sweeps
     assert r5.data.tags["mlflow.note.content"].startswith("net5 (LSTM 512-256") and "synthetic" in r5.data.tags["mlflow.note.content"]
@@ -338,7 +351,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     assert json.loads(via_alias.stdout)["top"][0] == json.loads(via_run.stdout)["top"][0]
     again = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
                                       "--no-system-metrics"])
-    assert again.exit_code == 0 and "7 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout
+    assert again.exit_code == 0 and "8 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout
     assert len(client.search_model_versions("name = 'genre-bench-net5'")) == 1  # no version twice
     gan = _runs(stage="gan")
     assert len(gan) == 1 and gan[0].data.tags["mlflow.parentRunId"]

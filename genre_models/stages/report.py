@@ -135,7 +135,8 @@ def table_title(number_: int, nets: list[str], runs: pd.DataFrame) -> str:
     """e.g. "Table 1: spectrogram models (net1-net4)", from the nets' input kinds."""
     kinds = {_KIND_WORDS.get(k, k) for k in runs[runs.net.isin(nets)].input_kind}
     words = f"{kinds.pop()} models" if len(kinds) == 1 else "models"
-    span = ", ".join(nets) if len(nets) <= 3 else f"{nets[0]}-{nets[-1]}"
+    numbered = len(nets) > 2 and all(n.startswith("net") and n[3:].isdigit() for n in nets)
+    span = f"{nets[0]}-{nets[-1]}" if numbered else ", ".join(nets)  # net1-net4; net5, net6, net5-raw
     return f"Table {number_}: {words} ({span})"
 
 

@@ -4,10 +4,10 @@
   the built-in synthetic data end to end in minutes.
 * Each point is identified by ``grid_key``: a hash of its resolved config (data folder replaced
   by the dataset digest; device, cache and worker counts left out) and the code version.
-* **Order.** Per split and seed: the registry's GAN scorer net (net5) and the other
-  early-stopping nets without a GAN, then the GAN (whose quality figure reuses the scorer's
-  run), then the nets that use it (net6), then the fixed-epoch nets. A point waits for the
-  points it needs (``dependencies``).
+* **Order.** Per split and seed: the registry's GAN scorer net (net5), then the GAN (whose
+  quality figure reuses the scorer's run; the longest point, so it starts early), then the nets
+  that use it (net6), then the other early-stopping nets (net5-raw, plugins), then the
+  fixed-epoch nets. A point waits for the points it needs (``dependencies``).
 """
 
 from __future__ import annotations
@@ -143,11 +143,13 @@ def build_grid(cfg: SweepConfig) -> list[GridPoint]:
     for split in cfg.splits:
         for seed in range(cfg.seeds):
             stopping = [n for n in cfg.nets if get_net(n).early_stopping]
-            for net in (n for n in stopping if not get_net(n).uses_gan):
+            for net in (n for n in stopping if get_net(n).scores_gan):
                 points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
             if any(get_net(n).uses_gan for n in cfg.nets):
                 points.append(GridPoint("gan", "gan", split, seed))
             for net in (n for n in stopping if get_net(n).uses_gan):
+                points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
+            for net in (n for n in stopping if not (get_net(n).uses_gan or get_net(n).scores_gan)):
                 points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
             for net in (n for n in cfg.nets if not get_net(n).early_stopping):
                 for e in sorted({cap(e) for e in spec.fixed_epochs}):

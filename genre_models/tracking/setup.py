@@ -46,7 +46,7 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
 
 
 EXPERIMENT_NOTE = (
-    "genre-bench: music genre classification on GTZAN, the study's six nets under one protocol. "
+    "genre-bench: music genre classification on GTZAN, the study's nets (and your own) under one protocol. "
     "Runs by `stage` tag: `train` (one net, split and seed; its description says which), `gan` (a WaveGAN for "
     "net6), `preprocess` (the features and skipped files), `sweep` (a grid's parent run; points are its children), "
     "`features` (data shipped to workers). Compare nets in the runs table with the filter "
