@@ -223,7 +223,9 @@ def test_a_signal_ends_the_training_run_killed_with_its_name(sig, code, demo_dir
     env = {**os.environ, "CI": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir),
                              "--epochs", "500", "--early-stopping", "off", "--no-log-model"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # A suite started in the background inherits SIGINT ignored: give the child Ctrl-C back.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while time.time() < deadline:  # wait until the run has logged an epoch: training is under way
         runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")

@@ -166,7 +166,8 @@ def test_the_example_plugin_trains_sweeps_reports_registers_and_predicts(install
 @pytest.mark.slow
 def test_the_example_by_reference_through_mlflow_run(demo_dir, tmp_path):
     """The generic entry point: ``mlflow run . -e train -P net=package.module:factory``."""
-    env = {**os.environ, "PYTHONPATH": f"{EXAMPLE}{os.pathsep}{ROOT}", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db",
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+           "PYTHONPATH": f"{EXAMPLE}{os.pathsep}{ROOT}", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db",
            "GENRE_BENCH_CACHE": str(tmp_path / "c")}
     env.pop(plugins.REFS_ENV, None)
     res = subprocess.run(["mlflow", "run", str(ROOT), "-e", "train", "--env-manager", "local", "--experiment-name", "e",

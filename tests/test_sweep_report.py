@@ -390,4 +390,4 @@ def test_the_readme_runs_view_url_shows_the_sweeps_runs_in_a_browser(demo_sweep,
     parent = mlflow.MlflowClient(uri).search_runs([exp.experiment_id], "tags.stage = 'sweep'")[0]
     assert "Training runs" in dom and parent.info.run_name in dom  # the runs table, the sweep's parent row
     shown = re.search(r"(\d+)(?:<[^>]*>|\s)*matching runs", dom)
-    assert shown and int(shown.group(1)) == 6 + 1  # the 6 train runs the filter matches, under their parent
+    assert shown and int(shown.group(1)) == 7 + 1  # the 7 train runs the filter matches, under their parent
