@@ -113,29 +113,26 @@ def installed_example(tmp_path_factory):
     return site
 
 
-def _cli(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
-    env.pop(plugins.REFS_ENV, None)
-    return subprocess.run([sys.executable, "-m", "benchmark", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=900)
+def _cli(*args: str):
+    res = CliRunner().invoke(main, list(args))
+    assert res.exit_code == 0, res.output
+    return res
 
 
 @pytest.mark.slow
-def test_the_example_plugin_trains_sweeps_reports_registers_and_predicts(installed_example, demo_dir, tmp_path):
+def test_the_example_plugin_trains_sweeps_reports_registers_and_predicts(installed_example, demo_dir, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.syspath_prepend(str(installed_example))  # as if installed here: its entry point is visible
+    monkeypatch.setattr(plugins, "_loaded", {})
+    monkeypatch.delenv(plugins.REFS_ENV, raising=False)
     store = f"sqlite:///{tmp_path}/m.db"
     common = ["--data-dir", str(demo_dir), "--cache-dir", str(tmp_path / "c"), "--tracking-uri", store]
-    listed = _cli(installed_example, "nets", cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    (line,) = [ln for ln in listed.stdout.splitlines() if ln.startswith("crnn ")]
+    (line,) = [ln for ln in _cli("nets").stdout.splitlines() if ln.startswith("crnn ")]
     assert "[entry point genre_bench_crnn:crnn (genre-bench-crnn 0.1.0)]" in line and "mfcc" in line
 
-    trained = _cli(installed_example, "train", "--net", "crnn", "--epochs", "2", "--experiment", "one", *common, cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr
-    assert trained.stdout.startswith("crnn: test_accuracy ")
-
-    swept = _cli(installed_example, "sweep", "--grid", "demo", "--nets", "net5,crnn", "--seeds", "1", "--splits", "track",
-                 "--max-epochs", "2", "--no-system-metrics", "--experiment", "two", *common, cwd=tmp_path)
-    assert swept.returncode == 0, swept.stderr
+    assert _cli("train", "--net", "crnn", "--epochs", "2", "--experiment", "one", *common).stdout.startswith("crnn: test_accuracy ")
+    swept = _cli("sweep", "--grid", "demo", "--nets", "net5,crnn", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
+                 "--no-system-metrics", "--experiment", "two", *common)
     assert "registered models:/genre-bench-crnn@track (version 1)" in swept.stdout
 
     mlflow.set_tracking_uri(store)
@@ -147,19 +144,16 @@ def test_the_example_plugin_trains_sweeps_reports_registers_and_predicts(install
     version = mlflow.MlflowClient().get_model_version_by_alias("genre-bench-crnn", "track")
     assert version.run_id == crnn.info.run_id
 
-    reported = _cli(installed_example, "report", "--tracking-uri", store, "--experiment", "two", "--no-figures",
-                    "--out", str(tmp_path / "r" / "report.md"), cwd=tmp_path)
-    assert reported.returncode == 0, reported.stderr
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(installed_example)])  # the report needs no plugin
+    _cli("report", "--tracking-uri", store, "--experiment", "two", "--no-figures", "--out", str(tmp_path / "r" / "report.md"))
     md = (tmp_path / "r" / "report.md").read_text()
     row = next(ln for ln in md.splitlines() if ln.startswith("| crnn (plugin) |"))
     assert f"{crnn.data.metrics['test_accuracy']:.3f}" in row  # its own row, its own number
     assert "(plugin): not part of the study" in md and "crnn − net5 test accuracy" in md
 
     clip = next((demo_dir / "Data" / "genres_original" / "jazz").glob("*.wav"))
-    predicted = _cli(installed_example, "predict", str(clip), "--model-uri", "models:/genre-bench-crnn@track", "--json",
-                     "--tracking-uri", store, cwd=tmp_path)
-    assert predicted.returncode == 0, predicted.stderr
-    out = json.loads(predicted.stdout)
+    out = json.loads(_cli("predict", str(clip), "--model-uri", "models:/genre-bench-crnn@track", "--json",
+                          "--tracking-uri", store).stdout)
     assert out["net"] == "crnn" and out["n_inputs"] == 4 and abs(sum(out["probabilities"].values()) - 1) < 1e-4
 
 

@@ -1,16 +1,14 @@
 """`benchmark sweep` and `benchmark report`: grid, resume after kill -9, failure isolation,
-parallel runs through a local server, report arithmetic and empty-experiment behaviour."""
+parallel runs through a local server, report arithmetic and empty-experiment behaviour.
+(The main job itself, end to end: tests/test_main_job.py.)"""
 
 from __future__ import annotations
 
-import json
-import re
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 from dataclasses import replace
 
 import mlflow
@@ -25,7 +23,6 @@ from genre_models.genres import GENRES
 from genre_models.stages.report import paired_difference, summarize
 from genre_models.sweep.driver import run_sweep
 from genre_models.sweep.grid import SweepConfig, build_grid, dependencies
-from genre_models.tracking.model_registry import logged_model_id
 
 EXP = "gtzan-genre-benchmark"
 SMALL = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2", "--no-register"]
@@ -291,103 +288,3 @@ def test_parallel_sweep_through_a_local_server_loses_nothing(demo_dir, tmp_store
         assert r.data.tags["mlflow.parentRunId"] == res.parent_run_id
     again = run_sweep(cfg)  # everything is there: nothing runs, no server starts
     assert (again.finished, again.skipped, again.server_pid) == (0, 4, None)
-
-
-@pytest.fixture(scope="module")
-def demo_sweep(tmp_path_factory):
-    """The README's main job, one seed and split (`benchmark sweep --demo`), run once for the tests
-    below, in a folder and store of its own: (folder, tracking URI, the command's stdout)."""
-    root = tmp_path_factory.mktemp("main-job")
-    uri = f"sqlite:///{root}/mlflow.db"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
-           "GENRE_BENCH_CACHE": str(root / "cache"), "CI": "true"}
-    done = subprocess.run([sys.executable, "-m", "benchmark", "sweep", "--demo", "--seeds", "1", "--splits", "track",
-                           "--max-epochs", "2"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root, uri, done.stdout
-
-
-@pytest.mark.slow
-def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep, monkeypatch):
-    """Every stage, the registry, predict through the registry, and the report's files."""
-    root, uri, stdout = demo_sweep
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("GENRE_BENCH_CACHE", str(root / "cache"))
-    mlflow.set_tracking_uri(uri)
-    assert (root / "demo-data" / "SYNTHETIC.json").is_file()
-    assert "8 points, 8 run, 0 skipped" in stdout  # net1-4 at one budget (2 epochs), net5, the GAN, net6, net5-raw
-    report = root / "reports" / EXP / "report.md"
-    text = report.read_text()
-    assert "synthetic demo data, not GTZAN" in text
-    for net in NETS:
-        row = next(line for line in text.splitlines() if line.startswith(f"| {net} | ") and "(n=1)" in line)
-        assert " / " in _cells(row)[1]  # test tracks / samples
-    files = report.parent / "report_files"
-    for name in ("headline.png", "confusion_track.png", "val_curves_track.png", "gan_losses.png", "table2_track.tex"):
-        assert (files / name).is_file(), name
-    assert report.with_suffix(".html").read_text().count("data:image/png;base64,") == 4
-    train = _runs(stage="train")
-    assert len(train) == 7 and all(r.info.status == "FINISHED" for r in train)
-    r5 = next(r for r in train if r.data.tags["net"] == "net5")
-    assert "system/cpu_utilization_percentage" in r5.data.metrics  # on by default in sweeps
-    assert r5.data.tags["mlflow.note.content"].startswith("net5 (LSTM 512-256") and "synthetic" in r5.data.tags["mlflow.note.content"]
-    # The registry: one version per net and split, the split as alias, chosen on validation.
-    client = mlflow.MlflowClient()
-    for net in NETS:
-        mv = client.get_model_version_by_alias(f"genre-bench-{net}", "track")
-        assert str(mv.version) == "1" and client.get_run(mv.run_id).data.tags["net"] == net
-        assert f"registered models:/genre-bench-{net}@track (version 1)" in stdout
-    # Test metrics are linked to the model and to the dataset, whose digest is the dataset tag's.
-    mv5 = client.get_model_version_by_alias("genre-bench-net5", "track")
-    linked = {m.key: m for m in client.get_logged_model(logged_model_id(client.get_run(mv5.run_id))).metrics}
-    name, digest = client.get_run(mv5.run_id).data.tags["dataset"].split("@")
-    assert (linked["test_accuracy"].dataset_name, linked["test_accuracy"].dataset_digest) == (name, digest)
-    clip = str(next((root / "demo-data").rglob("rock.00003.wav")))
-    via_alias = CliRunner().invoke(main, ["predict", clip, "--model-uri", "models:/genre-bench-net5@track", "--json"])
-    via_run = CliRunner().invoke(main, ["predict", clip, "--model-uri", f"runs:/{mv5.run_id}/model", "--json"])
-    assert via_alias.exit_code == 0 and via_run.exit_code == 0, via_alias.output + via_run.output
-    assert json.loads(via_alias.stdout)["top"][0] == json.loads(via_run.stdout)["top"][0]
-    again = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
-                                      "--no-system-metrics"])
-    assert again.exit_code == 0 and "8 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout
-    assert len(client.search_model_versions("name = 'genre-bench-net5'")) == 1  # no version twice
-    gan = _runs(stage="gan")
-    assert len(gan) == 1 and gan[0].data.tags["mlflow.parentRunId"]
-
-
-def _docs_screenshot():
-    """``docs/screenshot.py``, the README screenshot's script, whose ``chromium()`` the test shares."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("screenshot", Path(__file__).parent.parent / "docs" / "screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SHOT = _docs_screenshot()
-CHROMIUM = SHOT.chromium_path()
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium; .ci/run installs it)")
-def test_the_readme_runs_view_url_shows_the_sweeps_runs_in_a_browser(demo_sweep, tmp_path):
-    """The README's URL, in a real (headless) browser, against `mlflow server` on the demo store:
-    the experiment opens on its runs table (not the GenAI traces page) and the sweep's runs are there."""
-    from genre_models.tracking.server import LocalServer
-
-    root, uri, _ = demo_sweep
-    exp = mlflow.MlflowClient(uri).get_experiment_by_name(EXP)
-    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
-    runs_view = f"/#/experiments/{exp.experiment_id}/runs?searchFilter=" + urllib.parse.quote("tags.stage = 'train'")
-    with LocalServer(uri, tmp_path / "ui") as server:
-        page = SHOT.chromium(server.uri + runs_view, tmp_path / "profile", "--dump-dom")
-    assert page.returncode == 0, page.stderr[-2000:]
-    dom = page.stdout
-    parent = mlflow.MlflowClient(uri).search_runs([exp.experiment_id], "tags.stage = 'sweep'")[0]
-    assert "Training runs" in dom and parent.info.run_name in dom  # the runs table, the sweep's parent row
-    shown = re.search(r"(\d+)(?:<[^>]*>|\s)*matching runs", dom)
-    assert shown and int(shown.group(1)) == 7 + 1  # the 7 train runs the filter matches, under their parent
