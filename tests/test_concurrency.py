@@ -236,3 +236,32 @@ def test_two_identical_sweeps_started_together_run_each_point_once(store, demo_d
         assert client.get_model_version_by_alias(f"genre-bench-{net}", "track").version == version.version
     if store == "sqlite":  # the report is the same code on either store: written once, here
         assert _report(uri, experiment, tmp_path / "report.md", env) == single["report"]
+
+
+def test_two_commands_describing_a_new_experiment_at_once_do_not_fail(tmp_store, monkeypatch):
+    """Through a server the store lock does not serialise them: the other command inserts the
+    experiment's tag between our look and our insert (seen in CI as a UNIQUE constraint error)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from genre_models.tracking.setup import EXPERIMENT_TAGS, describe_experiment
+
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment(client.create_experiment("raced"))
+    real, lost = mlflow.MlflowClient.set_experiment_tag, []
+
+    def other_process_first(self, experiment_id, key, value):
+        if not lost:  # the other command's insert lands first; ours then hits the unique key
+            real(self, experiment_id, key, value)
+            lost.append(key)
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: experiment_tags.key, "
+                                  "experiment_tags.experiment_id")
+        return real(self, experiment_id, key, value)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_experiment_tag", other_process_first)
+    describe_experiment(exp)
+    assert lost and {k: client.get_experiment(exp.experiment_id).tags.get(k) for k in EXPERIMENT_TAGS} == EXPERIMENT_TAGS
+    monkeypatch.setattr(mlflow.MlflowClient, "set_experiment_tag", lambda *a: (_ for _ in ()).throw(
+        MlflowException("INTERNAL_ERROR: disk I/O error")))
+    with pytest.raises(MlflowException, match="disk I/O error"):  # any other failure still surfaces
+        describe_experiment(client.get_experiment(client.create_experiment("other")))

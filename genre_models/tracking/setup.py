@@ -63,9 +63,20 @@ def describe_experiment(exp) -> None:
     """Give the experiment its kind and description, where it has none (a user's own are kept)."""
     import mlflow
 
+    from mlflow.exceptions import MlflowException
+
     missing = {k: v for k, v in EXPERIMENT_TAGS.items() if k not in (exp.tags or {})}
+    client = mlflow.MlflowClient()
     for key, value in missing.items():
-        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, key, value)
+        try:
+            client.set_experiment_tag(exp.experiment_id, key, value)
+        except MlflowException as exc:
+            # Two commands opening a new experiment together (through a server, so the store
+            # lock does not serialise them): the other one inserted the same tag first.
+            if "UNIQUE constraint failed" not in str(exc) and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+            if (client.get_experiment(exp.experiment_id).tags or {}).get(key) is None:
+                client.set_experiment_tag(exp.experiment_id, key, value)
 
 
 @contextmanager
