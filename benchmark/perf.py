@@ -18,7 +18,7 @@ from genre_models.data.extract import run_extraction
 from genre_models.data.store import build_features, write_store
 from genre_models.tracking.shipping import segment_audio_array
 from genre_models.models.registry import InputShape, get_net, make_optimizer
-from genre_models.training.loop import Part, fit, make_batches, split_parts, to_input
+from genre_models.training.loop import Part, fit, make_batches, part_bytes, split_parts, to_input
 from genre_models.training.runtime import autocast, prepare_device, resident_fits, resolve_device
 
 
@@ -196,7 +196,7 @@ def bench_train(net: str, data_dir: str | None = None, batches: int = 20, batch_
     n = batches * batch_size
     x, y = _train_data(spec, data_dir, n, image_size, shape)
     train_part = Part(x, y, np.arange(n))
-    resident = resident_fits(x.element_size() * x.nelement(), dev)
+    resident = resident_fits(part_bytes({"train": train_part}), dev)
     xd, yd = (x.to(dev), y.to(dev)) if resident else (x, y)
 
     def fresh():

@@ -97,9 +97,9 @@ def test_raw_input_stats_are_those_of_the_scaled_frames():
     rng = np.random.default_rng(0)
     audio = rng.integers(-20000, 20000, (50, 22050), dtype=np.int16)
     model = NETS["net5-raw"].build(SMALL, "flatten")
-    model.fit_input_stats(audio)  # int16 as stored: the loop feeds it scaled by 1/32768
-    frames = (audio[:, :43 * 512].astype(np.float64) / 32768.0).reshape(-1, 512)
+    model.fit_input_stats(audio)  # int16 as stored: the loop feeds it scaled by 1/32767 (from_pcm16)
+    frames = (audio[:, :43 * 512].astype(np.float64) / 32767.0).reshape(-1, 512)
     np.testing.assert_allclose(model.lstm.mean.numpy(), frames.mean(0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.lstm.std.numpy(), frames.std(0, ddof=1), rtol=1e-4)
-    x = torch.from_numpy(audio[:2].astype(np.float32) / 32768.0)
+    x = torch.from_numpy(audio[:2].astype(np.float32) / 32767.0)
     assert torch.equal(model.framed(x)[1, 2], x[1, 1024:1536])  # frame 2 of clip 1: samples 1024..1535

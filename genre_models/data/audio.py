@@ -174,12 +174,16 @@ def decode_clip(path: str, fcfg: FeatureConfig, *, any_format: bool = False) -> 
     return DecodedClip(y, segments, kept, notes)
 
 
+#: int16 full scale: audio in [-1, 1] is stored as round(x * PCM16_MAX), read back as int / PCM16_MAX.
+PCM16_MAX = 32767.0
+
+
 def to_pcm16(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+    return np.round(np.clip(x, -1.0, 1.0) * PCM16_MAX).astype(np.int16)
 
 
 def from_pcm16(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float32) / 32767.0
+    return x.astype(np.float32) / PCM16_MAX
 
 
 def write_wav(path, clip: np.ndarray, sample_rate: int) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genre_models.data.audio import PCM16_MAX
 from genre_models.errors import ConfigError
 from genre_models.genres import N_CLASSES
 
@@ -128,10 +129,10 @@ class RawLSTMNet(nn.Module):
         return x[:, : self.frames * self.FRAME].reshape(x.shape[0], self.frames, self.FRAME)
 
     def fit_input_stats(self, x: np.ndarray | torch.Tensor) -> None:
-        """x: (N, samples) training audio, int16 as stored (scaled by 1/32768, as the loop feeds
+        """x: (N, samples) training audio, int16 as stored (scaled by 1/PCM16_MAX, as the loop feeds
         it) or float. Framed as views, so no float copy of the split is made."""
         x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        scale = 32768.0 if x.dtype == np.int16 else 1.0
+        scale = PCM16_MAX if x.dtype == np.int16 else 1.0
         self.lstm.fit_input_stats(x[:, : self.frames * self.FRAME].reshape(x.shape[0], self.frames, self.FRAME))
         self.lstm.mean.div_(scale)
         self.lstm.std.div_(scale)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from genre_models.config import FeatureConfig
-from genre_models.data.audio import DecodedClip, decode_clip, to_pcm16
+from genre_models.data.audio import DecodedClip, decode_clip, from_pcm16, to_pcm16
 from genre_models.data.features import image_of, mfcc_of
 from genre_models.errors import BadAudio, ConfigError
 from genre_models.tracking.models import load_model, model_metadata
@@ -29,7 +29,7 @@ def model_inputs(clip: DecodedClip, input_kind: str, fcfg: FeatureConfig) -> np.
             raise BadAudio(f"clip too short: {clip.kept_samples / fcfg.sample_rate:.2f} s of sound after silence removal; "
                            f"one segment needs {fcfg.segment_seconds:g} s")
         if input_kind == "raw":  # as stored for training: int16, then scaled
-            return to_pcm16(clip.segments).astype(np.float32) / 32768.0
+            return from_pcm16(to_pcm16(clip.segments))
         return mfcc_of(clip.segments, fcfg)
     return image_of(clip.y, fcfg)[None].astype(np.float32) / 255.0
 

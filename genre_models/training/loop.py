@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from genre_models.config import SplitConfig
+from genre_models.data.audio import PCM16_MAX
 from genre_models.data.splits import PARTS
 from genre_models.data.store import FeatureStore
 from genre_models.errors import DataError
@@ -70,8 +71,8 @@ def to_input(x: torch.Tensor) -> torch.Tensor:
     int16 audio float in [-1, 1]."""
     if x.dtype == torch.uint8:
         return x.float().div_(255.0)
-    if x.dtype == torch.int16:
-        return x.float().div_(32768.0)
+    if x.dtype == torch.int16:  # as ``data.audio.from_pcm16``
+        return x.float().div_(PCM16_MAX)
     return x
 
 
