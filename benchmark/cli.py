@@ -16,6 +16,7 @@ from genre_models.config import (
     DEVICES, GAN_MODES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, DataConfig, FeatureConfig, GanConfig, SplitConfig,
     TrainConfig, WaveGanConfig, default_cache_dir, default_of,
 )
+from genre_models.data.synth import SynthConfig
 from genre_models.errors import GenreBenchError, Interrupted, interrupt_signal
 from genre_models.models.registry import NETS, get_net
 from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, SweepConfig
@@ -102,6 +103,18 @@ def tracking_options(fn):
     return fn
 
 
+def split_options(cls: type, split_help: str = "How tracks are split into train, validation and test."):
+    """--split, --seed, --fold and --folds, with ``cls``'s defaults."""
+    def deco(fn):
+        fn = click.option("--folds", type=click.IntRange(min=3), default=default_of(cls, "folds"),
+                          help="--split kfold: the number of folds.")(fn)
+        fn = click.option("--fold", type=click.IntRange(min=0), default=default_of(cls, "fold"),
+                          help="--split kfold: the fold to test (0..folds-1); the next fold validates.")(fn)
+        fn = click.option("--seed", type=click.IntRange(min=0), default=default_of(cls, "seed"))(fn)
+        return click.option("--split", type=click.Choice(SPLITS), default=default_of(cls, "split"), help=split_help)(fn)
+    return deco
+
+
 def feature_options(fn):
     fn = click.option("--jobs", type=click.IntRange(min=0), default=default_of(DataConfig, "jobs"), show_default=True,
                       help="Feature-extraction processes (0: one per core).")(fn)
@@ -136,26 +149,29 @@ def main(quiet: bool) -> None:
 
 @main.command()
 @click.option("--out", required=True, type=click.Path(), help="Folder to write (Kaggle layout).")
-@click.option("--tracks-per-genre", type=int, default=10)
-@click.option("--seconds", type=float, default=30.0)
-@click.option("--seed", type=int, default=0)
+@click.option("--tracks-per-genre", type=int, default=default_of(SynthConfig, "tracks_per_genre"))
+@click.option("--seconds", type=float, default=default_of(SynthConfig, "seconds"))
+@click.option("--seed", type=int, default=default_of(SynthConfig, "seed"))
 @click.option("--with-images", is_flag=True, help="Also write Kaggle-style PNGs to Data/images_original.")
+@click.option("--repeats", type=click.IntRange(min=0), default=default_of(SynthConfig, "repeats"),
+              help="Extra tracks that are altered copies of earlier ones (level, requantisation, shift, cut, lossy), as GTZAN has.")
 @_one_line_errors
-def synth(out, tracks_per_genre, seconds, seed, with_images):
+def synth(out, tracks_per_genre, seconds, seed, with_images, repeats):
     """Write a synthetic GTZAN-like dataset (the built-in demo data)."""
-    from genre_models.data.synth import SynthConfig, write_synthetic_gtzan
+    from genre_models.data.synth import write_synthetic_gtzan
 
     if tracks_per_genre < 1 or seconds <= 0:
         raise CliError("--tracks-per-genre must be at least 1 and --seconds positive")
     res = write_synthetic_gtzan(SynthConfig(out=out, tracks_per_genre=tracks_per_genre, seconds=seconds, seed=seed,
-                                            with_images=with_images))
+                                            with_images=with_images, repeats=repeats))
     click.echo(f"wrote {res['tracks']} synthetic tracks ({res['seconds']:g} s each) to {res['out']}")
+    for r in res["repeats"]:
+        click.echo(f"  {r['track']} repeats {r['of']}: {r['change']}")
 
 
 @main.command()
 @feature_options
-@click.option("--split", type=click.Choice(SPLITS), default=default_of(SplitConfig, "split"))
-@click.option("--seed", type=click.IntRange(min=0), default=default_of(SplitConfig, "seed"))
+@split_options(SplitConfig, "The split whose parts the run logs (the cache itself holds every split).")
 @click.option("--force", is_flag=True, help="Recompute even when a matching cache exists.")
 @click.option("--no-track", "no_log", is_flag=True, help="Do not log an MLflow run.")
 @click.option("--publish", is_flag=True,
@@ -164,17 +180,17 @@ def synth(out, tracks_per_genre, seconds, seed, with_images):
 @click.option("--with-audio", is_flag=True, help="With --publish: ship every segment's audio too (the GAN needs it).")
 @tracking_options
 @_one_line_errors
-def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, force, no_log, publish, with_audio,
-               tracking_uri, experiment):
+def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, fold, folds, force, no_log, publish,
+               with_audio, tracking_uri, experiment):
     """Decode, trim, segment and featurise a GTZAN folder into the cache; log the manifest."""
-    from genre_models.data.store import split_counts
+    from genre_models.data.store import repeat_groups, split_counts
     from genre_models.stages.preprocess import preprocess as run
     from genre_models.tracking.setup import setup_tracking
     from genre_models.tracking.shipping import data_label
 
     if with_audio and not publish:
         raise CliError("--with-audio needs --publish")
-    split_cfg = SplitConfig(split=split, seed=seed)
+    split_cfg = SplitConfig(split=split, seed=seed, fold=fold, folds=folds)
     cfg = DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=image_size, image_source=image_source),
                      cache_dir=cache_dir, jobs=jobs)
     if not no_log or publish:
@@ -187,12 +203,16 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
                f"{counts['tracks_total']} tracks, {res.store.mfcc.shape[0]} segments {tuple(res.store.mfcc.shape[1:])}, "
                f"{res.store.images.shape[0]} images {tuple(res.store.images.shape[1:])}, {len(res.skipped)} skipped")
     for part in ("train", "val", "test"):
-        click.echo(f"  {split}/{part}: {counts[f'tracks_{part}']} tracks, {counts[f'segments_{part}']} segments, "
+        click.echo(f"  {split_cfg.label}/{part}: {counts[f'tracks_{part}']} tracks, {counts[f'segments_{part}']} segments, "
                    f"{counts[f'images_{part}']} images")
     for line in res.skipped:
         click.echo(f"  skipped {line}")
     for line in res.noted:
         click.echo(f"  kept {line}")
+    groups = repeat_groups(res.store)
+    click.echo(f"{counts['repeat_groups']} groups of repeated recordings ({counts['repeat_tracks']} tracks)")
+    for line in groups:
+        click.echo(f"  repeats {line}")
     if run_id:
         click.echo(f"MLflow run {run_id}")
     if publish:
@@ -274,8 +294,6 @@ def train_options(fn):
         click.option("--min-delta", type=click.FloatRange(min=0), default=default_of(TrainConfig, "min_delta"), help="Smallest val_loss drop that counts as better."),
         click.option("--batch-size", type=FromNet(click.IntRange(min=1)), default=None, help="[default: from the net]", show_default=False),
         click.option("--lr", type=FromNet(click.FloatRange(min=0, min_open=True)), default=None, help="Learning-rate override [default: from the net].", show_default=False),
-        click.option("--seed", type=click.IntRange(min=0), default=default_of(TrainConfig, "seed")),
-        click.option("--split", type=click.Choice(SPLITS), default=default_of(TrainConfig, "split")),
         click.option("--device", type=click.Choice(DEVICES), default=default_of(TrainConfig, "device")),
         click.option("--precision", type=click.Choice(PRECISIONS), default=default_of(TrainConfig, "precision")),
         click.option("--num-workers", type=click.IntRange(min=0), default=default_of(TrainConfig, "num_workers"),
@@ -288,9 +306,9 @@ def train_options(fn):
                      "[default: a finished gan run with matching settings, else train one first].", show_default=False),
     ]
     fn = wavegan_options("gan-", note="net6 only: ")(fn)
-    for opt in reversed(opts):
+    for opt in reversed(opts[1:]):
         fn = opt(fn)
-    return feature_options(fn)
+    return feature_options(opts[0](split_options(TrainConfig)(fn)))
 
 
 def _train_config(net, data_dir, image_source, image_size, cache_dir, jobs, early_stopping, **kw) -> TrainConfig:
@@ -328,9 +346,7 @@ def train(tracking_uri, experiment, system_metrics, **kw):
 @main.command()
 @feature_options
 @wavegan_options()
-@click.option("--split", type=click.Choice(SPLITS), default=default_of(GanConfig, "split"),
-              help="The GAN learns from this split's training part only.")
-@click.option("--seed", type=click.IntRange(min=0), default=default_of(GanConfig, "seed"))
+@split_options(GanConfig, "The GAN learns from this split's training part only.")
 @click.option("--device", type=click.Choice(DEVICES), default=default_of(GanConfig, "device"))
 @click.option("--log-every", type=int, default=default_of(GanConfig, "log_every"),
               help="Log losses and gradient penalty every N steps.")
@@ -346,7 +362,7 @@ def train(tracking_uri, experiment, system_metrics, **kw):
 @system_metrics_option(False)
 @tracking_options
 @_one_line_errors
-def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device, log_every, preview_every,
+def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, fold, folds, device, log_every, preview_every,
         checkpoint_every, quality_epochs, fresh, log_model, system_metrics, tracking_uri, experiment, **kw):
     """Train a WaveGAN on the training split's audio, generate a labelled set, and score it with a real-data net5.
 
@@ -354,7 +370,7 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, device
     from genre_models.tracking.setup import setup_tracking
     from genre_models.workflow.get_or_run import run_gan
 
-    cfg = GanConfig(data_dir=data_dir, gan=_wavegan_config(kw), split=split, seed=seed, device=device,
+    cfg = GanConfig(data_dir=data_dir, gan=_wavegan_config(kw), split=split, seed=seed, fold=fold, folds=folds, device=device,
                     features=FeatureConfig(image_size=image_size, image_source=image_source), cache_dir=cache_dir,
                     jobs=jobs, log_every=log_every, preview_every=preview_every, checkpoint_every=checkpoint_every,
                     quality_epochs=quality_epochs, log_model=log_model)
@@ -432,7 +448,9 @@ def _csv(choices):
               help="Comma-separated nets: registry nets, installed plugins' names, or package.module:factory.")
 @click.option("--seeds", type=click.IntRange(min=1), default=default_of(SweepConfig, "seeds"), help="Seeds 0..N-1 for every grid point.")
 @click.option("--splits", default=",".join(default_of(SweepConfig, "splits")), callback=_csv(list(SPLITS)),
-              help="Comma-separated splits.")
+              help="Comma-separated splits (kfold: every point once per fold).")
+@click.option("--folds", type=click.IntRange(min=3), default=default_of(SweepConfig, "folds"),
+              help="--splits kfold: the number of folds.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Cap every net's epochs (and early-stopping maximum).")
 @click.option("--jobs", type=click.IntRange(min=1), default=default_of(SweepConfig, "jobs"), help="Grid points run at once (worker processes).")
 @click.option("--device", type=click.Choice(DEVICES), default=default_of(SweepConfig, "device"))
@@ -455,7 +473,7 @@ def _csv(choices):
               help="Register the best run per net and split (chosen on validation) as models:/genre-bench-<net>@<split>.")
 @tracking_options
 @_one_line_errors
-def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
+def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
           executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, system_metrics, register,
           tracking_uri, experiment):
     """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
@@ -468,7 +486,7 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, max_epochs, jobs, device, p
     grid = grid or ("demo" if demo else default_of(SweepConfig, "grid"))
     if demo and ensure_demo_data(data_dir):
         click.echo(f"wrote the synthetic demo data to {data_dir}")
-    cfg = SweepConfig(data_dir=data_dir, grid=grid, nets=nets, seeds=seeds, splits=splits, max_epochs=max_epochs, jobs=jobs,
+    cfg = SweepConfig(data_dir=data_dir, grid=grid, nets=nets, seeds=seeds, splits=splits, folds=folds, max_epochs=max_epochs, jobs=jobs,
                       device=device, precision=precision, cache_dir=cache_dir, preprocess_jobs=preprocess_jobs,
                       executor=executor, ray_address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
                       retries=retries, data_access=data_access, system_metrics=system_metrics, register=register)
@@ -560,12 +578,13 @@ def perf():
 @click.option("--data-dir", required=True, type=click.Path())
 @click.option("--limit", type=int, default=0, help="Use only the first N files (0: all).")
 @click.option("--jobs", type=int, default=0)
+@click.option("--repeat-clips", type=click.IntRange(min=2), default=1000, help="Clips in the timed all-pairs repeat search.")
 @_one_line_errors
-def perf_preprocess(data_dir, limit, jobs):
-    """The pipeline against a naive per-file, per-segment librosa loop on the same files."""
+def perf_preprocess(data_dir, limit, jobs, repeat_clips):
+    """The pipeline against a naive per-file, per-segment librosa loop on the same files, and the repeat search on 1000 clips."""
     from benchmark.perf import bench_preprocess
 
-    r = bench_preprocess(data_dir, limit=limit, jobs=jobs)
+    r = bench_preprocess(data_dir, limit=limit, jobs=jobs, repeat_clips=repeat_clips)
     click.echo(json.dumps(r, indent=2))
 
 

@@ -50,7 +50,7 @@ def train_params(spec: NetSpec | None) -> list[tuple[str, str, object]]:
         *_run(TrainConfig, "min_delta"),
         own("batch_size", "int", spec and spec.batch_size),
         own("lr", "float", spec and spec.lr),
-        *_run(TrainConfig, "seed", "split", "device", "precision", "num_workers", "head"),
+        *_run(TrainConfig, "seed", "split", "fold", "folds", "device", "precision", "num_workers", "head"),
     ] + (gan_params("gan_") + [("gan_run_id", "string", "none")] if spec is not None and spec.uses_gan else [])
 
 
@@ -65,11 +65,11 @@ def gan_params(prefix: str = "") -> list[tuple[str, str, object]]:
 
 
 def gan_entry_params() -> list[tuple[str, str, object]]:
-    return FEATURE_PARAMS + gan_params() + _run(GanConfig, "split", "seed", "device", "log_every", "preview_every",
+    return FEATURE_PARAMS + gan_params() + _run(GanConfig, "split", "seed", "fold", "folds", "device", "log_every", "preview_every",
                                                 "checkpoint_every", "quality_epochs")
 
 
-PREPROCESS_PARAMS = FEATURE_PARAMS + _run(GanConfig, "split", "seed")
+PREPROCESS_PARAMS = FEATURE_PARAMS + _run(GanConfig, "split", "seed", "fold", "folds")
 
 
 def _entry(name: str, params: list[tuple[str, str, object]], command: str) -> str:

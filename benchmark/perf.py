@@ -43,7 +43,53 @@ def naive_mfcc_loop(paths: list[str], fcfg: FeatureConfig) -> int:
     return n
 
 
-def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0) -> dict:
+def collage_fingerprints(fingerprints: list[np.ndarray], n: int, seed: int = 0, blocks: int = 10) -> list[np.ndarray]:
+    """``n`` distinct 30 s fingerprints from the ones at hand: each a collage of ``blocks`` 3 s
+    stretches of random clips at random places, so a repeat search on them does a full
+    dataset's work (GTZAN's 1000 clips) with the statistics of real ones."""
+    rng = np.random.default_rng(seed)
+    usable = [f for f in fingerprints if f is not None and len(f) > 1]
+    block = min(65, min(len(f) for f in usable) - 1)  # 65 frames of 46 ms: 3 s
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(blocks):
+            src = usable[int(rng.integers(len(usable)))]
+            at = int(rng.integers(0, len(src) - block + 1))
+            parts.append(src[at:at + block])
+        out.append(np.concatenate(parts))
+    return out
+
+
+def bench_repeats(results: list, tracks: list, fcfg: FeatureConfig, n: int = 1000) -> dict:
+    """The repeat search's cost: all pairs of ``n`` clips (collages of the real fingerprints), and
+    the fingerprint's share of a clip's extraction, timed side by side on the same files."""
+    from genre_models.data.audio import decode_clip
+    from genre_models.data.extract import extract_track
+    from genre_models.data.features import repeat_fingerprint
+    from genre_models.data.repeats import find_repeats
+
+    fps = collage_fingerprints([r.fingerprint for r in results], n)
+    t0 = time.perf_counter()
+    found = find_repeats(fps, [str(i) for i in range(n)])
+    t_pairs = time.perf_counter() - t0
+    sample = [t for t, r in zip(tracks, results) if r.status == "ok"][:5]
+    t_fp = t_extract = 0.0
+    for t in sample:
+        y = decode_clip(t.path, fcfg).y
+        t0 = time.perf_counter()
+        repeat_fingerprint(y, fcfg.sample_rate)
+        t_fp += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        extract_track(t, fcfg)
+        t_extract += time.perf_counter() - t0
+    return {"repeats_clips": n, "repeats_all_pairs_s": round(t_pairs, 2),
+            "repeats_groups_in_collages": len(found.groups),
+            "fingerprint_ms_per_clip": round(1000 * t_fp / max(len(sample), 1), 1),
+            "fingerprint_share_of_extraction": round(t_fp / t_extract, 3) if t_extract else None}
+
+
+def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0, repeat_clips: int = 1000) -> dict:
     fcfg = FeatureConfig()
     disc = discover(data_dir)
     tracks = disc.tracks[:limit] if limit else disc.tracks
@@ -74,8 +120,11 @@ def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0) -> dict:
         "speedup_vs_naive": round(t_naive / t_pipe, 2),
         "x_realtime": round(audio_s / t_pipe, 1),
         "est_1000_clips_s": round(t_pipe * 1000 / max(len(tracks), 1), 1),
-        "note": "pipeline = decode + silence trim + MFCC + image + cache write, all processes; "
-                "naive = librosa.load + split + librosa.feature.mfcc per segment, one process, MFCC only",
+        **bench_repeats(results, tracks, fcfg, repeat_clips),
+        "note": "pipeline = decode + silence trim + MFCC + image + repeat fingerprint + cache write (with the repeat "
+                "search), all processes; naive = librosa.load + split + librosa.feature.mfcc per segment, one process, "
+                "MFCC only; repeats_all_pairs_s = every pair of repeats_clips 30 s clips (collages of these files' "
+                "fingerprints) compared, one process",
     }
 
 
@@ -380,7 +429,9 @@ contention_worker({net!r}, {batches}, {batch_size}, {image_size})
 
 def contention_worker(net: str, batches: int, batch_size: int, image_size: int) -> None:
     """One training process of ``bench_contention``: build, warm up, print ``ready``, wait for a
-    line on stdin, train ``batches`` bare-loop steps inside the thread budget, print its times."""
+    line on stdin, train ``batches`` bare-loop steps inside the thread budget, print its times,
+    and stay listed among the processes sharing the cores until told to leave (a process that
+    finished early must not let the others read a budget of their own)."""
     import json
     import sys
 
@@ -401,7 +452,8 @@ def contention_worker(net: str, batches: int, batch_size: int, image_size: int) 
         t0 = time.monotonic()  # system-wide: comparable across the round's processes
         _bare_loop(model, opt, x, y, batches, batch_size, dev, "fp32", on_batch=refresh_threads)
         t1 = time.monotonic()
-    print(json.dumps({"start": t0, "end": t1, "samples": batches * batch_size, "threads": threads}), flush=True)
+        print(json.dumps({"start": t0, "end": t1, "samples": batches * batch_size, "threads": threads}), flush=True)
+        sys.stdin.readline()
 
 
 def _round(n: int, managed: bool, net: str, batches: int, batch_size: int, image_size: int) -> dict:
@@ -426,7 +478,9 @@ def _round(n: int, managed: bool, net: str, batches: int, batch_size: int, image
     for p in procs:
         p.stdin.write("go\n")
         p.stdin.flush()
-    rows = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    rows = [json.loads(p.stdout.readline()) for p in procs]
+    for p in procs:  # every process has finished: now they may leave
+        p.communicate("exit\n")
     seconds = max(r["end"] for r in rows) - min(r["start"] for r in rows)
     return {"samples_per_s": round(sum(r["samples"] for r in rows) / seconds, 1),
             "threads": [r["threads"] for r in rows]}

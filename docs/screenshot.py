@@ -1,21 +1,20 @@
 """Open the MLflow UI of a genre-bench store in headless Chromium: dump a page's DOM, or take
-the README's screenshot of the compare view.
+the README's screenshot of the nets side by side.
 
-    python docs/screenshot.py --tracking-uri sqlite:///mlflow.db --out docs/mlflow-compare.png
+    python docs/screenshot.py --tracking-uri sqlite:///mlflow.db --out docs/mlflow-nets.png
 
-It starts `mlflow server` on a free 127.0.0.1 port over the store (stopped afterwards), finds the
-newest `track`-split runs of net5 and net6, and photographs MLflow's compare view of them. Needs
+It starts `mlflow server` on a free 127.0.0.1 port over the store (stopped afterwards) and
+photographs the view a sweep saved for the split (`tracking.views`): the split's training runs
+grouped by net, in the chart view, with each net's mean test accuracy over its runs. Needs
 Chromium (Debian: `apt-get install chromium`). The test suite uses `chromium()` for its browser test.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import tempfile
-import urllib.parse
 from pathlib import Path
 
 #: What Chromium needs on a machine without a network or a display (its background services
@@ -34,18 +33,16 @@ def chromium(url: str, profile: Path, *args: str, budget_ms: int = 30000) -> sub
                            *args, url], capture_output=True, text=True, timeout=180)
 
 
-def compare_url(base: str, experiment: str, tracking_uri: str) -> str:
+def view_url(base: str, experiment: str, tracking_uri: str, split: str) -> str:
+    """The split's saved view (a sweep saves one per split; saved again here, in case)."""
     import mlflow
 
+    from genre_models.tracking.views import save_nets_view, view_path
+
     client = mlflow.MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    ids = []
-    for net in ("net5", "net6"):
-        runs = client.search_runs([exp.experiment_id], f"tags.net = '{net}' and tags.split = 'track'",
-                                  order_by=["attributes.start_time DESC"], max_results=3)
-        ids += [r.info.run_id for r in runs if r.info.status == "FINISHED"]
-    query = urllib.parse.quote(json.dumps(ids)), urllib.parse.quote(json.dumps([exp.experiment_id]))
-    return f"{base}/#/compare-runs?runs={query[0]}&experiments={query[1]}"
+    exp_id = client.get_experiment_by_name(experiment).experiment_id
+    save_nets_view(client, exp_id, split)
+    return base + view_path(exp_id, split)
 
 
 def main() -> None:
@@ -54,11 +51,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     ap.add_argument("--experiment", default="gtzan-genre-benchmark")
-    ap.add_argument("--out", default="docs/mlflow-compare.png")
+    ap.add_argument("--split", default="track")
+    ap.add_argument("--out", default="docs/mlflow-nets.png")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalServer(a.tracking_uri, Path(tmp) / "server") as server:
-        url = compare_url(server.uri, a.experiment, a.tracking_uri)
-        shot = chromium(url, Path(tmp) / "profile", "--window-size=1600,1100", f"--screenshot={Path(a.out).resolve()}")
+        url = view_url(server.uri, a.experiment, a.tracking_uri, a.split)
+        # The charts draw after their data arrives: give the page two minutes of virtual time.
+        shot = chromium(url, Path(tmp) / "profile", "--window-size=1800,1000", f"--screenshot={Path(a.out).resolve()}",
+                        budget_ms=120000)
     print(url if shot.returncode == 0 else shot.stderr[-2000:])
 
 

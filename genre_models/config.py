@@ -23,7 +23,8 @@ GAN_MODES = ("conditional", "per-genre")
 
 #: Bumped whenever feature extraction changes its output; part of every cache key.
 #: v2: clips below the absolute silence floor are skipped (v1 kept digital silence as sound).
-FEATURE_CODE_VERSION = "features-v2"
+#: v3: repeated recordings are grouped by fingerprint (``data.repeats``), not by a hash of the samples.
+FEATURE_CODE_VERSION = "features-v3"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +36,11 @@ class SplitSpec:
     description: str  # for the README-style table and the report's header
     leaks: str  # whether one song can sit on two sides, in words
     honest: bool  # no track on two sides
+    #: Cross-validation: a run tests one of ``folds`` folds (``fold``), so every track is tested once.
+    folded: bool = False
+    #: Seeds draw new splits (random, track, kfold), whose training sets overlap: intervals and
+    #: paired tests correct for it (Nadeau & Bengio 2003). A fixed split (filtered) does not.
+    resampled: bool = True
 
 
 SPLIT_SPECS: dict[str, SplitSpec] = {
@@ -45,10 +51,25 @@ SPLIT_SPECS: dict[str, SplitSpec] = {
         SplitSpec(name="track", description="70/20/10 per genre over *tracks*; segments follow their track",
                   leaks="no", honest=True),
         SplitSpec(name="filtered", description="the artist-filtered lists (443/197/290 tracks; 70 faulty tracks left out)",
-                  leaks="no, and no artist on two sides", honest=True),
+                  leaks="no, and no artist on two sides", honest=True, resampled=False),
+        SplitSpec(name="kfold", description="k-fold cross-validation over *tracks* (10 folds by default), stratified "
+                  "by genre: a run tests one fold, validates on the next and trains on the rest, so over the folds "
+                  "every track is tested once", leaks="no", honest=True, folded=True),
     )
 }
 SPLITS: tuple[str, ...] = tuple(SPLIT_SPECS)
+
+
+def check_fold(split: str, fold: int, folds: int) -> None:
+    """``fold`` of ``folds``: a fold of a cross-validation split only, at least 3 folds (test,
+    validation and at least one to train on)."""
+    check_at_least("folds", folds, 3)
+    if SPLIT_SPECS[split].folded:
+        if not 0 <= fold < folds:
+            raise ConfigError(f"fold must be from 0 to {folds - 1} (folds {folds}), got {fold}")
+    elif fold != 0:
+        raise ConfigError(f"fold {fold} was given, but split {split!r} has no folds (only "
+                          f"{', '.join(n for n, s in SPLIT_SPECS.items() if s.folded)} has)")
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -119,6 +140,8 @@ class SplitConfig:
     seed: int = 0
     train_fraction: float = 0.7
     val_fraction: float = 0.2
+    folds: int = 10  # kfold: the number of folds
+    fold: int = 0  # kfold: the fold this run tests (0 .. folds-1); it validates on the next one
 
     def __post_init__(self) -> None:
         check_choice("split", self.split, SPLITS)
@@ -126,6 +149,28 @@ class SplitConfig:
         if not (0 < self.train_fraction < 1 and 0 < self.val_fraction < 1
                 and self.train_fraction + self.val_fraction < 1):
             raise ConfigError("train_fraction and val_fraction must be in (0, 1) and sum below 1")
+        check_fold(self.split, self.fold, self.folds)
+
+    @property
+    def folded(self) -> bool:
+        return SPLIT_SPECS[self.split].folded
+
+    @property
+    def label(self) -> str:
+        """The split as run names say it: ``track``, or ``kfold-3of10`` for fold 3 of 10."""
+        return f"{self.split}-{self.fold}of{self.folds}" if self.folded else self.split
+
+    @property
+    def words(self) -> str:
+        """The split as descriptions say it: "the `track` split (seed 0)", or with its fold."""
+        fold = f", fold {self.fold} of {self.folds}" if self.folded else ""
+        return f"the `{self.split}` split (seed {self.seed}{fold})"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags that say which split a run used: split and seed, and fold and folds for a folded one."""
+        fold = {"fold": str(self.fold), "folds": str(self.folds)} if self.folded else {}
+        return {"split": self.split, "seed": str(self.seed), **fold}
 
 
 def default_cache_dir() -> str:
@@ -161,16 +206,19 @@ class RunSection:
 
     split: str = "track"
     seed: int = 0
+    fold: int = 0  # kfold only: the fold this run tests
+    folds: int = 10  # kfold only
     device: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice("split", self.split, SPLITS)
         check_choice("device", self.device, DEVICES)
         check_at_least("seed", self.seed, 0)
+        check_fold(self.split, self.fold, self.folds)
 
     @property
     def split_config(self) -> SplitConfig:
-        return SplitConfig(split=self.split, seed=self.seed)
+        return SplitConfig(split=self.split, seed=self.seed, fold=self.fold, folds=self.folds)
 
 
 def section(cfg: Any, cls: type) -> dict[str, Any]:
@@ -284,9 +332,13 @@ def default_of(cls: type, name: str) -> Any:
 
 
 def flat_params(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """A dataclass (nested ones too) as flat ``{"features.n_mfcc": 13, ...}`` for mlflow.log_params."""
+    """A dataclass (nested ones too) as flat ``{"features.n_mfcc": 13, ...}`` for mlflow.log_params.
+    ``fold`` and ``folds`` only where the split has folds (elsewhere they mean nothing)."""
     out: dict[str, Any] = {}
+    unfolded = "split" in {f.name for f in fields(cfg)} and not SPLIT_SPECS[cfg.split].folded
     for f in fields(cfg):
+        if unfolded and f.name in ("fold", "folds"):
+            continue
         value = getattr(cfg, f.name)
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):

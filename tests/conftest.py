@@ -72,9 +72,9 @@ def tmp_store(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
-    """The built-in demo data, small: 5 tracks per genre of 4 s (3/1/1 per genre under `track`)."""
+    """The built-in demo data, small: 5 tracks per genre of 4 s (3/1/1 per genre under `track`), no repeats."""
     out = tmp_path_factory.mktemp("demo")
-    write_synthetic_gtzan(SynthConfig(out=str(out), tracks_per_genre=5, seconds=4.0, seed=0))
+    write_synthetic_gtzan(SynthConfig(out=str(out), tracks_per_genre=5, seconds=4.0, seed=0, repeats=0))
     return out
 
 

@@ -44,7 +44,6 @@ SKIPS = {
 NOTED = {
     "metal/metal.00007.wav": "downmixed 2 channels to mono; resampled 44100 Hz -> 22050 Hz",
     "rock/rock.00005.wav": "truncated: the header promises 661500 frames (30.00 s), the file holds ",
-    "blues/blues.00099.wav": "same audio as blues.00000 (kept on one side of every split)",
 }
 
 
@@ -131,6 +130,8 @@ def test_the_cli_reports_every_odd_file_in_one_line(odd_tree, tmp_path):
             assert sum(line.startswith(f"  {verb} genres_original/{rel}: {what}") for line in lines) == 1, rel
     assert "  skipped genres_original/blues/blues.00050.wav: no sound: every sample is 0 (digital silence)" in res.stdout
     assert f"{len(SKIPS)} skipped" in res.stdout
+    repeats = [line for line in res.stdout.splitlines() if line.startswith("  repeats ")]  # the byte copy
+    assert repeats == ["  repeats blues.00000 = blues.00099 (1.00) (2 tracks, kept on one side of every split)"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -197,7 +198,7 @@ def test_an_empty_test_part_is_refused_before_training(tmp_path, tmp_store):
     res = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(root), "--split", "filtered",
                                     "--epochs", "1", "--jobs", "1"])
     assert res.exit_code == 2 and "Traceback" not in res.output
-    assert res.stderr.strip().endswith("the test part of split 'filtered' (seed 0) is empty; 30 usable tracks")
+    assert res.stderr.strip().endswith("the test part of the `filtered` split (seed 0) is empty; 30 usable tracks")
     import mlflow
 
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []  # nothing trained, no run
@@ -287,14 +288,19 @@ def test_the_same_audio_under_two_names_stays_on_one_side_of_every_split(tmp_pat
     shutil.copy(g / "blues" / "blues.00000.wav", g / "blues" / "blues.00099.wav")
     shutil.copy(g / "blues" / "blues.00000.wav", g / "rock" / "rock.00098.wav")  # a repeat filed under another genre
     store = build_features(PreprocessConfig(data_dir=str(root), cache_dir=str(tmp_path / "c"), jobs=1)).store
-    dup = store.tracks.set_index("track_id").duplicate_of
-    assert dup["blues.00099"] == dup["rock.00098"] == "blues.00000" and (dup != "").sum() == 2
-    for seed in range(12):
-        parts = store.manifest_with_split(SplitConfig(split="track", seed=seed)).set_index("track_id").split
-        assert parts["blues.00000"] == parts["blues.00099"] == parts["rock.00098"], seed
+    tracks = store.tracks.set_index("track_id")
+    group, score = tracks.repeat_group, tracks.repeat_score
+    assert group["blues.00000"] == group["blues.00099"] == group["rock.00098"] == "blues.00000"
+    assert (group != "").sum() == 3 and (score[group != ""] == 1.0).all()
+    for split in ("track", "kfold"):
+        for seed in range(12):
+            fold = seed % 10 if split == "kfold" else 0
+            parts = store.manifest_with_split(SplitConfig(split=split, seed=seed, fold=fold)).set_index("track_id").split
+            assert parts["blues.00000"] == parts["blues.00099"] == parts["rock.00098"], (split, seed)
     from genre_models.data.store import split_counts
 
-    assert split_counts(store, SplitConfig())["duplicate_tracks"] == 2
+    assert {k: split_counts(store, SplitConfig())[k] for k in ("repeat_groups", "repeat_tracks")} == {
+        "repeat_groups": 1, "repeat_tracks": 3}
 
 
 def test_a_run_that_cannot_be_ended_killed_is_reported_in_one_line(tmp_store, monkeypatch):

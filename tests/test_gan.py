@@ -107,7 +107,7 @@ def test_real_segments_through_the_gan_path_still_look_real_to_net5(demo_dir, tm
     fcfg, cache = FeatureConfig(), str(tmp_path / "c")
     store = preprocess(PreprocessConfig(data_dir=str(demo_dir), features=fcfg, cache_dir=cache)).store
     real = training_audio(store, SplitConfig(), fcfg, cache)
-    model = train(TrainConfig(net="net5", data_dir=str(demo_dir), epochs=10, cache_dir=cache, log_model=False)).model
+    model = train(TrainConfig(net="net5", data_dir=str(demo_dir), epochs=20, cache_dir=cache, log_model=False)).model
     model = model.cpu().eval()
     segs = from_pcm16(np.asarray(real.audio))  # (N, 22050)
 
@@ -297,8 +297,11 @@ def test_net6_uses_a_matching_gan_run_and_refuses_one_from_another_split(demo_di
     other = CliRunner().invoke(main, [*net_args, "--seed", "5", "--gan-run-id", gan_run_id])
     assert other.exit_code == 2 and "Traceback" not in other.output
     line = other.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"error: gan_run_id {gan_run_id} was trained on split track seed 0")
+    assert line.startswith(f"error: gan_run_id {gan_run_id} was trained on split track, seed 0, dataset ")
+    assert "but this run uses split track, seed 5, dataset " in line
     assert line.endswith("its training audio may include this run's validation or test tracks")
+    fold = CliRunner().invoke(main, [*net_args, "--split", "kfold", "--fold", "2", "--gan-run-id", gan_run_id])
+    assert fold.exit_code == 2 and "but this run uses split kfold, seed 0, fold 2, folds 10, dataset " in fold.stderr
 
 
 @pytest.mark.sample

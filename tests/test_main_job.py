@@ -112,16 +112,23 @@ CHROMIUM = SHOT.chromium_path()
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium; .ci/run installs it)")
 def test_the_readme_runs_view_url_shows_the_sweeps_runs_in_a_browser(demo_sweep, tmp_path):
-    """The README's URL, in a real (headless) browser, against `mlflow server` on the demo store:
-    the experiment opens on its runs table (not the GenAI traces page) and the sweep's runs are there."""
+    """The README's URLs, in a real (headless) browser, against `mlflow server` on the demo store:
+    the experiment opens on its runs table (not the GenAI traces page) and the sweep's runs are
+    there; the view the sweep saved shows the nets side by side, grouped by net, in charts."""
     from genre_models.tracking.server import LocalServer
 
-    root, uri, _ = demo_sweep
+    root, uri, stdout = demo_sweep
     exp = mlflow.MlflowClient(uri).get_experiment_by_name(EXP)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     runs_view = f"/#/experiments/{exp.experiment_id}/runs?searchFilter=" + urllib.parse.quote("tags.stage = 'train'")
+    nets_view = f"/#/experiments/{exp.experiment_id}/runs?viewStateShareKey=genre-bench-nets-track&compareRunsMode=CHART"
+    assert f"view: nets side by side on `track`: <the MLflow UI's address>{nets_view}" in stdout
     with LocalServer(uri, tmp_path / "ui") as server:
         page = SHOT.chromium(server.uri + runs_view, tmp_path / "profile", "--dump-dom")
+        charts = SHOT.chromium(server.uri + nets_view, tmp_path / "profile2", "--dump-dom", budget_ms=60000)
+    assert charts.returncode == 0, charts.stderr[-2000:]
+    assert "Test scores by net" in charts.stdout and "Group by: net" in charts.stdout
+    assert all(f"Group: {net}" in charts.stdout for net in NETS)  # one group, one bar, per net
     assert page.returncode == 0, page.stderr[-2000:]
     dom = page.stdout
     parent = mlflow.MlflowClient(uri).search_runs([exp.experiment_id], "tags.stage = 'sweep'")[0]

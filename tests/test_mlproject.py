@@ -53,7 +53,7 @@ def test_mlproject_defaults_equal_the_cli_defaults(net):
         "image_source": cfg.features.image_source, "image_size": cfg.features.image_size, "jobs": cfg.jobs,
         "epochs": cfg.epochs, "early_stopping": ctx.params["early_stopping"], "patience": cfg.patience,
         "min_delta": cfg.min_delta, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed, "split": cfg.split,
-        "device": cfg.device, "precision": cfg.precision, "num_workers": cfg.num_workers, "head": cfg.head,
+        "fold": cfg.fold, "folds": cfg.folds, "device": cfg.device, "precision": cfg.precision, "num_workers": cfg.num_workers, "head": cfg.head,
     }
     if NETS[net].uses_gan:
         resolved.update({f"gan_{k}": getattr(cfg.gan, k) for k in ("steps", "batch_size", "d", "mode", "per_genre", "precision")})

@@ -63,3 +63,43 @@ def test_store_splits_group_segments_by_track(demo_dir, tmp_path):
     owners = [set(store.seg_track[parts == p]) for p in range(3)]
     assert not (owners[0] & owners[1]) and not (owners[0] & owners[2]) and not (owners[1] & owners[2])
     assert [len(o) for o in owners] == [30, 10, 10]  # 5 tracks per genre -> 3/1/1
+
+
+def test_kfold_tests_every_track_once_stratified_and_validates_on_the_next_fold():
+    tested: list[str] = []
+    for fold in range(10):
+        assign = track_split(TRACKS, GENRE_OF, SplitConfig(split="kfold", seed=2, fold=fold))
+        test = [t for t in TRACKS if assign[t] == "test"]
+        val = {t for t in TRACKS if assign[t] == "val"}
+        assert len(test) == 100 and len(val) == 100 and sum(v == "train" for v in assign.values()) == 800
+        assert all(sum(t.startswith(f"{g}.") for t in test) == 10 for g in GENRES)  # stratified by genre
+        nxt = track_split(TRACKS, GENRE_OF, SplitConfig(split="kfold", seed=2, fold=(fold + 1) % 10))
+        assert val == {t for t in TRACKS if nxt[t] == "test"}  # validation: the next fold, never the test fold
+        tested += test
+    assert sorted(tested) == sorted(TRACKS)  # over the folds, every track is tested exactly once
+    other = track_split(TRACKS, GENRE_OF, SplitConfig(split="kfold", seed=3, fold=0))
+    again = track_split(TRACKS, GENRE_OF, SplitConfig(split="kfold", seed=2, fold=0))
+    first = track_split(TRACKS, GENRE_OF, SplitConfig(split="kfold", seed=2, fold=0))
+    assert again == first and other != first  # deterministic for a seed
+    groups = [("blues.00000" if t in ("blues.00001", "rock.00007") else t) for t in TRACKS]  # a group across genres
+    for fold in range(10):
+        parts = sample_split(SEG_TRACK, TRACKS, GENRE_OF, SplitConfig(split="kfold", seed=2, fold=fold), groups)
+        of = {t: set(parts[SEG_TRACK == i]) for i, t in enumerate(TRACKS)}
+        assert of["blues.00000"] == of["blues.00001"] == of["rock.00007"] and len(of["rock.00007"]) == 1
+
+
+def test_fold_settings_are_checked_before_any_work(tmp_path):
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+
+    cases = [(["--split", "kfold", "--fold", "10"], "error: fold must be from 0 to 9 (folds 10), got 10"),
+             (["--split", "track", "--fold", "3"], "error: fold 3 was given, but split 'track' has no folds (only kfold has)"),
+             (["--split", "kfold", "--folds", "2"], "Invalid value for '--folds': 2 is not in the range x>=3.")]
+    for args, message in cases:
+        for command in (["train", "--net", "net5"], ["preprocess"], ["gan"]):
+            res = CliRunner().invoke(main, [*command, "--data-dir", str(tmp_path / "none"), *args])
+            assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.output, (command, res.output)
+    sweep = CliRunner().invoke(main, ["sweep", "--data-dir", str(tmp_path / "none"), "--splits", "kfold", "--folds", "1"])
+    assert sweep.exit_code == 2 and "Invalid value for '--folds': 1 is not in the range x>=3." in sweep.stderr
+    assert not (tmp_path / "none").exists()

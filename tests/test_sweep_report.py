@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from benchmark.cli import main
 from genre_models.models.registry import NETS
 from genre_models.genres import GENRES
-from genre_models.stages.report import paired_difference, summarize
+from genre_models.reporting.stats import mcnemar, paired_test, summarize
 from genre_models.sweep.driver import run_sweep
 from genre_models.sweep.grid import SweepConfig, build_grid, dependencies
 
@@ -46,6 +46,14 @@ def test_study_grid_follows_the_study():
     assert deps[gan] == [net5] and deps[net6] == [gan] and deps[per[3]] == [] and deps[per[4]] == []
     capped = build_grid(SweepConfig(data_dir="x", nets=("net2", "net6"), seeds=1, splits=("track",), max_epochs=60))
     assert [p.label for p in capped] == ["gan track s0", "net6 e60 track s0", "net2 e50 track s0", "net2 e60 track s0"]
+    folded = build_grid(SweepConfig(data_dir="x", nets=("net6", "net1"), seeds=2, splits=("kfold", "kfold"), folds=4))
+    assert len(folded) == 4 * 2 * 4  # folds x seeds x (gan, net6, net1 at 50 and 100): repeated split merged
+    assert [p.label for p in folded[:4]] == ["gan kfold-0of4 s0", "net6 e200 kfold-0of4 s0", "net1 e50 kfold-0of4 s0",
+                                             "net1 e100 kfold-0of4 s0"]
+    deps = dependencies(folded)
+    assert all(deps[p] == [q for q in folded if q.kind == "gan" and (q.seed, q.fold) == (p.seed, p.fold)]
+               for p in folded if p.net == "net6")  # net6 waits for its own fold's GAN
+    assert folded[5].coords == {"stage": "train", "split": "kfold", "seed": "0", "fold": "1", "folds": "4", "net": "net6"}
 
 
 def test_intervals_stay_in_bounds_and_few_seeds_show_their_values():
@@ -64,17 +72,37 @@ def test_intervals_stay_in_bounds_and_few_seeds_show_their_values():
         x = rng.uniform(0, 1, size=int(rng.integers(3, 8))) ** rng.uniform(0.2, 5)
         cell = summarize(x)
         assert 0.0 <= cell.lo <= cell.mean <= cell.hi <= 1.0
-    p = paired_difference({0: 0.5, 1: 0.6, 2: 0.7, 3: 0.1}, {0: 0.6, 1: 0.7, 2: 0.9})
-    assert p.seeds == (0, 1, 2) and p.diff.mean == pytest.approx(0.4 / 3)
-    assert "not distinguishable" in p.verdict  # diffs .1 .1 .2: the interval reaches below 0
-    assert -1.0 <= p.diff.lo and p.diff.hi <= 1.0
-    sure = paired_difference({s: 0.5 for s in range(5)}, {s: 0.6 + 0.001 * s for s in range(5)})
-    assert sure.verdict.startswith("a gain distinguishable")
-    assert "cannot be judged" in paired_difference({0: 0.5, 1: 0.5}, {0: 0.7, 1: 0.8}).verdict
+    corrected = summarize([0.5, 0.6, 0.7], ratio=0.15)  # a resampled split: variance term 1/3 + 0.15
+    assert corrected.hi - corrected.mean == pytest.approx(half * np.sqrt((1 / 3 + 0.15) * 3))
+
+
+def test_paired_tests_are_scipys_with_nadeau_and_bengios_correction():
+    from scipy import stats
+
+    a, b = {0: 0.5, 1: 0.6, 2: 0.7, 3: 0.1}, {0: 0.6, 1: 0.7, 2: 0.9}
+    plain = paired_test(a, b)
+    assert plain.keys == (0, 1, 2) and plain.diff.mean == pytest.approx(0.4 / 3) and not plain.corrected
+    assert plain.p == pytest.approx(stats.ttest_rel([0.6, 0.7, 0.9], [0.5, 0.6, 0.7]).pvalue)
+    d = np.array([0.1, 0.1, 0.2])
+    t = d.mean() / (d.std(ddof=1) * np.sqrt(1 / 3 + 0.25))  # Nadeau & Bengio: 1/n + n_test/n_train
+    fixed = paired_test(a, b, ratio=0.25)
+    assert fixed.corrected and fixed.p == pytest.approx(2 * stats.t.sf(t, 2)) and fixed.p > plain.p
+    assert fixed.verdict == f"no significant difference at 0.05 (corrected resampled t-test over 3 seeds, p = {fixed.p:.3f})"
+    sure = paired_test({s: 0.5 for s in range(5)}, {s: 0.6 + 0.001 * s for s in range(5)}, ratio=0.1)
+    assert sure.p < 0.001 and sure.verdict.startswith("a significant gain at 0.05 (corrected resampled t-test over 5 seeds")
+    folds = paired_test({(0, f): 0.5 + 0.01 * f for f in range(10)}, {(0, f): 0.4 + 0.02 * f for f in range(10)}, 1 / 8)
+    assert "over 10 folds" in folds.verdict and folds.diff.n == 10
+    assert "2 draws (2 folds x 2 seeds)" in paired_test({(s, f): 0.5 for s in (0, 1) for f in (0, 1)},
+                                                        {(0, 0): 0.6, (1, 1): 0.7}).verdict
+    assert "cannot be tested on 1 seed" in paired_test({0: 0.5}, {0: 0.7}).verdict
+    m = mcnemar([True] * 9 + [False] * 11, [False] * 8 + [True] * 12)  # a alone right on 8, b alone on 11
+    assert (m.tracks, m.only_a, m.only_b) == (20, 8, 11)
+    assert m.p == pytest.approx(stats.binomtest(8, 19, 0.5).pvalue)
+    assert mcnemar([True, False], [True, False]).p == 1.0
 
 
 def _fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status="FINISHED", confusion=None,
-              tags=None, params=None, **metrics):
+              tags=None, params=None, right=None, **metrics):
     tags = {"stage": "train", "net": net, "split": split, "seed": str(seed), "dataset": "gtzan@abc",
             "dataset_synthetic": "false", "code_version": "0.1.0+test", **(tags or {})}
     run = client.create_run(exp_id, run_name=f"{net}-s{seed}", tags=tags)
@@ -86,6 +114,10 @@ def _fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status
         client.log_metric(rid, k, v)
     if confusion is not None:
         client.log_text(rid, pd.DataFrame(confusion, index=GENRES, columns=GENRES).to_csv(), "confusion_matrix.csv")
+    if right is not None:  # the per-track predictions: ``right`` of its 10 test tracks are right
+        rows = [{"track_id": f"rock.{i:05d}", "true": "rock", "predicted": "rock" if i < right else "pop", "samples": 3}
+                for i in range(10)]
+        client.log_text(rid, pd.DataFrame(rows).to_csv(index=False), "test_predictions.csv")
     client.set_terminated(rid, status)
     return rid
 
@@ -101,9 +133,11 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     conf = {}
     for seed, (a5, a6) in enumerate([(0.5, 0.6), (0.6, 0.7), (0.7, 0.9)]):
         conf[seed] = rng.integers(0, 5, size=(10, 10))
+        # n_train 210 beside n_test 30-32: Nadeau & Bengio's correction widens these cells.
         _fake_run(client, exp_id, "net5", seed, a5, stopped_epoch=20 + seed, test_track_accuracy=a5 + 0.1,
-                  test_macro_f1=0.4 + 0.1 * seed, confusion=conf[seed])
-        _fake_run(client, exp_id, "net6", seed, a6, stopped_epoch=10, test_track_accuracy=a6)
+                  test_macro_f1=0.4 + 0.1 * seed, confusion=conf[seed], params={"n_train": 210}, right=5)
+        _fake_run(client, exp_id, "net6", seed, a6, stopped_epoch=10, test_track_accuracy=a6, params={"n_train": 210},
+                  right=7)
         _fake_run(client, exp_id, "net2", seed, 0.30 + 0.1 * seed, epochs=50)
         _fake_run(client, exp_id, "net2", seed, 0.40, epochs=100)
         _fake_run(client, exp_id, "net5-raw", seed, 0.1 + 0.01 * seed, stopped_epoch=7)
@@ -121,16 +155,28 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     text = out.read_text()
     assert "gtzan@abc" in text and "synthetic" not in text.split("\n")[2] and "`0.1.0+test`" in text
     assert "unfinished training runs left out: 1 FAILED" in text
-    assert "| net5 | 10 / 30-32 | 0.600 [0.352, 0.848] (n=3) | 0.7954 | 0.700 [0.452, 0.948] (n=3) | " \
-           "21.0 [18.5, 23.5] (n=3) | 27 |" in text
-    assert "| net6 | 10 / 30-32 | 0.733 [0.354, 1.000]‡ (n=3) | 0.8291 |" in text  # the t-interval reached 1.113
+    # t(0.975, 2) * sd * sqrt(1/3 + 31/210): the corrected resampled interval (plain: [0.352, 0.848])
+    assert "| net5 | 10 / 30-32 | 0.600 [0.302, 0.898] (n=3) | 0.7954 | 0.700 [0.402, 0.998] (n=3) | " \
+           "21.0 [18.0, 24.0] (n=3) | 27 |" in text
+    assert "| net6 | 10 / 30-32 | 0.733 [0.278, 1.000]‡ (n=3) | 0.8291 |" in text  # the interval reached 1.189
     assert "| net2 | 10 / 30-32 | 0.400 [0.152, 0.648] (n=3) | 0.6039 | 0.400 [0.400, 0.400] (n=3) | 0.5346 |" in text
     random_block = text.split("## Split `random`")[1].split("## Split `track`")[0]
     assert "| net1 | 10 / 30 | 0.110 (n=1) | 0.4257 |" in random_block  # net1 ran on `random` only
     assert "| net5 | 10 / 30-31 | 0.450 (values 0.400, 0.500) | 0.7954 |" in random_block
     assert "8.0 (values 8.0, 8.0)†" in random_block and "† net5: 2 of 2 runs stopped at their epoch cap (8)" in random_block
-    assert ("On `track`, net6 − net5 test accuracy = 0.133 [-0.010, 0.277] (n=3) (paired over seeds 0, 1, 2): "
-            "not distinguishable from seed noise") in text
+    assert ("On `track`, net6 − net5 test accuracy = 0.133 [-0.039, 0.306] (n=3): no significant difference at 0.05 "
+            "(corrected resampled t-test over 3 seeds, p = 0.080); McNemar's test does find a difference at 0.05; "
+            "McNemar's exact test on 30 pooled test tracks: p = 0.031 (net5 alone right on 0, net6 alone right on 6).") in text
+    assert "On `track`, net2 50 ep − net2 100 ep" not in text and "On `track`, net2 100 ep − net2 50 ep test accuracy = " \
+           "0.000 [-0.248, 0.248] (n=3): no significant difference at 0.05 (paired t-test over 3 seeds, p = 1.000); " \
+           "McNemar: no test track scored by both." in text  # 50 against 100 epochs; no n_train: no correction
+    pairs = pd.read_csv(out.parent / "report_files" / "significance_track.csv")
+    assert len(pairs) == 15  # 6 models on `track`: net2 50 ep, net2 100 ep, net5, net6, net5-raw, mynet
+    row = pairs[(pairs.a == "net5") & (pairs.b == "net6")].iloc[0]
+    assert (row.draws, row.tracks, row.only_a_right, row.only_b_right) == (3, 30, 0, 6)
+    assert row.t_p == pytest.approx(0.0796, abs=1e-4) and row.mcnemar_p == pytest.approx(0.03125)
+    matrix = pd.read_csv(out.parent / "report_files" / "pvalues_track.csv", index_col=0)
+    assert matrix.loc["net5", "net6"] == "0.080" and matrix.loc["net6", "net5"] == "0.031"
     assert "| net5 | 0.50 ± 0.10 |" in text  # macro F1: mean ± sd over seeds
     files = out.parent / "report_files"
     for name in ("table1_track", "table2_track", "f1_track", "table1_random", "table2_random"):
@@ -152,13 +198,14 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
         assert md[net][3] == (f"{row['study']:.4f}" if net in ("net5", "net6") else md[net][3])
         assert row["Test tracks / segments tracks"] == 10
     tex = (files / "table2_track.tex").read_text()
-    assert "0.733 [0.354, 1.000]$^\\ddagger$ (n=3)" in tex and "net5 & 10 / 30-32 & 0.600 [0.352, 0.848] (n=3)" in tex
+    assert "0.733 [0.278, 1.000]$^\\ddagger$ (n=3)" in tex and "net5 & 10 / 30-32 & 0.600 [0.302, 0.898] (n=3)" in tex
     # Confusion: counts summed over the seeds' runs.
     summed = pd.read_csv(files / "confusion_track_net5.csv", index_col=0).to_numpy()
     assert (summed == conf[0] + conf[1] + conf[2]).all()
     assert (files / "confusion_track.png").is_file() and (files / "headline.png").is_file()
     html = out.with_suffix(".html").read_text()
-    assert "<table>" in html and "data:image/png;base64," in html and "0.733 [0.354, 1.000]‡ (n=3)" in html
+    assert "<table>" in html and "data:image/png;base64," in html and "0.733 [0.278, 1.000]‡ (n=3)" in html
+    assert "| 0.534 | MFCC features + SVM | the fault-filtered split" in text  # published figures, with protocols
 
 
 def test_report_refuses_empty_and_unfinished_experiments(tmp_store, tmp_path):
@@ -267,24 +314,45 @@ def test_resume_after_kill_9_runs_only_what_is_missing(demo_dir, tmp_store, tmp_
 
 
 @pytest.mark.slow
-def test_parallel_sweep_through_a_local_server_loses_nothing(demo_dir, tmp_store):
-    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net5"), seeds=2, splits=("track",),
-                      max_epochs=2, jobs=2, register=False)
+def test_a_parallel_kfold_sweep_through_a_local_server_tests_every_track_once(demo_dir, tmp_store, tmp_path):
+    """--jobs 2 through a local server, with 3-fold cross-validation: every fold a point like any
+    other, nothing lost, each track tested exactly once, and the report's folds and tests."""
+    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net5"), seeds=1, splits=("kfold",), folds=3,
+                      jobs=2, register=False)
     res = run_sweep(cfg)
-    assert (res.points, res.finished, res.failed) == (4, 4, 0)
+    assert (res.points, res.finished, res.failed) == (9, 9, 0)  # 3 folds x (net5, net1 at 5 and 10 epochs)
     assert res.server_pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(res.server_pid, 0)  # stopped after the sweep
     client = mlflow.MlflowClient()
     runs = _runs(stage="train")
-    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    assert len(runs) == 9 and all(r.info.status == "FINISHED" for r in runs)
+    tested = {}
     for r in runs:
-        m = r.data.metrics
+        m, fold = r.data.metrics, r.data.tags["fold"]
         assert {"test_accuracy", "test_track_accuracy", "val_accuracy", "stopped_epoch"} <= set(m)
         assert int(r.data.params["n_train"]) > 0 and "n_train" not in m  # counts are parameters
+        assert (r.data.params["fold"], r.data.params["folds"], r.data.tags["folds"]) == (fold, "3", "3")
+        assert r.info.run_name == f"{r.data.tags['net']}-e{r.data.params['epochs']}-kfold-{fold}of3-s0"
         steps = [h.step for h in client.get_metric_history(r.info.run_id, "val_loss")]
         assert steps == list(range(1, int(m["stopped_epoch"]) + 1))
-        assert {"confusion_matrix.csv", "history.csv"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert {"confusion_matrix.csv", "history.csv", "test_predictions.csv"} <= {
+            a.path for a in client.list_artifacts(r.info.run_id)}
         assert r.data.tags["mlflow.parentRunId"] == res.parent_run_id
+        pred = pd.read_csv(client.download_artifacts(r.info.run_id, "test_predictions.csv", str(tmp_path)))
+        tested.setdefault((r.data.tags["net"], r.data.params["epochs"]), []).extend(pred.track_id)
+    for model, tracks in tested.items():
+        assert sorted(tracks) == sorted(f"{g}.{i:05d}" for g in GENRES for i in range(5)), model  # each track once
     again = run_sweep(cfg)  # everything is there: nothing runs, no server starts
-    assert (again.finished, again.skipped, again.server_pid) == (0, 4, None)
+    assert (again.finished, again.skipped, again.server_pid) == (0, 9, None)
+    from genre_models.stages.report import write_report
+
+    rep = write_report(EXP, out=str(tmp_path / "r" / "report.md"), figures=False)
+    files = tmp_path / "r" / "report_files"
+    folds = pd.read_csv(files / "folds_kfold.csv")
+    assert len(folds) == 9 and sorted(set(folds.fold)) == [0, 1, 2] and folds.test_tracks.sum() == 3 * 50
+    assert "On `kfold`, net1 10 ep − net1 5 ep test accuracy = " in rep.text and "t-test over 3 folds, p = " in rep.text
+    assert "McNemar's exact test on 50 pooled test tracks" in rep.text  # the three test folds: every track once
+    pairs = pd.read_csv(files / "significance_kfold.csv")
+    assert len(pairs) == 3 and (pairs.tracks == 50).all() and (pairs.draws == 3).all()
+    assert "| net5 | 16-17 / " in rep.text and "(n=3)" in rep.text  # a mean over the 3 folds with its interval

@@ -19,12 +19,18 @@ def test_synth_cli_writes_the_kaggle_layout(tmp_path):
                                   "--with-images"])
     assert r.exit_code == 0, r.output
     wavs = sorted((out / "Data" / "genres_original").glob("*/*.wav"))
-    assert len(wavs) == 20 and wavs[0].name == "blues.00000.wav"
+    assert len(wavs) == 25 and wavs[0].name == "blues.00000.wav"  # 2 per genre and 5 repeats
     info = sf.info(wavs[0])
     assert (info.samplerate, info.channels, info.subtype, info.frames) == (22050, 1, "PCM_16", 3 * 22050)
-    assert len(list((out / "Data" / "images_original").glob("*/*.png"))) == 20
+    assert len(list((out / "Data" / "images_original").glob("*/*.png"))) == 20  # repeats have no PNG
     marker = json.loads((out / "SYNTHETIC.json").read_text())
     assert marker["synthetic"] is True and marker["tracks_per_genre"] == 2
+    assert [(r["track"], r["of"]) for r in marker["repeated_tracks"]] == [
+        ("classical.00002", "classical.00000"), ("hiphop.00002", "hiphop.00001"), ("pop.00002", "pop.00000"),
+        ("blues.00002", "blues.00001"), ("disco.00002", "disco.00000")]
+    assert "  pop.00002 repeats pop.00000: shifted 0.4 s later" in r.output
+    cut = sf.info(out / "Data" / "genres_original" / "blues" / "blues.00002.wav")
+    assert cut.frames == int(1.5 * 22050)  # cut 1.5 s shorter at its start
 
 
 def test_synth_is_deterministic_and_genres_are_learnable_but_not_trivial():
@@ -49,11 +55,13 @@ def test_synth_is_deterministic_and_genres_are_learnable_but_not_trivial():
 
 
 def test_perf_preprocess_reports_ratios(demo_dir):
-    r = CliRunner().invoke(main, ["perf", "preprocess", "--data-dir", str(demo_dir), "--limit", "6", "--jobs", "1"])
+    r = CliRunner().invoke(main, ["perf", "preprocess", "--data-dir", str(demo_dir), "--limit", "6", "--jobs", "1",
+                                  "--repeat-clips", "40"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["files"] == 6 and res["segments"] == res["naive_segments"] == 24
     assert res["speedup_vs_naive"] > 0 and res["x_realtime"] > 0
+    assert res["repeats_clips"] == 40 and res["repeats_all_pairs_s"] > 0 and 0 < res["fingerprint_share_of_extraction"] < 1
 
 
 def test_perf_train_reports_ratio_and_flops():

@@ -10,7 +10,7 @@ import numpy as np
 from genre_models.config import FeatureConfig
 from genre_models.data.audio import decode_clip, load_png
 from genre_models.data.discovery import TrackFile
-from genre_models.data.features import image_of, mfcc_of
+from genre_models.data.features import image_of, mfcc_of, repeat_fingerprint
 from genre_models.data.parallel import parallel_map
 from genre_models.errors import BadAudio
 
@@ -30,6 +30,7 @@ class TrackResult:
     image_source: str = ""
     image_path: str = ""
     audio_hash: str = ""  # of the decoded PCM: exact repeats under other names share it
+    fingerprint: np.ndarray | None = None  # (frames, bands) float16: finds repeated recordings (data.repeats)
 
 
 def _image(track: TrackFile, y: np.ndarray, fcfg: FeatureConfig, res: "TrackResult") -> None:
@@ -67,6 +68,7 @@ def extract_track(track: TrackFile, fcfg: FeatureConfig) -> TrackResult:
         )
         return res
     res.mfcc = mfcc_of(clip.segments, fcfg)  # (n, frames, n_mfcc)
+    res.fingerprint = repeat_fingerprint(clip.y, fcfg.sample_rate)  # (frames, 24)
     _image(track, clip.y, fcfg, res)
     return res
 

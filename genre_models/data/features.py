@@ -68,11 +68,12 @@ def _hann(n_fft: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_matrix:
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+               fmax: float | None = None) -> scipy.sparse.csr_matrix:
     import librosa
 
     # (n_mels, 1 + n_fft // 2), Slaney-normalised; about 2 non-zeros per column, so sparse.
-    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, dtype=np.float32)
+    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32)
     return scipy.sparse.csr_matrix(fb)
 
 
@@ -136,3 +137,31 @@ def spectrogram_image(y: np.ndarray, sample_rate: int, n_fft: int, hop_length: i
     rgb = _magma_lut()[idx]  # (n_mels, F, 3)
     img = Image.fromarray(rgb, mode="RGB").resize((size, size), Image.BILINEAR)
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))  # (3, size, size)
+
+
+#: The repeat fingerprint's frame: a hop of 1024 samples at 22050 Hz (46 ms), the window twice that.
+FINGERPRINT_FRAME_S = 1024 / 22050
+FINGERPRINT_BANDS = 24
+
+
+def repeat_fingerprint(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A whole clip's spectral-envelope fingerprint for finding repeated recordings
+    (``genre_models.data.repeats``): (samples,) -> (frames, 24) float16, 46 ms frames.
+
+    24 log-mel bands from 60 Hz to 8 kHz, floored 50 dB under the loudest cell, then high-passed
+    in time: minus a 2 s moving average per band, minus each frame's mean over the bands. Only
+    the clip's fine spectro-temporal texture is left; level, equalisation, a codec's low-pass,
+    dither and requantisation noise are not.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    hop = int(round(FINGERPRINT_FRAME_S * sample_rate))
+    power = power_spectrogram(y[None, :], 2 * hop, hop)[0]  # (F, bins)
+    basis = _mel_basis(sample_rate, 2 * hop, FINGERPRINT_BANDS, 60.0, min(8000.0, sample_rate / 2))
+    mel = (basis @ power.T).T  # (F, 24)
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10, dtype=np.float32))
+    db = np.maximum(db, db.max() - 50.0)
+    window = max(1, int(round(2.0 / FINGERPRINT_FRAME_S)))  # 2 s of frames
+    z = db - uniform_filter1d(db, window, axis=0, mode="nearest")  # (F, 24)
+    z -= z.mean(axis=1, keepdims=True)
+    return z.astype(np.float16)

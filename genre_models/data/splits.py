@@ -5,6 +5,13 @@
 * ``track``: 70/20/10 per genre over *tracks*; a track's segments all go where the track goes.
 * ``filtered``: the artist-filtered lists of Kereliuk, Sturm & Larsen (2015), shipped in
   ``genre_models/data/split_lists``. Tracks not on the lists are excluded (returned as ``None``).
+* ``kfold``: k-fold cross-validation over tracks (Tzanetakis & Cook 2002 used 10 folds). Each
+  genre's tracks, shuffled by the seed, are dealt to the folds in turn (stratified by genre);
+  a run tests fold ``fold``, validates on the next one and trains on the rest, so the
+  validation part never holds a test track, and over the folds every track is tested once.
+
+Groups (repeated recordings, ``data.repeats``) are assigned as one track by every track-level
+method, so a group never sits on two sides of a split or in two folds.
 
 The names, descriptions and honesty of the methods are the registry ``config.SPLIT_SPECS``.
 """
@@ -63,8 +70,29 @@ def _track_assign(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> 
     return out
 
 
+def kfold_folds(track_ids: list[str], genres: list[str], folds: int, seed: int) -> dict[str, int]:
+    """Each track's fold: per genre (in sorted order), the tracks shuffled by ``seed`` and dealt
+    to the folds in turn, each genre starting where the last one stopped. So every fold holds
+    the same share of each genre, within one track, and fold sizes differ by at most one."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, int] = {}
+    at = 0
+    for genre in sorted(set(genres)):
+        members = sorted(t for t, g in zip(track_ids, genres) if g == genre)
+        for i in rng.permutation(len(members)):
+            out[members[i]] = at % folds
+            at += 1
+    return out
+
+
+def _kfold_assign(track_ids: list[str], genres: list[str], cfg: SplitConfig) -> dict[str, str | None]:
+    fold_of = kfold_folds(track_ids, genres, cfg.folds, cfg.seed)
+    val = (cfg.fold + 1) % cfg.folds
+    return {t: "test" if f == cfg.fold else "val" if f == val else "train" for t, f in fold_of.items()}
+
+
 #: Split methods that assign whole tracks; any other method in ``SPLITS`` assigns samples.
-TRACK_ASSIGNERS = {"track": _track_assign, "filtered": _filtered_assign}
+TRACK_ASSIGNERS = {"track": _track_assign, "filtered": _filtered_assign, "kfold": _kfold_assign}
 #: Track-level methods that read a track's part from a list, so a group's head may be unlisted.
 GROUP_PART_FROM_MEMBERS = {"filtered"}
 

@@ -30,6 +30,7 @@ import pandas as pd
 from genre_models.config import FEATURE_CODE_VERSION, DataConfig, FeatureConfig, SplitConfig
 from genre_models.data.discovery import Discovery, dataset_digest, discover
 from genre_models.data.extract import TrackResult, run_extraction
+from genre_models.data.repeats import find_repeats
 from genre_models.data.splits import PARTS, sample_split
 from genre_models.genres import GENRE_TO_ID, GENRES
 from genre_models.errors import DamagedCache
@@ -37,17 +38,22 @@ from genre_models.util import atomic_dir, check_writable, code_version, log, rem
 
 MANIFEST_COLUMNS = [
     "track_id", "genre", "label", "path", "status", "reason", "notes",
-    "duration_s", "kept_s", "segments", "image_source", "image_path", "audio_hash", "duplicate_of",
+    "duration_s", "kept_s", "segments", "image_source", "image_path", "audio_hash", "repeat_group", "repeat_score",
+    "repeat_match",
 ]
 
 
-def duplicate_of(track_ids: list[str], hashes: list[str]) -> list[str]:
-    """For each track, the first track id (sorted) with the same decoded audio, or "" if it is that
-    one or unique. Exact repeats (GTZAN has some; Sturm 2013) form one group for every split."""
-    first: dict[str, str] = {}
-    for t, h in sorted(zip(track_ids, hashes)):
-        first.setdefault(h, t)
-    return [first[h] if h and first[h] != t else "" for t, h in zip(track_ids, hashes)]
+def repeat_columns(track_ids: list[str], results: list[TrackResult]) -> pd.DataFrame:
+    """The manifest's repeat columns for the usable tracks (``data.repeats``): ``repeat_group``,
+    the group's first track id on every member ("" for a track alone); ``repeat_score``, the
+    member's best similarity (0-1) to another member; ``repeat_match``, that member."""
+    found = find_repeats([r.fingerprint for r in results], track_ids, [r.audio_hash for r in results])
+    ids = np.asarray(track_ids, dtype=object)
+    return pd.DataFrame({
+        "repeat_group": [ids[h] if h >= 0 else "" for h in found.head],
+        "repeat_score": np.round(found.score, 3),
+        "repeat_match": [ids[m] if m >= 0 else "" for m in found.match],
+    })
 
 
 def cache_key(fcfg: FeatureConfig, digest: str) -> str:
@@ -73,6 +79,13 @@ class FeatureStore:
         return self.manifest[self.manifest.status == "ok"].reset_index(drop=True)
 
     @property
+    def groups(self) -> list[str]:
+        """Per usable track, the group it goes with in every split: its repeat group's first
+        track, or itself."""
+        tracks = self.tracks
+        return [g or t for t, g in zip(tracks.track_id, tracks.repeat_group)]
+
+    @property
     def dataset_name(self) -> str:
         return self.meta["dataset"]["name"]
 
@@ -88,8 +101,7 @@ class FeatureStore:
         """Part index per sample (0 train, 1 val, 2 test, -1 excluded) for ``kind`` in {mfcc, image}."""
         tracks = self.tracks
         sample_tracks = self.seg_track if kind == "mfcc" else self.img_track
-        groups = [d or t for t, d in zip(tracks.track_id, tracks.duplicate_of)]  # a repeat goes with its original
-        return sample_split(np.asarray(sample_tracks), list(tracks.track_id), list(tracks.genre), split, groups)
+        return sample_split(np.asarray(sample_tracks), list(tracks.track_id), list(tracks.genre), split, self.groups)
 
     def manifest_with_split(self, split: SplitConfig) -> pd.DataFrame:
         """The manifest plus where each track's samples went under ``split``.
@@ -197,9 +209,11 @@ def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig,
             rows.append(row)
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         ok = (manifest.status == "ok").to_numpy()
-        manifest["duplicate_of"] = ""
-        manifest.loc[ok, "duplicate_of"] = duplicate_of(list(manifest.track_id[ok]), list(manifest.audio_hash[ok]))
-        manifest[["duration_s", "kept_s"]] = manifest[["duration_s", "kept_s"]].fillna(0.0)
+        repeats = repeat_columns(list(manifest.track_id[ok]), [r for r in results if r.status == "ok"])
+        for col in repeats:
+            manifest[col] = manifest[col].astype(object)
+            manifest.loc[ok, col] = repeats[col].to_numpy()
+        manifest[["duration_s", "kept_s", "repeat_score"]] = manifest[["duration_s", "kept_s", "repeat_score"]].fillna(0.0)
         manifest["segments"] = manifest["segments"].fillna(0).astype(int)
         manifest = manifest.fillna("")
         frames = fcfg.frames_per_segment
@@ -268,18 +282,27 @@ def skips(manifest: pd.DataFrame) -> list[str]:
 
 
 def notes_of(store: FeatureStore) -> list[str]:
-    """"path: notes" for every file kept with a note: truncated, downmixed, resampled, or the
-    same audio as another track (which keeps the two on one side of every split)."""
-    repeat_of = dict(zip(store.tracks.track_id, store.tracks.duplicate_of))
-    ok = store.manifest[store.manifest.status == "ok"]
+    """"path: notes" for every file kept with a note: truncated, downmixed or resampled."""
+    ok = store.manifest[(store.manifest.status == "ok") & (store.manifest.notes != "")]
+    return [f"{path}: {notes}" for path, notes in zip(ok.path, ok.notes)]
+
+
+def repeat_groups(store: FeatureStore) -> list[str]:
+    """One line per group of repeated recordings: its members, each with its best similarity
+    to another member, e.g. "country.00012 = country.00044 (0.97) = ... (3 tracks)"."""
+    tracks = store.tracks[store.tracks.repeat_group != ""]
     out = []
-    for path, track, notes in zip(ok.path, ok.track_id, ok.notes.fillna("")):
-        parts = [notes] if notes else []
-        if repeat_of.get(track):
-            parts.append(f"same audio as {repeat_of[track]} (kept on one side of every split)")
-        if parts:
-            out.append(f"{path}: {'; '.join(parts)}")
+    for head, members in tracks.groupby("repeat_group", sort=True):
+        rest = members[members.track_id != head].sort_values("track_id")
+        names = [head] + [f"{t} ({float(s):.2f})" for t, s in zip(rest.track_id, rest.repeat_score)]
+        out.append(f"{' = '.join(names)} ({len(members)} tracks, kept on one side of every split)")
     return out
+
+
+def repeat_counts(store: FeatureStore) -> dict[str, int]:
+    """``repeat_groups`` (groups of repeated recordings) and ``repeat_tracks`` (their members)."""
+    in_group = store.tracks.repeat_group != ""
+    return {"repeat_groups": int(store.tracks.repeat_group[in_group].nunique()), "repeat_tracks": int(in_group.sum())}
 
 
 def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
@@ -287,7 +310,7 @@ def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
     genre, ``genre_counts``."""
     tracks = store.tracks
     out: dict[str, int] = {"tracks_total": len(tracks), "skipped_files": int((store.manifest.status == "skipped").sum()),
-                           "duplicate_tracks": int((tracks.duplicate_of != "").sum())}
+                           **repeat_counts(store)}
     seg_parts = store.parts("mfcc", split)
     img_parts = store.parts("image", split)
     for p, name in enumerate(PARTS):

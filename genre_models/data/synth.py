@@ -4,6 +4,11 @@ Not noise: each genre has its own tempo, drum pattern, instrument timbre, pitch 
 and note density, and every track draws its own tempo jitter, key, level and background noise,
 so the classes overlap enough that a classifier has something to learn. A ``SYNTHETIC.json``
 marker at the top folder makes every run and report on it say "synthetic".
+
+Like GTZAN, the demo data repeats itself: ``repeats`` extra tracks are altered copies of
+earlier ones (a level change with dither, 8-bit requantisation, a shift, a cut, a lossy round
+trip), under new track ids of the same genre, as Sturm (2013) found in GTZAN. The marker lists
+each one and its original, so preprocessing's grouping can be checked against the truth.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class SynthConfig:
     seed: int = 0
     sample_rate: int = SR
     with_images: bool = False
+    #: Extra tracks that are altered copies of earlier ones (``REPEAT_KINDS``, in turn).
+    repeats: int = 5
 
 
 def _note(kind: str, freq: float, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -90,22 +97,34 @@ def _note(kind: str, freq: float, n: int, sr: int, rng: np.random.Generator) -> 
     return (wave * env * rng.uniform(0.6, 1.0)).astype(np.float32)
 
 
-def _drum(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+def _drum(kind: str, n: int, sr: int, rng: np.random.Generator, tune: float = 1.0) -> np.ndarray:
+    """One drum hit; ``tune`` scales the kick's and the snare's pitch (a kit of the track's own)."""
     t = np.arange(n, dtype=np.float32) / sr
     if kind == "k":
-        f = 50 + 100 * np.exp(-t * 30)
+        f = tune * (50 + 100 * np.exp(-t * 30))
         return (np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t * 12)).astype(np.float32)
     noise = rng.standard_normal(n).astype(np.float32)
     if kind == "s":
-        return (0.6 * noise * np.exp(-t * 20) + 0.4 * np.sin(2 * np.pi * 190 * t) * np.exp(-t * 25)).astype(np.float32)
+        return (0.6 * noise * np.exp(-t * 20) + 0.4 * np.sin(2 * np.pi * 190 * tune * t) * np.exp(-t * 25)).astype(np.float32)
     hat = np.diff(noise, prepend=0.0)  # crude high-pass
     return (0.25 * hat * np.exp(-t * 60)).astype(np.float32)
+
+
+def _own_patterns(patterns: tuple[str, ...], rng: np.random.Generator) -> tuple[str, ...]:
+    """The genre's kick/snare/hat patterns as one track plays them: a tenth of the kick steps and
+    a fifth of the hat steps toggled (a genre without that drum stays without), so two tracks of
+    a genre are two songs, not one beat."""
+    flip = {"k": 0.1, "s": 0.0, "h": 0.2}
+    return tuple(pat if set(pat) == {"."} else "".join(kind if (c == ".") == (rng.random() < flip[kind]) else "."
+                                                      for c in pat)
+                 for kind, pat in zip("ksh", patterns))
 
 
 def synth_track(genre: str, seconds: float, seed: int, sr: int = SR) -> np.ndarray:
     """One synthetic clip of ``genre``, float32 in [-1, 1], (round(seconds * sr),)."""
     bpm, swing, patterns, timbre, (lo, hi), scale, density = _STYLE[genre]
     rng = np.random.default_rng(seed)
+    patterns, tune = _own_patterns(patterns, rng), rng.uniform(0.8, 1.25)
     n = int(round(seconds * sr))
     out = np.zeros(n + sr, dtype=np.float32)  # one second of tail room
     bpm *= rng.uniform(0.92, 1.08)
@@ -121,7 +140,7 @@ def synth_track(genre: str, seconds: float, seed: int, sr: int = SR) -> np.ndarr
             break
         for kind, pat in zip("ksh", patterns):
             if pat[i % 16] != "." and rng.random() > 0.05:
-                d = _drum(kind, int(0.25 * sr), sr, rng)
+                d = _drum(kind, int(0.25 * sr), sr, rng, tune)
                 out[start : start + d.size] += drum_gain * d[: out.size - start]
     notes_per_step = density / 4
     for i in range(steps):
@@ -143,6 +162,57 @@ def synth_track(genre: str, seconds: float, seed: int, sr: int = SR) -> np.ndarr
     return (out / peak * rng.uniform(0.5, 0.95)).astype(np.float32)
 
 
+def _ogg_round_trip(y: np.ndarray, sr: int) -> np.ndarray:
+    """Vorbis at a low quality and back: a lossy re-encoding."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="OGG", subtype="VORBIS", compression_level=0.9)
+    buf.seek(0)
+    out, _ = sf.read(buf, dtype="float32")
+    return out[: y.size]
+
+
+#: How a repeat alters its original, in turn: (what the marker says, the change). Each is a
+#: change the real GTZAN's repeats show (Sturm 2013), in the size the tests allow for.
+REPEAT_KINDS = (
+    ("3 dB quieter, with 1-LSB dither", lambda y, sr, rng: y * 10 ** (-3 / 20) + rng.uniform(-1, 1, y.size) / 32767),
+    ("requantised to 8 bits", lambda y, sr, rng: np.round(y * 127) / 127),
+    ("shifted 0.4 s later", lambda y, sr, rng: np.concatenate([np.zeros(int(0.4 * sr)), y])[: y.size]),
+    ("cut 1.5 s shorter at its start", lambda y, sr, rng: y[int(1.5 * sr):]),
+    ("a lossy (Ogg Vorbis) round trip", lambda y, sr, rng: _ogg_round_trip(y, sr)),
+)
+
+
+def _write_clip(path: Path, y: np.ndarray, sample_rate: int) -> None:
+    """A 16-bit mono WAV, never over an existing file."""
+    import soundfile as sf
+
+    tmp = path.with_suffix(".tmp.wav")
+    sf.write(tmp, np.clip(y, -1.0, 1.0).astype(np.float32), sample_rate, subtype="PCM_16")
+    os.link(tmp, path)  # fails rather than overwrite a file that appeared meanwhile
+    os.unlink(tmp)
+
+
+def _write_repeats(cfg: SynthConfig, audio_root: Path) -> list[dict]:
+    """``cfg.repeats`` altered copies of earlier tracks, spread over the genres; what each is."""
+    import soundfile as sf
+
+    out = []
+    rng = np.random.default_rng(cfg.seed + 7)
+    for k in range(cfg.repeats):
+        genre = GENRES[(3 * k + 1) % len(GENRES)]
+        original = f"{genre}.{k % cfg.tracks_per_genre:05d}"
+        track = f"{genre}.{cfg.tracks_per_genre + k // len(GENRES):05d}"
+        y, _ = sf.read(audio_root / genre / f"{original}.wav", dtype="float32")
+        what, change = REPEAT_KINDS[k % len(REPEAT_KINDS)]
+        _write_clip(audio_root / genre / f"{track}.wav", change(y, cfg.sample_rate, rng), cfg.sample_rate)
+        out.append({"track": track, "of": original, "change": what})
+    return out
+
+
 def _check_empty(root: Path) -> None:
     """Refuse a folder that holds any audio or a synth marker: synthetic clips must never replace,
     or sit beside, real ones (a preprocess would then label the real ones synthetic)."""
@@ -161,10 +231,8 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
     """Write ``<out>/Data/genres_original/<genre>/<genre>.NNNNN.wav`` (16-bit mono) and the marker.
 
     Returns a summary (folder, counts). Tracks are seeded by (seed, genre, index), so a larger
-    ``tracks_per_genre`` keeps the first tracks identical.
+    ``tracks_per_genre`` keeps the first tracks identical; the repeats follow them.
     """
-    import soundfile as sf
-
     root = Path(cfg.out)
     _check_empty(root)
     audio_root = root / "Data" / "genres_original"
@@ -174,11 +242,7 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
         (audio_root / genre).mkdir(parents=True, exist_ok=True)
         for i in range(cfg.tracks_per_genre):
             y = synth_track(genre, cfg.seconds, seed=cfg.seed * 1_000_003 + g_idx * 10_007 + i, sr=cfg.sample_rate)
-            path = audio_root / genre / f"{genre}.{i:05d}.wav"
-            tmp = path.with_suffix(".tmp.wav")
-            sf.write(tmp, y, cfg.sample_rate, subtype="PCM_16")
-            os.link(tmp, path)  # fails rather than overwrite a file that appeared meanwhile
-            os.unlink(tmp)
+            _write_clip(audio_root / genre / f"{genre}.{i:05d}.wav", y, cfg.sample_rate)
             if cfg.with_images:
                 from PIL import Image
 
@@ -188,14 +252,17 @@ def write_synthetic_gtzan(cfg: SynthConfig) -> dict:
                 img = spectrogram_image(y, cfg.sample_rate, 2048, 512, 128, 288)  # (3, 288, 288)
                 Image.fromarray(img.transpose(1, 2, 0)).resize((432, 288)).save(image_root / genre / f"{genre}{i:05d}.png")
             n_written += 1
-    marker = {"generator": "genre-bench synth", "synthetic": True, **asdict(cfg)}
+    repeats = _write_repeats(cfg, audio_root)
+    marker = {"generator": "genre-bench synth", "synthetic": True, **asdict(cfg), "repeated_tracks": repeats}
     marker["out"] = str(root)
     (root / SYNTHETIC_MARKER).write_text(json.dumps(marker, indent=2))
-    return {"out": str(root), "tracks": n_written, "genres": len(GENRES), "seconds": cfg.seconds}
+    return {"out": str(root), "tracks": n_written + len(repeats), "genres": len(GENRES), "seconds": cfg.seconds,
+            "repeats": repeats}
 
 
 def ensure_demo_data(data_dir: str) -> bool:
-    """Write the demo's synthetic data (10 tracks per genre, 6 s) unless the folder holds data. True if written."""
+    """Write the demo's synthetic data (10 tracks per genre, 6 s, and 5 repeats) unless the folder holds data.
+    True if written."""
     root = Path(data_dir)
     if (root / SYNTHETIC_MARKER).is_file() or (root.is_dir() and any(root.iterdir())):
         return False

@@ -52,7 +52,7 @@ class GanResult:
 
 
 def gan_run_name(cfg: GanConfig) -> str:
-    return f"gan-{cfg.gan.mode}-d{cfg.gan.d}-{cfg.gan.steps}steps-{cfg.split}-s{cfg.seed}"
+    return f"gan-{cfg.gan.mode}-d{cfg.gan.d}-{cfg.gan.steps}steps-{cfg.split_config.label}-s{cfg.seed}"
 
 
 def _loss_figure(history: list[dict], out: Path, title: str) -> None:
@@ -101,9 +101,9 @@ def _record_start(cfg: GanConfig, store: FeatureStore, key: str, real: RealAudio
     g = cfg.gan
     note = (f"WaveGAN ({g.mode}, d {g.d}, {g.steps:,} steps of batch {g.batch_size}, WGAN-GP, phase shuffle "
             f"{g.phase_shuffle}) learning from {len(real):,} real 1 s segments of {len(real.track_ids)} training tracks "
-            f"of the `{cfg.split}` split (seed {cfg.seed}) of {dataset_words(store)}; generates {g.per_genre:,} clips per genre.")
-    logger.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, "split": cfg.split,
-                     "seed": str(cfg.seed), "gan_cache": str(workdir), "mlflow.note.content": note})
+            f"of {cfg.split_config.words} of {dataset_words(store)}; generates {g.per_genre:,} clips per genre.")
+    logger.set_tags({**base_tags(store), "stage": "gan", "gan_key": key, **cfg.split_config.tags,
+                     "gan_cache": str(workdir), "mlflow.note.content": note})
     logger.log_params({**{k: v for k, v in flat_params(cfg).items() if k != "data_dir"},
                        "data_dir": data_label(cfg.data_dir), "resolved_device": str(device),
                        "n_real_segments": len(real), "n_real_tracks": len(real.track_ids)})
@@ -145,7 +145,7 @@ def run_gan(cfg: GanConfig, *, scorer: Scorer, logger: RunLogger = NULL_LOGGER, 
     key = gan_key(cfg, store.digest)
     real = training_audio_for(store, cfg.split_config, cfg.features, cfg.cache_dir, cfg.jobs)
     if len(real) == 0:
-        raise DataError(f"{cfg.data_dir}: the training part of split {cfg.split!r} (seed {cfg.seed}) has no segments")
+        raise DataError(f"{cfg.data_dir}: the training part of {cfg.split_config.words} has no segments")
     device = resolve_device(cfg.device)
     workdir = Path(cfg.cache_dir).expanduser() / "gan" / key
     with logger.start(gan_run_name(cfg)):

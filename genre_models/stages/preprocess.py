@@ -4,7 +4,7 @@ one MLflow run recording it: counts per split and genre, the skipped files, the 
 from __future__ import annotations
 
 from genre_models.config import DataConfig, SplitConfig, flat_params
-from genre_models.data.store import PreprocessResult, genre_counts, split_counts
+from genre_models.data.store import PreprocessResult, genre_counts, repeat_groups, split_counts
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features
 from genre_models.training.logger import NULL_LOGGER, RunLogger
@@ -24,13 +24,15 @@ def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: Run
     def write(out) -> None:
         store.manifest_with_split(split).to_csv(out / "manifest.csv", index=False)
         (out / "skipped.txt").write_text("".join(f"{line}\n" for line in result.skipped) or "(none)\n")
+        (out / "repeat_groups.txt").write_text("".join(f"{line}\n" for line in repeat_groups(store)) or "(none)\n")
         genre_counts(store, split).to_csv(out / "genre_counts.csv", index=False)
 
-    with logger.start(f"preprocess-{split.split}-s{split.seed}"):
+    with logger.start(f"preprocess-{split.label}-s{split.seed}"):
         counts = split_counts(store, split)
-        note = (f"Features of {dataset_words(store)}: {counts['tracks_total']} tracks used, {counts['skipped_files']} files skipped (skipped.txt); "
-                f"split `{split.split}` (seed {split.seed}) has {counts['tracks_test']} test tracks.")
-        logger.set_tags({**base_tags(store), "stage": "preprocess", "split": split.split, "seed": str(split.seed),
+        note = (f"Features of {dataset_words(store)}: {counts['tracks_total']} tracks used, {counts['skipped_files']} files skipped (skipped.txt), "
+                f"{counts['repeat_tracks']} tracks in {counts['repeat_groups']} groups of repeated recordings (repeat_groups.txt); "
+                f"{split.words} has {counts['tracks_test']} test tracks.")
+        logger.set_tags({**base_tags(store), "stage": "preprocess", **split.tags,
                          "cache_reused": str(result.reused).lower(), "cache_path": store.path, "mlflow.note.content": note})
         logger.log_params({**params, **counts})
         logger.log_metrics({"preprocess_seconds": result.seconds})

@@ -9,9 +9,11 @@ scale and marked; values, not an interval, under 3 seeds).
 
 Runs are FINISHED ``train`` runs of one dataset (the newest run's, by default); where a grid
 point was run more than once (a sweep re-run with ``--fresh``), the newest run of each (net,
-epochs, split, seed) counts once. Confusion matrices and per-genre F1 use each net's runs at its
-longest epoch budget, summed (or averaged) over seeds. The study's figures come from one run of
-the leaky ``random`` protocol: they compare with the ``random`` block, not with ``track``.
+epochs, split, seed, fold) counts once. Confusion matrices and per-genre F1 use each net's runs
+at its longest epoch budget, summed (or averaged) over draws (seeds, and folds under ``kfold``).
+The study's figures come from one run of the leaky ``random`` protocol: they compare with the
+``random`` block, not with ``track``. Significance (``reporting.significance``) reads each run's
+per-track test predictions.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ from genre_models.config import SPLIT_SPECS
 from genre_models.errors import GenreBenchError
 from genre_models.genres import GENRES
 from genre_models.models.registry import NETS, comparisons
+from genre_models.reporting import context
 from genre_models.reporting import figures as fig
 from genre_models.reporting.html import to_html
-from genre_models.reporting.stats import CLIP_MARK, MIN_SEEDS_FOR_INTERVAL, Cell, paired_difference, summarize
+from genre_models.reporting.significance import Comparison, all_pairs, compare, p_matrix, ratio_of
+from genre_models.reporting.stats import ALPHA, CLIP_MARK, MIN_SEEDS_FOR_INTERVAL, Cell, summarize
 from genre_models.reporting.tables import Entry, Table, interval, number, spread, text
+from genre_models.training.evaluate import PREDICTIONS_FILE
 from genre_models.tracking.models import download
 from genre_models.tracking.queries import experiment_runs, metric_steps
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store
 
-__all__ = ["Cell", "ReportError", "Report", "paired_difference", "summarize", "write_report"]
+__all__ = ["Cell", "ReportError", "Report", "summarize", "write_report"]
 
 CAP_MARK = "†"
 
@@ -78,12 +83,16 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     epochs = _col(train, "params.resolved.epochs").fillna(_col(train, "params.epochs"))
     train["epochs"] = pd.to_numeric(epochs, errors="coerce").astype("Int64")
     train["seed"] = pd.to_numeric(train["tags.seed"]).astype(int)
+    train["fold"] = pd.to_numeric(_col(train, "tags.fold"), errors="coerce").fillna(-1).astype(int)  # -1: no folds
     train["net"], train["split"] = train["tags.net"], train["tags.split"]
     _net_columns(train)
+    train["model"] = [n if es else f"{n} {e} ep" for n, es, e in zip(train.net, train.early_stopping, train.epochs)]
     train["n_test"] = _count(train, "n_test", "n_test")
+    train["n_train"] = _count(train, "n_train", "n_train")
     train["n_test_tracks"] = _count(train, "n_test_tracks", "test_n_tracks")
     before = len(train)
-    train = train.sort_values("start_time").groupby(["net", "epochs", "split", "seed"], as_index=False, dropna=False).last()
+    train = train.sort_values("start_time").groupby(["net", "epochs", "split", "seed", "fold"], as_index=False,
+                                                    dropna=False).last()
     notes["duplicates"] = before - len(train)
     notes["dataset"] = dataset
     notes["synthetic"] = newest.get("tags.dataset_synthetic", "") == "true"
@@ -114,6 +123,13 @@ def _longest_budget(r: pd.DataFrame, net: str) -> pd.DataFrame:
 
 def _nets_on(runs: pd.DataFrame, split: str) -> list[str]:
     return _ordered(runs[runs.split == split].net)
+
+
+def _summary(r: pd.DataFrame, metric: str, bounds: tuple[float, float] = (0.0, 1.0)) -> Cell:
+    """A metric of one split's runs over their draws, the interval corrected where the split
+    resamples (``reporting.stats``)."""
+    resampled = not r.empty and SPLIT_SPECS[r.split.iloc[0]].resampled
+    return summarize(_metric(r, metric), bounds, ratio_of(r) if resampled else 0.0)
 
 
 # --------------------------------------------------------------------------- tables (pure)
@@ -195,7 +211,7 @@ def image_table(runs: pd.DataFrame, split: str) -> Table | None:
         r = sub[sub.net == net]
         row = [_label(net, runs), sizes(r)]
         for i, e in enumerate(settings):
-            row.append(interval(summarize(_metric(r[r.epochs == e], "test_accuracy"))))
+            row.append(interval(_summary(r[r.epochs == e], "test_accuracy")))
             if i < len(study_epochs):
                 row.append(_study(net, f"acc_{study_epochs[i]}"))
         rows.append(row)
@@ -206,7 +222,7 @@ def _stopped(r: pd.DataFrame) -> tuple[Entry, str | None]:
     """The early-stopping epoch over seeds, marked where a run stopped at its epoch cap."""
     stopped, cap = _metric(r, "stopped_epoch"), pd.to_numeric(r.epochs, errors="coerce")
     at_cap = int(((stopped >= cap) & stopped.notna()).sum())
-    cell = summarize(stopped, bounds=(1.0, float(cap.max()) if cap.notna().any() else float("inf")))
+    cell = _summary(r, "stopped_epoch", bounds=(1.0, float(cap.max()) if cap.notna().any() else float("inf")))
     if not at_cap:
         return interval(cell, 1), None
     return interval(cell, 1, CAP_MARK), (f"{CAP_MARK} {r.net.iloc[0]}: {at_cap} of {len(r)} runs stopped at their "
@@ -227,8 +243,8 @@ def audio_table(runs: pd.DataFrame, split: str) -> Table | None:
         r = sub[sub.net == net]
         stopped, note = _stopped(r)
         notes += [note] if note else []
-        rows.append([_label(net, runs), sizes(r), interval(summarize(_metric(r, "test_accuracy"))), _study(net, "acc"),
-                     interval(summarize(_metric(r, "test_track_accuracy"))), stopped, _study(net, "stopped_epoch", "{}")])
+        rows.append([_label(net, runs), sizes(r), interval(_summary(r, "test_accuracy")), _study(net, "acc"),
+                     interval(_summary(r, "test_track_accuracy")), stopped, _study(net, "stopped_epoch", "{}")])
     return Table(f"table2_{split}", f"{table_title(2, nets, runs)}, split {split}", header, rows,
                  notes + plugin_notes(sub, nets))
 
@@ -244,28 +260,70 @@ def f1_table(runs: pd.DataFrame, split: str) -> Table | None:
         label = _label(net, runs, "" if r.early_stopping.iloc[0] else f" ({int(r.epochs.max())} ep)")
         rows.append([label, spread(summarize(_metric(r, "test_macro_f1")))]
                     + [spread(summarize(_metric(r, f"test_f1_{g}"))) for g in GENRES])
-    return Table(f"f1_{split}", f"Test F1 per genre (mean ± sd over seeds), split {split}",
+    return Table(f"f1_{split}", f"Test F1 per genre (mean ± sd over {'folds and ' if SPLIT_SPECS[split].folded else ''}seeds), split {split}",
                  ["Model", "macro F1"] + list(GENRES), rows)
 
 
-def _seed_values(sub: pd.DataFrame, net: str) -> dict[int, float]:
-    r = _longest_budget(sub[sub.net == net], net)
-    return {int(s): float(v) for s, v in zip(r.seed, _metric(r, "test_accuracy"))}
+def _budgets(r: pd.DataFrame) -> list[int]:
+    return sorted(int(e) for e in r.epochs.dropna().unique())
 
 
-def pair_comparisons(runs: pd.DataFrame, split: str) -> list[str]:
-    """One sentence per (baseline, net) pair of the registry that has runs on ``split``."""
+def _models_of(runs: pd.DataFrame, split: str) -> list[str]:
+    """The split's models in table order: each net, a fixed-epoch net once per budget."""
     sub = runs[runs.split == split]
     out = []
-    plugin_pairs = {(b, n) for n, b in zip(sub.net, sub.baseline) if n not in NETS and isinstance(b, str) and b}
-    for base, net in comparisons() + sorted(plugin_pairs, key=lambda p: p[1]):
-        a, b = _seed_values(sub, base), _seed_values(sub, net)
-        if not a or not b:
-            continue
-        p = paired_difference(a, b)
-        out.append(f"On `{split}`, {net} − {base} test accuracy = {p.diff.fmt(3)} (paired over seeds "
-                   f"{', '.join(map(str, p.seeds)) or 'none'}): {p.verdict}.")
+    for net in _nets_on(runs, split):
+        r = sub[sub.net == net]
+        out += [net] if r.early_stopping.iloc[0] else [f"{net} {e} ep" for e in _budgets(r)]
     return out
+
+
+def _model_of(sub: pd.DataFrame, net: str) -> str | None:
+    """A net's model in a comparison: an early-stopping net itself, a fixed-epoch net at its
+    longest budget; None where the net has no runs."""
+    r = sub[sub.net == net]
+    if r.empty:
+        return None
+    return net if r.early_stopping.iloc[0] else f"{net} {_budgets(r)[-1]} ep"
+
+
+def drawn_comparisons(runs: pd.DataFrame, split: str) -> list[tuple[str, str]]:
+    """The (a, b) model pairs the report compares on ``split``: each registry net against its
+    baseline, a plugin against its ``baseline``, and each fixed-epoch net's shorter budget
+    against its longest."""
+    sub = runs[runs.split == split]
+    plugin_pairs = {(b, n) for n, b in zip(sub.net, sub.baseline) if n not in NETS and isinstance(b, str) and b}
+    pairs = []
+    for base, net in comparisons() + sorted(plugin_pairs, key=lambda p: p[1]):
+        a, b = _model_of(sub, base), _model_of(sub, net)
+        if a and b:
+            pairs.append((a, b))
+    for net in fixed_epoch_nets(sub):
+        budgets = _budgets(sub[sub.net == net])
+        pairs += [(f"{net} {e} ep", f"{net} {budgets[-1]} ep") for e in budgets[:-1]]
+    return pairs
+
+
+def pair_comparisons(runs: pd.DataFrame, split: str, predictions: dict) -> list[Comparison]:
+    """The comparisons the report draws on ``split``, each with both tests."""
+    sub = runs[runs.split == split]
+    return [compare(sub, split, a, b, predictions, SPLIT_SPECS[split].resampled) for a, b in drawn_comparisons(runs, split)]
+
+
+def significance_tables(runs: pd.DataFrame, split: str, predictions: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every pair of the split's models: the long table (one row per pair) and the p-value matrix."""
+    sub, models = runs[runs.split == split], _models_of(runs, split)
+    found = all_pairs(sub, split, models, predictions, SPLIT_SPECS[split].resampled)
+    return pd.DataFrame([c.row() for c in found]), p_matrix(found, models)
+
+
+def fold_accuracies(runs: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Under a folded split: each run's test accuracy, by model, seed and fold."""
+    sub = runs[runs.split == split].sort_values(["model", "seed", "fold"])
+    return pd.DataFrame({"model": sub.model, "seed": sub.seed, "fold": sub.fold,
+                         "test_accuracy": _metric(sub, "test_accuracy"),
+                         "test_track_accuracy": _metric(sub, "test_track_accuracy"),
+                         "test_tracks": sub.n_test_tracks, "run_id": sub.run_id})
 
 
 def split_tables(runs: pd.DataFrame, split: str) -> list[Table]:
@@ -288,11 +346,11 @@ def headline_bars(runs: pd.DataFrame, split: str) -> list[fig.Bar]:
         r = sub[sub.net == net]
         published, budgets = (NETS[net].study, NETS[net].study_epochs) if net in NETS else ({}, [])
         if r.early_stopping.iloc[0]:
-            bars.append(fig.Bar(net, summarize(_metric(r, "test_accuracy")), published.get("acc")))
+            bars.append(fig.Bar(net, _summary(r, "test_accuracy"), published.get("acc")))
             continue
         for i, e in enumerate(sorted(int(x) for x in r.epochs.dropna().unique())):
             study = published.get(f"acc_{budgets[i]}") if i < len(budgets) else None
-            bars.append(fig.Bar(f"{net} {e} ep", summarize(_metric(r[r.epochs == e], "test_accuracy")), study))
+            bars.append(fig.Bar(f"{net} {e} ep", _summary(r[r.epochs == e], "test_accuracy"), study))
     return bars
 
 
@@ -395,11 +453,39 @@ class Report:
     tables: list[str] = field(default_factory=list)  # CSV and LaTeX files written
 
 
-METHOD = (f"Cells: mean over seeds, then the 95% interval in brackets (Student's t over seeds, the unit of "
-          f"replication; clipped to the scale, [0, 1] for accuracies, and marked {CLIP_MARK} where the t-interval "
-          f"reached past it). Under {MIN_SEEDS_FOR_INTERVAL} seeds no interval is claimed and the seeds' values are "
-          f"listed instead. F1: mean ± standard deviation over seeds. {CAP_MARK}: some runs stopped at their epoch "
-          "cap. `study`: the published figure, a single run of the leaky `random` protocol.")
+@dataclass
+class SplitSection:
+    """What the report says about one split: its tables, the comparisons it draws, and the
+    files beside it (all-pairs significance; per-fold accuracies under a folded split)."""
+
+    tables: list[Table]
+    comparisons: list[Comparison]
+    files: dict[str, str] = field(default_factory=dict)  # what -> file name
+
+
+METHOD = (f"Cells: mean over draws (a draw is a seed's split and training run, and under `kfold` one fold of "
+          f"it), then the 95% interval in brackets: Student's t over draws, where seeds draw new splits "
+          f"(`random`, `track`, `kfold`) with Nadeau & Bengio's correction for overlapping training sets "
+          f"(variance term 1/n + n_test/n_train instead of 1/n), on the fixed `filtered` split the plain "
+          f"t-interval (training noise on one test set); clipped to the scale, [0, 1] for accuracies, and marked "
+          f"{CLIP_MARK} where it reached past it. Under {MIN_SEEDS_FOR_INTERVAL} draws no interval is claimed and "
+          f"the values are listed instead. F1: mean ± standard deviation over draws. {CAP_MARK}: some runs stopped "
+          f"at their epoch cap. `study`: the published figure, a single run of the leaky `random` protocol. "
+          f"Comparisons: the corrected resampled t-test over the draws both nets ran (a plain paired t-test on "
+          f"`filtered`) and McNemar's exact test on the test tracks both scored, pooled over those draws; "
+          f"significant means p < {ALPHA:g}, per comparison, not corrected for multiple comparisons.")
+
+
+def _repeats_line(runs: pd.DataFrame) -> list[str]:
+    """How many groups of repeated recordings the dataset has, from the newest run that says."""
+    groups = pd.to_numeric(_col(runs, "params.repeat_groups"), errors="coerce").dropna()
+    if groups.empty:
+        return []
+    newest = runs.loc[groups.index].sort_values("start_time").iloc[-1]
+    n, members = int(float(newest["params.repeat_groups"])), newest.get("params.repeat_tracks", "?")
+    return [f"- **Repeated recordings:** {n} group(s) ({members} tracks) found by fingerprint, each kept on one "
+            "side of every split that assigns tracks (`track`, `filtered`, `kfold`) and in one fold; `random` "
+            "scatters segments anyway (the manifest's `repeat_group` column names them)."]
 
 
 def _header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str) -> list[str]:
@@ -407,6 +493,7 @@ def _header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str)
     devices = sorted(set(_col(runs, "params.resolved_device").dropna()))
     lines = [f"# genre-bench report: {experiment}", "",
              f"- **Dataset:** `{notes['dataset']}`" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
+             *_repeats_line(runs),
              f"- **Code version:** {', '.join(f'`{c}`' for c in code) or 'unknown'}",
              f"- **Device:** {', '.join(devices) or 'unknown'}",
              f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}",
@@ -428,24 +515,41 @@ def _table_block(t: Table, rel: str) -> list[str]:
             f"Files: [{t.name}.csv]({rel}/{t.name}.csv) · [{t.name}.tex]({rel}/{t.name}.tex)", ""]
 
 
+def context_table() -> Table:
+    """Published GTZAN figures with their protocols (``reporting.context``)."""
+    rows = [[number(p.accuracy, "{:.3f}"), text(p.what), text(p.protocol), text(f"`{p.split}`"), text(p.source)]
+            for p in context.PUBLISHED]
+    return Table("context", "Context: published GTZAN figures and their protocols",
+                 ["Accuracy", "System", "Protocol", "Compare with", "Source"], rows, [context.NOTE])
+
+
+def _split_block(split: str, section: SplitSection, made: Figures, rel: str) -> list[str]:
+    lines = [f"## Split `{split}`", ""]
+    for t in section.tables:
+        lines += _table_block(t, rel)
+    for c in section.comparisons:
+        lines += [c.sentence(), ""]
+    links = [f"[{what}]({rel}/{name})" for what, name in section.files.items()]
+    if links:
+        lines += ["More: " + " · ".join(links) + ".", ""]
+    if split in made.confusion:
+        c = made.confusion[split]
+        over = "folds and seeds: every track once per seed" if SPLIT_SPECS[split].folded else "seeds"
+        lines += [f"Confusion summed over {over} (counts: {', '.join(f'[{n}]({rel}/{n})' for n in c['csv'])}):", "",
+                  f"![confusion matrices, split {split}]({rel}/{c['png']})", ""]
+    if split in made.curves:
+        lines += [f"![validation accuracy per epoch, split {split}]({rel}/{made.curves[split]})", ""]
+    return lines
+
+
 def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, rel: str, made: Figures,
-           tables: dict[str, list[Table]], tracking_uri: str) -> str:
+           sections: dict[str, SplitSection], tracking_uri: str) -> str:
     lines = _header(experiment, runs, notes, tracking_uri)
     if made.headline:
         lines += ["## Headline: test accuracy per net and split", "",
                   f"![test accuracy per net, split by split, with the study's figures]({rel}/{made.headline})", ""]
-    for split, split_tables_ in tables.items():
-        lines += [f"## Split `{split}`", ""]
-        for t in split_tables_:
-            lines += _table_block(t, rel)
-        for sentence in pair_comparisons(runs, split):
-            lines += [sentence, ""]
-        if split in made.confusion:
-            c = made.confusion[split]
-            lines += [f"Confusion summed over seeds (counts: {', '.join(f'[{n}]({rel}/{n})' for n in c['csv'])}):", "",
-                      f"![confusion matrices, split {split}]({rel}/{c['png']})", ""]
-        if split in made.curves:
-            lines += [f"![validation accuracy per epoch, split {split}]({rel}/{made.curves[split]})", ""]
+    for split, section in sections.items():
+        lines += _split_block(split, section, made, rel)
     gans = all_runs[(_col(all_runs, "tags.stage") == "gan") & (all_runs.status == "FINISHED")]
     if not gans.empty:
         q = summarize(pd.to_numeric(_col(gans, "metrics.gen_quality_accuracy"), errors="coerce"))
@@ -453,7 +557,42 @@ def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: d
                   f"recognising the intended genre; chance 0.100): {q}.", ""]
         if made.gan:
             lines += [f"![WaveGAN losses]({rel}/{made.gan})", ""]
+    lines += ["## Context", "", *_table_block(context_table(), rel)]
     return "\n".join(lines)
+
+
+def _predictions(runs: pd.DataFrame, files: Path) -> dict[str, pd.DataFrame]:
+    """Each run's per-track test predictions; a run without them (older, or an artifact store
+    that lost the file) is left out of the McNemar tests, not the report."""
+    out = {}
+    for rid in runs.run_id:
+        try:
+            out[rid] = pd.read_csv(download(rid, PREDICTIONS_FILE, str(files)), keep_default_na=False)
+        except Exception:  # no such artifact: the tests use the runs that have one
+            continue
+    (files / PREDICTIONS_FILE).unlink(missing_ok=True)
+    return out
+
+
+def _write_sections(runs: pd.DataFrame, files: Path, predictions: dict) -> tuple[dict[str, SplitSection], list[str]]:
+    """Each split's tables, comparisons and files (written into ``files``); the table files written."""
+    sections, written = {}, []
+    for split in (s for s in SPLIT_SPECS if s in set(runs.split)):
+        section = SplitSection(split_tables(runs, split), pair_comparisons(runs, split, predictions))
+        long, matrix = significance_tables(runs, split, predictions)
+        long.to_csv(files / f"significance_{split}.csv", index=False)
+        matrix.to_csv(files / f"pvalues_{split}.csv")
+        section.files = {"all pairs: both tests": f"significance_{split}.csv",
+                         "p-value matrix (t-test above, McNemar below)": f"pvalues_{split}.csv"}
+        if SPLIT_SPECS[split].folded:
+            fold_accuracies(runs, split).to_csv(files / f"folds_{split}.csv", index=False)
+            section.files["accuracy per fold"] = f"folds_{split}.csv"
+        sections[split] = section
+    for t in [t for sec in sections.values() for t in sec.tables] + [context_table()]:
+        (files / f"{t.name}.csv").write_text(t.csv())
+        (files / f"{t.name}.tex").write_text(t.latex())
+        written += [f"{t.name}.csv", f"{t.name}.tex"]
+    return sections, written
 
 
 def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None,
@@ -470,15 +609,9 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     path = Path(out or os.path.join("reports", experiment, "report.md"))
     files = path.parent / f"{path.stem}_files"
     files.mkdir(parents=True, exist_ok=True)
-    splits = [s for s in SPLIT_SPECS if s in set(runs.split)]
-    tables = {s: split_tables(runs, s) for s in splits}
-    written = []
-    for t in (t for ts in tables.values() for t in ts):
-        (files / f"{t.name}.csv").write_text(t.csv())
-        (files / f"{t.name}.tex").write_text(t.latex())
-        written += [f"{t.name}.csv", f"{t.name}.tex"]
-    made = make_figures(runs, df, splits, files) if figures else Figures()
-    text_ = render(experiment, runs, df, notes, files.name, made, tables, current_tracking_uri())
+    sections, written = _write_sections(runs, files, _predictions(runs, files))
+    made = make_figures(runs, df, list(sections), files) if figures else Figures()
+    text_ = render(experiment, runs, df, notes, files.name, made, sections, current_tracking_uri())
     path.write_text(text_ + "\n")
     page = path.with_suffix(".html")
     page.write_text(to_html(text_, path.parent, f"genre-bench report: {experiment}"))

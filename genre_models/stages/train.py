@@ -18,13 +18,13 @@ from torch import nn
 
 from genre_models.config import TrainConfig, flat_params
 from genre_models.data.splits import PARTS
-from genre_models.data.store import FeatureStore
+from genre_models.data.store import FeatureStore, repeat_counts
 from genre_models.errors import ConfigError, DataError
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.registry import InputShape, NetSpec, count_parameters, get_net, make_optimizer, resolve_config
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features, segment_audio_array
-from genre_models.training.evaluate import evaluate, write_eval_artifacts
+from genre_models.training.evaluate import PREDICTIONS_FILE, evaluate, track_predictions, write_eval_artifacts
 from genre_models.training.generation import Augmentation
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.loop import History, Part, fit, make_batches, part_bytes, predict_proba, split_parts
@@ -44,7 +44,7 @@ class TrainResult:
 
 
 def run_name(cfg: TrainConfig) -> str:
-    return f"{cfg.net}-e{cfg.epochs}-{cfg.split}-s{cfg.seed}"
+    return f"{cfg.net}-e{cfg.epochs}-{cfg.split_config.label}-s{cfg.seed}"
 
 
 @dataclass
@@ -87,7 +87,7 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
                         "and no Kaggle PNG was found (images_original/<genre>/<genre>NNNNN.png)")
     for name in PARTS:  # checked before training: an empty test part would only fail after it
         if len(parts[name]) == 0:
-            raise DataError(f"{cfg.data_dir}: the {name} part of split {cfg.split!r} (seed {cfg.seed}) is empty; "
+            raise DataError(f"{cfg.data_dir}: the {name} part of {cfg.split_config.words} is empty; "
                             f"{len(pre.store.tracks)} usable tracks")
     counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_test_tracks": len(np.unique(parts["test"].track)),
               **({"n_train_real": n_train_real} if spec.uses_gan else {}), **extra["counts"]}
@@ -99,8 +99,8 @@ def describe(cfg: TrainConfig, spec: NetSpec, store: FeatureStore, counts: dict)
     budget = (f"early stopping on val_loss (patience {cfg.patience}, at most {cfg.epochs} epochs)" if cfg.early_stopping
               else f"{cfg.epochs} epochs")
     gen = f" plus {counts['n_generated']:,} WaveGAN-generated segments" if "n_generated" in counts else ""
-    return (f"{cfg.net} ({spec.summary.split(';')[0]}) trained with {spec.optimizer} lr {cfg.lr:g}, {budget}, on the `{cfg.split}` "
-            f"split (seed {cfg.seed}) of {dataset_words(store)}: {counts.get('n_train_real', counts['n_train']):,} training "
+    return (f"{cfg.net} ({spec.summary.split(';')[0]}) trained with {spec.optimizer} lr {cfg.lr:g}, {budget}, on "
+            f"{cfg.split_config.words} of {dataset_words(store)}: {counts.get('n_train_real', counts['n_train']):,} training "
             f"{spec.input_kind} samples{gen}; "
             f"tested once on {counts['n_test_tracks']} tracks ({counts['n_test']:,} samples).")
 
@@ -113,13 +113,14 @@ def _record_start(cfg: TrainConfig, spec: NetSpec, data: _Data, model: nn.Module
     if not spec.uses_gan:  # the GAN settings mean nothing to nets that do not use one
         logged_cfg = {k: v for k, v in logged_cfg.items() if not (k.startswith("gan.") or k == "gan_run_id")}
     store = data.store
-    tags = {**base_tags(store), "net": cfg.net, "split": cfg.split, "seed": str(cfg.seed), "stage": "train",
+    tags = {**base_tags(store), "net": cfg.net, **cfg.split_config.tags, "stage": "train",
             "input_kind": spec.input_kind, "net_origin": spec.origin,
             **({"net_baseline": spec.baseline} if spec.baseline else {}), "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
             "mlflow.note.content": describe(cfg, spec, store, data.counts), **data.tags}
     logger.set_tags(tags)
     logger.log_params({**logged_cfg, "resolved_device": str(device), "optimizer": spec.optimizer,
-                       "n_parameters": count_parameters(model), "cache_key": data.cache_key, **data.counts})
+                       "n_parameters": count_parameters(model), "cache_key": data.cache_key, **data.counts,
+                       **repeat_counts(store)})
     logger.log_dataset(store, cfg.split_config, context="train")
     return tags
 
@@ -139,7 +140,8 @@ def _score(model: nn.Module, loaders: dict, data: _Data, device: torch.device, p
     confusion = confusion_matrix(test.y.numpy(), y_pred, labels=list(range(N_CLASSES)))
     scores = {**{f"test_{k}": v for k, v in ev.items() if not k.startswith("n_")},
               "val_track_accuracy": val_ev["track_accuracy"]}
-    return scores, {"y_true": test.y.numpy(), "y_pred": y_pred, "confusion": confusion}
+    tracks = track_predictions(probs, test.track, list(data.store.tracks.track_id), track_labels)
+    return scores, {"y_true": test.y.numpy(), "y_pred": y_pred, "confusion": confusion, "tracks": tracks}
 
 
 def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Module, hist: History, metrics: dict,
@@ -148,6 +150,7 @@ def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Mo
     final scores linked to the model and the evaluation dataset; read back before FINISHED."""
     def write(out) -> None:
         write_eval_artifacts(out, hist, pred["confusion"], pred["y_true"], pred["y_pred"], run_name(cfg))
+        pred["tracks"].to_csv(out / PREDICTIONS_FILE, index=False)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         if not cfg.log_model:
             save_weights(out / WEIGHTS_FILE, spec, shape, cfg, model, weights_epoch(cfg, hist))

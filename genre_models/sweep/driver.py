@@ -251,6 +251,9 @@ def _finish(record: SweepRecord, parent_id: str, plan: _Plan, outcomes: dict, st
     counts = {s: sum(o["status"] == s for o in outcomes.values()) for s in ("FINISHED", "SKIPPED", "FAILED")}
     best = record.best_runs(plan.sweep_key)
     registered = _register(best, record, parent_id, echo) if register else []
+    base = record.uri if record.uri.startswith("http") else "<the MLflow UI's address>"
+    for split, route in record.save_views(dict.fromkeys(p.split for p in plan.points)).items():
+        echo(f"view: nets side by side on `{split}`: {base}{route}", final=True)
     seconds, total = time.time() - started, len(plan.points)
     record.finish(parent_id, counts, total, seconds, best)
     echo(f"sweep {plan.sweep_key}: {total} points, {counts['FINISHED']} run, {counts['SKIPPED']} skipped (already "

@@ -4,7 +4,9 @@
   the built-in synthetic data end to end in minutes.
 * Each point is identified by ``grid_key``: a hash of its resolved config (data folder replaced
   by the dataset digest; device, cache and worker counts left out) and the code version.
-* **Order.** Per split and seed: the registry's GAN scorer net (net5), then the GAN (whose
+* **Folds.** A cross-validation split (``kfold``) makes every point once per fold: folds x
+  seeds points per net and epoch setting, each a run like any other (resume, ``--jobs``, Ray).
+* **Order.** Per split, seed and fold: the registry's GAN scorer net (net5), then the GAN (whose
   quality figure reuses the scorer's run; the longest point, so it starts early), then the nets
   that use it (net6), then the other early-stopping nets (net5-raw, plugins), then the
   fixed-epoch nets. A point waits for the points it needs (``dependencies``).
@@ -18,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from genre_models.config import (
-    SPLITS, FeatureConfig, GanConfig, TrainConfig, WaveGanConfig, check_choice, default_cache_dir,
+    SPLIT_SPECS, SPLITS, FeatureConfig, GanConfig, SplitConfig, TrainConfig, WaveGanConfig, check_choice, check_fold, default_cache_dir,
 )
 from genre_models.errors import ConfigError
 from genre_models.models.registry import NETS, InputShape, get_net
-from genre_models.util import code_version
+from genre_models.util import code_version, log
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class SweepConfig:
     nets: tuple[str, ...] = tuple(NETS)
     seeds: int = 3  # seeds 0 .. seeds-1
     splits: tuple[str, ...] = ("random", "track")
+    folds: int = 10  # kfold: each point runs once per fold
     max_epochs: int | None = None  # caps every net's epochs (and early-stopping maximum)
     jobs: int = 1
     device: str = "auto"
@@ -95,8 +98,13 @@ class SweepConfig:
         get_grid(self.grid)
         # A plugin given as package.module:factory is loaded and checked here, and known by its name from now on.
         object.__setattr__(self, "nets", tuple(dict.fromkeys(get_net(net).name for net in self.nets)))
+        repeated = [n for n in self.splits if self.splits.count(n) > 1]
+        object.__setattr__(self, "splits", tuple(dict.fromkeys(self.splits)))
         for s in self.splits:
             check_choice("split", s, SPLITS)
+            check_fold(s, 0, self.folds)
+        if repeated:
+            log.warning("split %s given more than once: each split runs once", ", ".join(dict.fromkeys(repeated)))
         if self.seeds < 1 or self.jobs < 1:
             raise ConfigError("--seeds and --jobs must be at least 1")
         if self.max_epochs is not None and self.max_epochs < 1:
@@ -121,40 +129,56 @@ class GridPoint:
     split: str
     seed: int
     epochs: int | None = None  # train points: fixed epochs, or the early-stopping maximum
+    fold: int = 0  # a folded split's (kfold) fold, of ``folds``
+    folds: int = 10
+
+    @property
+    def split_config(self) -> SplitConfig:
+        return SplitConfig(split=self.split, seed=self.seed, fold=self.fold, folds=self.folds)
 
     @property
     def label(self) -> str:
         e = f" e{self.epochs}" if self.epochs is not None else ""
-        return f"{self.net}{e} {self.split} s{self.seed}"
+        return f"{self.net}{e} {self.split_config.label} s{self.seed}"
 
     @property
     def coords(self) -> dict[str, str]:
         """The tags that say which point a run is, the same ones its stage sets (so a point that
-        failed before its stage began is still found by net, split and seed)."""
-        return {"stage": self.kind, "split": self.split, "seed": str(self.seed),
-                **({"net": self.net} if self.kind == "train" else {})}
+        failed before its stage began is still found by net, split, seed and fold)."""
+        return {"stage": self.kind, **self.split_config.tags, **({"net": self.net} if self.kind == "train" else {})}
 
 
 def build_grid(cfg: SweepConfig) -> list[GridPoint]:
     """The grid's points in run order; see the module docstring for why this order."""
     spec = get_grid(cfg.grid)
     cap = (lambda e: min(e, cfg.max_epochs)) if cfg.max_epochs else (lambda e: e)
+    stopping = [n for n in cfg.nets if get_net(n).early_stopping]
     points: list[GridPoint] = []
-    for split in cfg.splits:
-        for seed in range(cfg.seeds):
-            stopping = [n for n in cfg.nets if get_net(n).early_stopping]
-            for net in (n for n in stopping if get_net(n).scores_gan):
-                points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
-            if any(get_net(n).uses_gan for n in cfg.nets):
-                points.append(GridPoint("gan", "gan", split, seed))
-            for net in (n for n in stopping if get_net(n).uses_gan):
-                points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
-            for net in (n for n in stopping if not (get_net(n).uses_gan or get_net(n).scores_gan)):
-                points.append(GridPoint("train", net, split, seed, cap(spec.max_epochs)))
-            for net in (n for n in cfg.nets if not get_net(n).early_stopping):
-                for e in sorted({cap(e) for e in spec.fixed_epochs}):
-                    points.append(GridPoint("train", net, split, seed, e))
+    for draw in _split_draws(cfg):
+        def add(kind: str, net: str, epochs: int | None) -> None:
+            points.append(GridPoint(kind, net, draw.split, draw.seed, epochs, draw.fold, draw.folds))
+
+        for net in (n for n in stopping if get_net(n).scores_gan):
+            add("train", net, cap(spec.max_epochs))
+        if any(get_net(n).uses_gan for n in cfg.nets):
+            add("gan", "gan", None)
+        for net in (n for n in stopping if get_net(n).uses_gan):
+            add("train", net, cap(spec.max_epochs))
+        for net in (n for n in stopping if not (get_net(n).uses_gan or get_net(n).scores_gan)):
+            add("train", net, cap(spec.max_epochs))
+        for net in (n for n in cfg.nets if not get_net(n).early_stopping):
+            for e in sorted({cap(e) for e in spec.fixed_epochs}):
+                add("train", net, e)
     return points
+
+
+def _split_draws(cfg: SweepConfig) -> list[SplitConfig]:
+    """Every draw of the data the grid trains on: each split and seed, and for a folded split
+    each fold of each seed (an unfolded split keeps the default fold settings, which it ignores)."""
+    return [SplitConfig(split=split, seed=seed, fold=fold, folds=cfg.folds) if SPLIT_SPECS[split].folded
+            else SplitConfig(split=split, seed=seed)
+            for split in cfg.splits for seed in range(cfg.seeds)
+            for fold in (range(cfg.folds) if SPLIT_SPECS[split].folded else (0,))]
 
 
 def dependencies(points: list[GridPoint]) -> dict[GridPoint, list[GridPoint]]:
@@ -162,7 +186,7 @@ def dependencies(points: list[GridPoint]) -> dict[GridPoint, list[GridPoint]]:
     that uses the GAN waits for the GAN."""
     deps: dict[GridPoint, list[GridPoint]] = {p: [] for p in points}
     for p in points:
-        same = [q for q in points if q.split == p.split and q.seed == p.seed and q is not p]
+        same = [q for q in points if q.split_config == p.split_config and q is not p]
         if p.kind == "gan":
             deps[p] = [q for q in same if q.kind == "train" and get_net(q.net).scores_gan]
         elif get_net(p.net).uses_gan:
@@ -174,13 +198,14 @@ def point_config(p: GridPoint, cfg: SweepConfig) -> TrainConfig | GanConfig:
     spec = get_grid(cfg.grid)
     features = FeatureConfig(image_size=spec.image_size)
     if p.kind == "gan":
-        return GanConfig(data_dir=cfg.data_dir, gan=spec.gan, split=p.split, seed=p.seed, device=cfg.device,
+        return GanConfig(data_dir=cfg.data_dir, gan=spec.gan, split=p.split, seed=p.seed, fold=p.fold, folds=p.folds, device=cfg.device,
                          features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs, quality_epochs=spec.gan_quality_epochs, log_model=spec.log_model,
                          log_every=max(1, min(50, spec.gan.steps // 10)), preview_every=max(1, min(500, spec.gan.steps // 2)),
                          checkpoint_every=max(1, min(250, spec.gan.steps // 4)))
     net = get_net(p.net)
     return TrainConfig(net=p.net, data_dir=cfg.data_dir, epochs=p.epochs, early_stopping=net.early_stopping,
-                       batch_size=None if net.early_stopping else spec.fixed_batch_size, seed=p.seed, split=p.split, device=cfg.device,
+                       batch_size=None if net.early_stopping else spec.fixed_batch_size, seed=p.seed, split=p.split,
+                       fold=p.fold, folds=p.folds, device=cfg.device,
                        precision=cfg.precision, features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs,
                        log_model=spec.log_model, gan=spec.gan)
 

@@ -75,8 +75,7 @@ def log_dataset_input(store: FeatureStore, split: SplitConfig, context: str) -> 
         warnings.simplefilter("ignore")
         for attempt in range(3):
             try:
-                mlflow.log_input(ds, context=context, tags={"split": split.split, "seed": str(split.seed),
-                                                            "synthetic": str(store.synthetic).lower()})
+                mlflow.log_input(ds, context=context, tags={**split.tags, "synthetic": str(store.synthetic).lower()})
                 return
             except mlflow.exceptions.MlflowException as exc:
                 # Two runs registering the same dataset at once (a parallel sweep) race on the

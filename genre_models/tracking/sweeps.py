@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from genre_models.errors import TrackingError
 from genre_models.tracking.claims import end_if_owner_gone, hold, owner_gone, owner_tags, release
 from genre_models.tracking.queries import runs_with
+from genre_models.tracking.views import save_nets_view, view_path
 
 CLAIM_TRIES = 30
 
@@ -164,6 +165,12 @@ class SweepRecord:
                 for k, v in best.items())[:4900])
             self.client.log_text(parent_id, json.dumps(best, indent=2), "best_runs.json")
         self.client.set_terminated(parent_id, "FAILED" if counts["FAILED"] else "FINISHED")
+
+    def save_views(self, splits) -> dict[str, str]:
+        """The UI view of each split's nets side by side (``tracking.views``): split -> its route."""
+        for split in splits:
+            save_nets_view(self.client, self.exp_id, split)
+        return {split: view_path(self.exp_id, split) for split in splits}
 
     def best_runs(self, sweep_key: str) -> dict[str, dict]:
         """Per net and split, the FINISHED run with the best final ``val_accuracy`` (chosen on

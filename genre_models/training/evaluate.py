@@ -26,6 +26,21 @@ def track_vote(probs: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.nd
     return uniq, (votes + 0.5 * mean_p).argmax(1)
 
 
+#: Each train run's test tracks and their vote, for the report's McNemar tests and pooled confusions.
+PREDICTIONS_FILE = "test_predictions.csv"
+
+
+def track_predictions(probs: np.ndarray, tracks: np.ndarray, track_ids: list[str], track_labels: np.ndarray):
+    """One row per test track: ``track_id``, ``true`` and ``predicted`` genre (the vote over its
+    samples, as ``track_accuracy`` counts it) and ``samples``, how many voted."""
+    import pandas as pd
+
+    uniq, pred = track_vote(probs, tracks)
+    counts = np.bincount(np.unique(tracks, return_inverse=True)[1], minlength=len(uniq))
+    return pd.DataFrame({"track_id": [track_ids[t] for t in uniq], "true": [GENRES[track_labels[t]] for t in uniq],
+                         "predicted": [GENRES[p] for p in pred], "samples": counts})
+
+
 def evaluate(probs: np.ndarray, y: np.ndarray, tracks: np.ndarray, track_labels: np.ndarray, loss: float) -> dict:
     """Sample- and track-level metrics for one part."""
     from sklearn.metrics import f1_score

@@ -37,7 +37,8 @@ EXPLODED = 1e6  # |loss| above this counts as diverged
 def gan_key(cfg: GanConfig, digest: str) -> str:
     """What a generated set depends on: the WaveGAN settings, the data, split, seed and features.
     Not the device or the logging cadence."""
-    blob = json.dumps({"gan": asdict(cfg.gan), "split": cfg.split, "seed": cfg.seed, "features": asdict(cfg.features),
+    fold = {"fold": cfg.fold, "folds": cfg.folds} if cfg.split_config.folded else {}  # older keys stay as they were
+    blob = json.dumps({"gan": asdict(cfg.gan), "split": cfg.split, "seed": cfg.seed, **fold, "features": asdict(cfg.features),
                        "dataset": digest, "code": GAN_CODE_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -78,7 +78,7 @@ def scorer_for(cfg: GanConfig, store: FeatureStore, logger: RunLogger) -> gan_st
     """A FINISHED real-data run of the scorer net with this data, split, seed and MFCC settings
     (searched through ``logger``), else one trained here, untracked."""
     net = gan_scorer().name
-    tags = {"net": net, "split": cfg.split, "seed": str(cfg.seed), "dataset": dataset_tag(store)}
+    tags = {"net": net, **cfg.split_config.tags, "dataset": dataset_tag(store)}
     for run in logger.finished_runs(tags, max_results=20):
         found = _logged_net(run.info.run_id)
         if found and _mfcc_features(found[1].get("features") or {}) == _mfcc_features(asdict(cfg.features)):
@@ -126,12 +126,12 @@ def _given_gan(cfg: TrainConfig, store: FeatureStore) -> Augmentation:
         raise ConfigError(f"gan_run_id {cfg.gan_run_id} is not a gan run (stage={tags.get('stage', '?')})")
     if run.info.status != "FINISHED":
         raise ConfigError(f"gan_run_id {cfg.gan_run_id} is {run.info.status}, not FINISHED")
-    theirs = (tags.get("split"), tags.get("seed"), tags.get("dataset"))
-    ours = (cfg.split, str(cfg.seed), dataset_tag(store))
-    if theirs != ours:
-        raise ConfigError(f"gan_run_id {cfg.gan_run_id} was trained on split {theirs[0]} seed {theirs[1]} of dataset "
-                          f"{theirs[2]}, but this run uses split {ours[0]} seed {ours[1]} of {ours[2]}: its training "
-                          "audio may include this run's validation or test tracks")
+    want = {**cfg.split_config.tags, "dataset": dataset_tag(store)}
+    have = {k: tags.get(k) for k in want}
+    if have != want:
+        theirs, ours = (", ".join(f"{k} {t[k]}" for k in want) for t in (have, want))
+        raise ConfigError(f"gan_run_id {cfg.gan_run_id} was trained on {theirs}, but this run uses {ours}: its "
+                          "training audio may include this run's validation or test tracks")
     return Augmentation(_generated_of(run), run.info.run_id, True, _wavegan_config_of(run))
 
 

@@ -1,0 +1,59 @@
+"""Saved views of the MLflow UI: what a sweep leaves in its experiment so that the UI opens on
+the comparison it is for, the nets' test accuracy side by side over seeds (or folds).
+
+MLflow 3's experiment page can save its state (filter, grouping, charts) as a named view, kept
+in the experiment as a tag ``mlflow.sharedViewState.<id>`` and opened by the URL parameter
+``viewStateShareKey=<id>`` (the UI's *Views* list shows it too). A sweep saves one per split:
+the training runs of that split, grouped by the ``net`` tag, in the chart view, with bar charts
+of ``test_accuracy`` and ``test_track_accuracy`` (each bar a net's mean over its runs).
+
+Caveat: the state's layout is the MLflow UI's own (read from MLflow 3.17's frontend); an MLflow
+without saved views ignores the tag, and a later one may read only parts of it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+#: The tag prefix MLflow's UI keeps saved views under.
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+#: The metrics charted side by side, first to last.
+CHARTED = ("test_accuracy", "test_track_accuracy")
+
+
+def view_id(split: str) -> str:
+    return f"genre-bench-nets-{split}"
+
+
+def view_state(split: str) -> dict:
+    """The experiment page's state: filter, grouping by net and the test-score bar charts."""
+    section = f"{view_id(split)}-section"
+    charts = [{"uuid": f"{view_id(split)}-{metric}", "type": "BAR", "runsCountToCompare": 100, "metricSectionId": section,
+               "deleted": False, "isGenerated": False, "metricKey": metric, "displayName": metric} for metric in CHARTED]
+    return {
+        "searchFilter": f"tags.stage = 'train' and tags.split = '{split}'",
+        "orderByKey": "attributes.start_time", "orderByAsc": False, "lifecycleFilter": "Active",
+        "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "net"}]},
+        "groupsExpanded": {}, "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "runsHiddenMode": "SHOW_ALL",
+        "compareRunCharts": charts,
+        "compareRunSections": [{"uuid": section, "name": "Test scores by net", "display": True, "isReordered": False,
+                                "deleted": False, "isGenerated": False}],
+        "isAccordionReordered": True, "viewMaximized": False, "runListHidden": False,
+        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    }
+
+
+def save_nets_view(client, experiment_id: str, split: str) -> str:
+    """Save (or refresh) the split's view in the experiment; returns its id."""
+    now = int(time.time() * 1000)
+    envelope = {"name": f"genre-bench: nets side by side, split {split}", "createdAt": now, "updatedAt": now,
+                "state": json.dumps(view_state(split))}
+    client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view_id(split), json.dumps(envelope))
+    return view_id(split)
+
+
+def view_path(experiment_id: str, split: str) -> str:
+    """The UI route (after the server's address) that opens the split's view in the chart view."""
+    return f"/#/experiments/{experiment_id}/runs?viewStateShareKey={view_id(split)}&compareRunsMode=CHART"
