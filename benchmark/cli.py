@@ -13,13 +13,13 @@ import sys
 import click
 
 from genre_models.config import (
-    DEVICES, GAN_MODES, HEADS, IMAGE_SOURCES, PRECISIONS, SPLITS, DataConfig, FeatureConfig, GanConfig, SplitConfig,
+    DEVICES, GAN_MODES, HEADS, IMAGE_SOURCES, MAX_SEED, PRECISIONS, SPLITS, DataConfig, FeatureConfig, GanConfig, SplitConfig,
     TrainConfig, WaveGanConfig, default_cache_dir, default_of,
 )
 from genre_models.data.synth import SynthConfig
 from genre_models.errors import GenreBenchError, Interrupted, interrupt_signal
 from genre_models.models.registry import NETS, get_net
-from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, SweepConfig
+from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, MAX_SEEDS, SweepConfig
 
 
 def _logger(enabled: bool = True, system_metrics: bool = False):
@@ -64,7 +64,7 @@ def _nets(ctx, param, value):
     items = tuple(v.strip() for v in value.split(",") if v.strip())
     if not items:
         raise click.BadParameter("no net given")
-    return tuple(dict.fromkeys(_net(ctx, param, v) for v in items))
+    return tuple(_net(ctx, param, v) for v in items)  # a name given twice is merged, with a note, by SweepConfig
 
 
 def _one_line_errors(fn):
@@ -110,7 +110,7 @@ def split_options(cls: type, split_help: str = "How tracks are split into train,
                           help="--split kfold: the number of folds.")(fn)
         fn = click.option("--fold", type=click.IntRange(min=0), default=default_of(cls, "fold"),
                           help="--split kfold: the fold to test (0..folds-1); the next fold validates.")(fn)
-        fn = click.option("--seed", type=click.IntRange(min=0), default=default_of(cls, "seed"))(fn)
+        fn = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=default_of(cls, "seed"))(fn)
         return click.option("--split", type=click.Choice(SPLITS), default=default_of(cls, "split"), help=split_help)(fn)
     return deco
 
@@ -194,7 +194,7 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
     cfg = DataConfig(data_dir=data_dir, features=FeatureConfig(image_size=image_size, image_source=image_source),
                      cache_dir=cache_dir, jobs=jobs)
     if not no_log or publish:
-        setup_tracking(tracking_uri, experiment)
+        setup_tracking(tracking_uri, experiment, end_orphans=True)
     res, run_id = run(cfg, split=split_cfg, logger=_logger(not no_log), force=force,
                       extra_params={"jobs": jobs, "data_dir": data_label(data_dir)})
     counts = split_counts(res.store, split_cfg)
@@ -331,7 +331,7 @@ def train(tracking_uri, experiment, system_metrics, **kw):
     from genre_models.workflow.get_or_run import train_net
 
     cfg = _train_config(**kw)
-    setup_tracking(tracking_uri, experiment)
+    setup_tracking(tracking_uri, experiment, end_orphans=True)
     res = train_net(cfg, _logger(system_metrics=system_metrics))
     m = res.metrics
     if get_net(res.config.net).uses_gan:
@@ -374,7 +374,7 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, fold, 
                     features=FeatureConfig(image_size=image_size, image_source=image_source), cache_dir=cache_dir,
                     jobs=jobs, log_every=log_every, preview_every=preview_every, checkpoint_every=checkpoint_every,
                     quality_epochs=quality_epochs, log_model=log_model)
-    setup_tracking(tracking_uri, experiment)
+    setup_tracking(tracking_uri, experiment, end_orphans=True)
     res = run_gan(cfg, _logger(system_metrics=system_metrics), fresh=fresh)
     t = res.training
     click.echo(f"wavegan {cfg.gan.mode} d={cfg.gan.d}: {t.step} steps ({'resumed from step %d' % t.resumed_from if t.resumed_from else 'fresh'}, "
@@ -387,23 +387,27 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, fold, 
 @main.command()
 @click.option("--backend-store-uri", default="sqlite:///mlflow.db", help="Run store: sqlite:///FILE or postgresql://...")
 @click.option("--artifacts-destination", default="mlartifacts", help="Where the server writes artifacts (a folder, or s3://...).")
-@click.option("--host", default="127.0.0.1", help="Interface to listen on; 0.0.0.0 lets other machines in (MLflow's server "
-                                                  "has no authentication: keep it inside a trusted network).")
+@click.option("--host", default="127.0.0.1", help="Interface to listen on; 0.0.0.0 lets other machines in (use --auth then).")
 @click.option("--port", type=int, default=5000)
 @click.option("--workers", type=int, default=4, help="Server worker processes.")
 @click.option("--allowed-hosts", default="", help="Host headers to accept besides localhost and private IPs: the name "
                                                  "workers use, e.g. tracker,tracker:5000 [default: MLflow's].",
               show_default=False)
+@click.option("--auth", is_flag=True, help="MLflow's basic-auth app: every request needs the admin account (or a user "
+                                           "it adds), from MLFLOW_TRACKING_USERNAME/PASSWORD or --auth-file.")
+@click.option("--auth-file", type=click.Path(dir_okay=False), default=None,
+              help="With --auth: a file holding username:password, readable by its owner only (never the password "
+                   "on the command line).")
 @click.option("--background", is_flag=True, help="Return once the server answers; it runs on, logging to "
                                                  "mlflow-server.log (pid in mlflow-server-PORT.pid).")
 @click.option("--stop", is_flag=True, help="Stop the --background server on --port started from this folder.")
 @_one_line_errors
-def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, background, stop):
+def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, auth, auth_file, background, stop):
     """Run an MLflow tracking server with artifact proxying, for sweeps whose workers are on other
     machines. In the foreground this process becomes the server (stop it with Ctrl-C)."""
     from pathlib import Path
 
-    from genre_models.tracking.server import LocalServer, server_command, stop_process_group
+    from genre_models.tracking.server import credentials, exposure_warning, stop_process_group
 
     pid_file = Path(f"mlflow-server-{port}.pid")
     if stop:
@@ -415,18 +419,40 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
         click.echo(f"stopped the MLflow server on port {port} (pid {pid})" if found else
                    f"the MLflow server on port {port} (pid {pid}) was not running")
         return
-    uri = f"http://{'HOST' if host in ('0.0.0.0', '::') else host}:{port}"
+    if auth_file and not auth:
+        raise CliError("--auth-file needs --auth")
+    creds = credentials(auth_file) if auth else None
+    warning = exposure_warning(host, auth)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    _serve(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, creds, background, pid_file)
+
+
+def _serve(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, creds, background, pid_file):
+    from pathlib import Path
+
+    from genre_models.tracking.server import AUTH_FOLDER, LocalServer, auth_environment, server_command
+
+    everywhere = host in ("0.0.0.0", "::")
+    shown = "<this machine's name or address>" if everywhere else host
+    uri = f"http://{shown}:{port}"
+    where = (f"listening on {host}:{port} (every interface: reach it as {uri}; from here http://127.0.0.1:{port})"
+             if everywhere else f"listening on {uri}")
+    secured = (f"; basic auth on (admin {creds.username}; users and secret in {Path(AUTH_FOLDER).resolve()})"
+               if creds else "")
     if background:
-        srv = LocalServer(backend_store_uri, Path.cwd(), port, host, workers, artifacts_destination, allowed_hosts).__enter__()
+        srv = LocalServer(backend_store_uri, Path.cwd(), port, host, workers, artifacts_destination, allowed_hosts,
+                          creds).__enter__()
         pid_file.write_text(f"{srv.proc.pid}\n")
-        click.echo(f"MLflow server on {uri} (pid {srv.proc.pid}, log {srv.log_path}); point sweeps at it with "
+        click.echo(f"MLflow server {where} (pid {srv.proc.pid}, log {srv.log_path}){secured}; point sweeps at it with "
                    f"--tracking-uri {uri}; stop it with: benchmark server --stop --port {port}")
         return
-    cmd = server_command(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts)
-    click.echo(f"MLflow server on {uri}: runs in {backend_store_uri}, artifacts in {cmd[-1]}; "
+    cmd = server_command(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, creds is not None)
+    click.echo(f"MLflow server {where}: runs in {backend_store_uri}, artifacts in {cmd[-1]}{secured}; "
                f"point sweeps at it with --tracking-uri {uri}")
     sys.stdout.flush()
-    os.execv(cmd[0], cmd)
+    env = {**os.environ, **(auth_environment(creds, Path(AUTH_FOLDER)) if creds else {})}
+    os.execve(cmd[0], cmd, env)
 
 
 def _csv(choices):
@@ -446,7 +472,7 @@ def _csv(choices):
               help="Named grid [default: study; demo with --demo].", show_default=False)
 @click.option("--nets", default=",".join(default_of(SweepConfig, "nets")), callback=_nets,
               help="Comma-separated nets: registry nets, installed plugins' names, or package.module:factory.")
-@click.option("--seeds", type=click.IntRange(min=1), default=default_of(SweepConfig, "seeds"), help="Seeds 0..N-1 for every grid point.")
+@click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=default_of(SweepConfig, "seeds"), help="Seeds 0..N-1 for every grid point.")
 @click.option("--splits", default=",".join(default_of(SweepConfig, "splits")), callback=_csv(list(SPLITS)),
               help="Comma-separated splits (kfold: every point once per fold).")
 @click.option("--folds", type=click.IntRange(min=3), default=default_of(SweepConfig, "folds"),

@@ -60,6 +60,15 @@ SPLIT_SPECS: dict[str, SplitSpec] = {
 SPLITS: tuple[str, ...] = tuple(SPLIT_SPECS)
 
 
+#: Seeds go to numpy's generator (at most 2**32 - 1) and torch's: a larger one is refused.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be from 0 to {MAX_SEED}, got {seed}")
+
+
 def check_fold(split: str, fold: int, folds: int) -> None:
     """``fold`` of ``folds``: a fold of a cross-validation split only, at least 3 folds (test,
     validation and at least one to train on)."""
@@ -145,7 +154,7 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         check_choice("split", self.split, SPLITS)
-        check_at_least("seed", self.seed, 0)
+        check_seed(self.seed)
         if not (0 < self.train_fraction < 1 and 0 < self.val_fraction < 1
                 and self.train_fraction + self.val_fraction < 1):
             raise ConfigError("train_fraction and val_fraction must be in (0, 1) and sum below 1")
@@ -213,7 +222,7 @@ class RunSection:
     def __post_init__(self) -> None:
         check_choice("split", self.split, SPLITS)
         check_choice("device", self.device, DEVICES)
-        check_at_least("seed", self.seed, 0)
+        check_seed(self.seed)
         check_fold(self.split, self.fold, self.folds)
 
     @property

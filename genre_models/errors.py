@@ -21,6 +21,10 @@ class ConfigError(GenreBenchError):
     """An option or parameter has a value the suite cannot honour."""
 
 
+class TrainingDiverged(GenreBenchError):
+    """A net's training loss became NaN or infinite; the message says why and what to change."""
+
+
 class GanDiverged(GenreBenchError):
     """WaveGAN training produced a NaN or exploding loss; the message names the last good checkpoint."""
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
+import re
 import shutil
+import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -127,6 +131,71 @@ def process_gone(pid: int, started: str = "") -> str | None:
     if started and now and now != started:
         return f"process {pid} has exited (the pid now belongs to another process)"
     return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), or every core where that is unknown."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def safe_name(name: str) -> str:
+    """``name`` as one safe file or folder name: letters, digits, ``.``, ``_`` and ``-`` only, no
+    leading dot, never ``..`` or a path. A name that had to change gets a short hash of the
+    original, so two different names never share a file (``../../x`` -> ``x-2f1a8e``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
+    if cleaned == name and cleaned:
+        return cleaned
+    return f"{cleaned or 'unnamed'}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+def private_dir(path: Path) -> bool:
+    """Make ``path`` a folder only this user can enter (0700), or check the one there is: True
+    when it is a real folder (not a symlink) owned by this user that nobody else could write in.
+    One of ours that others could only read (an older genre-bench made it 0755) is closed to 0700;
+    one that others could write in, another user's, or a symlink is refused."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        st = os.lstat(path)
+        if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()) or st.st_mode & 0o022:
+            return False
+        if st.st_mode & 0o077:
+            os.chmod(path, 0o700)  # a folder of ours, checked above: not a link
+        return True
+    except OSError:
+        return False
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a new file at ``path`` (0600) without following a link planted there: an existing
+    entry (a file or a symlink) is removed first, then the file is created exclusively."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies (kill -9 included), and SIGTERM
+    stops it, so no worker outlives the command that started it. Elsewhere: nothing."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 @lru_cache(maxsize=1)

@@ -92,17 +92,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def alive_in_group(pgid: int) -> list[int]:
-    """Live (not zombie) processes in a process group, from /proc."""
+def _live_where(field: int, value: int) -> list[int]:
+    """Live (not zombie) processes whose /proc stat field ``field`` (after the name) is ``value``."""
     alive = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[field]) == value and fields[0] != "Z":
             alive.append(int(stat.parent.name))
     return alive
+
+
+def alive_in_group(pgid: int) -> list[int]:
+    """Live processes in a process group."""
+    return _live_where(2, pgid)
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of ``pid``."""
+    return _live_where(1, pid)
+
+
+def is_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +137,7 @@ def server(tmp_path_factory):
     assert start.returncode == 0, start.stderr[-2000:]
     pid = int((root / f"mlflow-server-{port}.pid").read_text())
     uri = f"http://127.0.0.1:{port}"
-    assert start.stdout.startswith(f"MLflow server on {uri} (pid {pid}, log ")
+    assert start.stdout.startswith(f"MLflow server listening on {uri} (pid {pid}, log ")
     with urllib.request.urlopen(f"{uri}/health", timeout=5) as r:  # it answers when the command returns
         assert r.status == 200
     yield {"uri": uri, "pid": pid, "root": root, "port": port}

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -39,11 +43,19 @@ SKIPS = {
     "reggae/reggae.00060.wav": "dangling symlink (points to",
     "rock/jazz.00061.wav": "file names genre 'jazz' but lies in rock/",
     "classical/classical.00000.wav": "duplicate track id classical.00000",  # the .au sorts first and is kept
+    # No header, whatever the extension: libsndfile would read these as raw u-law (150 s of noise, a "clip").
+    "jazz/jazz.00055.au": "unreadable audio, no valid header or codec (no audio header: it starts with ",
+    "disco/disco.00077.au": "unreadable audio, no valid header or codec (no audio header: it starts with 6e 6f 74 65",
+    "reggae/reggae.00062.wav": "symlink loop (points to reggae.00063.wav, which leads back to itself)",
+    "reggae/reggae.00063.wav": "symlink loop (points to reggae.00062.wav, which leads back to itself)",
 }
 #: file -> the start of the note it is kept with
 NOTED = {
     "metal/metal.00007.wav": "downmixed 2 channels to mono; resampled 44100 Hz -> 22050 Hz",
     "rock/rock.00005.wav": "truncated: the header promises 661500 frames (30.00 s), the file holds ",
+    # Kaggle-style PNGs that are no spectrogram: noted, and the image rendered from the audio instead.
+    "blues/blues.00000.wav": "PNG ",  # 1x1 transparent
+    "pop/pop.00001.wav": "PNG ",  # 432x288 of one colour
 }
 
 
@@ -70,6 +82,16 @@ def odd_tree(tmp_path):
     sf.write(g / "rock" / "rock.00005.wav", synth_track("rock", 30.0, 5), SR, subtype="PCM_16")
     (g / "rock" / "rock.00005.wav").write_bytes((g / "rock" / "rock.00005.wav").read_bytes()[:200_000])
     (g / "blues" / "blues.00099.wav").write_bytes((g / "blues" / "blues.00000.wav").read_bytes())
+    (g / "jazz" / "jazz.00055.au").write_bytes((g / "jazz" / "jazz.00054.wav").read_bytes())
+    (g / "disco" / "disco.00077.au").write_text("notes for the disco set\n" * 40)
+    os.symlink("reggae.00063.wav", g / "reggae" / "reggae.00062.wav")
+    os.symlink("reggae.00062.wav", g / "reggae" / "reggae.00063.wav")
+    from PIL import Image
+
+    for genre in ("blues", "pop"):
+        (root / "Data" / "images_original" / genre).mkdir(parents=True)
+    Image.new("RGBA", (1, 1), (0, 0, 0, 0)).save(root / "Data" / "images_original" / "blues" / "blues00000.png")
+    Image.new("RGB", (432, 288), (20, 40, 60)).save(root / "Data" / "images_original" / "pop" / "pop00001.png")
     return root
 
 
@@ -86,6 +108,12 @@ def test_every_odd_file_is_recorded_with_its_reason_and_every_good_file_is_used(
     assert (ok.segments[~ok.track_id.isin(["metal.00007", "rock.00005"])] == 2).all()
     assert len(res.noted) == len(NOTED)  # the files kept with a note, each once
     assert all(sum(n.startswith(f"genres_original/{rel}: {note}") for n in res.noted) == 1 for rel, note in NOTED.items())
+    kept = man.set_index("track_id")
+    assert kept.loc["blues.00000", "notes"].endswith(
+        "blues00000.png unusable: 1x1 pixels, far from the Kaggle pictures' 432x288; rendered from the audio instead")
+    assert kept.loc["pop.00001", "notes"].endswith(
+        "pop00001.png unusable: no variation (every pixel (20, 40, 60)); rendered from the audio instead")
+    assert kept.loc[["blues.00000", "pop.00001"], "image_source"].tolist() == ["audio", "audio"]
     # The skipped duplicate went nowhere, whatever its id shares with a kept track.
     split = res.store.manifest_with_split(SplitConfig(split="track", seed=0))
     dup = split[split.path == "genres_original/classical/classical.00000.wav"].iloc[0]
@@ -137,12 +165,19 @@ def test_the_cli_reports_every_odd_file_in_one_line(odd_tree, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", "--net", "net5", "--lr", "-1"], "Invalid value for '--lr': -1.0 is not in the range x>0."),
     (["train", "--net", "net5", "--lr", "nan"], "error: lr must be a finite number above 0, got nan"),
-    (["train", "--net", "net5", "--seed", "-5"], "Invalid value for '--seed': -5 is not in the range x>=0."),
+    (["train", "--net", "net5", "--seed", "-5"], "Invalid value for '--seed': -5 is not in the range 0<=x<=4294967295."),
     (["train", "--net", "net5", "--num-workers", "-1"], "Invalid value for '--num-workers': -1 is not in the range x>=0."),
     (["train", "--net", "net5", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1."),
     (["preprocess", "--jobs", "-1"], "Invalid value for '--jobs': -1 is not in the range x>=0."),
-    (["gan", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0."),
-    (["sweep", "--seeds", "0"], "Invalid value for '--seeds': 0 is not in the range x>=1."),
+    (["gan", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."),
+    (["sweep", "--seeds", "0"], "Invalid value for '--seeds': 0 is not in the range 1<=x<=1000."),
+    (["sweep", "--seeds", "100000"], "Invalid value for '--seeds': 100000 is not in the range 1<=x<=1000."),
+    (["train", "--net", "net5", "--seed", "18446744073709551616"],
+     "Invalid value for '--seed': 18446744073709551616 is not in the range 0<=x<=4294967295."),
+    (["train", "--net", "net5", "--device", "mps"], "error: device=mps was asked for but torch.backends.mps.is_available() is False"),
+    (["gan", "--device", "mps"], "error: device=mps was asked for but torch.backends.mps.is_available() is False"),
+    (["sweep", "--device", "mps"], "error: device=mps was asked for but torch.backends.mps.is_available() is False"),
+    (["train", "--net", "net5", "--device", "cuda"], "error: device=cuda was asked for but torch.cuda.is_available() is False"),
 ])
 def test_bad_options_are_refused_before_any_work(args, message, demo_dir, tmp_store, tmp_path):
     if args[0] != "sweep":
@@ -158,6 +193,13 @@ def test_predict_top_must_be_positive(top, tmp_path):
     clip = write_wav(tmp_path / "clip.wav", synth_track("rock", 2.0, 0))
     res = CliRunner().invoke(main, ["predict", str(clip), "--model-uri", "runs:/x/model", "--top", top])
     assert res.exit_code == 2 and f"Invalid value for '--top': {top} is not in the range x>=1." in res.output
+
+
+def test_predict_refuses_a_file_that_is_no_audio_whatever_its_name(tmp_path):
+    (tmp_path / "notes.au").write_text("a text file named like audio\n")
+    res = CliRunner().invoke(main, ["predict", str(tmp_path / "notes.au"), "--model-uri", "runs:/x/model"])
+    assert res.exit_code == 2 and res.stderr.strip() == (
+        f"error: {tmp_path / 'notes.au'}: not an audio file (no audio header: it is read by its first bytes, not its name)")
 
 
 def test_predict_on_an_empty_file_says_so(tmp_path):
@@ -271,8 +313,9 @@ def test_a_read_only_store_is_one_line_naming_it_and_the_cause(demo_dir, tmp_pat
 
 def test_reading_a_missing_store_creates_nothing(tmp_path):
     uri = f"sqlite:///{tmp_path}/missing/x.db"
+    clip = write_wav(tmp_path / "clip.wav", synth_track("rock", 2.0, 0))
     for args in (["report", "--tracking-uri", uri],
-                 ["predict", __file__, "--model-uri", "runs:/0123/model", "--tracking-uri", uri]):
+                 ["predict", str(clip), "--model-uri", "runs:/0123/model", "--tracking-uri", uri]):
         res = CliRunner().invoke(main, args)
         assert res.exit_code == 2, res.output
         assert res.stderr.strip() == (f"error: tracking store {uri}: {tmp_path}/missing/x.db does not exist; "
@@ -319,3 +362,150 @@ def test_a_run_that_cannot_be_ended_killed_is_reported_in_one_line(tmp_store, mo
             raise Interrupted("SIGTERM")
     assert str(err.value) == (f"SIGTERM received, and run {logger.run_id} could not be ended KILLED on {tmp_store}: "
                               "unable to open database file")
+
+
+def test_a_genre_with_no_usable_track_is_said_and_never_scored_as_zero(tmp_path, tmp_store):
+    """An empty genre folder: preprocess warns and records it; a run's macro-F1 is over the genres
+    its test part has (F1 0 for an absent genre would divide it by 10), and it records the absent."""
+    import mlflow
+
+    root = kaggle_tree(tmp_path / "d", per_genre=3, seconds=3.0, genres=[g for g in GENRES if g != "rock"])
+    (root / "Data" / "genres_original" / "rock").mkdir()
+    pre = CliRunner().invoke(main, ["preprocess", "--data-dir", str(root), "--jobs", "1"])
+    assert pre.exit_code == 0, pre.output
+    assert "genre rock has no usable track: no net learns it or is tested on it" in pre.stderr
+    runs = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+    assert runs[0].data.params["genres_absent"] == "rock" and runs[0].data.params["warnings"] == "1"
+    res = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(root), "--epochs", "1", "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    run = next(r for r in mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+               if r.data.tags.get("stage") == "train")
+    assert run.data.params["test_genres_absent"] == "rock" and "test_f1_rock" not in run.data.metrics
+    conf = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="confusion_matrix.csv",
+                                                           dst_path=str(tmp_path)), index_col=0).to_numpy()
+    tp, support, predicted = np.diag(conf), conf.sum(1), conf.sum(0)
+    f1 = np.where(support + predicted > 0, 2 * tp / np.maximum(support + predicted, 1), 0.0)
+    present = support > 0
+    assert present.sum() == 9 and run.data.metrics["test_macro_f1"] == pytest.approx(f1[present].mean())
+
+
+def test_a_locked_store_is_waited_out_within_a_bound(monkeypatch):
+    import sqlite3
+    import time as _time
+
+    from genre_models.errors import TrackingError
+    from genre_models.tracking import retry
+
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
+    calls = {"n": 0}
+
+    def locked_twice():
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            try:
+                raise sqlite3.OperationalError("database is locked")
+            except sqlite3.OperationalError as exc:
+                raise RuntimeError("(sqlite3.OperationalError) database is locked") from exc
+        return "written"
+
+    assert retry.store_retry(locked_twice) == "written" and calls["n"] == 3
+    with pytest.raises(ValueError):  # anything else is not the store's lock: never retried
+        retry.store_retry(lambda: (_ for _ in ()).throw(ValueError("no")))
+    monkeypatch.setenv("GENRE_BENCH_STORE_WAIT_S", "0")
+    calls["n"] = 0
+    t0 = _time.monotonic()
+    with pytest.raises(TrackingError, match=r"database is locked \(another process held it for over 0 s beyond SQLite's "
+                                            r"20 s wait; ending run x FAILED\)"):
+        retry.store_retry(locked_twice, what="ending run x FAILED")
+    assert _time.monotonic() - t0 < 5
+
+
+def test_a_run_whose_command_died_is_ended_killed_by_the_next_command(tmp_store, sleeper):
+    import mlflow
+
+    from genre_models.tracking.setup import setup_tracking
+    from genre_models.util import process_started
+
+    client = mlflow.MlflowClient()
+    exp = mlflow.get_experiment_by_name("gtzan-genre-benchmark").experiment_id
+    started = process_started(sleeper.pid)
+    sleeper.kill()
+    sleeper.wait()
+    import socket
+
+    dead = client.create_run(exp, tags={"owner_host": socket.gethostname(), "owner_pid": str(sleeper.pid),
+                                        "owner_started": started, "stage": "train"}).info.run_id
+    foreign = client.create_run(exp, tags={"stage": "notebook"}).info.run_id  # no owner: another tool's, left alone
+    setup_tracking(end_orphans=True)  # what train, gan and preprocess do first
+    run = client.get_run(dead)
+    assert run.info.status == "KILLED" and run.data.tags["error"].startswith(
+        f"KILLED: its command stopped without ending it (its owner on {socket.gethostname()}: process {sleeper.pid} has exited")
+    assert client.get_run(foreign).info.status == "RUNNING"
+
+
+def test_a_server_that_never_answers_is_said_in_seconds_by_train_too(demo_dir, tmp_path):
+    import socket
+    import time as _time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    t0 = _time.monotonic()
+    res = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(demo_dir), "--tracking-uri", uri,
+                                    "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 2 and res.stderr.strip().splitlines()[-1].startswith(
+        f"error: tracking server {uri} is unreachable (")
+    assert _time.monotonic() - t0 < 10 and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, tmp_path):
+    """Another process holds the SQLite store for 23 s (SQLite itself waits 20 s): a train that
+    may wait finishes; one told to wait only 1 s stops with one line, and its run ends FAILED with
+    the reason once the store answers, never RUNNING."""
+    import sqlite3
+    import mlflow
+
+    db = tmp_path / "mlflow.db"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "GENRE_BENCH_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "30",
+           "--early-stopping", "off", "--no-log-model"]
+    patient = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hasty = subprocess.Popen(cmd + ["--seed", "1"], env={**env, "GENRE_BENCH_STORE_WAIT_S": "1"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    client = mlflow.MlflowClient(f"sqlite:///{db}")
+    deadline = time.time() + 120
+    while len(client.search_runs(["1"], "attributes.status = 'RUNNING' and tags.stage = 'train'")) < 2:
+        assert time.time() < deadline, "the runs did not start"
+        time.sleep(0.2)
+    lock = sqlite3.connect(db, timeout=60)
+    lock.execute("BEGIN EXCLUSIVE")
+    time.sleep(23)
+    lock.rollback()
+    lock.close()
+    out_p, err_p = patient.communicate(timeout=300)
+    out_h, err_h = hasty.communicate(timeout=300)
+    assert patient.returncode == 0, err_p[-2000:]
+    assert hasty.returncode == 2 and "Traceback" not in err_h
+    assert err_h.strip().splitlines()[-1].startswith(f"error: tracking store sqlite:///{db}: database is locked (")
+    runs = {r.data.tags["seed"]: r for r in client.search_runs(["1"], "tags.stage = 'train'")}
+    assert runs["0"].info.status == "FINISHED"
+    assert runs["1"].info.status == "FAILED" and "database is locked" in runs["1"].data.tags["error"]
+
+
+def test_predict_applies_the_length_rule_whatever_the_net(tmp_path):
+    """A 0.2 s clip: preprocessing would skip it, so no net scores it, an image net neither."""
+    from genre_models.config import FeatureConfig
+    from genre_models.data.audio import decode_clip
+    from genre_models.errors import BadAudio
+    from genre_models.stages.predict import model_inputs
+
+    fcfg = FeatureConfig(image_size=32)
+    short = decode_clip(str(write_wav(tmp_path / "short.wav", synth_track("rock", 0.2, 0))), fcfg, any_format=True)
+    for kind in ("image", "mfcc", "raw"):
+        with pytest.raises(BadAudio, match=r"clip too short: 0\.\d\d s of sound after silence removal; one segment needs 1 s"):
+            model_inputs(short, kind, fcfg)
+    long = decode_clip(str(write_wav(tmp_path / "long.wav", synth_track("rock", 2.5, 0))), fcfg, any_format=True)
+    assert model_inputs(long, "image", fcfg).shape == (1, 3, 32, 32) and model_inputs(long, "mfcc", fcfg).shape == (2, 44, 13)

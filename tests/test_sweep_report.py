@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -23,6 +24,9 @@ from genre_models.genres import GENRES
 from genre_models.reporting.stats import mcnemar, paired_test, summarize
 from genre_models.sweep.driver import run_sweep
 from genre_models.sweep.grid import SweepConfig, build_grid, dependencies
+from genre_models.util import safe_name
+
+from conftest import children_of, is_alive
 
 EXP = "gtzan-genre-benchmark"
 SMALL = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2", "--no-register"]
@@ -356,3 +360,104 @@ def test_a_parallel_kfold_sweep_through_a_local_server_tests_every_track_once(de
     pairs = pd.read_csv(files / "significance_kfold.csv")
     assert len(pairs) == 3 and (pairs.tracks == 50).all() and (pairs.draws == 3).all()
     assert "| net5 | 16-17 / " in rep.text and "(n=3)" in rep.text  # a mean over the 3 folds with its interval
+
+
+def test_names_from_the_store_never_become_paths_outside_the_report(tmp_store, tmp_path, monkeypatch):
+    """An experiment named ``../../../x`` and a net tagged ``../evil``: the report stays in
+    ``reports/`` under a safe name, the title keeps the real name (escaped in the HTML)."""
+    hostile = "../../../x<b>"
+    client = mlflow.MlflowClient()
+    exp_id = client.create_experiment(hostile)
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        _fake_run(client, exp_id, "net5", seed, 0.5, confusion=rng.integers(0, 3, size=(10, 10)))
+        _fake_run(client, exp_id, "../evil", seed, 0.4, epochs=5, confusion=rng.integers(0, 3, size=(10, 10)),
+                  tags={"input_kind": "mfcc", "net_origin": "module x:y"}, params={"early_stopping": "True"})
+    cwd = tmp_path / "work" / "a" / "b"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    before = {p for p in tmp_path.rglob("*")}
+    res = CliRunner().invoke(main, ["report", "--experiment", hostile])
+    assert res.exit_code == 0, res.output
+    made = {p for p in tmp_path.rglob("*")} - before
+    assert made and all(cwd / "reports" in p.parents or p == cwd / "reports" for p in made)  # nothing outside
+    folder = next((cwd / "reports").iterdir())
+    assert folder.name == safe_name(hostile) and ".." not in folder.name and "/" not in folder.name
+    md = (folder / "report.md").read_text()
+    assert md.startswith(f"# genre-bench report: {hostile}\n")
+    assert "genre-bench report: ../../../x&lt;b&gt;" in (folder / "report.html").read_text()
+    assert sorted(p.name for p in (folder / "report_files").glob("confusion_track_*.csv")) == [
+        f"confusion_track_{safe_name('../evil')}.csv", "confusion_track_net5.csv"]
+
+
+def test_a_net_or_split_given_twice_is_merged_with_a_note(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        cfg = SweepConfig(data_dir="x", grid="demo", nets=("net5", "net5", "net1"), splits=("track", "track"), seeds=1,
+                          max_epochs=1)
+    assert (cfg.nets, cfg.splits) == (("net5", "net1"), ("track",)) and len(build_grid(cfg)) == 2
+    assert "net5, track given more than once: each runs once" in caplog.text
+    res = CliRunner().invoke(main, ["sweep", "--data-dir", str(tmp_path / "none"), "--nets", "net5,net5", "--splits",
+                                    "track,track", "--seeds", "1", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert res.exit_code == 2 and "net5, track given more than once: each runs once" in res.stderr
+
+
+def test_a_signal_to_the_sweep_ends_its_parent_and_its_claimed_point_killed_and_the_resume_goes_on(
+        demo_dir, tmp_store, monkeypatch):
+    """SIGTERM arriving just after a point was claimed, before its stage opened the run: the
+    claimed run and the parent end KILLED, the reason named; the same command then resumes."""
+    import genre_models.sweep.point as point
+    from genre_models.errors import Interrupted
+
+    real = point._run_point
+
+    def signalled(p, cfg, logger):
+        if p.net == "net1":
+            raise Interrupted("SIGTERM")
+        return real(p, cfg, logger)
+
+    monkeypatch.setattr(point, "_run_point", signalled)
+    args = ["sweep", "--data-dir", str(demo_dir), "--grid", "demo", "--nets", "net5,net1", "--seeds", "1", "--splits",
+            "track", "--max-epochs", "1", "--no-register", "--no-system-metrics"]
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 143 and "error: interrupted by SIGTERM; any run in progress was ended KILLED" in stopped.stderr
+    runs = mlflow.search_runs(experiment_names=[EXP], output_format="list")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    parent = next(r for r in runs if r.data.tags.get("stage") == "sweep")
+    net1 = next(r for r in runs if r.data.tags.get("net") == "net1")
+    assert (parent.info.status, parent.data.tags["error"]) == ("KILLED", "KILLED: SIGTERM received")
+    assert (net1.info.status, net1.data.tags["error"]) == ("KILLED", "KILLED: SIGTERM received")
+    monkeypatch.setattr(point, "_run_point", real)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "2 points, 1 run, 1 skipped (already finished), 0 failed" in again.stdout
+    resumed = mlflow.get_run(parent.info.run_id)
+    assert resumed.info.status == "FINISHED" and "error" not in resumed.data.tags
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_parallel_sweep_leaves_no_run_running_and_no_worker(demo_dir, tmp_store):
+    env = {**os.environ, "CI": "true"}
+    cmd = [sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), "--grid", "demo", "--nets",
+           "net1,net3,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2", "--jobs", "2", "--no-register",
+           "--no-system-metrics"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not any(r.info.status == "RUNNING" for r in _runs(stage="train")):
+            assert time.time() < deadline and proc.poll() is None, "no point started"
+            time.sleep(0.2)
+        workers = children_of(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # the driver alone, as `kill PID` does
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143 and "error: interrupted by SIGTERM" in err and "Traceback" not in err
+    runs = mlflow.search_runs(experiment_names=[EXP], output_format="list")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    parent = next(r for r in runs if r.data.tags.get("stage") == "sweep")
+    assert (parent.info.status, parent.data.tags["error"]) == ("KILLED", "KILLED: SIGTERM received")
+    killed = [r for r in runs if r.info.status == "KILLED" and r.data.tags.get("stage") == "train"]
+    assert killed and all(r.data.tags["error"].startswith("KILLED: SIGTERM received") for r in killed)
+    time.sleep(1)
+    assert workers and [w for w in workers if is_alive(w)] == []

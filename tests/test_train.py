@@ -179,3 +179,36 @@ def test_the_train_stage_never_runs_a_gan_itself(demo_dir, tmp_path):
         train(TrainConfig(net="net6", data_dir=str(demo_dir), epochs=1, cache_dir=str(tmp_path / "c"), jobs=1))
     written = []
     assert NULL_LOGGER.log_artifacts(lambda out: written.append(out)) == [] and written == []  # never asked to write
+
+
+def test_a_nan_loss_is_one_line_whose_advice_fits_its_cause(demo_dir, tmp_store, tmp_path):
+    """--lr 1e12: the run ends FAILED with an error tag, the one line says lower --lr. NaN in the
+    cached features: the cache is found damaged when opened and rebuilt, so training succeeds;
+    and non-finite inputs that reach the loop are named as a damaged cache, not a learning rate."""
+    cache = tmp_path / "c"
+    res = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "3", "--lr", "1e12",
+                                    "--cache-dir", str(cache)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: training loss became nan at epoch ") and line.endswith(
+        "with finite inputs: the learning rate 1e+12 is too high for this net; lower --lr")
+    run = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")[0]
+    assert run.info.status == "FAILED" and run.data.tags["error"] == f"TrainingDiverged: {line[len('error: '):]}"
+    store = next(p for p in cache.iterdir() if (p / "meta.json").is_file())
+    mfcc = np.load(store / "mfcc.npy")
+    np.save(store / "mfcc.npy", np.full_like(mfcc, np.nan))  # same size: only the values are wrong
+    again = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "1",
+                                      "--cache-dir", str(cache)])
+    assert again.exit_code == 0, again.output
+    assert f"{store}: damaged feature cache (mfcc.npy holds NaN or infinite values); rebuilding it" in again.stderr
+    assert np.isfinite(np.load(store / "mfcc.npy")).all()
+    from genre_models.errors import TrainingDiverged
+
+    x = torch.randn(16, 44, 13)
+    x[3, 5, 2] = float("nan")
+    part = Part(x, torch.randint(0, 10, (16,)), np.arange(16))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(44 * 13, 10))
+    with pytest.raises(TrainingDiverged, match="the training inputs hold NaN or infinite values: the feature cache is "
+                                               "damaged; rebuild it with `benchmark preprocess --force`"):
+        fit(model, torch.optim.Adam(model.parameters()), make_loader(part, 8, True, 0, 0, False),
+            make_loader(part, 8, False, 0, 0, False), epochs=1, device=torch.device("cpu"))

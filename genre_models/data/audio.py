@@ -58,6 +58,76 @@ def header_frames(path: str) -> int | None:
     return None
 
 
+# MPEG audio frame headers: bitrate (kbit/s) by [MPEG-1?][layer 1..3][index], sample rate by version.
+_MPEG_KBPS = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # version bits -> Hz
+
+
+def _mpeg_frame_length(head: bytes) -> int | None:
+    """The length of the MPEG audio frame whose 4-byte header is ``head``, or None if it is none."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+    rate_i, kbps_i, padding = (head[2] >> 2) & 3, head[2] >> 4, (head[2] >> 1) & 1
+    if version == 1 or layer_bits == 0 or rate_i == 3 or kbps_i in (0, 15):
+        return None
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    kbps, rate = _MPEG_KBPS[(mpeg1, min(layer, 2) if not mpeg1 else layer)][kbps_i], _MPEG_RATES[version][rate_i]
+    if layer == 1:
+        return (12 * kbps * 1000 // rate + padding) * 4
+    return (144 if mpeg1 or layer == 2 else 72) * kbps * 1000 // rate + padding
+
+
+def _mpeg_start(fh, data: bytes) -> bool:
+    """Whether the file is MPEG audio: an ID3 tag then, or straight away, two frames in a row."""
+    at = 0
+    if data[:3] == b"ID3" and len(data) >= 10:
+        at = 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+    fh.seek(at)
+    head = fh.read(4)
+    length = _mpeg_frame_length(head)
+    if length is None:
+        return False
+    fh.seek(at + length)
+    return _mpeg_frame_length(fh.read(4)) is not None
+
+
+#: Formats known by their first bytes: (offset, magic, name). libsndfile reads the first group;
+#: the second only ``predict``'s other decoders (audioread, through ffmpeg and the like).
+_MAGIC = ((0, b"RIFF", "WAV"), (0, b"RF64", "WAV (RF64)"), (0, b"riff", "W64"), (0, b".snd", "AU"),
+          (0, b"FORM", "AIFF"), (0, b"fLaC", "FLAC"), (0, b"OggS", "OGG"), (0, b"caff", "CAF"))
+_OTHER_MAGIC = ((4, b"ftyp", "MP4/M4A"), (0, b"\x1aE\xdf\xa3", "Matroska/WebM"),
+                (0, b"0&\xb2u\x8ef\xcf\x11", "ASF/WMA"), (0, b"#!AMR", "AMR"))
+
+
+def sniff_audio(path: str, any_format: bool = False) -> str | None:
+    """The audio format a file's first bytes say it is (a header, or MPEG audio frames), or None.
+    The extension never counts: libsndfile reads a file without a header as raw u-law, so the
+    Kaggle copy's header-less jazz.00054 named ``.au`` would be 150 s of noise, and a text file
+    named ``.au`` a clip. ``any_format``: also the containers only ``predict``'s other decoders read."""
+    with open(path, "rb") as fh:
+        data = fh.read(16)
+        for offset, magic, name in _MAGIC + (_OTHER_MAGIC if any_format else ()):
+            if data[offset:offset + len(magic)] == magic:
+                return name
+        if any_format and len(data) >= 2 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0:
+            return "AAC (ADTS)"
+        return "MP3" if _mpeg_start(fh, data) else None
+
+
+def _no_header(path: str) -> BadAudio:
+    with open(path, "rb") as fh:
+        start = fh.read(8)
+    return BadAudio(f"unreadable audio, no valid header or codec (no audio header: it starts with {start.hex(' ')})")
+
+
 def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
     """Decode one file to mono float32 at ``sample_rate``.
 
@@ -71,6 +141,8 @@ def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
     size = os.path.getsize(path)
     if size == 0:
         raise BadAudio("empty file (0 bytes)")
+    if sniff_audio(path) is None:
+        raise _no_header(path)
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
     except Exception as exc:  # libsndfile raises several types; all mean "cannot decode"
@@ -101,6 +173,8 @@ def load_any_audio(path: str, sample_rate: int) -> np.ndarray:
     """Decode a user's clip for ``predict``: anything librosa reads (soundfile, then audioread)."""
     if os.path.getsize(path) == 0:
         raise BadAudio("empty file (0 bytes)")
+    if sniff_audio(path, any_format=True) is None:
+        raise _no_header(path)
     try:
         y, _ = load_audio(path, sample_rate)
         return y
@@ -121,16 +195,31 @@ def load_any_audio(path: str, sample_rate: int) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
+#: The Kaggle pictures' size (width, height); a PNG more than 4x smaller or larger either way is
+#: no spectrogram of theirs.
+KAGGLE_PNG_SIZE = (432, 288)
+
+
 def load_png(path: str, size: int) -> np.ndarray:
     """A Kaggle spectrogram PNG as uint8 (3, size, size), resized as Keras'
-    ``image_dataset_from_directory`` does (bilinear, whole image, no crop): what the study fed."""
+    ``image_dataset_from_directory`` does (bilinear, whole image, no crop): what the study fed.
+    A picture far from the Kaggle size, or with no variation (one colour, or fully transparent),
+    raises ``BadAudio`` saying so: it would train as an empty image."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            rgb = im.convert("RGB").resize((size, size), Image.BILINEAR)
+            w, h = im.size
+            rgb = im.convert("RGB")
+            flat = rgb.getextrema()  # per channel (min, max)
+            rgb = rgb.resize((size, size), Image.BILINEAR)
     except Exception as exc:
         raise BadAudio(f"unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    kw, kh = KAGGLE_PNG_SIZE
+    if not (kw / 4 <= w <= kw * 4 and kh / 4 <= h <= kh * 4):
+        raise BadAudio(f"{w}x{h} pixels, far from the Kaggle pictures' {kw}x{kh}")
+    if all(hi - lo < 2 for lo, hi in flat):
+        raise BadAudio(f"no variation (every pixel {tuple(lo for lo, _ in flat)})")
     arr = np.asarray(rgb, dtype=np.uint8)  # (H, W, 3)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (3, H, W)
 

@@ -15,6 +15,7 @@ link, in a nested or hidden folder, or beside the genre folders.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -103,8 +104,13 @@ def _find_synthetic_marker(root: Path, audio_dir: Path) -> dict | None:
 
 
 def _unusable(path: Path) -> str | None:
-    """Why a file cannot be read at all (a dangling link, no permission), or None."""
+    """Why a file cannot be read at all (a symlink loop, a dangling link, no permission), or None."""
     if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"symlink loop (points to {os.readlink(path)}, which leads back to itself)"
         return f"dangling symlink (points to {os.readlink(path)}, which does not exist)"
     if not os.access(path, os.R_OK):
         return "permission denied (not readable by this user)"

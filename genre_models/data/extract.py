@@ -40,7 +40,8 @@ def _image(track: TrackFile, y: np.ndarray, fcfg: FeatureConfig, res: "TrackResu
             res.image = load_png(track.image_path, fcfg.image_size)
             res.image_source, res.image_path = "png", track.image_path
         except BadAudio as exc:
-            res.notes = "; ".join(filter(None, [res.notes, f"PNG {track.image_path} unusable: {exc}"]))
+            instead = "; rendered from the audio instead" if fcfg.image_source == "auto" else ""
+            res.notes = "; ".join(filter(None, [res.notes, f"PNG {track.image_path} unusable: {exc}{instead}"]))
     if res.image is None and fcfg.image_source in ("auto", "audio"):
         res.image = image_of(y, fcfg)
         res.image_source = "audio"

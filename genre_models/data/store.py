@@ -156,11 +156,14 @@ def load_store(path: str | os.PathLike) -> FeatureStore:
             if have != size:
                 raise DamagedCache(f"{path}: damaged feature cache ({name} has {have if have is not None else 'no'} "
                                    f"bytes, {size} were written)")
+        mfcc = np.load(path / "mfcc.npy", mmap_mode="r")
+        if not np.isfinite(mfcc).all():  # same size, other values: NaN never reaches a net
+            raise DamagedCache(f"{path}: damaged feature cache (mfcc.npy holds NaN or infinite values)")
         return FeatureStore(
             path=str(path),
             meta=meta,
             manifest=pd.read_csv(path / "manifest.csv", keep_default_na=False),
-            mfcc=np.load(path / "mfcc.npy", mmap_mode="r"),
+            mfcc=mfcc,
             seg_track=np.load(path / "seg_track.npy"),
             images=np.load(path / "images.npy", mmap_mode="r"),
             img_track=np.load(path / "img_track.npy"),
@@ -317,6 +320,24 @@ def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
         out[f"segments_{name}"] = int((seg_parts == p).sum())
         out[f"images_{name}"] = int((img_parts == p).sum())
         out[f"tracks_{name}"] = int(len(np.unique(store.seg_track[seg_parts == p])))
+    return out
+
+
+def coverage_warnings(store: FeatureStore, split: SplitConfig) -> list[str]:
+    """What is missing, in words: genres with no usable track (no net learns or is tested on
+    them), and parts of ``split`` that hold none of a genre the dataset has, or nothing at all."""
+    tracks = store.tracks
+    present = [g for g in GENRES if g in set(tracks.genre)]
+    out = [f"genre {g} has no usable track: no net learns it or is tested on it" for g in GENRES if g not in present]
+    seg_parts = store.parts("mfcc", split)
+    seg_genre = tracks.genre.to_numpy()[store.seg_track] if len(tracks) else np.array([])
+    for p, name in enumerate(PARTS):
+        missing = [g for g in present if not ((seg_parts == p) & (seg_genre == g)).any()]
+        if missing == present:
+            out.append(f"the {name} part of {split.words} is empty")
+        elif missing:
+            out.append(f"the {name} part of {split.words} has no {', '.join(missing)} "
+                       f"(its scores there are over the other {len(present) - len(missing)} genres)")
     return out
 
 

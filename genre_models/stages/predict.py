@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from genre_models.config import FeatureConfig
-from genre_models.data.audio import DecodedClip, decode_clip, from_pcm16, to_pcm16
+from genre_models.data.audio import DecodedClip, decode_clip, from_pcm16, sniff_audio, to_pcm16
 from genre_models.data.features import image_of, mfcc_of
 from genre_models.errors import BadAudio, ConfigError
 from genre_models.tracking.models import load_model, model_metadata
@@ -23,11 +23,13 @@ from genre_models.tracking.setup import open_existing_store
 
 def model_inputs(clip: DecodedClip, input_kind: str, fcfg: FeatureConfig) -> np.ndarray:
     """One decoded clip -> the batch the net eats: (n_segments, frames, n_mfcc), (n_segments,
-    samples) in [-1, 1] or (1, 3, S, S) in [0, 1]."""
+    samples) in [-1, 1] or (1, 3, S, S) in [0, 1]. Whatever the net, a clip is scored only if
+    preprocessing would have kept it: at least one segment of sound after silence removal
+    (``decode_clip`` has already refused silence)."""
+    if clip.segments.shape[0] == 0:
+        raise BadAudio(f"clip too short: {clip.kept_samples / fcfg.sample_rate:.2f} s of sound after silence removal; "
+                       f"one segment needs {fcfg.segment_seconds:g} s")
     if input_kind in ("mfcc", "raw"):
-        if clip.segments.shape[0] == 0:
-            raise BadAudio(f"clip too short: {clip.kept_samples / fcfg.sample_rate:.2f} s of sound after silence removal; "
-                           f"one segment needs {fcfg.segment_seconds:g} s")
         if input_kind == "raw":  # as stored for training: int16, then scaled
             return from_pcm16(to_pcm16(clip.segments))
         return mfcc_of(clip.segments, fcfg)
@@ -44,6 +46,8 @@ def predict(audio_file: str, model_uri: str, top: int = 3, tracking_uri: str | N
         raise BadAudio(f"{audio_file}: file does not exist")
     if os.path.isfile(audio_file) and os.path.getsize(audio_file) == 0:
         raise BadAudio(f"{audio_file}: empty file (0 bytes)")
+    if os.path.isfile(audio_file) and sniff_audio(audio_file, any_format=True) is None:
+        raise BadAudio(f"{audio_file}: not an audio file (no audio header: it is read by its first bytes, not its name)")
     if model_uri.startswith(("runs:/", "models:/")):
         open_existing_store(tracking_uri)
     meta = model_metadata(model_uri)

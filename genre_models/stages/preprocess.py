@@ -4,10 +4,12 @@ one MLflow run recording it: counts per split and genre, the skipped files, the 
 from __future__ import annotations
 
 from genre_models.config import DataConfig, SplitConfig, flat_params
-from genre_models.data.store import PreprocessResult, genre_counts, repeat_groups, split_counts
+from genre_models.data.store import PreprocessResult, coverage_warnings, genre_counts, repeat_groups, split_counts
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features
+from genre_models.genres import GENRES
 from genre_models.training.logger import NULL_LOGGER, RunLogger
+from genre_models.util import log
 
 
 def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: RunLogger = NULL_LOGGER,
@@ -25,8 +27,13 @@ def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: Run
         store.manifest_with_split(split).to_csv(out / "manifest.csv", index=False)
         (out / "skipped.txt").write_text("".join(f"{line}\n" for line in result.skipped) or "(none)\n")
         (out / "repeat_groups.txt").write_text("".join(f"{line}\n" for line in repeat_groups(store)) or "(none)\n")
+        (out / "warnings.txt").write_text("".join(f"{line}\n" for line in warnings) or "(none)\n")
         genre_counts(store, split).to_csv(out / "genre_counts.csv", index=False)
 
+    warnings = coverage_warnings(store, split)
+    for line in warnings:
+        log.warning("%s", line)
+    absent = [g for g in GENRES if g not in set(store.tracks.genre)]
     with logger.start(f"preprocess-{split.label}-s{split.seed}"):
         counts = split_counts(store, split)
         note = (f"Features of {dataset_words(store)}: {counts['tracks_total']} tracks used, {counts['skipped_files']} files skipped (skipped.txt), "
@@ -34,7 +41,7 @@ def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: Run
                 f"{split.words} has {counts['tracks_test']} test tracks.")
         logger.set_tags({**base_tags(store), "stage": "preprocess", **split.tags,
                          "cache_reused": str(result.reused).lower(), "cache_path": store.path, "mlflow.note.content": note})
-        logger.log_params({**params, **counts})
+        logger.log_params({**params, **counts, "genres_absent": ",".join(absent) or "none", "warnings": len(warnings)})
         logger.log_metrics({"preprocess_seconds": result.seconds})
         logger.log_dataset(store, split, context="preprocess")
         logger.log_artifacts(write)

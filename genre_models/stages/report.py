@@ -40,6 +40,7 @@ from genre_models.training.evaluate import PREDICTIONS_FILE
 from genre_models.tracking.models import download
 from genre_models.tracking.queries import experiment_runs, metric_steps
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store
+from genre_models.util import safe_name
 
 __all__ = ["Cell", "ReportError", "Report", "summarize", "write_report"]
 
@@ -375,7 +376,7 @@ def _confusions(runs: pd.DataFrame, split: str, files: Path) -> dict | None:
         counts, used = summed_confusion(r.run_id, files)
         if used:
             mats[net] = (counts, used)
-            name = f"confusion_{split}_{net}.csv"
+            name = f"confusion_{split}_{safe_name(net)}.csv"  # a net's name comes from run tags: never a path
             pd.DataFrame(counts, index=GENRES, columns=GENRES).rename_axis("true\\pred").to_csv(files / name)
             csvs.append(name)
     if not mats:
@@ -606,7 +607,7 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     if df.empty:
         raise ReportError(f"experiment {experiment!r} has no runs; nothing to report (run `benchmark sweep` first)")
     runs, notes = select_runs(df)
-    path = Path(out or os.path.join("reports", experiment, "report.md"))
+    path = Path(out or os.path.join("reports", safe_name(experiment), "report.md"))  # the title keeps the real name
     files = path.parent / f"{path.stem}_files"
     files.mkdir(parents=True, exist_ok=True)
     sections, written = _write_sections(runs, files, _predictions(runs, files))

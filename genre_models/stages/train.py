@@ -24,7 +24,7 @@ from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.registry import InputShape, NetSpec, count_parameters, get_net, make_optimizer, resolve_config
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features, segment_audio_array
-from genre_models.training.evaluate import PREDICTIONS_FILE, evaluate, track_predictions, write_eval_artifacts
+from genre_models.training.evaluate import PREDICTIONS_FILE, absent_genres, evaluate, track_predictions, write_eval_artifacts
 from genre_models.training.generation import Augmentation
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.loop import History, Part, fit, make_batches, part_bytes, predict_proba, split_parts
@@ -90,6 +90,7 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
             raise DataError(f"{cfg.data_dir}: the {name} part of {cfg.split_config.words} is empty; "
                             f"{len(pre.store.tracks)} usable tracks")
     counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_test_tracks": len(np.unique(parts["test"].track)),
+              "test_genres_absent": ",".join(absent_genres(parts["test"].y.numpy())) or "none",
               **({"n_train_real": n_train_real} if spec.uses_gan else {}), **extra["counts"]}
     return _Data(pre.store, pre.key, parts, counts, extra["tags"])
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from genre_models.config import DataConfig, FeatureConfig
 from genre_models.data.store import FeatureStore
+from genre_models.errors import interrupt_signal
 from genre_models.models.plugins import loaded_refs
 from genre_models.models.registry import get_net
 from genre_models.sweep.executors import make_executor
@@ -34,10 +35,11 @@ from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependen
 from genre_models.sweep.point import execute_point, one_line
 from genre_models.sweep.register import register_best
 from genre_models.tracking.records import base_tags, dataset_words
-from genre_models.tracking.server import LocalServer, check_reachable, check_remote_tracking
-from genre_models.tracking.setup import current_tracking_uri, setup_tracking
+from genre_models.tracking.server import LocalServer, check_remote_tracking
+from genre_models.tracking.setup import setup_tracking
 from genre_models.tracking.sweeps import SweepRecord
 from genre_models.tracking.shipping import features_uri, open_features, publish_features
+from genre_models.training.runtime import resolve_device
 from genre_models.util import log
 
 
@@ -183,8 +185,7 @@ def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task
 
 
 def _start(cfg: SweepConfig, tracking_uri: str | None, experiment: str | None) -> tuple[SweepRecord, str]:
-    """Check the store answers, point MLflow at it; the sweep's record and experiment name."""
-    check_reachable(tracking_uri or current_tracking_uri())
+    """Check the store answers (``setup_tracking`` does), point MLflow at it; the sweep's record and experiment name."""
     experiment = setup_tracking(tracking_uri, experiment)
     return SweepRecord(experiment), experiment
 
@@ -193,6 +194,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
               echo=lambda line, final=False: None) -> SweepResult:
     """Run (or resume) the sweep. ``echo(line, final)`` receives the progress line."""
     started = time.time()
+    resolve_device(cfg.device)  # before any store or data is touched
     record, experiment = _start(cfg, tracking_uri, experiment)
     plan = _plan(cfg)
     finished_keys = record.finished_grid_keys()
@@ -225,6 +227,9 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     try:
         if executor is not None:
             _schedule(executor, todo, plan, outcomes, task, cfg.jobs if cfg.executor == "local" else len(todo), progress)
+    except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver itself failing: no run stays RUNNING
+        _end_stopped(exc, record, parent_id)
+        raise
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -232,6 +237,24 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
             server.__exit__(None, None, None)
             record.write_through(record.uri)  # the workers are gone: the driver alone writes the store again
     return _finish(record, parent_id, plan, outcomes, started, server, echo, cfg.register)
+
+
+def _end_stopped(exc: BaseException, record: SweepRecord, parent_id: str) -> None:
+    """The sweep stops before its end: its workers go, the runs they held and the parent end
+    KILLED with the signal as the reason (FAILED with the error, for a failure of the driver).
+    Running the same command again resumes under the same parent."""
+    import multiprocessing
+
+    sig = interrupt_signal(exc)
+    why = f"{sig} received" if sig else f"the sweep driver failed: {one_line(exc)}"
+    for worker in multiprocessing.active_children():  # --jobs workers: they would finish points unrecorded
+        worker.kill()
+        worker.join(5)
+    try:
+        record.end_dead_children(parent_id, why)
+        record.end_parent(parent_id, "KILLED" if sig else "FAILED", why)
+    except Exception as err:  # the store went away too: the next run of the command ends them
+        log.warning("could not end the sweep's runs (%s): %s", why, one_line(err))
 
 
 def _register(best: dict, record: SweepRecord, parent_id: str, echo) -> list:

@@ -40,9 +40,12 @@ class RayExecutor:
         except ImportError:
             raise ConfigError("--executor ray needs Ray: pip install 'genre-bench[ray]'") from None
         self.ray, self.cfg, self.refs = ray, cfg, []
+        # A server with basic auth: each task sends the driver's account, as local workers do.
+        account = {k: os.environ[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD") if k in os.environ}
         try:
             ray.init(address=cfg.ray_address or None, ignore_reinit_error=True, log_to_driver=False,
-                     logging_level="WARNING", include_dashboard=False)
+                     logging_level="WARNING", include_dashboard=False,
+                     runtime_env={"env_vars": account} if account else None)
         except Exception as exc:  # nothing listens there, or another Ray version
             raise ConfigError(f"cannot connect to the Ray cluster at {cfg.ray_address or 'auto'}: {one_line(exc)}") from None
         self._remote = ray.remote(execute_point)

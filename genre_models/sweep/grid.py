@@ -68,6 +68,8 @@ def get_grid(name: str) -> GridSpec:
 
 
 EXECUTORS = ("local", "ray")
+#: Seeds a sweep may ask for (each multiplies the grid): more is a typo, not a plan.
+MAX_SEEDS = 1000
 DATA_ACCESS = ("auto", "shared", "artifacts")
 
 
@@ -97,16 +99,19 @@ class SweepConfig:
     def __post_init__(self) -> None:
         get_grid(self.grid)
         # A plugin given as package.module:factory is loaded and checked here, and known by its name from now on.
-        object.__setattr__(self, "nets", tuple(dict.fromkeys(get_net(net).name for net in self.nets)))
-        repeated = [n for n in self.splits if self.splits.count(n) > 1]
+        nets = [get_net(net).name for net in self.nets]
+        repeated = [n for n in nets if nets.count(n) > 1] + [n for n in self.splits if self.splits.count(n) > 1]
+        object.__setattr__(self, "nets", tuple(dict.fromkeys(nets)))
         object.__setattr__(self, "splits", tuple(dict.fromkeys(self.splits)))
         for s in self.splits:
             check_choice("split", s, SPLITS)
             check_fold(s, 0, self.folds)
         if repeated:
-            log.warning("split %s given more than once: each split runs once", ", ".join(dict.fromkeys(repeated)))
+            log.warning("%s given more than once: each runs once", ", ".join(dict.fromkeys(repeated)))
         if self.seeds < 1 or self.jobs < 1:
             raise ConfigError("--seeds and --jobs must be at least 1")
+        if self.seeds > MAX_SEEDS:
+            raise ConfigError(f"--seeds must be at most {MAX_SEEDS}, got {self.seeds}")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
         check_choice("executor", self.executor, EXECUTORS)

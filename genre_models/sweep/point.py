@@ -8,19 +8,18 @@ the sweep goes on.
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import time
 from dataclasses import replace
 
 from genre_models.config import default_cache_dir
+from genre_models.errors import interrupt_signal
 from genre_models.models.plugins import use_refs
 from genre_models.sweep.grid import GridPoint
 from genre_models.tracking.logger import MlflowLogger, RunPlacement
 from genre_models.tracking.claims import release
 from genre_models.tracking.setup import setup_tracking
 from genre_models.tracking.sweeps import Claim, SweepRecord
-from genre_models.util import log
+from genre_models.util import die_with_parent, log
 from genre_models.workflow.get_or_run import run_gan, train_net
 
 #: What a caller reads from a finished point's run, by kind.
@@ -88,6 +87,11 @@ def execute_point(task: dict) -> dict:
         record.end_point_failed(claim.run_id, msg)
         return {"status": "FAILED", "run_id": claim.run_id, "error": msg, "seconds": time.perf_counter() - t0,
                 "metrics": {}}
+    except BaseException as exc:  # Ctrl-C or SIGTERM, also between the claim and the stage's own run
+        sig = interrupt_signal(exc)
+        if sig is not None:
+            record.end_killed_if_running(claim.run_id, f"{sig} received")
+        raise
     finally:
         release(claim.run_id)
 
@@ -106,16 +110,4 @@ def worker_init(tracking_uri: str, threads: int) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
-    _die_with_parent()
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when the driver dies (kill -9 included), so no orphan worker
-    finishes a point after a resumed sweep has started it again."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+    die_with_parent()  # no orphan worker finishes a point after a resumed sweep has started it again

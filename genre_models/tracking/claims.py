@@ -69,6 +69,21 @@ def end_if_owner_gone(client, run, why: str) -> bool:
     return gone is not None
 
 
+def end_orphaned_runs(experiment_id: str) -> list[str]:
+    """End KILLED every RUNNING run of the experiment that genre-bench started (it has owner
+    tags) whose owner is provably gone: a command stopped by a store that never answered, or
+    killed outright, left it. Runs other tools made are left alone. Returns the runs ended."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    flt = "attributes.status = 'RUNNING' and tags.`owner_pid` != ''"
+    ended = [run.info.run_id for run in client.search_runs([experiment_id], flt, max_results=1000)
+             if end_if_owner_gone(client, run, "its command stopped without ending it")]
+    if ended:
+        log.warning("ended %d run(s) KILLED whose command had stopped without ending them: %s", len(ended), ", ".join(ended))
+    return ended
+
+
 def hold(run_id: str, uri: str) -> None:
     """This process owns ``run_id`` (on store ``uri``): beat for it until ``release``."""
     global _beat

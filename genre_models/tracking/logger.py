@@ -21,6 +21,7 @@ from genre_models.tracking.claims import end_if_owner_gone, hold, owner_tags, re
 from genre_models.tracking.queries import runs_with
 from genre_models.tracking.models import log_torch_model
 from genre_models.tracking.records import artifact_dir, log_dataset_input, log_params_safely, mlflow_dataset, verify_record
+from genre_models.tracking.retry import store_retry
 from genre_models.util import log
 
 
@@ -49,27 +50,6 @@ def system_metrics_on(enabled: bool) -> bool:
     return enabled
 
 
-@contextmanager
-def standalone_run(run_name: str, placement: RunPlacement | None = None, system_metrics: bool | None = None) -> Iterator:
-    """``mlflow.start_run`` for a run of its own, also inside ``mlflow run``.
-
-    Under ``mlflow run`` the environment's ``MLFLOW_RUN_ID`` makes every plain ``start_run``
-    resume the entry point's run; a prerequisite run (net6's GAN) must not land in it. The
-    variable is hidden for the block and restored after; the experiment stays the same.
-    """
-    import mlflow
-
-    placement = placement or RunPlacement()
-    saved = os.environ.pop("MLFLOW_RUN_ID", None)
-    try:
-        with mlflow.start_run(run_name=run_name, parent_run_id=placement.parent_run_id,
-                              tags={**placement.tags, **owner_tags()}, log_system_metrics=system_metrics) as run:
-            yield run
-    finally:
-        if saved is not None:
-            os.environ["MLFLOW_RUN_ID"] = saved
-
-
 class MlflowLogger:
     """One MLflow run per ``start`` block, in the active store and experiment. ``system_metrics``:
     the run also records CPU, memory (and GPU) use every ``SYSTEM_METRICS_INTERVAL_S``."""
@@ -83,41 +63,77 @@ class MlflowLogger:
 
     @contextmanager
     def start(self, name: str) -> Iterator["MlflowLogger"]:
+        """One run for the block: FINISHED at its end, KILLED (Ctrl-C, SIGTERM) or FAILED (any
+        error, named in the ``error`` tag) when it stops early. A locked SQLite store is waited
+        out (``tracking.retry``), at the start, on every write and at the end.
+
+        Under ``mlflow run`` the environment's ``MLFLOW_RUN_ID`` makes every plain ``start_run``
+        resume the entry point's run; a prerequisite run (``standalone``, net6's GAN) must not
+        land in it, so the variable is hidden for the block and restored after."""
         import mlflow
 
         p, sm = self.placement, self.system_metrics or None  # None: MLflow's own setting decides
-        if p.run_id:  # claimed by a sweep: its tags and owner are already there
-            ctx = mlflow.start_run(run_id=p.run_id, run_name=name, log_system_metrics=sm)
-        elif self.standalone:
-            ctx = standalone_run(name, p, sm)
-        else:
-            ctx = mlflow.start_run(run_name=name, parent_run_id=p.parent_run_id, tags={**p.tags, **owner_tags()},
-                                   log_system_metrics=sm)
-        with ctx as run:
+        saved = os.environ.pop("MLFLOW_RUN_ID", None) if self.standalone and not p.run_id else None
+        try:
+            if p.run_id:  # claimed by a sweep: its tags and owner are already there
+                run = store_retry(mlflow.start_run, run_id=p.run_id, run_name=name, log_system_metrics=sm)
+            else:
+                run = store_retry(mlflow.start_run, run_name=name, parent_run_id=p.parent_run_id,
+                                  tags={**p.tags, **owner_tags()}, log_system_metrics=sm)
             self.run_id = run.info.run_id
             hold(self.run_id, mlflow.get_tracking_uri())
             try:
                 yield self
             except BaseException as exc:
-                self._end_interrupted(exc)
+                self._end_stopped(exc)
                 raise
+            else:
+                self._end("FINISHED")
             finally:
                 release(self.run_id)
+        finally:
+            if saved is not None:
+                os.environ["MLFLOW_RUN_ID"] = saved
 
-    def _end_interrupted(self, exc: BaseException) -> None:
-        """A run stopped by a signal ends KILLED with an ``error`` tag naming it (MLflow would say FAILED)."""
+    def _end(self, status: str) -> None:
+        """The store records the end first (waiting out a lock); then MLflow's own bookkeeping
+        (its active-run stack, the system-metrics thread) ends the run as well."""
+        import mlflow
+
+        store_retry(mlflow.MlflowClient().set_terminated, self.run_id, status, what=f"ending run {self.run_id} {status}")
+        store_retry(mlflow.end_run, status)
+
+    def _end_stopped(self, exc: BaseException) -> None:
+        """A run stopped by a signal ends KILLED with an ``error`` tag naming it (MLflow would say
+        FAILED); one stopped by an error ends FAILED with the error in one line."""
         import mlflow
 
         sig = interrupt_signal(exc)
-        if sig is None:
+        if sig is None and not isinstance(exc, Exception):  # SystemExit and the like: MLflow's own rule
+            store_retry(mlflow.end_run, "FAILED")
             return
+        text = str(exc).strip().splitlines()
+        why = f"KILLED: {sig} received" if sig else f"{type(exc).__name__}: {text[0] if text else ''}"
+        status = "KILLED" if sig else "FAILED"
+        err: Exception | None = None
+        if "Max retries exceeded" not in str(exc):  # a server that stopped answering is not asked again
+            try:
+                store_retry(mlflow.set_tag, "error", why[:4900])
+                self._end(status)
+                return
+            except Exception as failed:  # the store went away too
+                err = failed
         try:
-            mlflow.set_tag("error", f"KILLED: {sig} received")
-            mlflow.end_run("KILLED")
-        except Exception as err:  # the store went away too: say so, in one line
-            text = str(getattr(err, "message", None) or err).strip()  # MlflowException's str() adds quotes
+            mlflow.end_run(status)  # MLflow's own bookkeeping ends here, whatever the store says
+        except Exception as failed:
+            err = err or failed
+        detail = str(getattr(err, "message", None) or err or exc).strip()  # MlflowException's str() adds quotes
+        detail = detail.splitlines()[0] if detail else repr(err)
+        if sig is not None:  # say so, in one line
             raise TrackingError(f"{sig} received, and run {self.run_id} could not be ended KILLED on "
-                                f"{mlflow.get_tracking_uri()}: {text.splitlines()[0] if text else repr(err)}") from None
+                                f"{mlflow.get_tracking_uri()}: {detail}") from None
+        log.warning("run %s could not be ended FAILED (%s); the next genre-bench command ends it KILLED",
+                    self.run_id, detail)
 
     def prerequisite(self) -> "MlflowLogger":
         return MlflowLogger(standalone=True, system_metrics=self.system_metrics)
@@ -125,15 +141,15 @@ class MlflowLogger:
     def set_tags(self, tags: dict) -> None:
         import mlflow
 
-        mlflow.set_tags(tags)
+        store_retry(mlflow.set_tags, tags)
 
     def log_params(self, params: dict) -> None:
-        log_params_safely(params)
+        store_retry(log_params_safely, params)
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         import mlflow
 
-        mlflow.log_metrics(metrics, step=step)
+        store_retry(mlflow.log_metrics, metrics, step=step)
 
     def log_artifacts(self, write: Callable[[Path], None], path: str | None = None) -> list[str]:
         with artifact_dir(path) as out:
@@ -146,21 +162,21 @@ class MlflowLogger:
         mlflow.log_artifact(str(file), path)
 
     def log_dataset(self, store: FeatureStore, split: SplitConfig, context: str) -> None:
-        log_dataset_input(store, split, context)
+        store_retry(log_dataset_input, store, split, context)
 
     def log_model(self, model, *, name: str, example, metadata: dict, step: int = 0) -> str | None:
-        return log_torch_model(model, name=name, example=example, metadata=metadata, step=step)
+        return store_retry(log_torch_model, model, name=name, example=example, metadata=metadata, step=step)
 
     def log_evaluation(self, metrics: dict, *, store: FeatureStore, split: SplitConfig,
                        model_id: str | None = None) -> None:
         import mlflow
 
         scored = {k: v for k, v in metrics.items() if k.startswith("test_")}
-        mlflow.log_metrics(scored, model_id=model_id, dataset=mlflow_dataset(store))
-        mlflow.log_metrics({k: v for k, v in metrics.items() if k not in scored}, model_id=model_id)
+        store_retry(mlflow.log_metrics, scored, model_id=model_id, dataset=mlflow_dataset(store))
+        store_retry(mlflow.log_metrics, {k: v for k, v in metrics.items() if k not in scored}, model_id=model_id)
 
     def verify(self, metrics=(), histories: dict | None = None, artifacts=()) -> None:
-        verify_record(self.run_id, metrics, histories, artifacts)
+        store_retry(verify_record, self.run_id, metrics, histories, artifacts)
 
     def end_if_running(self, run_id: str | None, why: str) -> None:
         import mlflow

@@ -67,8 +67,9 @@ def register_run(run_id: str, net: str, split: str, why: str, make_model: Callab
         try:
             client.create_registered_model(name, description=f"genre-bench's {net}: one version per split that a "
                                                               "sweep chose on validation accuracy; the alias names the split.")
-        except Exception as exc:  # a concurrent sweep created it between the two calls
-            if "RESOURCE_ALREADY_EXISTS" not in str(exc):
+        except Exception as exc:  # a concurrent sweep created it between the two calls (a server says
+            # RESOURCE_ALREADY_EXISTS, a SQLite store its UNIQUE constraint)
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc) and "UNIQUE constraint failed" not in str(exc):
                 raise
     mv = client.create_model_version(name, client.get_logged_model(model_id).artifact_location, run_id=run_id,
                                      tags={"net": net, "split": split, "dataset": run.data.tags.get("dataset", "")},

@@ -1,22 +1,93 @@
 """The MLflow tracking server: ``benchmark server``, the local one a parallel sweep puts in
-front of a SQLite store, and the checks a sweep makes before it relies on one."""
+front of a SQLite store, and the checks a sweep makes before it relies on one.
+
+**Authentication** (``benchmark server --auth``): MLflow's own basic-auth app. The admin account
+is taken from ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD`` (the variables MLflow
+clients send), or from a file only its owner can read; never from the command line, where any
+local user could read it in the process list. The app's settings, its user database and the
+CSRF secret live in a folder only this user can enter (``mlflow-auth/``, 0700); the password
+reaches the server process through its environment, not a file. Caveat: the user database
+keeps the first admin password it was created with; to change it, use MLflow's
+update-password API, or delete ``mlflow-auth/`` (all users go with it).
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genre_models.errors import ConfigError
-from genre_models.util import log
+from genre_models.util import log, private_dir, write_private
+
+#: Where ``benchmark server --auth`` keeps the auth app's settings, users and secret (0700).
+AUTH_FOLDER = "mlflow-auth"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+def credentials(auth_file: str | None = None) -> Credentials:
+    """The admin account: from ``auth_file`` (``username:password`` on its first line, a file
+    only its owner may read) when given, else from ``MLFLOW_TRACKING_USERNAME`` and
+    ``MLFLOW_TRACKING_PASSWORD``. Anything else is a one-line error."""
+    if auth_file:
+        path = Path(auth_file)
+        try:
+            st = path.stat()
+            line = path.read_text().splitlines()[0] if path.read_text().strip() else ""
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the credentials file ({exc.strerror})") from None
+        if st.st_uid != os.getuid() or st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"{path}: the credentials file must be readable by its owner only (chmod 600 {path}); "
+                              f"its mode is {stat.filemode(st.st_mode)}")
+        user, sep, password = line.strip().partition(":")
+        if not (sep and user and password):
+            raise ConfigError(f"{path}: the credentials file's first line must be username:password")
+        return Credentials(user, password)
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME", ""), os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if not (user and password):
+        raise ConfigError("--auth needs the admin account: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                          "or give --auth-file FILE (username:password, chmod 600)")
+    return Credentials(user, password)
+
+
+def auth_environment(creds: Credentials, folder: Path) -> dict[str, str]:
+    """What the server process needs for MLflow's basic-auth app, its settings in ``folder``."""
+    if not private_dir(folder):
+        raise ConfigError(f"{folder}: cannot keep the server's users and secret there: it must be a folder only this "
+                          "user can enter (it is another user's, a symlink, or open to others)")
+    secret = folder / "secret_key"
+    if not secret.is_file():
+        write_private(secret, secrets.token_hex(32))
+    ini = (f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{folder.resolve() / 'basic_auth.db'}\n"
+           f"admin_username = {creds.username}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    write_private(folder / "basic_auth.ini", ini)
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(folder / "basic_auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": creds.password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secret.read_text().strip()}
+
+
+def exposure_warning(host: str, auth: bool) -> str | None:
+    """What to say when a server listens beyond this machine without authentication."""
+    if host in LOOPBACK or auth:
+        return None
+    return (f"the server listens on {host} without authentication: anyone who can reach it can read, change or "
+            "delete every run; use --auth (see the README's Security section)")
 
 
 def server_command(backend_uri: str, artifacts_destination: str, host: str, port: int, workers: int,
-                   allowed_hosts: str = "") -> list[str]:
+                   allowed_hosts: str = "", auth: bool = False) -> list[str]:
     """``mlflow server`` with artifact proxying: clients send artifacts through the server, which
     writes them under ``artifacts_destination`` (a folder, or s3://...), so no node needs a path
     the server's machine has. ``allowed_hosts``: the Host headers MLflow accepts besides its
@@ -31,7 +102,8 @@ def server_command(backend_uri: str, artifacts_destination: str, host: str, port
         except ImportError:  # another MLflow layout: loopback only
             default = ["localhost", "127.0.0.1", "localhost:*", "127.0.0.1:*"]
         extra = ["--allowed-hosts", ",".join([*default, *(h.strip() for h in allowed_hosts.split(",") if h.strip())])]
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--host", host, "--port", str(port),
+    return [sys.executable, "-m", "mlflow", "server", *(["--app-name", "basic-auth"] if auth else []),
+            "--backend-store-uri", backend_uri, "--host", host, "--port", str(port),
             "--workers", str(workers), *extra, "--artifacts-destination", dest]
 
 
@@ -42,9 +114,9 @@ class LocalServer:
     ``<workdir>/mlflow-server.log``; leaving the block stops the whole group."""
 
     def __init__(self, backend_uri: str, workdir: Path, port: int = 0, host: str = "127.0.0.1", workers: int = 1,
-                 artifacts: str | None = None, allowed_hosts: str = "") -> None:
+                 artifacts: str | None = None, allowed_hosts: str = "", auth: Credentials | None = None) -> None:
         self.backend_uri, self.workdir, self.port, self.host, self.workers = backend_uri, Path(workdir), port, host, workers
-        self.allowed_hosts = allowed_hosts
+        self.allowed_hosts, self.auth = allowed_hosts, auth
         self.artifacts = artifacts or str(self.workdir / "mlartifacts")
         self.proc: subprocess.Popen | None = None
         self.uri = ""
@@ -62,11 +134,12 @@ class LocalServer:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
         self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **(auth_environment(self.auth, self.workdir / AUTH_FOLDER) if self.auth else {})}
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(server_command(self.backend_uri, self.artifacts, self.host, port, self.workers,
-                                                        self.allowed_hosts),
+                                                        self.allowed_hosts, self.auth is not None),
                                          stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
         local = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         self.uri = f"http://{local}:{port}"
         deadline = time.time() + 90
@@ -76,7 +149,8 @@ class LocalServer:
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
                     if r.status == 200:
-                        log.info("local MLflow server %s (pid %d) fronts %s", self.uri, self.proc.pid, self.backend_uri)
+                        log.info("MLflow server listening on %s:%d (pid %d) fronts %s", self.host, port, self.proc.pid,
+                                 self.backend_uri)
                         return self
             except OSError:
                 time.sleep(0.5)

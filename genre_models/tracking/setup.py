@@ -15,6 +15,9 @@ from typing import Iterator
 
 from genre_models.config import DEFAULT_EXPERIMENT
 from genre_models.errors import TrackingError
+from genre_models.tracking.claims import end_orphaned_runs
+from genre_models.tracking.retry import store_cause
+from genre_models.tracking.server import check_reachable
 
 
 # Bounded retries for every MLflow HTTP call (a user's own settings win): the waits are about
@@ -25,23 +28,32 @@ HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BAC
                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
-def setup_tracking(tracking_uri: str | None = None, experiment: str | None = None) -> str:
-    """Point MLflow at the store and experiment; returns the experiment name in use."""
+def setup_tracking(tracking_uri: str | None = None, experiment: str | None = None, end_orphans: bool = False) -> str:
+    """Point MLflow at the store and experiment; returns the experiment name in use.
+    ``end_orphans``: also end KILLED the experiment's RUNNING runs whose genre-bench owner is
+    provably gone (``claims.end_orphaned_runs``); a command of its own does, while a sweep's
+    points leave that to the sweep, which says why its own runs ended."""
     import mlflow
 
     for k, v in HTTP_RETRIES.items():
         os.environ.setdefault(k, v)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a sweep would print two lines per run
+    check_reachable(tracking_uri or mlflow.get_tracking_uri())  # a server that never answers: said now, in seconds
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     name = experiment_name(experiment)
     # Under `mlflow run`, MLFLOW_RUN_ID names a run MLflow already made in its experiment.
     # (MLFLOW_EXPERIMENT_ID is no such signal: mlflow.set_experiment itself exports it.)
+    exp = None
     if not os.environ.get("MLFLOW_RUN_ID"):
         with _store_lock(mlflow.get_tracking_uri()):
-            describe_experiment(mlflow.set_experiment(name))
+            exp = mlflow.set_experiment(name)
+            describe_experiment(exp)
     elif os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        describe_experiment(mlflow.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"]))
+        exp = mlflow.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+        describe_experiment(exp)
+    if exp is not None and end_orphans:
+        end_orphaned_runs(exp.experiment_id)
     return name
 
 
@@ -131,28 +143,12 @@ def experiment_id(name: str) -> str:
     return mlflow.get_experiment_by_name(name).experiment_id
 
 
-def _store_cause(exc: BaseException) -> str | None:
-    """The database's own words somewhere in ``exc``'s chain (file is not a database, attempt to
-    write a readonly database, database or disk is full, unable to open database file), or None."""
-    import sqlite3
-
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
-        for err in (exc, orig):
-            if isinstance(err, sqlite3.Error) and str(err).strip():
-                return str(err).strip().splitlines()[0]
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def mlflow_error_message(exc: BaseException) -> str | None:
     """A tracking-store or MLflow error as one line for the CLI, naming the store and the real
     cause (a server that stopped answering, said plainly); None for any other exception."""
     from mlflow.exceptions import MlflowException
 
-    cause = _store_cause(exc)
+    cause = store_cause(exc)
     if cause is not None:
         return f"tracking store {current_tracking_uri()}: {cause}"
     return _one_line(exc.message) if isinstance(exc, MlflowException) else None
@@ -184,4 +180,9 @@ def _one_line(text: str) -> str:
         tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
         return (f"tracking server {m.group(1)} stopped answering ({why}; gave up on {m.group(2) or '/'} after {tries} "
                 "retries); what was still to be logged is missing, and no run was marked FINISHED")
+    m = re.match(r"API request to (?:endpoint )?\S+ failed with error code (401|403)\b", first)
+    if m:
+        why = "not authenticated" if m.group(1) == "401" else "this account may not do that"
+        return (f"tracking server {current_tracking_uri()} refused the request ({m.group(1)}: {why}); set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account on it")
     return f"MLflow: {first}"

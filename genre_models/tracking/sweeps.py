@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from genre_models.errors import TrackingError
 from genre_models.tracking.claims import end_if_owner_gone, hold, owner_gone, owner_tags, release
 from genre_models.tracking.queries import runs_with
+from genre_models.tracking.records import end_killed
 from genre_models.tracking.views import save_nets_view, view_path
 
 CLAIM_TRIES = 30
@@ -78,6 +79,8 @@ class SweepRecord:
             if parents:
                 parent_id = parents[0].info.run_id
                 self.client.update_run(parent_id, status="RUNNING")
+                if "error" in parents[0].data.tags:  # it was interrupted, or failed: this run goes on
+                    self.client.delete_tag(parent_id, "error")
                 self.end_dead_children(parent_id, "the sweep driver stopped before this run ended")
                 return parent_id, True
             mine = self.client.create_run(self.exp_id, run_name=run_name, tags={**tags, **key}).info.run_id
@@ -145,6 +148,16 @@ class SweepRecord:
             _backoff(attempt)
         runs = self.point_runs(grid_key)
         return Claim(busy=runs[0] if runs else None)
+
+    def end_parent(self, parent_id: str, status: str, why: str) -> None:
+        """End the sweep's parent run ``status`` (KILLED or FAILED) before its points are done."""
+        self.client.set_tag(parent_id, "error", f"{status}: {why}"[:4900])
+        self.client.set_terminated(parent_id, status)
+
+    def end_killed_if_running(self, run_id: str, why: str) -> None:
+        """End ``run_id`` KILLED saying ``why`` (e.g. ``SIGTERM received``), unless it ended already."""
+        if self.client.get_run(run_id).info.status == "RUNNING":
+            end_killed(self.client, run_id, why)
 
     def end_point_failed(self, run_id: str, msg: str) -> None:
         """End the point's claimed run FAILED with ``msg`` (MLflow may have ended it FAILED already)."""

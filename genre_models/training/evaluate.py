@@ -41,14 +41,22 @@ def track_predictions(probs: np.ndarray, tracks: np.ndarray, track_ids: list[str
                          "predicted": [GENRES[p] for p in pred], "samples": counts})
 
 
+def absent_genres(y: np.ndarray) -> list[str]:
+    """The genres with no sample in ``y`` (a part's labels)."""
+    present = set(np.asarray(y).tolist())
+    return [g for i, g in enumerate(GENRES) if i not in present]
+
+
 def evaluate(probs: np.ndarray, y: np.ndarray, tracks: np.ndarray, track_labels: np.ndarray, loss: float) -> dict:
-    """Sample- and track-level metrics for one part."""
+    """Sample- and track-level metrics for one part. Macro-F1 averages over the genres present
+    in the part (a genre with no test sample would count as F1 0 and drag it down), and only
+    they get an ``f1_<genre>``; ``absent_genres`` says which are missing."""
     from sklearn.metrics import f1_score
 
     pred = probs.argmax(1)
     uniq, track_pred = track_vote(probs, tracks)
     track_true = track_labels[uniq]
-    labels = list(range(N_CLASSES))
+    labels = sorted(set(np.asarray(y).tolist())) or list(range(N_CLASSES))
     out = {
         "accuracy": float((pred == y).mean()) if len(y) else 0.0,
         "loss": loss,
@@ -59,7 +67,7 @@ def evaluate(probs: np.ndarray, y: np.ndarray, tracks: np.ndarray, track_labels:
         "n_tracks": int(len(uniq)),
     }
     per_genre = f1_score(y, pred, labels=labels, average=None, zero_division=0)
-    out.update({f"f1_{g}": float(v) for g, v in zip(GENRES, per_genre)})
+    out.update({f"f1_{GENRES[i]}": float(v) for i, v in zip(labels, per_genre)})
     return out
 
 

@@ -166,12 +166,20 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint's state, read as tensors, numbers, strings and containers only
+    (``weights_only``): a file in the cache never runs code. One that does not load that way
+    (torn, foreign, or a planted pickle) is damaged: said in one line, and training starts over."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or "units" not in state:
+            raise ValueError("not a genre-bench GAN checkpoint")
+        return state
     except Exception as exc:  # a torn or foreign file: say so, and start fresh rather than guess
-        log.warning("ignoring unreadable GAN checkpoint %s (%s); training from step 0", path, exc)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.warning("damaged GAN checkpoint %s (it does not load as plain tensors and numbers: %s); training from "
+                    "step 0", path, first[:300])
         return None
 
 

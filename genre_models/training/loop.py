@@ -21,7 +21,7 @@ from genre_models.config import SplitConfig
 from genre_models.data.audio import PCM16_MAX
 from genre_models.data.splits import PARTS
 from genre_models.data.store import FeatureStore
-from genre_models.errors import DataError
+from genre_models.errors import DataError, TrainingDiverged
 from genre_models.genres import N_CLASSES
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.runtime import autocast, cpu_share, refresh_threads
@@ -185,8 +185,21 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Bat
         correct += (logits.detach().argmax(1) == yb).sum()
         seen += yb.numel()
     if not math.isfinite(float(loss_sum)):
-        raise FloatingPointError(f"training loss became {float(loss_sum)} at epoch {epoch}; lower the learning rate")
+        raise diverged(loader, optimizer, float(loss_sum), epoch)
     return float(loss_sum), float(correct), seen
+
+
+def diverged(loader: Batches, optimizer: torch.optim.Optimizer, loss: float, epoch: int) -> TrainingDiverged:
+    """Why the loss became ``loss``: inputs that are not all finite (a damaged feature cache),
+    else a learning rate too high for the net. The advice fits the cause."""
+    x = loader.dataset.part.x
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        return TrainingDiverged(f"training loss became {loss} at epoch {epoch} because the training inputs hold NaN or "
+                                "infinite values: the feature cache is damaged; rebuild it with `benchmark preprocess "
+                                "--force` (same --data-dir and --cache-dir)")
+    lr = optimizer.param_groups[0]["lr"]
+    return TrainingDiverged(f"training loss became {loss} at epoch {epoch} with finite inputs: the learning rate "
+                            f"{lr:g} is too high for this net; lower --lr")
 
 
 def fit(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from genre_models.errors import ConfigError
-from genre_models.util import log, process_gone, process_started
+from genre_models.util import log, private_dir, process_gone, process_started, usable_cores, write_private
 
 
 def resolve_device(name: str) -> torch.device:
@@ -26,6 +27,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda was asked for but torch.cuda.is_available() is False")
+    mps = getattr(torch.backends, "mps", None)
+    if name == "mps" and not (mps is not None and mps.is_available()):
+        raise ConfigError("device=mps was asked for but torch.backends.mps.is_available() is False (MPS is Apple "
+                          "silicon's GPU)")
     return torch.device(name)
 
 
@@ -83,24 +88,33 @@ def autocast(device: torch.device, precision: str):
 # slower for a process alone (``benchmark perf contention``).
 
 _REFRESH_S = 1.0
-_share: dict = {"depth": 0, "next": 0.0, "entry": None, "threads_before": 0}
+_share: dict = {"depth": 0, "next": 0.0, "entry": None, "threads_before": 0, "warned": False}
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _share_dir() -> Path:
+def _share_dir() -> Path | None:
+    """The folder of processes sharing the cores: ``$TMPDIR/genre-bench-$UID/cpu-share``, private
+    to this user (0700). Where that path is not (another user made it first, it is a symlink, or
+    others may write in it), ``~/.cache/genre-bench/cpu-share-<host>`` is used instead, which
+    the same user's other processes find too; None when neither can be made private."""
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"genre-bench-{uid}" / "cpu-share"
+    shared = Path(tempfile.gettempdir()) / f"genre-bench-{uid}"
+    if private_dir(shared) and private_dir(shared / "cpu-share"):
+        return shared / "cpu-share"
+    own = Path.home() / ".cache" / "genre-bench"
+    fallback = own / f"cpu-share-{socket.gethostname()}"
+    own.mkdir(parents=True, exist_ok=True)
+    if not _share["warned"]:
+        _share["warned"] = True
+        log.warning("%s is not a private folder of this user (another user's, a symlink, or open to others): the "
+                    "cores are shared through %s instead", shared, fallback)
+    return fallback if private_dir(fallback) else None
 
 
 def live_sharers(folder: Path | None = None) -> int:
     """How many processes (this one included, if listed) share the cores now; dead entries go."""
     folder = folder or _share_dir()
+    if folder is None:
+        return 1
     live = 0
     for entry in folder.glob("*"):
         try:
@@ -141,9 +155,10 @@ def cpu_share() -> Iterator[None]:
     if _share["depth"] == 0:
         folder = _share_dir()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder is None:
+                raise OSError("no private folder for it")
             entry = folder / str(os.getpid())
-            entry.write_text(process_started(os.getpid()))
+            write_private(entry, process_started(os.getpid()))  # never through a link planted there
             _share["entry"] = entry
         except OSError as exc:  # a read-only /tmp: run with the threads torch chose
             log.info("not sharing the cores with other genre-bench processes (%s)", exc)

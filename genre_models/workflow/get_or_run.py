@@ -29,17 +29,20 @@ from genre_models.tracking.shipping import open_features
 from genre_models.training.gan_loop import gan_key
 from genre_models.training.generation import Augmentation, GeneratedSet, load_generated
 from genre_models.training.logger import NULL_LOGGER, RunLogger
+from genre_models.training.runtime import resolve_device
 from genre_models.util import log
 
 
 def train_net(cfg: TrainConfig, logger: RunLogger = NULL_LOGGER) -> train_stage.TrainResult:
     """Train one net, first resolving the generated set a ``uses_gan`` net needs."""
+    resolve_device(cfg.device)  # a device this machine lacks: said before any data is read
     augmentation = augmentation_for(cfg, logger) if get_net(cfg.net).uses_gan else None
     return train_stage.train(cfg, logger=logger, augmentation=augmentation)
 
 
 def run_gan(cfg: GanConfig, logger: RunLogger = NULL_LOGGER, fresh: bool = False) -> gan_stage.GanResult:
     """Run the gan stage, first resolving the real-data net that scores its clips."""
+    resolve_device(cfg.device)
     store = open_features(cfg).store
     return gan_stage.run_gan(cfg, scorer=scorer_for(cfg, store, logger), logger=logger, fresh=fresh)
 

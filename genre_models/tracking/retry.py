@@ -1,0 +1,66 @@
+"""A locked SQLite store, waited out: every write (and read) of a run goes through ``store_retry``.
+
+SQLite lets one writer at a time hold the database; MLflow waits 20 s for a lock (its
+``busy_timeout``) and then fails the call with "database is locked". Another process holding
+the store longer (a backup, a long query, a sweep's server migrating it) would then end a
+command half way and leave its run RUNNING. So a call that fails because the store is locked
+is tried again, with waits of 1, 2, 4 and then 8 s, for up to ``store_wait_s()`` seconds
+(``GENRE_BENCH_STORE_WAIT_S``, default 300) beyond MLflow's own 20 s per try; after that it
+fails in one line. Any other error is not retried here (HTTP stores have MLflow's own retries).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, TypeVar
+
+from genre_models.errors import TrackingError
+from genre_models.util import log
+
+T = TypeVar("T")
+
+
+def store_wait_s() -> float:
+    return float(os.environ.get("GENRE_BENCH_STORE_WAIT_S", "300"))
+
+
+def store_cause(exc: BaseException) -> str | None:
+    """The database's own words somewhere in ``exc``'s chain (file is not a database, attempt to
+    write a readonly database, database or disk is full, database is locked, ...), or None."""
+    import sqlite3
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        for err in (exc, orig):
+            if isinstance(err, sqlite3.Error) and str(err).strip():
+                return str(err).strip().splitlines()[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def is_locked(exc: BaseException) -> bool:
+    cause = store_cause(exc)
+    return cause is not None and "database is locked" in cause
+
+
+def store_retry(fn: Callable[..., T], *args, what: str = "", **kwargs) -> T:
+    """``fn(*args, **kwargs)``, tried again while the store is locked, for up to ``store_wait_s()``."""
+    deadline, wait = time.monotonic() + store_wait_s(), 1.0
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not is_locked(exc):
+                raise
+            if time.monotonic() >= deadline:
+                import mlflow
+
+                raise TrackingError(f"tracking store {mlflow.get_tracking_uri()}: database is locked (another process "
+                                    f"held it for over {store_wait_s():.0f} s beyond SQLite's 20 s wait"
+                                    f"{'; ' + what if what else ''})") from None
+            log.warning("tracking store locked by another process: trying again in %.0f s", wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 8.0)
