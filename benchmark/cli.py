@@ -608,7 +608,7 @@ def perf():
 @_one_line_errors
 def perf_preprocess(data_dir, limit, jobs, repeat_clips):
     """The pipeline against a naive per-file, per-segment librosa loop on the same files, and the repeat search on 1000 clips."""
-    from benchmark.perf import bench_preprocess
+    from benchmark.perf.preprocess import bench_preprocess
 
     r = bench_preprocess(data_dir, limit=limit, jobs=jobs, repeat_clips=repeat_clips)
     click.echo(json.dumps(r, indent=2))
@@ -626,9 +626,52 @@ def perf_preprocess(data_dir, limit, jobs, repeat_clips):
 @_one_line_errors
 def perf_train(**kw):
     """The suite's training loop (with data loading and logging) against a bare PyTorch loop."""
-    from benchmark.perf import bench_train
+    from benchmark.perf.train import bench_train
 
     click.echo(json.dumps(bench_train(**kw), indent=2))
+
+
+@perf.command("study")
+@click.option("--grid", type=click.Choice(list(GRIDS)), default="study")
+@click.option("--nets", default=",".join(default_of(SweepConfig, "nets")), callback=_nets, help="Comma-separated nets.")
+@click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=default_of(SweepConfig, "seeds"))
+@click.option("--splits", default=",".join(default_of(SweepConfig, "splits")), callback=_csv(list(SPLITS)))
+@click.option("--folds", type=click.IntRange(min=3), default=default_of(SweepConfig, "folds"))
+@click.option("--jobs", type=click.IntRange(min=1), default=1, help="Points at once in the projection (also shows --jobs 1).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=default_of(SweepConfig, "precision"))
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=3.0, help="Timing per measurement, after a warm-up.")
+@click.option("--data-dir", default=None, type=click.Path(), help="Data to size the projection and time preprocessing on "
+                                                                  "[default: GTZAN's size, generated clips].")
+@click.option("--track/--no-track", "record", default=True, help="Log the projection as an MLflow run (stage=perf).")
+@tracking_options
+@_one_line_errors
+def perf_study(record, tracking_uri, experiment, **kw):
+    """Every stage of a grid measured at its full size on this device, and the grid's projected wall time under --jobs."""
+    from benchmark.perf.study import bench_study
+
+    logger = None
+    if record:
+        from genre_models.tracking.setup import setup_tracking
+
+        setup_tracking(tracking_uri, experiment)
+        logger = _logger()
+    click.echo(json.dumps(bench_study(logger=logger, **kw), indent=2))
+
+
+@perf.command("precision")
+@click.option("--net", callback=_net, default="net2", help=NET_HELP)
+@click.option("--batches", type=click.IntRange(min=1), default=4)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32)
+@click.option("--image-size", type=click.IntRange(min=8), default=180)
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@click.option("--repeats", type=click.IntRange(min=1), default=3)
+@_one_line_errors
+def perf_precision(**kw):
+    """bf16 against fp32 side by side on this device, and what --precision auto picks here."""
+    from benchmark.perf.precision import bench_precision
+
+    click.echo(json.dumps(bench_precision(**kw), indent=2))
 
 
 @perf.command("contention")
@@ -640,7 +683,7 @@ def perf_train(**kw):
 @_one_line_errors
 def perf_contention(**kw):
     """One training process alone, then two at once, with and without the thread budget: the pair's throughput over the single's."""
-    from benchmark.perf import bench_contention
+    from benchmark.perf.contention import bench_contention
 
     click.echo(json.dumps(bench_contention(**kw), indent=2))
 
@@ -650,7 +693,7 @@ def perf_contention(**kw):
 @_one_line_errors
 def perf_startup(**kw):
     """How long `benchmark --help` and an argument error take, beside Python's own start and `import torch`."""
-    from benchmark.perf import bench_startup
+    from benchmark.perf.startup import bench_startup
 
     click.echo(json.dumps(bench_startup(**kw), indent=2))
 
@@ -666,7 +709,7 @@ def perf_startup(**kw):
 @_one_line_errors
 def perf_gan(**kw):
     """WaveGAN G+D steps/s in fp32 and bf16, and an estimate for the paper-size model at the study's scale."""
-    from benchmark.perf import bench_gan
+    from benchmark.perf.gan import bench_gan
 
     click.echo(json.dumps(bench_gan(**kw), indent=2))
 
@@ -688,7 +731,7 @@ def perf_gan(**kw):
 @_one_line_errors
 def perf_sweep(data_dir, **kw):
     """The same tiny sweep through the local executor (1 and --jobs workers) and through Ray: the overhead ratio."""
-    from benchmark.perf import bench_executors
+    from benchmark.perf.sweep import bench_executors
     from genre_models.data.synth import ensure_demo_data
 
     ensure_demo_data(data_dir)

@@ -17,7 +17,9 @@ from genre_models.errors import ConfigError
 DEFAULT_EXPERIMENT = "gtzan-genre-benchmark"
 IMAGE_SOURCES = ("auto", "png", "audio")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16")
+#: ``auto``: bf16 where the hardware computes it natively (a CUDA GPU; a CPU with AMX or
+#: ``avx512_bf16``), fp32 elsewhere; decided when a run starts, and recorded in it.
+PRECISIONS = ("fp32", "bf16", "auto")
 HEADS = ("flatten", "gap")
 GAN_MODES = ("conditional", "per-genre")
 

@@ -329,3 +329,31 @@ def test_quality_figure_reuses_a_finished_net5_run(demo_dir, tmp_store):
     run = mlflow.get_run(g.stdout.strip().split()[-1])
     assert run.data.tags["quality_net"] == f"run {net5_id}"  # image settings differ; MFCC settings match
     assert run.data.metrics["quality_net_test_accuracy"] == mlflow.get_run(net5_id).data.metrics["test_accuracy"]
+
+
+def test_gan_metrics_are_read_once_per_window_and_each_step_still_checked():
+    """On a GPU the loop reads the losses only when it logs or checkpoints; every step of the
+    window is still checked, so a NaN at step 7 is named as step 7, not as the step read."""
+    from genre_models.errors import GanDiverged
+    from genre_models.training.gan_loop import _settle, as_floats
+
+    def row(v):
+        return {k: torch.tensor(v) for k in ("d_loss", "g_loss", "gp", "wasserstein")}
+
+    assert as_floats([row(1.0), row(2.5)]) == [{k: 1.0 for k in row(0)}, {k: 2.5 for k in row(0)}]
+    pending = [(5, row(0.1)), (6, row(0.2))]
+    assert _settle(pending, "ck.pt", 4) == {k: pytest.approx(0.2) for k in row(0)} and pending == []
+    pending = [(6, row(0.1)), (7, row(float("nan"))), (8, row(0.3))]
+    with pytest.raises(GanDiverged, match=r"WaveGAN diverged at step 7: d_loss = nan; last good checkpoint: ck.pt \(step 4\)"):
+        _settle(pending, "ck.pt", 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none; see the README's GPU figures)")
+def test_wavegan_on_cuda_uses_fused_adam_and_finishes_with_finite_losses(demo_dir, tmp_path):
+    cfg = GanConfig(data_dir=str(demo_dir), gan=TINY_GAN, device="cuda", cache_dir=str(tmp_path / "c"), jobs=1,
+                    log_every=2, checkpoint_every=2)
+    store = preprocess(PreprocessConfig(data_dir=cfg.data_dir, features=cfg.features, cache_dir=cfg.cache_dir, jobs=1)).store
+    real = training_audio(store, SplitConfig(), cfg.features, cfg.cache_dir, 1)
+    done = train_wavegan(cfg, real, torch.device("cuda"), tmp_path / "w", gan_key(cfg, store.digest))
+    assert done.step == TINY_GAN.steps and done.units[0].opt_d.defaults.get("fused") is True
+    assert [h["step"] for h in done.history] == [2, 4] and all(np.isfinite(h["d_loss"]) for h in done.history)

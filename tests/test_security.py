@@ -180,12 +180,12 @@ def test_a_server_with_auth_refuses_strangers_and_serves_an_authenticated_sweep(
                             "--auth-file", str(creds), "--background"], cwd=root, env=env, capture_output=True, text=True,
                            timeout=180)
     assert start.returncode == 0, start.stderr[-2000:]
-    assert "correct-horse" not in start.stdout + start.stderr and "basic auth on (admin alice;" in start.stdout
-    assert oct((root / "mlflow-auth").stat().st_mode & 0o777) == "0o700"
-    assert all((root / "mlflow-auth" / f).stat().st_mode & 0o777 == 0o600 for f in ("secret_key", "basic_auth.ini"))
-    assert "correct-horse" not in (root / "mlflow-auth" / "basic_auth.ini").read_text()  # the password: environment only
     uri = f"http://127.0.0.1:{port}"
     try:
+        assert "correct-horse" not in start.stdout + start.stderr and "basic auth on (admin alice;" in start.stdout
+        assert oct((root / "mlflow-auth").stat().st_mode & 0o777) == "0o700"
+        assert all((root / "mlflow-auth" / f).stat().st_mode & 0o777 == 0o600 for f in ("secret_key", "basic_auth.ini"))
+        assert "correct-horse" not in (root / "mlflow-auth" / "basic_auth.ini").read_text()  # the password: environment only
         search = f"{uri}/api/2.0/mlflow/experiments/search?max_results=1"
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(search, timeout=10)

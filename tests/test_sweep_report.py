@@ -23,7 +23,7 @@ from genre_models.models.registry import NETS
 from genre_models.genres import GENRES
 from genre_models.reporting.stats import mcnemar, paired_test, summarize
 from genre_models.sweep.driver import run_sweep
-from genre_models.sweep.grid import SweepConfig, build_grid, dependencies
+from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies
 from genre_models.util import safe_name
 
 from conftest import children_of, is_alive
@@ -461,3 +461,32 @@ def test_sigterm_to_a_parallel_sweep_leaves_no_run_running_and_no_worker(demo_di
     assert killed and all(r.data.tags["error"].startswith("KILLED: SIGTERM received") for r in killed)
     time.sleep(1)
     assert workers and [w for w in workers if is_alive(w)] == []
+
+
+def test_points_packed_on_one_gpu_wait_for_memory_instead_of_failing():
+    from genre_models.sweep.driver import Slots
+
+    a, b, c = (GridPoint("train", n, "track", 0) for n in ("net5", "net2", "net1"))
+    slots = Slots(3, memory=10, need={a: 6, b: 6, c: 3})
+    assert slots.admits(a, 0)
+    slots.take(a)
+    assert not slots.admits(b, 1) and slots.admits(c, 1)  # b would not fit beside a: it waits; c fits
+    slots.take(c)
+    assert not slots.admits(b, 2)
+    slots.give(a)
+    assert slots.admits(b, 1)
+    alone = Slots(2, memory=4, need={a: 6})
+    assert alone.admits(a, 0)  # bigger than the budget, but alone: it runs (the estimate is rough)
+    assert not Slots(2).admits(a, 2) and Slots(2).admits(a, 1)  # no GPU: --jobs alone decides
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
+def test_points_packed_on_one_cuda_gpu_all_finish(demo_dir, tmp_store):
+    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net5"), seeds=2, splits=("track",),
+                      max_epochs=2, jobs=3, device="cuda", register=False)
+    from genre_models.sweep.driver import slots_for
+
+    slots = slots_for(cfg, build_grid(cfg))
+    assert slots.memory > 0 and set(slots.need) == set(build_grid(cfg))
+    res = run_sweep(cfg)
+    assert (res.points, res.finished, res.failed) == (4, 4, 0)

@@ -71,3 +71,36 @@ def test_perf_train_reports_ratio_and_flops():
     res = json.loads(r.stdout)
     assert res["suite_samples_per_s"] > 0 and res["bare_samples_per_s"] > 0
     assert res["gflop_per_step"] > 0 and "suite_over_bare" in res
+
+
+def test_the_study_projection_schedules_points_as_the_sweep_does():
+    from benchmark.perf.study import expected_epochs, schedule
+    from genre_models.sweep.grid import GridPoint
+
+    a, b, c = (GridPoint("train", n, "track", 0) for n in ("net5", "net1", "net2"))
+    gan = GridPoint("gan", "gan", "track", 0)
+    deps = {a: [], gan: [a], b: [], c: []}
+    secs = {a: 10.0, gan: 30.0, b: 5.0, c: 5.0}
+    assert schedule([a, gan, b, c], deps, secs, 1, shared=False) == 50.0  # one slot: the sum
+    assert schedule([a, gan, b, c], deps, secs, 2, shared=False) == 40.0  # net5 then the GAN: the critical path
+    assert schedule([a, gan, b, c], deps, secs, 2, shared=True) == 50.0  # one shared CPU: no faster than one slot
+    assert expected_epochs("net5", 200, True) == 27 + 5 and expected_epochs("net5", 20, True) == 20
+    assert expected_epochs("net2", 100, False) == 100
+
+
+def test_perf_study_measures_every_stage_and_projects_the_grid(tmp_path):
+    r = CliRunner().invoke(main, ["perf", "study", "--grid", "demo", "--nets", "net1,net5,net6", "--seeds", "2",
+                                  "--splits", "track", "--jobs", "2", "--seconds", "0.05",
+                                  "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--experiment", "perf"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert set(out["rates"]["nets"]) == {"net1", "net5", "net6"} and out["rates"]["gan"]["scaled_from_probe"] is True
+    assert all(v["train_samples_per_s"] > 0 and 0 < v["share_of_peak"] for v in out["rates"]["nets"].values())
+    one, two = out["projection"]["jobs1"], out["projection"]["jobs2"]
+    assert one["points"] == two["points"] == 2 * 5  # per seed: net5, the GAN, net6, net1 at 5 and 10 epochs
+    assert one["makespan_s"] == one["sequential_s"] and two["makespan_s"] >= max(one["stage_seconds"].values())
+    assert one["projected_minutes"] == round(one["makespan_s"] / 60, 1)
+    import mlflow
+
+    run = mlflow.MlflowClient(f"sqlite:///{tmp_path}/m.db").get_run(out["run_id"])
+    assert run.data.tags["stage"] == "perf" and run.data.metrics["jobs2_projected_minutes"] == two["projected_minutes"]

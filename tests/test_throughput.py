@@ -165,3 +165,34 @@ def _features(size):
     from genre_models.config import FeatureConfig
 
     return FeatureConfig(image_size=size)
+
+
+def test_precision_auto_is_bf16_only_where_the_hardware_computes_it(monkeypatch, demo_dir, tmp_store):
+    import genre_models.training.runtime as runtime
+    from genre_models.training.runtime import resolve_precision
+
+    cpu = torch.device("cpu")
+    for flags, expected in (({"avx2"}, ("fp32", "auto: cpu without native bf16")),
+                            ({"avx512_bf16", "avx512f"}, ("bf16", "auto: CPU with avx512_bf16 has native bf16")),
+                            ({"amx_bf16", "amx_tile"}, ("bf16", "auto: CPU with amx_bf16 has native bf16"))):
+        monkeypatch.setattr(runtime, "cpu_flags", lambda flags=flags: flags)
+        assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("fp32", cpu) == ("fp32", "asked for")
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: set())
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+
+    res = CliRunner().invoke(main, ["train", "--net", "net1", "--data-dir", str(demo_dir), "--epochs", "1", "--image-size",
+                                    "16", "--precision", "auto", "--no-log-model"])
+    assert res.exit_code == 0, res.output
+    import mlflow
+
+    run = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")[0]
+    assert (run.data.params["precision"], run.data.params["precision_choice"]) == ("fp32", "auto: cpu without native bf16")
+    out = CliRunner().invoke(main, ["perf", "precision", "--net", "net1", "--image-size", "8", "--batches", "2",
+                                    "--batch-size", "4", "--repeats", "1"])
+    assert out.exit_code == 0, out.output
+    figures = json.loads(out.stdout)
+    assert figures["bf16_over_fp32"] == round(figures["bf16_samples_per_s"] / figures["fp32_samples_per_s"], 3)
+    assert figures["auto_picks"] == "fp32" and figures["fp32_samples_per_s"] > 0

@@ -28,7 +28,7 @@ from genre_models.training.evaluate import PREDICTIONS_FILE, absent_genres, eval
 from genre_models.training.generation import Augmentation
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.loop import History, Part, fit, make_batches, part_bytes, predict_proba, split_parts
-from genre_models.training.runtime import prepare_device, resident_fits, resolve_device, seed_everything
+from genre_models.training.runtime import prepare_device, resident_fits, resolve_device, resolve_precision, seed_everything
 from genre_models.util import log
 
 
@@ -215,6 +215,8 @@ def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Au
     data = _data(cfg, spec, augmentation)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    precision, why = resolve_precision(cfg.precision, device)
+    cfg = replace(cfg, precision=precision)  # what ran is what is logged; ``precision_choice`` says why
     shape = InputShape(cfg.features.image_size, cfg.features.frames_per_segment, cfg.features.n_mfcc,
                        cfg.features.segment_samples)
     model = spec.build(shape, cfg.head)
@@ -227,7 +229,7 @@ def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Au
     loaders = make_batches(data.parts, cfg.batch_size, cfg.seed, cfg.num_workers, device, resident)
     with logger.start(run_name(cfg)):
         tags = _record_start(cfg, spec, data, model, device, logger)
-        logger.log_params({"resident_data": str(resident).lower()})
+        logger.log_params({"resident_data": str(resident).lower(), "precision_choice": why})
         log.info("training %s (%s parameters) on %d %s samples, device %s%s", cfg.net, f"{count_parameters(model):,}",
                  len(data.parts["train"]), spec.input_kind, device, " (split resident on it)" if resident else "")
         hist = fit(model, optimizer, loaders["train"], loaders["val"], epochs=cfg.epochs, device=device,

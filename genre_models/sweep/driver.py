@@ -31,7 +31,9 @@ from genre_models.errors import interrupt_signal
 from genre_models.models.plugins import loaded_refs
 from genre_models.models.registry import get_net
 from genre_models.sweep.executors import make_executor
-from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
+from genre_models.sweep.grid import (
+    GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config, point_resources,
+)
 from genre_models.sweep.point import execute_point, one_line
 from genre_models.sweep.register import register_best
 from genre_models.tracking.records import base_tags, dataset_words
@@ -39,7 +41,7 @@ from genre_models.tracking.server import LocalServer, check_remote_tracking
 from genre_models.tracking.setup import setup_tracking
 from genre_models.tracking.sweeps import SweepRecord
 from genre_models.tracking.shipping import features_uri, open_features, publish_features
-from genre_models.training.runtime import resolve_device
+from genre_models.training.runtime import gpu_free_bytes, resolve_device
 from genre_models.util import log
 
 
@@ -150,17 +152,51 @@ def _submit(executor, p: GridPoint, plan: _Plan, outcomes: dict, task, queue: _Q
     return executor.submit(execute_point, t)
 
 
-def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task, slots: int, progress) -> None:
-    """Submit every point whose prerequisites are done (up to ``slots`` at once) until all are
-    done; a point another process holds (``BUSY``) goes back in the queue and is tried again."""
+@dataclass
+class Slots:
+    """How many points may run at once and, for points packed on one GPU, how much of its memory
+    their estimates (``grid.point_resources``) may add up to. A point that would not fit waits
+    for running ones to finish; one alone always runs (it may still fit: the estimate is rough)."""
+
+    count: int
+    memory: int = 0  # bytes; 0: no memory limit (CPU, Ray, one point at a time)
+    need: dict = field(default_factory=dict)  # point -> estimated bytes
+    held: dict = field(default_factory=dict)  # running point -> its estimate
+
+    def admits(self, p: GridPoint, running: int) -> bool:
+        if running >= self.count:
+            return False
+        return not (self.memory and self.held) or sum(self.held.values()) + self.need.get(p, 0) <= self.memory
+
+    def take(self, p: GridPoint) -> None:
+        self.held[p] = self.need.get(p, 0)
+
+    def give(self, p: GridPoint) -> None:
+        self.held.pop(p, None)
+
+
+def slots_for(cfg: SweepConfig, todo: list[GridPoint]) -> Slots:
+    """``--jobs`` slots (all at once under Ray, which places points itself); on a CUDA device with
+    ``--jobs`` above 1, also 90% of the GPU's free memory, shared out by each point's estimate."""
+    if cfg.executor != "local":
+        return Slots(len(todo))
+    if cfg.jobs == 1 or resolve_device(cfg.device).type != "cuda":
+        return Slots(cfg.jobs)
+    return Slots(cfg.jobs, int(0.9 * gpu_free_bytes()), {p: point_resources(p, cfg)["memory"] for p in todo})
+
+
+def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task, slots: Slots, progress) -> None:
+    """Submit every point whose prerequisites are done (as ``slots`` admit) until all are done; a
+    point another process holds (``BUSY``) goes back in the queue and is tried again."""
     queue, running = _Queue({p: 0.0 for p in todo}), {}
     while queue.not_before or running:
         now = time.monotonic()
         for p in queue.ready(plan, outcomes):
-            if len(running) >= slots:
-                break
+            if not slots.admits(p, len(running)):
+                continue
             if queue.not_before[p] <= now:
                 del queue.not_before[p]
+                slots.take(p)
                 running[_submit(executor, p, plan, outcomes, task, queue)] = p
                 progress(len(running))
         if not running:
@@ -173,6 +209,7 @@ def _schedule(executor, todo: list[GridPoint], plan: _Plan, outcomes: dict, task
                        return_when=FIRST_COMPLETED)
         for f in done:
             p = running.pop(f)
+            slots.give(p)
             try:
                 outcome = f.result()
             except Exception as exc:  # the worker process itself died (OOM, signal)
@@ -226,7 +263,7 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
 
     try:
         if executor is not None:
-            _schedule(executor, todo, plan, outcomes, task, cfg.jobs if cfg.executor == "local" else len(todo), progress)
+            _schedule(executor, todo, plan, outcomes, task, slots_for(cfg, todo), progress)
     except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver itself failing: no run stays RUNNING
         _end_stopped(exc, record, parent_id)
         raise

@@ -65,9 +65,10 @@ def build_units(cfg: WaveGanConfig, device: torch.device) -> list[GanUnit]:
         n_cls = N_CLASSES if len(classes) > 1 else 0
         G = Generator(cfg.d, cfg.latent_dim, n_cls).to(device)
         D = Discriminator(cfg.d, n_cls, cfg.phase_shuffle).to(device)
-        betas = (cfg.beta1, cfg.beta2)
-        units.append(GanUnit(G, D, torch.optim.Adam(G.parameters(), cfg.lr, betas=betas),
-                             torch.optim.Adam(D.parameters(), cfg.lr, betas=betas), classes))
+        # CUDA: one fused kernel per optimizer step instead of a launch per parameter tensor.
+        adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if device.type == "cuda" else {}))
+        units.append(GanUnit(G, D, torch.optim.Adam(G.parameters(), **adam), torch.optim.Adam(D.parameters(), **adam),
+                             classes))
     return units
 
 
@@ -95,8 +96,10 @@ def check_finite(step: int, metrics: dict, checkpoint: str, checkpoint_step: int
 
 def gan_step(unit: GanUnit, real_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], cfg: WaveGanConfig,
              device: torch.device) -> dict:
-    """One generator update after ``n_critic`` critic updates (WGAN-GP). Returns float metrics.
-    The losses are looked up on ``models.wavegan`` at call time, so a test can swap one."""
+    """One generator update after ``n_critic`` critic updates (WGAN-GP). Returns the metrics as
+    0-d tensors on the device: reading them (``as_floats``) waits for the GPU, so the loop does it
+    only when it logs, checkpoints or checks them. The losses are looked up on
+    ``models.wavegan`` at call time, so a test can swap one."""
     d_loss, g_loss, gradient_penalty = wavegan.d_loss, wavegan.g_loss, wavegan.gradient_penalty
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     cond = unit.conditional
@@ -119,7 +122,16 @@ def gan_step(unit: GanUnit, real_batch: Callable[[], tuple[torch.Tensor, torch.T
     unit.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     unit.opt_g.step()
-    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), "gp": gp.item(), "wasserstein": -wd_loss.item()}
+    return {"d_loss": loss_d.detach(), "g_loss": loss_g.detach(), "gp": gp.detach(), "wasserstein": -wd_loss.detach()}
+
+
+def as_floats(rows: list[dict]) -> list[dict]:
+    """Metric rows of device tensors as floats, with one host transfer for all of them."""
+    if not rows:
+        return []
+    keys = list(rows[0])
+    values = torch.stack([torch.stack([r[k].float() for k in keys]) for r in rows]).cpu().tolist()  # (rows, keys)
+    return [dict(zip(keys, v)) for v in values]
 
 
 def real_batcher(real: RealAudio, classes: list[int], batch: int, rng: np.random.Generator, device: torch.device):
@@ -213,6 +225,16 @@ def _log_preview(units: list[GanUnit], cfg: GanConfig, device: torch.device, ste
     logger.log_artifacts(write, f"previews/step_{step:07d}")
 
 
+def _settle(pending: list[tuple[int, dict]], checkpoint: str, last_good: int) -> dict:
+    """Read the pending steps' metrics (one transfer), check each is finite in step order, and
+    return the last step's; ``pending`` is emptied."""
+    rows = as_floats([m for _, m in pending])
+    for (step, _), metrics in zip(pending, rows):
+        check_finite(step, metrics, checkpoint, last_good)
+    pending.clear()
+    return rows[-1]
+
+
 def train_wavegan(cfg: GanConfig, real: RealAudio, device: torch.device, workdir: Path, key: str, *,
                   fresh: bool = False, logger: RunLogger = NULL_LOGGER) -> GanTraining:
     """Train (or resume) the units for ``cfg.gan.steps`` steps; checkpoint every ``checkpoint_every``."""
@@ -230,6 +252,7 @@ def train_wavegan(cfg: GanConfig, real: RealAudio, device: torch.device, workdir
     bar = progress(total=g.steps, initial=step, desc="wavegan", unit="step")
     t0 = time.perf_counter()
     t_log, step_log = t0, step
+    pending: list[tuple[int, dict]] = []  # steps whose metrics the host has not read yet
     with cpu_share():
         while step < g.steps:
             refresh_threads()
@@ -237,9 +260,11 @@ def train_wavegan(cfg: GanConfig, real: RealAudio, device: torch.device, workdir
                 u.G.train(), u.D.train()
             rows = [gan_step(u, draw, g, device) for u, draw in zip(units, draws)]
             step += 1
-            metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-            check_finite(step, metrics, str(ckpt_path), last_good)
+            pending.append((step, {k: torch.stack([r[k] for r in rows]).mean() for k in rows[0]}))
             bar.update()
+            due = step % cfg.log_every == 0 or step % cfg.checkpoint_every == 0 or step == g.steps
+            if device.type != "cuda" or due:  # a GPU is read only when due: no host sync per step
+                metrics = _settle(pending, str(ckpt_path), last_good)
             if step % cfg.log_every == 0 or step == g.steps:
                 now = time.perf_counter()
                 metrics["steps_per_sec"] = (step - step_log) / max(now - t_log, 1e-9)

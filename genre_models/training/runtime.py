@@ -67,6 +67,44 @@ def resident_fits(nbytes: int, device: torch.device) -> bool:
     return nbytes <= RESIDENT_SHARE * free
 
 
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (Linux's /proc/cpuinfo); empty where the system does not say."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: torch.device) -> str | None:
+    """Why ``device`` computes bf16 natively (a phrase), or None when bf16 would be emulated."""
+    if device.type == "cuda":
+        return f"CUDA {torch.cuda.get_device_name(device)}" if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        found = sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+        return f"CPU with {' and '.join(found)}" if found else None
+    return None
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """The precision a run computes in, and why: ``auto`` is bf16 where the hardware has native
+    bf16 (``native_bf16``) and fp32 elsewhere (a CPU without bf16 units converts, at about half
+    of fp32's speed: ``benchmark perf precision``); an explicit choice is kept."""
+    if precision != "auto":
+        return precision, "asked for"
+    why = native_bf16(device)
+    return ("bf16", f"auto: {why} has native bf16") if why else ("fp32", f"auto: {device.type} without native bf16")
+
+
+def gpu_free_bytes(device: torch.device | None = None) -> int:
+    """Free memory on the CUDA device now (what other processes and this one leave)."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
 def autocast(device: torch.device, precision: str):
     """bf16 autocast when ``precision`` is bf16; a no-op context otherwise."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from genre_models.config import DataConfig, GanConfig, RunSection, TrainConfig, WaveGanConfig, section
@@ -29,20 +29,27 @@ from genre_models.tracking.shipping import open_features
 from genre_models.training.gan_loop import gan_key
 from genre_models.training.generation import Augmentation, GeneratedSet, load_generated
 from genre_models.training.logger import NULL_LOGGER, RunLogger
-from genre_models.training.runtime import resolve_device
+from genre_models.training.runtime import resolve_device, resolve_precision
 from genre_models.util import log
+
+
+def resolved_gan(gan: WaveGanConfig, device: str) -> WaveGanConfig:
+    """The WaveGAN settings with ``precision`` resolved for ``device`` (``auto`` -> bf16 or
+    fp32), so a GAN's key names what it computes in; a device this machine lacks is an error."""
+    precision, _ = resolve_precision(gan.precision, resolve_device(device))
+    return replace(gan, precision=precision)
 
 
 def train_net(cfg: TrainConfig, logger: RunLogger = NULL_LOGGER) -> train_stage.TrainResult:
     """Train one net, first resolving the generated set a ``uses_gan`` net needs."""
-    resolve_device(cfg.device)  # a device this machine lacks: said before any data is read
+    cfg = replace(cfg, gan=resolved_gan(cfg.gan, cfg.device))  # also: a device this machine lacks, said now
     augmentation = augmentation_for(cfg, logger) if get_net(cfg.net).uses_gan else None
     return train_stage.train(cfg, logger=logger, augmentation=augmentation)
 
 
 def run_gan(cfg: GanConfig, logger: RunLogger = NULL_LOGGER, fresh: bool = False) -> gan_stage.GanResult:
     """Run the gan stage, first resolving the real-data net that scores its clips."""
-    resolve_device(cfg.device)
+    cfg = replace(cfg, gan=resolved_gan(cfg.gan, cfg.device))
     store = open_features(cfg).store
     return gan_stage.run_gan(cfg, scorer=scorer_for(cfg, store, logger), logger=logger, fresh=fresh)
 
