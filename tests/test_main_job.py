@@ -128,7 +128,7 @@ def test_the_readme_runs_view_url_shows_the_sweeps_runs_in_a_browser(demo_sweep,
         charts = SHOT.chromium(server.uri + nets_view, tmp_path / "profile2", "--dump-dom", budget_ms=60000)
     assert charts.returncode == 0, charts.stderr[-2000:]
     assert "Test scores by net" in charts.stdout and "Group by: net" in charts.stdout
-    assert all(f"Group: {net}" in charts.stdout for net in NETS)  # one group, one bar, per net
+    assert all(f"net: {net}, epochs: " in charts.stdout for net in NETS)  # a group, a bar, per net and epoch budget
     assert page.returncode == 0, page.stderr[-2000:]
     dom = page.stdout
     parent = mlflow.MlflowClient(uri).search_runs([exp.experiment_id], "tags.stage = 'sweep'")[0]

@@ -135,6 +135,11 @@ def test_jobs_above_the_cores_are_capped_with_a_note(caplog):
     with caplog.at_level("WARNING"):
         assert worker_count(32) == usable_cores() and worker_count(0) == usable_cores() and worker_count(1) == 1
     assert f"--jobs 32 is more than the {usable_cores()} usable cores: using {usable_cores()}" in caplog.text
+    from genre_models.sweep.grid import SweepConfig
+
+    with caplog.at_level("WARNING"):
+        assert SweepConfig(data_dir="x", jobs=64).jobs == usable_cores()
+    assert f"--jobs 64 is more than the {usable_cores()} usable cores: running {usable_cores()} points at once" in caplog.text
 
 
 def test_auth_settings_are_checked_and_never_taken_from_the_command_line(tmp_path, monkeypatch):

@@ -116,9 +116,9 @@ class Paired:
         if not math.isfinite(self.p):
             return f"cannot be tested on {over} (the t-test needs at least 2 paired draws)"
         if self.p >= ALPHA:
-            return f"no significant difference at {ALPHA:g} ({self.test} over {over}, p = {fmt_p(self.p)})"
+            return f"no significant difference at {ALPHA:g} ({self.test} over {over}, {p_words(self.p)})"
         way = "gain" if self.diff.mean > 0 else "loss"
-        return f"a significant {way} at {ALPHA:g} ({self.test} over {over}, p = {fmt_p(self.p)})"
+        return f"a significant {way} at {ALPHA:g} ({self.test} over {over}, {p_words(self.p)})"
 
 
 def draws_words(keys) -> str:
@@ -135,9 +135,16 @@ def draws_words(keys) -> str:
 
 
 def fmt_p(p: float) -> str:
+    """A p-value for a table cell: ``0.028``, ``< 0.001``, or ``–`` where none was computed."""
     if not math.isfinite(p):
         return "–"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_words(p: float) -> str:
+    """A p-value for a sentence: ``p = 0.028`` or ``p < 0.001``."""
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def paired_test(a: dict, b: dict, ratio: float = 0.0) -> Paired:
@@ -173,7 +180,7 @@ class McNemar:
     def words(self, a: str, b: str) -> str:
         if not self.tracks:
             return "McNemar: no test track scored by both"
-        return (f"McNemar's exact test on {self.tracks} pooled test tracks: p = {fmt_p(self.p)} ({a} alone right "
+        return (f"McNemar's exact test on {self.tracks} pooled test tracks: {p_words(self.p)} ({a} alone right "
                 f"on {self.only_a}, {b} alone right on {self.only_b})")
 
 

@@ -24,7 +24,7 @@ from genre_models.config import (
 )
 from genre_models.errors import ConfigError
 from genre_models.models.registry import NETS, InputShape, get_net
-from genre_models.util import code_version, log
+from genre_models.util import code_version, log, usable_cores
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,10 @@ class SweepConfig:
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ConfigError(f"--max-epochs must be at least 1, got {self.max_epochs}")
         check_choice("executor", self.executor, EXECUTORS)
+        cores = usable_cores()
+        if self.executor == "local" and self.jobs > cores:  # more workers than cores only thrash
+            log.warning("--jobs %d is more than the %d usable cores: running %d points at once", self.jobs, cores, cores)
+            object.__setattr__(self, "jobs", cores)
         check_choice("data access", self.data_access, DATA_ACCESS)
         if self.cpus_per_run <= 0 or self.gpus_per_run < 0 or self.retries < 0:
             raise ConfigError("--cpus-per-run must be positive, --gpus-per-run and --retries at least 0")

@@ -4,8 +4,9 @@ the comparison it is for, the nets' test accuracy side by side over seeds (or fo
 MLflow 3's experiment page can save its state (filter, grouping, charts) as a named view, kept
 in the experiment as a tag ``mlflow.sharedViewState.<id>`` and opened by the URL parameter
 ``viewStateShareKey=<id>`` (the UI's *Views* list shows it too). A sweep saves one per split:
-the training runs of that split, grouped by the ``net`` tag, in the chart view, with bar charts
-of ``test_accuracy`` and ``test_track_accuracy`` (each bar a net's mean over its runs).
+the training runs of that split, grouped by the ``net`` tag and the ``epochs`` parameter, in
+the chart view, with bar charts of ``test_accuracy`` and ``test_track_accuracy`` (each bar a
+net's mean over its seeds, or folds, at one epoch budget).
 
 Caveat: the state's layout is the MLflow UI's own (read from MLflow 3.17's frontend); an MLflow
 without saved views ignores the tag, and a later one may read only parts of it.
@@ -35,7 +36,9 @@ def view_state(split: str) -> dict:
         "searchFilter": f"tags.stage = 'train' and tags.split = '{split}'",
         "orderByKey": "attributes.start_time", "orderByAsc": False, "lifecycleFilter": "Active",
         "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "net"}]},
+        # By net and epoch budget: net2's 50 and 100 epochs are two bars, as in the report's Table 1.
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "net"},
+                                                                    {"mode": "param", "groupByData": "epochs"}]},
         "groupsExpanded": {}, "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "runsHiddenMode": "SHOW_ALL",
         "compareRunCharts": charts,
         "compareRunSections": [{"uuid": section, "name": "Test scores by net", "display": True, "isReordered": False,
