@@ -304,8 +304,8 @@ def repeat_groups(store: FeatureStore) -> list[str]:
 
 def repeat_counts(store: FeatureStore) -> dict[str, int]:
     """``repeat_groups`` (groups of repeated recordings) and ``repeat_tracks`` (their members)."""
-    in_group = store.tracks.repeat_group != ""
-    return {"repeat_groups": int(store.tracks.repeat_group[in_group].nunique()), "repeat_tracks": int(in_group.sum())}
+    group = store.tracks.repeat_group
+    return {"repeat_groups": int(group[group != ""].nunique()), "repeat_tracks": int((group != "").sum())}
 
 
 def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
@@ -323,14 +323,21 @@ def split_counts(store: FeatureStore, split: SplitConfig) -> dict[str, int]:
     return out
 
 
+def _sample_genres(store: FeatureStore) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's and each image's genre: (n_segments,), (n_images,)."""
+    genre = store.tracks.genre.to_numpy()
+    if not len(genre):
+        return np.array([]), np.array([])
+    return genre[store.seg_track], genre[store.img_track]
+
+
 def coverage_warnings(store: FeatureStore, split: SplitConfig) -> list[str]:
     """What is missing, in words: genres with no usable track (no net learns or is tested on
     them), and parts of ``split`` that hold none of a genre the dataset has, or nothing at all."""
     tracks = store.tracks
     present = [g for g in GENRES if g in set(tracks.genre)]
     out = [f"genre {g} has no usable track: no net learns it or is tested on it" for g in GENRES if g not in present]
-    seg_parts = store.parts("mfcc", split)
-    seg_genre = tracks.genre.to_numpy()[store.seg_track] if len(tracks) else np.array([])
+    seg_parts, (seg_genre, _) = store.parts("mfcc", split), _sample_genres(store)
     for p, name in enumerate(PARTS):
         missing = [g for g in present if not ((seg_parts == p) & (seg_genre == g)).any()]
         if missing == present:
@@ -345,8 +352,7 @@ def genre_counts(store: FeatureStore, split: SplitConfig) -> pd.DataFrame:
     """One row per genre: its tracks, and its segments and images in each part."""
     tracks = store.tracks
     seg_parts, img_parts = store.parts("mfcc", split), store.parts("image", split)
-    seg_genre = tracks.genre.to_numpy()[store.seg_track] if len(tracks) else np.array([])
-    img_genre = tracks.genre.to_numpy()[store.img_track] if len(tracks) else np.array([])
+    seg_genre, img_genre = _sample_genres(store)
     rows = []
     for g in GENRES:
         row = {"genre": g, "tracks": int((tracks.genre == g).sum())}

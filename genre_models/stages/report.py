@@ -67,6 +67,12 @@ def _count(runs: pd.DataFrame, name: str, older: str) -> pd.Series:
     return pd.to_numeric(_col(runs, f"params.{name}"), errors="coerce").fillna(_metric(runs, older))
 
 
+def model_name(net: str, epochs, early_stopping: bool) -> str:
+    """What the report calls a net at a budget: an early-stopping net by its name, a fixed-epoch
+    one with its epochs (``net2 50 ep``)."""
+    return net if early_stopping else f"{net} {int(epochs)} ep"
+
+
 def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """FINISHED train runs of one dataset, deduplicated; plus what was left out and why."""
     notes: dict = {}
@@ -87,7 +93,7 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     train["fold"] = pd.to_numeric(_col(train, "tags.fold"), errors="coerce").fillna(-1).astype(int)  # -1: no folds
     train["net"], train["split"] = train["tags.net"], train["tags.split"]
     _net_columns(train)
-    train["model"] = [n if es else f"{n} {e} ep" for n, es, e in zip(train.net, train.early_stopping, train.epochs)]
+    train["model"] = [model_name(n, e, es) for n, es, e in zip(train.net, train.early_stopping, train.epochs)]
     train["n_test"] = _count(train, "n_test", "n_test")
     train["n_train"] = _count(train, "n_train", "n_train")
     train["n_test_tracks"] = _count(train, "n_test_tracks", "test_n_tracks")
@@ -275,7 +281,7 @@ def _models_of(runs: pd.DataFrame, split: str) -> list[str]:
     out = []
     for net in _nets_on(runs, split):
         r = sub[sub.net == net]
-        out += [net] if r.early_stopping.iloc[0] else [f"{net} {e} ep" for e in _budgets(r)]
+        out += [net] if r.early_stopping.iloc[0] else [model_name(net, e, False) for e in _budgets(r)]
     return out
 
 
@@ -285,7 +291,7 @@ def _model_of(sub: pd.DataFrame, net: str) -> str | None:
     r = sub[sub.net == net]
     if r.empty:
         return None
-    return net if r.early_stopping.iloc[0] else f"{net} {_budgets(r)[-1]} ep"
+    return net if r.early_stopping.iloc[0] else model_name(net, _budgets(r)[-1], False)
 
 
 def drawn_comparisons(runs: pd.DataFrame, split: str) -> list[tuple[str, str]]:
@@ -301,7 +307,7 @@ def drawn_comparisons(runs: pd.DataFrame, split: str) -> list[tuple[str, str]]:
             pairs.append((a, b))
     for net in fixed_epoch_nets(sub):
         budgets = _budgets(sub[sub.net == net])
-        pairs += [(f"{net} {e} ep", f"{net} {budgets[-1]} ep") for e in budgets[:-1]]
+        pairs += [(model_name(net, e, False), model_name(net, budgets[-1], False)) for e in budgets[:-1]]
     return pairs
 
 
@@ -351,7 +357,7 @@ def headline_bars(runs: pd.DataFrame, split: str) -> list[fig.Bar]:
             continue
         for i, e in enumerate(sorted(int(x) for x in r.epochs.dropna().unique())):
             study = published.get(f"acc_{budgets[i]}") if i < len(budgets) else None
-            bars.append(fig.Bar(f"{net} {e} ep", _summary(r[r.epochs == e], "test_accuracy"), study))
+            bars.append(fig.Bar(model_name(net, e, False), _summary(r[r.epochs == e], "test_accuracy"), study))
     return bars
 
 

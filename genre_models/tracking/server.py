@@ -46,7 +46,7 @@ def credentials(auth_file: str | None = None) -> Credentials:
         path = Path(auth_file)
         try:
             st = path.stat()
-            line = path.read_text().splitlines()[0] if path.read_text().strip() else ""
+            line = next(iter(path.read_text().splitlines()), "")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the credentials file ({exc.strerror})") from None
         if st.st_uid != os.getuid() or st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
