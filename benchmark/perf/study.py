@@ -43,6 +43,11 @@ DEFAULT_STOP = 30
 GTZAN_CLIPS, GTZAN_SEGMENTS_PER_CLIP = 999, 29.5
 
 
+def significant(x: float) -> float:
+    """``x`` to 3 significant figures: a small share stays visible (0.000041, not 0.0)."""
+    return float(f"{x:.3g}")
+
+
 def timed_rate(step, per_call: int, seconds: float, sync) -> float:
     """Items per second of ``step()`` (each doing ``per_call`` items): one warm-up call, then
     calls until ``seconds`` have passed (at least one)."""
@@ -89,7 +94,7 @@ def measure_net(net: str, batch: int, image_size: int, dev: torch.device, precis
     evaluate = timed_rate(eval_step, batch, seconds / 2, _sync(dev))
     achieved = flops * train / batch / 1e9
     return {"batch": batch, "train_samples_per_s": round(train, 2), "eval_samples_per_s": round(evaluate, 2),
-            "gflop_s": round(achieved, 1), "share_of_peak": round(achieved / peak, 4) if peak else None}
+            "gflop_s": significant(achieved), "share_of_peak": significant(achieved / peak) if peak else None}
 
 
 def measure_gan(gan: WaveGanConfig, dev: torch.device, seconds: float, peak: float) -> dict:
@@ -114,8 +119,8 @@ def measure_gan(gan: WaveGanConfig, dev: torch.device, seconds: float, peak: flo
     achieved = flops * steps / 1e9
     return {"d": gan.d, "batch": gan.batch_size, "probe_batch": probe, "scaled_from_probe": probe != gan.batch_size,
             "steps_per_s": round(steps_at_grid, 4), "seconds_per_step": round(1 / steps_at_grid, 3),
-            "clips_per_s_generated": round(clips, 1), "gflop_s": round(achieved, 1),
-            "share_of_peak": round(achieved / peak, 4) if peak else None}
+            "clips_per_s_generated": round(clips, 1), "gflop_s": significant(achieved),
+            "share_of_peak": significant(achieved / peak) if peak else None}
 
 
 def _gan_step_flops(unit, audio: torch.Tensor, labels: torch.Tensor, cfg: WaveGanConfig) -> float:
