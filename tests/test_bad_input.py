@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -463,7 +464,12 @@ def test_a_server_that_never_answers_is_said_in_seconds_by_train_too(demo_dir, t
 def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, tmp_path):
     """Another process holds the SQLite store for 23 s (SQLite itself waits 20 s): a train that
     may wait finishes; one told to wait only 1 s stops with one line, and its run ends FAILED with
-    the reason once the store answers, never RUNNING."""
+    the reason once the store answers, never RUNNING.
+
+    Both trainers must be inside their runs when the lock is taken, whatever the machine's load:
+    each is frozen (SIGSTOP) as soon as its run is RUNNING, and both are let go together just
+    before the lock, so neither can finish first (a demo net5 trains in seconds; CI once saw one
+    finish before the other had started)."""
     import sqlite3
     import mlflow
 
@@ -472,23 +478,34 @@ def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, tmp_
            "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "GENRE_BENCH_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "30",
            "--early-stopping", "off", "--no-log-model"]
-    patient = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    hasty = subprocess.Popen(cmd + ["--seed", "1"], env={**env, "GENRE_BENCH_STORE_WAIT_S": "1"}, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    trainers = {"0": subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+                "1": subprocess.Popen(cmd + ["--seed", "1"], env={**env, "GENRE_BENCH_STORE_WAIT_S": "1"},
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)}
     client = mlflow.MlflowClient(f"sqlite:///{db}")
-    deadline = time.time() + 120
-    while len(client.search_runs(["1"], "attributes.status = 'RUNNING' and tags.stage = 'train'")) < 2:
-        assert time.time() < deadline, "the runs did not start"
-        time.sleep(0.2)
-    lock = sqlite3.connect(db, timeout=60)
+    frozen: set[str] = set()
+    deadline = time.time() + 300
+    try:
+        while len(frozen) < 2:
+            for seed, proc in trainers.items():
+                assert proc.poll() is None, f"seed {seed} ended before the lock: {proc.communicate()[1][-2000:]}"
+            for run in client.search_runs(["1"], "attributes.status = 'RUNNING' and tags.stage = 'train'"):
+                seed = run.data.tags.get("seed")
+                if seed in trainers and seed not in frozen:
+                    trainers[seed].send_signal(signal.SIGSTOP)
+                    frozen.add(seed)
+            assert time.time() < deadline, f"the runs did not start (RUNNING: {sorted(frozen)})"
+            time.sleep(0.1)
+    finally:
+        for proc in trainers.values():
+            proc.send_signal(signal.SIGCONT)
+    lock = sqlite3.connect(db, timeout=60)  # waits out a write a trainer was frozen in
     lock.execute("BEGIN EXCLUSIVE")
     time.sleep(23)
     lock.rollback()
     lock.close()
-    out_p, err_p = patient.communicate(timeout=300)
-    out_h, err_h = hasty.communicate(timeout=300)
+    (patient, (_, err_p)), (hasty, (_, err_h)) = ((p, p.communicate(timeout=300)) for p in trainers.values())
     assert patient.returncode == 0, err_p[-2000:]
-    assert hasty.returncode == 2 and "Traceback" not in err_h
+    assert hasty.returncode == 2 and "Traceback" not in err_h, err_h[-2000:]
     assert err_h.strip().splitlines()[-1].startswith(f"error: tracking store sqlite:///{db}: database is locked (")
     runs = {r.data.tags["seed"]: r for r in client.search_runs(["1"], "tags.stage = 'train'")}
     assert runs["0"].info.status == "FINISHED"
