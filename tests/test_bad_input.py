@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -421,6 +422,40 @@ def test_a_locked_store_is_waited_out_within_a_bound(monkeypatch):
     assert _time.monotonic() - t0 < 5
 
 
+def test_the_bookkeeping_client_waits_out_a_lock_and_never_waits_twice(tmp_store, monkeypatch):
+    """Every MlflowClient method reached through ``store_client`` is retried while the store is
+    locked (a sweep's claims, the registry, the report's queries); an inner wait that gave up is
+    not waited out again by an outer one."""
+    import sqlite3
+
+    import mlflow
+
+    from genre_models.errors import TrackingError
+    from genre_models.tracking import retry
+
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
+    client = retry.store_client()
+    exp_id = client.create_experiment("locked")
+    real, calls = client.inner.search_runs, {"n": 0}
+
+    def search_locked_twice(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked") from \
+                sqlite3.OperationalError("database is locked")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(client.inner, "search_runs", search_locked_twice)
+    assert client.search_runs([exp_id]) == [] and calls["n"] == 3
+    assert client.tracking_uri == mlflow.get_tracking_uri()  # attributes pass through unwrapped
+
+    monkeypatch.setenv("GENRE_BENCH_STORE_WAIT_S", "0")
+    calls["n"] = -10**6  # locked for good
+    with pytest.raises(TrackingError, match=r"database is locked .* in search_runs\)"):
+        retry.store_retry(client.search_runs, [exp_id], what="outer")
+    assert calls["n"] == -10**6 + 1  # the inner wait gave up (no time left to wait); the outer did not try again
+
+
 def test_a_run_whose_command_died_is_ended_killed_by_the_next_command(tmp_store, sleeper):
     import mlflow
 
@@ -460,8 +495,27 @@ def test_a_server_that_never_answers_is_said_in_seconds_by_train_too(demo_dir, t
     assert _time.monotonic() - t0 < 10 and not (tmp_path / "cache").exists()
 
 
+@pytest.fixture(scope="module")
+def warm_cache(demo_dir, tmp_path_factory) -> Path:
+    """The demo data's feature cache, built once for the locked-store tests (each trains on it)."""
+    cache = tmp_path_factory.mktemp("warm-cache")
+    store = cache.parent / f"{cache.name}.db"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{store}", "GENRE_BENCH_CACHE": str(cache)}
+    res = subprocess.run([sys.executable, "-m", "benchmark", "preprocess", "--data-dir", str(demo_dir)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return cache
+
+
+def _locked_store_env(tmp_path, cache: Path) -> tuple[Path, dict]:
+    db = tmp_path / "mlflow.db"
+    return db, {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
+                "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "GENRE_BENCH_CACHE": str(cache)}
+
+
 @pytest.mark.slow
-def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, tmp_path):
+def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, warm_cache, tmp_path):
     """Another process holds the SQLite store for 23 s (SQLite itself waits 20 s): a train that
     may wait finishes; one told to wait only 1 s stops with one line, and its run ends FAILED with
     the reason once the store answers, never RUNNING.
@@ -473,9 +527,7 @@ def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, tmp_
     import sqlite3
     import mlflow
 
-    db = tmp_path / "mlflow.db"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "GENRE_BENCH_CACHE": str(tmp_path / "cache")}
+    db, env = _locked_store_env(tmp_path, warm_cache)
     cmd = [sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "30",
            "--early-stopping", "off", "--no-log-model"]
     trainers = {"0": subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
@@ -510,6 +562,40 @@ def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, tmp_
     runs = {r.data.tags["seed"]: r for r in client.search_runs(["1"], "tags.stage = 'train'")}
     assert runs["0"].info.status == "FINISHED"
     assert runs["1"].info.status == "FAILED" and "database is locked" in runs["1"].data.tags["error"]
+
+
+@pytest.mark.slow
+def test_a_sweep_waits_out_a_store_locked_in_its_bookkeeping(demo_dir, warm_cache, tmp_path):
+    """The lock is taken the moment the sweep's parent run appears, while the sweep is opening
+    it and claiming its first point (calls that are not a run's own writes), and held past
+    SQLite's own 20 s: the sweep waits and ends with every point FINISHED under one parent."""
+    import sqlite3
+    import mlflow
+
+    db, env = _locked_store_env(tmp_path, warm_cache)
+    subprocess.run([sys.executable, "-c", f"import mlflow; mlflow.MlflowClient('sqlite:///{db}').search_experiments()"],
+                   env=env, check=True, capture_output=True)  # the store's tables exist before the sweep opens it
+    client = mlflow.MlflowClient(f"sqlite:///{db}")
+    sweep = subprocess.Popen([sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), "--nets", "net5",
+                              "--grid", "fast", "--seeds", "2", "--splits", "track", "--max-epochs", "3",
+                              "--no-register", "--no-system-metrics"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.stage = 'sweep'"):
+        assert sweep.poll() is None, sweep.communicate()[1][-2000:]
+        assert time.time() < deadline, "the sweep never opened its parent run"
+        time.sleep(0.01)
+    lock = sqlite3.connect(db, timeout=60)
+    lock.execute("BEGIN EXCLUSIVE")
+    time.sleep(25)
+    lock.rollback()
+    lock.close()
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert "tracking store locked by another process: trying again" in err
+    runs = client.search_runs([client.get_experiment_by_name("gtzan-genre-benchmark").experiment_id])
+    assert sorted((r.data.tags["stage"], r.info.status) for r in runs) == [
+        ("sweep", "FINISHED"), ("train", "FINISHED"), ("train", "FINISHED")]
 
 
 def test_predict_applies_the_length_rule_whatever_the_net(tmp_path):

@@ -290,7 +290,9 @@ def test_a_server_blip_is_ridden_out_and_an_outage_fails_loudly(demo_dir, tmp_pa
 
     backend, port = f"sqlite:///{tmp_path}/blip.db", free_port()
     srv = LocalServer(backend, tmp_path / "srv", port=port).__enter__()
-    proc, run_id = _train_until_logging(srv.uri, demo_dir, tmp_path)
+    # 7 retries (waits of about 2 to 64 s, two minutes in all): the restart below must fit in the
+    # client's window, and a server restart took over the default half-minute on a loaded CI machine.
+    proc, run_id = _train_until_logging(srv.uri, demo_dir, tmp_path, MLFLOW_HTTP_REQUEST_MAX_RETRIES="7")
     srv.__exit__(None, None, None)  # the server goes away mid-run ...
     time.sleep(3)
     srv = LocalServer(backend, tmp_path / "srv", port=port).__enter__()  # ... and comes back, same port and store

@@ -31,7 +31,7 @@ import torch
 from benchmark.perf.loops import device_name, flops_per_step, matmul_peak, train_data
 from genre_models.config import SPLIT_SPECS, DataConfig, FeatureConfig, WaveGanConfig
 from genre_models.models.registry import InputShape, get_net, make_optimizer
-from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, point_config
+from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid
 from genre_models.training.loop import to_input
 from genre_models.training.runtime import autocast, cpu_share, prepare_device, resolve_device, resolve_precision
 

@@ -21,6 +21,7 @@ import threading
 import time
 
 from genre_models.tracking.records import end_killed
+from genre_models.tracking.retry import store_client
 from genre_models.util import log, process_gone, this_process
 
 OWNER_TAGS = ("owner_host", "owner_pid", "owner_started")
@@ -73,9 +74,7 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
     """End KILLED every RUNNING run of the experiment that genre-bench started (it has owner
     tags) whose owner is provably gone: a command stopped by a store that never answered, or
     killed outright, left it. Runs other tools made are left alone. Returns the runs ended."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
+    client = store_client()
     flt = "attributes.status = 'RUNNING' and tags.`owner_pid` != ''"
     ended = [run.info.run_id for run in client.search_runs([experiment_id], flt, max_results=1000)
              if end_if_owner_gone(client, run, "its command stopped without ending it")]

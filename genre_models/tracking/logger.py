@@ -21,7 +21,7 @@ from genre_models.tracking.claims import end_if_owner_gone, hold, owner_tags, re
 from genre_models.tracking.queries import runs_with
 from genre_models.tracking.models import log_torch_model
 from genre_models.tracking.records import artifact_dir, log_dataset_input, log_params_safely, mlflow_dataset, verify_record
-from genre_models.tracking.retry import store_retry
+from genre_models.tracking.retry import store_client, store_retry
 from genre_models.util import log
 
 
@@ -179,10 +179,8 @@ class MlflowLogger:
         store_retry(verify_record, self.run_id, metrics, histories, artifacts)
 
     def end_if_running(self, run_id: str | None, why: str) -> None:
-        import mlflow
-
         try:
-            client = mlflow.MlflowClient()
+            client = store_client()
             run = client.get_run(run_id) if run_id else None
             if run is not None and run.info.status == "RUNNING" and not end_if_owner_gone(client, run, why):
                 log.warning("run %s is still RUNNING and its owner may be alive: left as it is", run_id)
@@ -192,6 +190,8 @@ class MlflowLogger:
     def finished_runs(self, tags: dict, max_results: int = 1) -> list:
         try:
             return runs_with(tags, max_results=max_results)
+        except TrackingError:  # locked for longer than the wait: saying "none" would re-run the work
+            raise
         except Exception as exc:  # no experiment yet, or a store that cannot search
             log.info("no finished run with %s to reuse (%s)", tags, exc)
             return []

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from genre_models.tracking.retry import store_client
+
 REGISTERED_PREFIX = "genre-bench-"
 
 
@@ -38,9 +40,7 @@ class Registered:
 
 def logged_model_id(run, name: str = "model") -> str | None:
     """The id of the model called ``name`` that ``run`` logged, or None."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
+    client = store_client()
     for out in (run.outputs.model_outputs if run.outputs else []):
         if client.get_logged_model(out.model_id).name == name:
             return out.model_id
@@ -51,9 +51,7 @@ def register_run(run_id: str, net: str, split: str, why: str, make_model: Callab
     """Register ``run_id``'s model as ``genre-bench-<net>`` and point alias ``split`` at it.
     ``why``: the version's description (how it was chosen). ``make_model(run_id)`` logs a model
     into a run that has none and returns its id."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
+    client = store_client()
     name = registered_name(net)
     if _versions_of(client, name, run_id):  # registered before: the alias (back) on its version
         version = _one_version(client, name, run_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from genre_models.errors import TrackingError
+from genre_models.tracking.retry import store_client, store_retry
+
 
 def tag_filter(tags: dict[str, str], status: str | None = "FINISHED") -> str:
     """An MLflow search filter for runs carrying every tag in ``tags`` (and ``status``, if given)."""
@@ -19,8 +22,9 @@ def runs_with(tags: dict[str, str], *, status: str | None = "FINISHED", experime
 
     flt, order = tag_filter(tags, status), ["attributes.start_time DESC"]
     if experiment_ids is None:
-        return mlflow.search_runs(filter_string=flt, order_by=order, output_format="list", max_results=max_results)
-    return (client or mlflow.MlflowClient()).search_runs(experiment_ids, flt, order_by=order, max_results=max_results)
+        return store_retry(mlflow.search_runs, filter_string=flt, order_by=order, output_format="list",
+                           max_results=max_results)
+    return (client or store_client()).search_runs(experiment_ids, flt, order_by=order, max_results=max_results)
 
 
 def get_run(run_id: str):
@@ -28,7 +32,9 @@ def get_run(run_id: str):
     import mlflow
 
     try:
-        return mlflow.get_run(run_id)
+        return store_retry(mlflow.get_run, run_id)
+    except TrackingError:  # locked for longer than the wait: not the same as "no such run"
+        raise
     except Exception:  # MlflowException (no such run) or a malformed id: both mean "not here"
         return None
 
@@ -38,14 +44,12 @@ def experiment_runs(experiment: str):
     columns), or None when the store has no such experiment."""
     import mlflow
 
-    exp = mlflow.get_experiment_by_name(experiment)
+    exp = store_retry(mlflow.get_experiment_by_name, experiment)
     if exp is None:
         return None
-    return mlflow.search_runs([exp.experiment_id], max_results=100000)
+    return store_retry(mlflow.search_runs, [exp.experiment_id], max_results=100000)
 
 
 def metric_steps(run_id: str, key: str) -> list[tuple[int, float]]:
     """A metric's history as (step, value), in step order."""
-    import mlflow
-
-    return [(m.step, m.value) for m in sorted(mlflow.MlflowClient().get_metric_history(run_id, key), key=lambda m: m.step)]
+    return [(m.step, m.value) for m in sorted(store_client().get_metric_history(run_id, key), key=lambda m: m.step)]

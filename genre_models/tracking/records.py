@@ -13,6 +13,7 @@ from typing import Iterator
 from genre_models.config import SplitConfig
 from genre_models.data.store import FeatureStore
 from genre_models.errors import TrackingError
+from genre_models.tracking.retry import store_client
 from genre_models.util import code_version, git_commit
 
 
@@ -106,7 +107,7 @@ def verify_record(run_id: str, metrics=(), histories: dict | None = None, artifa
     """
     import mlflow
 
-    client = mlflow.MlflowClient()
+    client = store_client()
     run = client.get_run(run_id)
     problems = []
     if run.info.status != "RUNNING":  # e.g. a resumed sweep or a retry took this attempt for dead

@@ -1,4 +1,6 @@
-"""A locked SQLite store, waited out: every write (and read) of a run goes through ``store_retry``.
+"""A locked SQLite store, waited out: every write (and read) of a run goes through ``store_retry``,
+and every other call genre-bench makes on the store (a sweep's claims and parent run, the
+registry, the report's queries, ending orphans) through ``store_client()``, which does the same.
 
 SQLite lets one writer at a time hold the database; MLflow waits 20 s for a lock (its
 ``busy_timeout``) and then fails the call with "database is locked". Another process holding
@@ -11,6 +13,7 @@ fails in one line. Any other error is not retried here (HTTP stores have MLflow'
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Callable, TypeVar
@@ -53,7 +56,7 @@ def store_retry(fn: Callable[..., T], *args, what: str = "", **kwargs) -> T:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if not is_locked(exc):
+            if isinstance(exc, TrackingError) or not is_locked(exc):  # an inner wait already gave up: no second one
                 raise
             if time.monotonic() >= deadline:
                 import mlflow
@@ -64,3 +67,32 @@ def store_retry(fn: Callable[..., T], *args, what: str = "", **kwargs) -> T:
             log.warning("tracking store locked by another process: trying again in %.0f s", wait)
             time.sleep(wait)
             wait = min(wait * 2, 8.0)
+
+
+class RetryingClient:
+    """An ``mlflow.MlflowClient`` whose every method waits out a locked store (``store_retry``).
+    Safe for writes too: a call that fails on the lock was rolled back by the store, so trying it
+    again cannot write twice."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        import mlflow
+
+        self.inner = mlflow.MlflowClient(uri)
+
+    def __getattr__(self, name: str):
+        if name == "inner":  # not set yet (a copy being unpickled): no recursion through getattr
+            raise AttributeError(name)
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def waiting(*args, **kwargs):
+            return store_retry(attr, *args, what=f"in {name}", **kwargs)
+
+        return waiting
+
+
+def store_client(uri: str | None = None) -> RetryingClient:
+    """The client for genre-bench's own bookkeeping on the store ``uri`` (default: the current one)."""
+    return RetryingClient(uri)

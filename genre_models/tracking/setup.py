@@ -16,7 +16,7 @@ from typing import Iterator
 from genre_models.config import DEFAULT_EXPERIMENT
 from genre_models.errors import TrackingError
 from genre_models.tracking.claims import end_orphaned_runs
-from genre_models.tracking.retry import store_cause
+from genre_models.tracking.retry import store_cause, store_client, store_retry
 from genre_models.tracking.server import check_reachable
 
 
@@ -47,10 +47,10 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
     exp = None
     if not os.environ.get("MLFLOW_RUN_ID"):
         with _store_lock(mlflow.get_tracking_uri()):
-            exp = mlflow.set_experiment(name)
+            exp = store_retry(mlflow.set_experiment, name)
             describe_experiment(exp)
     elif os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        exp = mlflow.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+        exp = store_retry(mlflow.get_experiment, os.environ["MLFLOW_EXPERIMENT_ID"])
         describe_experiment(exp)
     if exp is not None and end_orphans:
         end_orphaned_runs(exp.experiment_id)
@@ -73,12 +73,10 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development", "mlflow.
 
 def describe_experiment(exp) -> None:
     """Give the experiment its kind and description, where it has none (a user's own are kept)."""
-    import mlflow
-
     from mlflow.exceptions import MlflowException
 
     missing = {k: v for k, v in EXPERIMENT_TAGS.items() if k not in (exp.tags or {})}
-    client = mlflow.MlflowClient()
+    client = store_client()
     for key, value in missing.items():
         try:
             client.set_experiment_tag(exp.experiment_id, key, value)
@@ -140,7 +138,7 @@ def experiment_id(name: str) -> str:
     """The id of the experiment named ``name`` (which ``setup_tracking`` made exist)."""
     import mlflow
 
-    return mlflow.get_experiment_by_name(name).experiment_id
+    return store_retry(mlflow.get_experiment_by_name, name).experiment_id
 
 
 def mlflow_error_message(exc: BaseException) -> str | None:

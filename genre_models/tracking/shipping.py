@@ -28,8 +28,9 @@ import numpy as np
 from genre_models.config import DataConfig, FeatureConfig, SplitConfig
 from genre_models.data.segment_audio import RealAudio, build_segment_audio, segment_audio_dir, training_audio
 from genre_models.data.store import DATA_FILES, FeatureStore, PreprocessResult, build_features, load_store, skips
-from genre_models.errors import ConfigError, DataError
+from genre_models.errors import ConfigError, DataError, TrackingError
 from genre_models.tracking.queries import runs_with
+from genre_models.tracking.retry import store_client, store_retry
 from genre_models.util import atomic_dir, log
 
 FEATURES = "features"
@@ -61,9 +62,7 @@ def publish_features(store: FeatureStore, cache_key: str, with_audio: bool, exp_
                      tags: dict | None = None) -> tuple[str, bool]:
     """Log ``store`` (and, with ``with_audio``, its segment audio) as a features run in experiment
     ``exp_id``; reuse a FINISHED one with the same key. Returns (run id, reused)."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
+    client = store_client()
     want = {"stage": "features", "cache_key": cache_key, **({"with_audio": "true"} if with_audio else {})}
     found = runs_with(want, experiment_ids=[exp_id], client=client)
     if found:
@@ -112,7 +111,9 @@ def fetch_features(run_id: str, cache_dir: str) -> FeatureStore:
     import mlflow
 
     try:
-        run = mlflow.get_run(run_id)
+        run = store_retry(mlflow.get_run, run_id)
+    except TrackingError:  # locked for longer than the wait: not the same as "no such run"
+        raise
     except Exception:
         raise DataError(f"{features_uri(run_id)}: no such run in {mlflow.get_tracking_uri()}") from None
     key = run.data.tags.get("cache_key")

@@ -26,6 +26,7 @@ from genre_models.errors import TrackingError
 from genre_models.tracking.claims import end_if_owner_gone, hold, owner_gone, owner_tags, release
 from genre_models.tracking.queries import runs_with
 from genre_models.tracking.records import end_killed
+from genre_models.tracking.retry import store_client, store_retry
 from genre_models.tracking.views import save_nets_view, view_path
 
 CLAIM_TRIES = 30
@@ -53,15 +54,13 @@ class SweepRecord:
         import mlflow
 
         self.uri = self.write_uri = mlflow.get_tracking_uri()
-        self.client = mlflow.MlflowClient()
-        self.experiment = mlflow.get_experiment_by_name(experiment)
+        self.client = store_client()  # a locked store is waited out on every call, as a run's own writes are
+        self.experiment = store_retry(mlflow.get_experiment_by_name, experiment)
         self.exp_id = self.experiment.experiment_id
 
     def write_through(self, uri: str) -> None:
         """Send this record's writes to ``uri`` from now on (a local server in front of the store)."""
-        import mlflow
-
-        self.client = mlflow.MlflowClient(uri)
+        self.client = store_client(uri)
         self.write_uri = uri
 
     def _runs(self, tags: dict, status: str | None = "FINISHED", max_results: int = 50000) -> list:
