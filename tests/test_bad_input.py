@@ -495,107 +495,102 @@ def test_a_server_that_never_answers_is_said_in_seconds_by_train_too(demo_dir, t
     assert _time.monotonic() - t0 < 10 and not (tmp_path / "cache").exists()
 
 
-@pytest.fixture(scope="module")
-def warm_cache(demo_dir, tmp_path_factory) -> Path:
-    """The demo data's feature cache, built once for the locked-store tests (each trains on it)."""
-    cache = tmp_path_factory.mktemp("warm-cache")
-    store = cache.parent / f"{cache.name}.db"
+@pytest.fixture
+def warm_cache(demo_dir, tmp_path) -> Path:
+    """The demo data's feature cache, built before the commands that train on it start."""
+    cache = tmp_path / "cache"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{store}", "GENRE_BENCH_CACHE": str(cache)}
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'preprocess.db'}", "GENRE_BENCH_CACHE": str(cache)}
     res = subprocess.run([sys.executable, "-m", "benchmark", "preprocess", "--data-dir", str(demo_dir)], env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     return cache
 
 
-def _locked_store_env(tmp_path, cache: Path) -> tuple[Path, dict]:
-    db = tmp_path / "mlflow.db"
-    return db, {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
-                "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "GENRE_BENCH_CACHE": str(cache)}
+def _frozen_once_under_way(commands: dict, under_way, deadline_s: float = 300) -> None:
+    """Freeze (SIGSTOP) each command as soon as ``under_way()`` names it; return once all are,
+    after letting them all go again (SIGCONT). Whatever the machine's load, none of them can
+    have finished before the caller's next step."""
+    frozen: set[str] = set()
+    deadline = time.time() + deadline_s
+    try:
+        while len(frozen) < len(commands):
+            for name, (proc, log) in commands.items():
+                assert proc.poll() is None, f"{name} ended before the lock: {log.read_text()[-2000:]}"
+            for name in under_way() - frozen:
+                commands[name][0].send_signal(signal.SIGSTOP)
+                frozen.add(name)
+            assert time.time() < deadline, f"not all were under way (frozen: {sorted(frozen)})"
+            time.sleep(0.05)
+    finally:
+        for proc, _ in commands.values():
+            proc.send_signal(signal.SIGCONT)
 
 
 @pytest.mark.slow
 def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, warm_cache, tmp_path):
-    """Another process holds the SQLite store for 23 s (SQLite itself waits 20 s): a train that
-    may wait finishes; one told to wait only 1 s stops with one line, and its run ends FAILED with
-    the reason once the store answers, never RUNNING.
+    """Another process holds the SQLite store for 23 s (SQLite itself waits 20 s) while three
+    commands are at work on it:
 
-    Both trainers must be inside their runs when the lock is taken, whatever the machine's load:
-    each is frozen (SIGSTOP) as soon as its run is RUNNING, and both are let go together just
-    before the lock, so neither can finish first (a demo net5 trains in seconds; CI once saw one
-    finish before the other had started)."""
+    * a train that may wait finishes;
+    * a sweep caught opening its parent run and claiming its first point (its own bookkeeping,
+      not a run's writes) waits too, and ends with every point FINISHED;
+    * a train told to wait only 1 s stops with one line, and its run ends FAILED with the reason
+      once the store answers, never RUNNING.
+
+    Each command is frozen once it is under way (its run RUNNING; the sweep's parent made) and all
+    are let go together just before the lock: a demo net5 trains in seconds, and CI once saw one
+    trainer finish before the other had started."""
     import sqlite3
     import mlflow
 
-    db, env = _locked_store_env(tmp_path, warm_cache)
-    cmd = [sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "30",
-           "--early-stopping", "off", "--no-log-model"]
-    trainers = {"0": subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-                "1": subprocess.Popen(cmd + ["--seed", "1"], env={**env, "GENRE_BENCH_STORE_WAIT_S": "1"},
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)}
+    db = tmp_path / "mlflow.db"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "GENRE_BENCH_CACHE": str(warm_cache)}
     client = mlflow.MlflowClient(f"sqlite:///{db}")
-    frozen: set[str] = set()
-    deadline = time.time() + 300
-    try:
-        while len(frozen) < 2:
-            for seed, proc in trainers.items():
-                assert proc.poll() is None, f"seed {seed} ended before the lock: {proc.communicate()[1][-2000:]}"
-            for run in client.search_runs(["1"], "attributes.status = 'RUNNING' and tags.stage = 'train'"):
-                seed = run.data.tags.get("seed")
-                if seed in trainers and seed not in frozen:
-                    trainers[seed].send_signal(signal.SIGSTOP)
-                    frozen.add(seed)
-            assert time.time() < deadline, f"the runs did not start (RUNNING: {sorted(frozen)})"
-            time.sleep(0.1)
-    finally:
-        for proc in trainers.values():
-            proc.send_signal(signal.SIGCONT)
-    lock = sqlite3.connect(db, timeout=60)  # waits out a write a trainer was frozen in
+    client.search_experiments()  # the store's tables exist before the commands open it
+    train = [sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "30",
+             "--early-stopping", "off", "--no-log-model"]
+    sweep = [sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), "--nets", "net5", "--grid", "fast",
+             "--seeds", "2", "--splits", "track", "--max-epochs", "3", "--no-register", "--no-system-metrics"]
+    commands = {}
+    for name, cmd, extra in (("patient", train, {}), ("hasty", train + ["--seed", "1"], {"GENRE_BENCH_STORE_WAIT_S": "1"}),
+                             ("sweep", sweep, {})):
+        log = tmp_path / f"{name}.err"
+        with open(log, "w") as err:
+            commands[name] = (subprocess.Popen(cmd, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=err), log)
+
+    def under_way() -> set[str]:
+        found = set()
+        for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
+            tags = run.data.tags
+            if tags.get("stage") == "sweep":
+                found.add("sweep")
+            elif tags.get("stage") == "train" and "mlflow.parentRunId" not in tags and run.info.status == "RUNNING":
+                found.add({"0": "patient", "1": "hasty"}.get(tags.get("seed"), "?"))
+        return found - {"?"}
+
+    _frozen_once_under_way(commands, under_way)
+    lock = sqlite3.connect(db, timeout=60)  # waits out a write a command was frozen in
     lock.execute("BEGIN EXCLUSIVE")
     time.sleep(23)
     lock.rollback()
     lock.close()
-    (patient, (_, err_p)), (hasty, (_, err_h)) = ((p, p.communicate(timeout=300)) for p in trainers.values())
-    assert patient.returncode == 0, err_p[-2000:]
-    assert hasty.returncode == 2 and "Traceback" not in err_h, err_h[-2000:]
-    assert err_h.strip().splitlines()[-1].startswith(f"error: tracking store sqlite:///{db}: database is locked (")
-    runs = {r.data.tags["seed"]: r for r in client.search_runs(["1"], "tags.stage = 'train'")}
-    assert runs["0"].info.status == "FINISHED"
-    assert runs["1"].info.status == "FAILED" and "database is locked" in runs["1"].data.tags["error"]
-
-
-@pytest.mark.slow
-def test_a_sweep_waits_out_a_store_locked_in_its_bookkeeping(demo_dir, warm_cache, tmp_path):
-    """The lock is taken the moment the sweep's parent run appears, while the sweep is opening
-    it and claiming its first point (calls that are not a run's own writes), and held past
-    SQLite's own 20 s: the sweep waits and ends with every point FINISHED under one parent."""
-    import sqlite3
-    import mlflow
-
-    db, env = _locked_store_env(tmp_path, warm_cache)
-    subprocess.run([sys.executable, "-c", f"import mlflow; mlflow.MlflowClient('sqlite:///{db}').search_experiments()"],
-                   env=env, check=True, capture_output=True)  # the store's tables exist before the sweep opens it
-    client = mlflow.MlflowClient(f"sqlite:///{db}")
-    sweep = subprocess.Popen([sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), "--nets", "net5",
-                              "--grid", "fast", "--seeds", "2", "--splits", "track", "--max-epochs", "3",
-                              "--no-register", "--no-system-metrics"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.stage = 'sweep'"):
-        assert sweep.poll() is None, sweep.communicate()[1][-2000:]
-        assert time.time() < deadline, "the sweep never opened its parent run"
-        time.sleep(0.01)
-    lock = sqlite3.connect(db, timeout=60)
-    lock.execute("BEGIN EXCLUSIVE")
-    time.sleep(25)
-    lock.rollback()
-    lock.close()
-    _, err = sweep.communicate(timeout=300)
-    assert sweep.returncode == 0 and "Traceback" not in err, err[-3000:]
-    assert "tracking store locked by another process: trying again" in err
+    codes = {name: proc.wait(timeout=300) for name, (proc, _) in commands.items()}
+    err = {name: log.read_text() for name, (_, log) in commands.items()}
+    assert codes["patient"] == 0, err["patient"][-2000:]
+    assert codes["sweep"] == 0 and "Traceback" not in err["sweep"], err["sweep"][-3000:]
+    assert "tracking store locked by another process: trying again" in err["sweep"]
+    assert codes["hasty"] == 2 and "Traceback" not in err["hasty"], err["hasty"][-2000:]
+    assert err["hasty"].strip().splitlines()[-1].startswith(f"error: tracking store sqlite:///{db}: database is locked (")
     runs = client.search_runs([client.get_experiment_by_name("gtzan-genre-benchmark").experiment_id])
-    assert sorted((r.data.tags["stage"], r.info.status) for r in runs) == [
-        ("sweep", "FINISHED"), ("train", "FINISHED"), ("train", "FINISHED")]
+    alone = {r.data.tags["seed"]: r for r in runs if r.data.tags["stage"] == "train" and
+             "mlflow.parentRunId" not in r.data.tags}
+    assert alone["0"].info.status == "FINISHED"
+    assert alone["1"].info.status == "FAILED" and "database is locked" in alone["1"].data.tags["error"]
+    (parent,) = [r for r in runs if r.data.tags["stage"] == "sweep"]
+    points = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and [p.info.status for p in points] == ["FINISHED", "FINISHED"]
 
 
 def test_predict_applies_the_length_rule_whatever_the_net(tmp_path):
