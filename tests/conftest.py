@@ -86,6 +86,13 @@ def sample_dir() -> Path:
     return Path(path)
 
 
+def command_env(tracking_uri: str, cache, **extra: str) -> dict:
+    """The environment of a genre-bench command a test starts: this one's, less any inherited
+    MLFLOW_* setting, with its own store and feature cache (and ``extra``)."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
+            "MLFLOW_TRACKING_URI": tracking_uri, "GENRE_BENCH_CACHE": str(cache), **extra}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

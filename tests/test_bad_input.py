@@ -26,7 +26,7 @@ from genre_models.data.store import build_features
 from genre_models.data.synth import synth_track
 from genre_models.genres import GENRES
 
-from conftest import SR, bad_kaggle_tree, kaggle_tree, write_wav
+from conftest import SR, bad_kaggle_tree, command_env, kaggle_tree, write_wav
 
 #: file (relative to genres_original) -> the start of its recorded reason
 SKIPS = {
@@ -499,8 +499,7 @@ def test_a_server_that_never_answers_is_said_in_seconds_by_train_too(demo_dir, t
 def warm_cache(demo_dir, tmp_path) -> Path:
     """The demo data's feature cache, built before the commands that train on it start."""
     cache = tmp_path / "cache"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'preprocess.db'}", "GENRE_BENCH_CACHE": str(cache)}
+    env = command_env(f"sqlite:///{tmp_path / 'preprocess.db'}", cache)
     res = subprocess.run([sys.executable, "-m", "benchmark", "preprocess", "--data-dir", str(demo_dir)], env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -545,8 +544,7 @@ def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, warm
     import mlflow
 
     db = tmp_path / "mlflow.db"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "CI": "true",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "GENRE_BENCH_CACHE": str(warm_cache)}
+    env = command_env(f"sqlite:///{db}", warm_cache)
     client = mlflow.MlflowClient(f"sqlite:///{db}")
     client.search_experiments()  # the store's tables exist before the commands open it
     train = [sys.executable, "-m", "benchmark", "train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "30",

@@ -4,7 +4,6 @@ predict through an alias, the report's files, and the runs view in a real browse
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from click.testing import CliRunner
 from benchmark.cli import main
 from genre_models.models.registry import NETS
 from genre_models.tracking.model_registry import logged_model_id
+
+from conftest import command_env
 
 EXP = "gtzan-genre-benchmark"
 
@@ -36,8 +37,7 @@ def demo_sweep(tmp_path_factory):
     below, in a folder and store of its own: (folder, tracking URI, the command's stdout)."""
     root = tmp_path_factory.mktemp("main-job")
     uri = f"sqlite:///{root}/mlflow.db"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
-           "GENRE_BENCH_CACHE": str(root / "cache"), "CI": "true"}
+    env = command_env(uri, root / "cache")
     done = subprocess.run([sys.executable, "-m", "benchmark", "sweep", "--demo", "--seeds", "1", "--splits", "track",
                            "--max-epochs", "2"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=900)

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from conftest import alive_in_group, free_port
+from conftest import alive_in_group, command_env, free_port
 from genre_models.sweep.executors import LocalRayHead
 from genre_models.sweep.grid import GridPoint, SweepConfig, point_resources
 
@@ -264,8 +264,7 @@ def test_point_resources_follow_the_nets_sizes():
 def _train_until_logging(uri: str, data, tmp_path, **env_extra) -> tuple[subprocess.Popen, str]:
     """Start `benchmark train` (net1, 60 epochs) against ``uri``; return once it has logged two epochs.
     (A logging call blocks while the server is away, so the run cannot outlast an outage by itself.)"""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
-           "GENRE_BENCH_CACHE": str(tmp_path / "cache"), "CI": "true", **env_extra}
+    env = command_env(uri, tmp_path / "cache", **env_extra)
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "train", "--net", "net1", "--data-dir", str(data),
                              "--image-size", "32", "--epochs", "60", "--batch-size", "8", "--no-log-model"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
