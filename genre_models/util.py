@@ -185,9 +185,11 @@ def write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Linux: this process gets SIGKILL when its parent dies (kill -9 included), and SIGTERM
-    stops it, so no worker outlives the command that started it. Elsewhere: nothing."""
+    stops it, so no worker outlives the command that started it. Elsewhere: nothing.
+    ``parent``: the pid that started this worker. A parent that died before this call (between
+    the fork and the worker's start-up) sends no signal, so the worker then ends itself."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -196,6 +198,8 @@ def die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+        if parent is not None and os.getppid() != parent:  # orphaned already: re-parented to init
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @lru_cache(maxsize=1)

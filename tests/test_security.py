@@ -128,6 +128,18 @@ def test_extraction_workers_die_with_their_command(tmp_path):
             proc.kill()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_whose_parent_died_before_it_started_ends_itself():
+    """The parent can die between the fork and the worker's start-up, before the death signal is
+    set (CI saw such a worker outlive a kill -9): the worker, told its parent's pid, then ends
+    itself at once; with its real parent it goes on."""
+    code = "import os, sys\nfrom genre_models.util import die_with_parent\ndie_with_parent({})\nprint('alive')\n"
+    gone = subprocess.run([sys.executable, "-c", code.format("os.getppid() + 1")], capture_output=True, text=True, timeout=60)
+    assert gone.returncode == -9 and gone.stdout == ""
+    kept = subprocess.run([sys.executable, "-c", code.format("os.getppid()")], capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 0 and kept.stdout == "alive\n"
+
+
 def test_jobs_above_the_cores_are_capped_with_a_note(caplog):
     from genre_models.data.parallel import worker_count
     from genre_models.util import usable_cores

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 from genre_models.util import die_with_parent, log, progress, usable_cores
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     # One BLAS/FFT thread per worker: the parallelism is across files. A worker dies with the
     # command (kill -9 of it included) and stops on SIGTERM.
     from threadpoolctl import threadpool_limits
 
-    die_with_parent()
+    die_with_parent(parent)
     threadpool_limits(1)
 
 
@@ -43,7 +44,8 @@ def parallel_map(fn, tasks: list, jobs: int, desc: str, unit: str = "clip") -> l
                 bar.update()
         else:
             ctx = mp.get_context("fork")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(os.getpid(),)) as pool:
                 for r in pool.map(fn, tasks, chunksize=max(1, min(16, len(tasks) // (4 * jobs)))):
                     results.append(r)
                     bar.update()

@@ -134,5 +134,5 @@ def make_executor(cfg: SweepConfig, worker_uri: str):
     if cfg.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
         return ProcessPoolExecutor(cfg.jobs, mp_context=mp.get_context("spawn"), initializer=worker_init,
-                                   initargs=(worker_uri, threads))
+                                   initargs=(worker_uri, threads, os.getpid()))
     return Inline()

@@ -100,8 +100,8 @@ class DependencyFailed(Exception):
     """A point not run because a point it needs failed."""
 
 
-def worker_init(tracking_uri: str, threads: int) -> None:
-    """Spawned worker: share the cores, log to the sweep's server, die with the driver."""
+def worker_init(tracking_uri: str, threads: int, driver: int) -> None:
+    """Spawned worker: share the cores, log to the sweep's server, die with the driver (pid ``driver``)."""
     import logging
 
     import torch
@@ -110,4 +110,4 @@ def worker_init(tracking_uri: str, threads: int) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
-    die_with_parent()  # no orphan worker finishes a point after a resumed sweep has started it again
+    die_with_parent(driver)  # no orphan worker finishes a point after a resumed sweep has started it again
