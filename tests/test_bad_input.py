@@ -506,24 +506,47 @@ def warm_cache(demo_dir, tmp_path) -> Path:
     return cache
 
 
-def _frozen_once_under_way(commands: dict, under_way, deadline_s: float = 300) -> None:
-    """Freeze (SIGSTOP) each command as soon as ``under_way()`` names it; return once all are,
-    after letting them all go again (SIGCONT). Whatever the machine's load, none of them can
-    have finished before the caller's next step."""
+def _store_free(db: Path) -> bool:
+    """Whether no connection holds a lock on the SQLite file ``db`` (a frozen process might)."""
+    import sqlite3
+
+    probe = sqlite3.connect(db, timeout=0.2)
+    try:
+        probe.execute("BEGIN EXCLUSIVE")
+        probe.rollback()
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+def _freeze_once_under_way(db: Path, commands: dict, under_way, deadline_s: float = 300) -> None:
+    """Freeze (SIGSTOP) each of ``commands`` as soon as ``under_way()`` names it, and return once
+    all are frozen: whatever the machine's load, none can finish before the caller's next step.
+    One frozen inside a write to the store would block every other process, so it is let go at
+    once and frozen again at a later look. The caller lets them go (SIGCONT)."""
     frozen: set[str] = set()
     deadline = time.time() + deadline_s
-    try:
-        while len(frozen) < len(commands):
-            for name, (proc, log) in commands.items():
-                assert proc.poll() is None, f"{name} ended before the lock: {log.read_text()[-2000:]}"
-            for name in under_way() - frozen:
-                commands[name][0].send_signal(signal.SIGSTOP)
-                frozen.add(name)
-            assert time.time() < deadline, f"not all were under way (frozen: {sorted(frozen)})"
-            time.sleep(0.05)
-    finally:
-        for proc, _ in commands.values():
-            proc.send_signal(signal.SIGCONT)
+    while len(frozen) < len(commands):
+        for name, (proc, log) in commands.items():
+            assert proc.poll() is None, f"{name} ended before the lock: {log.read_text()[-2000:]}"
+        new = under_way() - frozen
+        for name in new:
+            commands[name][0].send_signal(signal.SIGSTOP)
+        if new and not _store_free(db):
+            for name in new:
+                commands[name][0].send_signal(signal.SIGCONT)
+        else:
+            frozen |= new
+        assert time.time() < deadline, f"not all were under way (frozen: {sorted(frozen)})"
+        time.sleep(0.05)
+
+
+def _start(name: str, cmd: list, env: dict, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / f"{name}.err"
+    with open(log, "w") as err:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err), log
 
 
 @pytest.mark.slow
@@ -532,14 +555,14 @@ def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, warm
     commands are at work on it:
 
     * a train that may wait finishes;
-    * a sweep caught opening its parent run and claiming its first point (its own bookkeeping,
-      not a run's writes) waits too, and ends with every point FINISHED;
+    * a sweep caught opening its parent run (its own bookkeeping, not a run's writes) waits
+      too, and ends with every point FINISHED;
     * a train told to wait only 1 s stops with one line, and its run ends FAILED with the reason
       once the store answers, never RUNNING.
 
-    Each command is frozen once it is under way (its run RUNNING; the sweep's parent made) and all
-    are let go together just before the lock: a demo net5 trains in seconds, and CI once saw one
-    trainer finish before the other had started."""
+    The trainers are frozen once their runs are RUNNING (a demo net5 trains in seconds, and CI
+    once saw one finish before the other had started); then the sweep starts, and the lock is
+    taken, with the trainers let go, the moment its parent run appears."""
     import sqlite3
     import mlflow
 
@@ -551,25 +574,28 @@ def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, warm
              "--early-stopping", "off", "--no-log-model"]
     sweep = [sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), "--nets", "net5", "--grid", "fast",
              "--seeds", "2", "--splits", "track", "--max-epochs", "3", "--no-register", "--no-system-metrics"]
-    commands = {}
-    for name, cmd, extra in (("patient", train, {}), ("hasty", train + ["--seed", "1"], {"GENRE_BENCH_STORE_WAIT_S": "1"}),
-                             ("sweep", sweep, {})):
-        log = tmp_path / f"{name}.err"
-        with open(log, "w") as err:
-            commands[name] = (subprocess.Popen(cmd, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=err), log)
+    commands = {"patient": _start("patient", train, env, tmp_path),
+                "hasty": _start("hasty", train + ["--seed", "1"], {**env, "GENRE_BENCH_STORE_WAIT_S": "1"}, tmp_path)}
 
-    def under_way() -> set[str]:
-        found = set()
-        for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
-            tags = run.data.tags
-            if tags.get("stage") == "sweep":
-                found.add("sweep")
-            elif tags.get("stage") == "train" and "mlflow.parentRunId" not in tags and run.info.status == "RUNNING":
-                found.add({"0": "patient", "1": "hasty"}.get(tags.get("seed"), "?"))
-        return found - {"?"}
+    def runs(flt: str = "") -> list:
+        return client.search_runs([e.experiment_id for e in client.search_experiments()], flt)
 
-    _frozen_once_under_way(commands, under_way)
-    lock = sqlite3.connect(db, timeout=60)  # waits out a write a command was frozen in
+    def trainers_under_way() -> set[str]:
+        return {{"0": "patient", "1": "hasty"}.get(r.data.tags.get("seed"), "?") for r in
+                runs("attributes.status = 'RUNNING' and tags.stage = 'train'")} - {"?"}
+
+    try:
+        _freeze_once_under_way(db, commands, trainers_under_way)
+        commands["sweep"] = _start("sweep", sweep, env, tmp_path)
+        deadline = time.time() + 180
+        while not runs("tags.stage = 'sweep'"):
+            assert commands["sweep"][0].poll() is None, commands["sweep"][1].read_text()[-2000:]
+            assert time.time() < deadline, "the sweep never opened its parent run"
+            time.sleep(0.01)
+    finally:
+        for proc, _ in commands.values():
+            proc.send_signal(signal.SIGCONT)
+    lock = sqlite3.connect(db, timeout=60)  # waits out the write the sweep is in
     lock.execute("BEGIN EXCLUSIVE")
     time.sleep(23)
     lock.rollback()
@@ -581,13 +607,13 @@ def test_a_store_locked_for_longer_than_sqlite_waits_loses_no_run(demo_dir, warm
     assert "tracking store locked by another process: trying again" in err["sweep"]
     assert codes["hasty"] == 2 and "Traceback" not in err["hasty"], err["hasty"][-2000:]
     assert err["hasty"].strip().splitlines()[-1].startswith(f"error: tracking store sqlite:///{db}: database is locked (")
-    runs = client.search_runs([client.get_experiment_by_name("gtzan-genre-benchmark").experiment_id])
-    alone = {r.data.tags["seed"]: r for r in runs if r.data.tags["stage"] == "train" and
+    ended = runs()
+    alone = {r.data.tags["seed"]: r for r in ended if r.data.tags["stage"] == "train" and
              "mlflow.parentRunId" not in r.data.tags}
     assert alone["0"].info.status == "FINISHED"
     assert alone["1"].info.status == "FAILED" and "database is locked" in alone["1"].data.tags["error"]
-    (parent,) = [r for r in runs if r.data.tags["stage"] == "sweep"]
-    points = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    (parent,) = [r for r in ended if r.data.tags["stage"] == "sweep"]
+    points = [r for r in ended if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert parent.info.status == "FINISHED" and [p.info.status for p in points] == ["FINISHED", "FINISHED"]
 
 
