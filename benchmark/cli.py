@@ -398,11 +398,15 @@ def gan(data_dir, image_source, image_size, cache_dir, jobs, split, seed, fold, 
 @click.option("--auth-file", type=click.Path(dir_okay=False), default=None,
               help="With --auth: a file holding username:password, readable by its owner only (never the password "
                    "on the command line).")
+@click.option("--default-permission", type=click.Choice(["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]), default="READ",
+              help="With --auth: what every user the admin adds may do with an experiment nobody granted them "
+                   "(MLflow's READ lets every user read every experiment; NO_PERMISSIONS, then grant per experiment).")
 @click.option("--background", is_flag=True, help="Return once the server answers; it runs on, logging to "
                                                  "mlflow-server.log (pid in mlflow-server-PORT.pid).")
 @click.option("--stop", is_flag=True, help="Stop the --background server on --port started from this folder.")
 @_one_line_errors
-def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, auth, auth_file, background, stop):
+def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, auth, auth_file, default_permission,
+           background, stop):
     """Run an MLflow tracking server with artifact proxying, for sweeps whose workers are on other
     machines. In the foreground this process becomes the server (stop it with Ctrl-C)."""
     from pathlib import Path
@@ -421,17 +425,21 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
         return
     if auth_file and not auth:
         raise CliError("--auth-file needs --auth")
+    if default_permission != "READ" and not auth:
+        raise CliError("--default-permission needs --auth")
     creds = credentials(auth_file) if auth else None
     warning = exposure_warning(host, auth)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    _serve(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, creds, background, pid_file)
+    _serve(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, creds, default_permission,
+           background, pid_file)
 
 
-def _serve(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, creds, background, pid_file):
+def _serve(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, creds, default_permission,
+           background, pid_file):
     from pathlib import Path
 
-    from genre_models.tracking.server import AUTH_FOLDER, LocalServer, auth_environment, server_command
+    from genre_models.tracking.server import AUTH_FOLDER, LocalServer, auth_environment, private_store, server_command
 
     everywhere = host in ("0.0.0.0", "::")
     shown = "<this machine's name or address>" if everywhere else host
@@ -442,7 +450,7 @@ def _serve(backend_store_uri, artifacts_destination, host, port, workers, allowe
                if creds else "")
     if background:
         srv = LocalServer(backend_store_uri, Path.cwd(), port, host, workers, artifacts_destination, allowed_hosts,
-                          creds).__enter__()
+                          creds, default_permission).__enter__()
         pid_file.write_text(f"{srv.proc.pid}\n")
         click.echo(f"MLflow server {where} (pid {srv.proc.pid}, log {srv.log_path}){secured}; point sweeps at it with "
                    f"--tracking-uri {uri}; stop it with: benchmark server --stop --port {port}")
@@ -451,7 +459,9 @@ def _serve(backend_store_uri, artifacts_destination, host, port, workers, allowe
     click.echo(f"MLflow server {where}: runs in {backend_store_uri}, artifacts in {cmd[-1]}{secured}; "
                f"point sweeps at it with --tracking-uri {uri}")
     sys.stdout.flush()
-    env = {**os.environ, **(auth_environment(creds, Path(AUTH_FOLDER)) if creds else {})}
+    private_store(backend_store_uri, artifacts_destination)
+    env = {**os.environ, **(auth_environment(creds, Path(AUTH_FOLDER), default_permission) if creds else {})}
+    os.umask(0o077)  # what the server writes later (SQLite's journal, artifacts) is its owner's alone
     os.execve(cmd[0], cmd, env)
 
 
@@ -561,23 +571,37 @@ def report(out, no_figures, tracking_uri, experiment):
 
 
 @main.command()
-@click.argument("audio_file", type=click.Path())
-@click.option("--model-uri", required=True, help="e.g. runs:/<run_id>/model or models:/<model_id>.")
-@click.option("--top", type=click.IntRange(min=1), default=3, help="How many genres to print (1-10).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--model-uri", required=True,
+              help="models:/genre-bench-<net>@<split>, models:/<name>/<version>, runs:/<run_id>/model, or a folder "
+                   "holding a saved net (spec.json and its weights).")
+@click.option("--top", type=click.IntRange(min=1), default=3, help="How many genres to print per clip (1-10).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, show_default=False,
+              help="Also write a CSV: one row per clip, scored (every genre's probability) or skipped (why).")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, help="Decoding processes (0: one per core).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of one line per clip.")
 @tracking_options
 @_one_line_errors
-def predict(audio_file, model_uri, top, as_json, tracking_uri, experiment):
-    """Top genres for your own clip (any format librosa reads), with the trained net's preprocessing."""
+def predict(paths, model_uri, top, out, jobs, as_json, tracking_uri, experiment):
+    """Top genres for your own clips (files or folders; any format librosa reads), with the trained net's
+    preprocessing. The net is loaded once and read as data (its card and plain weights, never a pickle)."""
     from genre_models.stages.predict import predict as run
 
-    res = run(audio_file, model_uri, top=top, tracking_uri=tracking_uri)
+    res = run(list(paths), model_uri, tracking_uri=tracking_uri, jobs=jobs)
+    if out:
+        res.write_csv(out)
     if as_json:
-        click.echo(json.dumps(res, indent=2))
-        return
-    click.echo(f"{audio_file}: {res['n_inputs']} {res['input_kind']} input(s) -> {res['net']}")
-    for genre, p in res["top"]:
-        click.echo(f"  {genre:<10} {p:.3f}")
+        click.echo(json.dumps(res.as_dict(top), indent=2))
+    else:
+        for c in res.clips:
+            click.echo(f"{c.file}: " + ", ".join(f"{g} {p:.3f}" for g, p in c.top(top)) + f"  ({c.n_inputs} inputs)")
+        for f, why in res.skipped:
+            click.echo(f"skipped {f}: {why}")
+        if res.clips:
+            click.echo(f"{res.net} ({res.input_kind} input, {model_uri}): {len(res.clips)} clip(s) scored, "
+                       f"{len(res.skipped)} skipped, in {res.seconds:.1f} s" + (f"; wrote {out}" if out else ""))
+    if not res.clips:
+        raise CliError(f"no clip could be scored ({len(res.skipped)} skipped, each listed above)")
 
 
 @main.command("nets")

@@ -29,6 +29,11 @@ class GanDiverged(GenreBenchError):
     """WaveGAN training produced a NaN or exploding loss; the message names the last good checkpoint."""
 
 
+class ModelError(GenreBenchError):
+    """A saved net genre-bench will not load: not its format, damaged, tampered with, or naming a
+    net that is not installed here. Nothing of it was run."""
+
+
 class TrackingError(GenreBenchError):
     """The tracking store did not keep a run's complete record (metrics, history or artifacts)."""
 

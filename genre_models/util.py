@@ -41,6 +41,7 @@ def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
     then rename it into place in one step. A full disk or an unwritable folder is a one-line
     ``DataError`` naming the folder; the temp folder never outlives a failure of this process
     (one a killed process left is removed by ``remove_orphans``)."""
+    check_entry(target)
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir(parents=True)
@@ -61,11 +62,48 @@ def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def within(path: str | Path, root: Path) -> bool:
+    """Whether ``path``, with every link resolved, lies inside the folder ``root``."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def check_entry(path: Path) -> None:
+    """Refuse, in one line, a cache entry that is a symbolic link: genre-bench neither reads its
+    cache through a link nor writes through one (it could point anywhere, another user's files too)."""
+    if path.is_symlink():
+        from genre_models.errors import DataError
+
+        raise DataError(f"{path}: this cache entry is a symbolic link (to {os.readlink(path)}), not a folder "
+                        "genre-bench wrote; it never reads or writes its cache through a link: remove the link and run again")
+
+
+def remove_entry(path: Path) -> None:
+    """Remove a cache entry without following a link: a symlink is unlinked (what it points to
+    stays), a folder removed with its files; nothing there is nothing to do."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _short_write(target: Path, exc: OSError) -> bool:
+    """numpy reports a full disk as a short write (``OSError: N requested and M written``, no
+    errno); so does anything else that checks what ``write`` returned. Either that wording, or
+    no space left where the cache is."""
+    if re.search(r"\d+ requested and \d+ written", str(exc)):
+        return True
+    try:
+        return shutil.disk_usage(target.parent).free == 0
+    except OSError:
+        return False
+
+
 def _disk_error(target: Path, exc: OSError) -> Exception:
     """The errors a user can act on, in one line; anything else unchanged."""
     from genre_models.errors import DataError
 
-    if exc.errno == errno.ENOSPC:
+    if exc.errno == errno.ENOSPC or (exc.errno is None and _short_write(target, exc)):
         return DataError(f"{target.parent}: disk full while writing {target.name}; free some space and run again")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return DataError(f"{target.parent}: not writable ({exc.strerror}); use another --cache-dir")
@@ -149,6 +187,33 @@ def safe_name(name: str) -> str:
     if cleaned == name and cleaned:
         return cleaned
     return f"{cleaned or 'unnamed'}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+#: What makes a spreadsheet read a CSV cell as a formula (OWASP's CSV-injection rule): a text
+#: cell starting with one of these gets a leading single quote, so it is shown as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value):
+    """A CSV cell that no spreadsheet runs as a formula: text starting with ``FORMULA_STARTS``
+    is prefixed with ``'``; numbers and everything else pass unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def write_csv(df, path, index: bool = False) -> None:
+    """``df.to_csv(path)`` with every text cell, column name and index label made safe by
+    ``csv_text``: names and tags from a shared store reach these files."""
+    from pandas.api.types import is_numeric_dtype
+
+    safe = df.copy()
+    for col in safe.columns:
+        if not is_numeric_dtype(safe[col]):  # object and pandas' string dtype alike
+            safe[col] = safe[col].map(csv_text)
+    safe.columns = [csv_text(c) for c in safe.columns]
+    safe.index = [csv_text(i) for i in safe.index]
+    if safe.index.name is not None or df.index.name is not None:
+        safe.index.name = csv_text(df.index.name)
+    safe.to_csv(path, index=index)
 
 
 def private_dir(path: Path) -> bool:

@@ -161,3 +161,30 @@ def sleeper():
     yield proc
     proc.kill()
     proc.wait()
+
+
+def fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status="FINISHED", confusion=None,
+              tags=None, params=None, right=None, **metrics):
+    """A run as a sweep would leave it (tags, the counts as parameters, metrics, and optionally
+    its confusion matrix and ``right`` of its 10 test tracks right), made without training."""
+    import pandas as pd
+
+    from genre_models.models.registry import NETS
+
+    tags = {"stage": "train", "net": net, "split": split, "seed": str(seed), "dataset": "gtzan@abc",
+            "dataset_synthetic": "false", "code_version": "0.1.0+test", **(tags or {})}
+    run = client.create_run(exp_id, run_name=f"{net}-s{seed}", tags=tags)
+    rid = run.info.run_id
+    for k, v in {"epochs": epochs or (NETS[net].epochs if net in NETS else 1), "resolved_device": "cpu", "n_test": 30 + seed,
+                 "n_test_tracks": 10, **(params or {})}.items():
+        client.log_param(rid, k, v)
+    for k, v in {"test_accuracy": acc, "val_accuracy": acc, **metrics}.items():
+        client.log_metric(rid, k, v)
+    if confusion is not None:
+        client.log_text(rid, pd.DataFrame(confusion, index=GENRES, columns=GENRES).to_csv(), "confusion_matrix.csv")
+    if right is not None:  # the per-track predictions: ``right`` of its 10 test tracks are right
+        rows = [{"track_id": f"rock.{i:05d}", "true": "rock", "predicted": "rock" if i < right else "pop", "samples": 3}
+                for i in range(10)]
+        client.log_text(rid, pd.DataFrame(rows).to_csv(index=False), "test_predictions.csv")
+    client.set_terminated(rid, status)
+    return rid

@@ -366,6 +366,31 @@ def test_a_run_that_cannot_be_ended_killed_is_reported_in_one_line(tmp_store, mo
                               "unable to open database file")
 
 
+def test_a_genre_missing_from_the_training_part_is_said_as_it_is_and_recorded(tmp_path, tmp_store):
+    """kfold with one jazz track: the fold that tests it trains without jazz. Preprocess and train
+    say what really happens (its test track is scored and cannot be right); the run records it."""
+    import mlflow
+
+    root = kaggle_tree(tmp_path / "d", per_genre=3, seconds=2.5, genres=[g for g in GENRES if g != "jazz"])
+    kaggle_tree(root, per_genre=1, seconds=2.5, genres=["jazz"])
+    store = build_features(PreprocessConfig(data_dir=str(root), jobs=1)).store
+    jazz = store.tracks.index[store.tracks.genre == "jazz"][0]
+    fold = next(f for f in range(3) if store.parts("image", SplitConfig(split="kfold", folds=3, fold=f))[
+        list(store.img_track).index(jazz)] == 2)
+    split = SplitConfig(split="kfold", folds=3, fold=fold)
+    said = (f"the train part of {split.words} has no jazz: no net learns jazz, yet its test tracks are scored as usual, "
+            "so none of them can be right")
+    args = ["--data-dir", str(root), "--split", "kfold", "--folds", "3", "--fold", str(fold), "--jobs", "1"]
+    pre = CliRunner().invoke(main, ["preprocess", *args])
+    assert pre.exit_code == 0 and said in pre.stderr and "over the other" not in pre.stderr, pre.output
+    res = CliRunner().invoke(main, ["train", "--net", "net1", *args, "--epochs", "1", "--image-size", "16"])
+    assert res.exit_code == 0 and said in res.stderr, res.output
+    run = next(r for r in mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], output_format="list")
+               if r.data.tags.get("stage") == "train")
+    assert run.data.params["train_genres_absent"] == "jazz" and run.data.tags["warnings"] == said
+    assert run.data.params["test_genres_absent"] == "none"  # the jazz track is tested
+
+
 def test_a_genre_with_no_usable_track_is_said_and_never_scored_as_zero(tmp_path, tmp_store):
     """An empty genre folder: preprocess warns and records it; a run's macro-F1 is over the genres
     its test part has (F1 0 for an absent genre would divide it by 10), and it records the absent."""

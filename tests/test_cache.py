@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,54 @@ def test_a_full_disk_says_so_and_leaves_no_temp_folder(demo_dir, tmp_path, monke
     with pytest.raises(DataError, match=r"c: disk full while writing [0-9a-f]{16}; free some space and run again$"):
         preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(tmp_path / "c"), jobs=1))
     assert os.listdir(tmp_path / "c") == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 200 KiB file system (tmpfs, where this user may mount one), unmounted after; else None."""
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)], capture_output=True)
+    yield mnt if done.returncode == 0 else None
+    if done.returncode == 0:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_disk_that_fills_during_numpys_write_says_disk_full(demo_dir, tiny_disk, tmp_path, monkeypatch):
+    """numpy reports a full disk as a short write, an OSError without errno ("N requested and M
+    written"): on a real 200 KiB file system where one can be mounted, else numpy's own words."""
+    from genre_models.errors import DataError
+
+    cache = tiny_disk / "c" if tiny_disk else tmp_path / "c"
+    if tiny_disk is None:
+        def short(path, arr, *a, **k):
+            raise OSError(f"{np.asarray(arr).nbytes} requested and 4096 written")
+
+        monkeypatch.setattr(pp.np, "save", short)
+    with pytest.raises(DataError, match=rf"^{cache}: disk full while writing [0-9a-f]{{16}}; free some space and run again$"):
+        preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1))
+    assert os.listdir(cache) == []
+
+
+def test_a_cache_entry_that_is_a_symlink_is_refused_in_one_line_before_extraction(demo_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+
+    cache, elsewhere = tmp_path / "c", tmp_path / "elsewhere"
+    first = preprocess(PreprocessConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1))
+    entry = Path(first.path)
+    entry.rename(elsewhere)
+    (elsewhere / "meta.json").write_text("{torn")
+    entry.symlink_to(elsewhere, target_is_directory=True)  # a link where the entry was, to a damaged copy
+    res = CliRunner().invoke(main, ["preprocess", "--data-dir", str(demo_dir), "--cache-dir", str(cache), "--no-track"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.strip() == (f"error: {entry}: this cache entry is a symbolic link (to {elsewhere}), not a folder "
+                                  "genre-bench wrote; it never reads or writes its cache through a link: remove the link "
+                                  "and run again")
+    assert "extracting" not in res.stderr and (elsewhere / "meta.json").read_text() == "{torn"
 
 
 def test_temp_folders_of_killed_runs_are_removed_and_live_ones_kept(demo_dir, tmp_path):

@@ -85,7 +85,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     via_alias = CliRunner().invoke(main, ["predict", clip, "--model-uri", "models:/genre-bench-net5@track", "--json"])
     via_run = CliRunner().invoke(main, ["predict", clip, "--model-uri", f"runs:/{mv5.run_id}/model", "--json"])
     assert via_alias.exit_code == 0 and via_run.exit_code == 0, via_alias.output + via_run.output
-    assert json.loads(via_alias.stdout)["top"][0] == json.loads(via_run.stdout)["top"][0]
+    assert json.loads(via_alias.stdout)["clips"][0]["top"][0] == json.loads(via_run.stdout)["clips"][0]["top"][0]
     again = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
                                       "--no-system-metrics"])
     assert again.exit_code == 0 and "8 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout

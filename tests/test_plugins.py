@@ -154,7 +154,8 @@ def test_the_example_plugin_trains_sweeps_reports_registers_and_predicts(install
     clip = next((demo_dir / "Data" / "genres_original" / "jazz").glob("*.wav"))
     out = json.loads(_cli("predict", str(clip), "--model-uri", "models:/genre-bench-crnn@track", "--json",
                           "--tracking-uri", store).stdout)
-    assert out["net"] == "crnn" and out["n_inputs"] == 4 and abs(sum(out["probabilities"].values()) - 1) < 1e-4
+    (scored,) = out["clips"]
+    assert out["net"] == "crnn" and scored["n_inputs"] == 4 and abs(sum(scored["probabilities"].values()) - 1) < 1e-4
 
 
 @pytest.mark.slow

@@ -103,6 +103,10 @@ def test_the_server_binds_loopback_and_proxies_artifacts(server, experiment, tmp
         mlflow.log_artifact(str(tmp_path / "hello.txt"))
     stored = list((server["root"] / "artifacts").rglob("hello.txt"))
     assert [p.read_text() for p in stored] == ["through the server"] and run.info.run_id in str(stored[0])
+    # Its own files are its owner's alone: the store, the artifact root, and what it writes there.
+    mode = lambda p: oct(p.stat().st_mode & 0o777)  # noqa: E731
+    assert mode(server["root"] / "server.db") == "0o600" and mode(server["root"] / "artifacts") == "0o700"
+    assert mode(stored[0]) == "0o600" and mode(stored[0].parent) == "0o700"
 
 
 @pytest.mark.slow

@@ -179,6 +179,31 @@ def test_auth_settings_are_checked_and_never_taken_from_the_command_line(tmp_pat
     assert not (tmp_path / "mlflow-auth").exists()  # nothing was set up for a refused start
 
 
+def test_the_server_closes_its_own_store_and_artifacts_to_other_users(tmp_path):
+    """An existing store and artifact root that others could read (as an older genre-bench or
+    `mlflow server` left them) are closed; new ones are created private; another user's folder
+    or a link in its place is refused."""
+    from genre_models.errors import ConfigError
+    from genre_models.tracking.server import auth_environment, private_store, Credentials
+
+    db, art = tmp_path / "mlflow.db", tmp_path / "mlartifacts"
+    db.write_bytes(b"")
+    db.chmod(0o644)
+    art.mkdir(mode=0o755)
+    private_store(f"sqlite:///{db}", str(art))
+    assert oct(db.stat().st_mode & 0o777) == "0o600" and oct(art.stat().st_mode & 0o777) == "0o700"
+    private_store(f"sqlite:///{tmp_path}/new/m.db", str(tmp_path / "new-art"))
+    assert oct((tmp_path / "new" / "m.db").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "new-art").stat().st_mode & 0o777) == "0o700"
+    (tmp_path / "link").symlink_to(art, target_is_directory=True)
+    with pytest.raises(ConfigError, match=r"link: cannot keep the server's artifacts there"):
+        private_store(f"sqlite:///{db}", str(tmp_path / "link"))
+    env = auth_environment(Credentials("alice", "pw"), tmp_path / "auth", "NO_PERMISSIONS")
+    assert "default_permission = NO_PERMISSIONS" in Path(env["MLFLOW_AUTH_CONFIG_PATH"]).read_text()
+    assert "default_permission = READ" in Path(auth_environment(Credentials("a", "b"), tmp_path / "a2")
+                                               ["MLFLOW_AUTH_CONFIG_PATH"]).read_text()  # MLflow's own default
+
+
 @pytest.mark.slow
 def test_a_server_with_auth_refuses_strangers_and_serves_an_authenticated_sweep(demo_dir, tmp_path, monkeypatch):
     import json

@@ -10,7 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import pandas as pd
+
 from benchmark.cli import main
+from genre_models.genres import GENRES
 from genre_models.config import TrainConfig
 from genre_models.models.registry import NETS
 from genre_models.stages.train import train
@@ -18,6 +21,8 @@ from genre_models.tracking.logger import MlflowLogger
 from genre_models.training.evaluate import evaluate, track_vote
 from genre_models.training.loop import Part, fit, make_loader
 from genre_models.util import git_commit
+
+from conftest import write_wav
 
 TINY = ["--epochs", "2", "--image-size", "32", "--batch-size", "16"]
 GAN_TINY = ["--gan-steps", "2", "--gan-d", "4", "--gan-batch-size", "4", "--gan-per-genre", "3"]
@@ -142,20 +147,61 @@ def test_cli_train_leaves_a_complete_record(net, demo_dir, tmp_store):
 
 
 @pytest.mark.slow
-def test_predict_with_a_logged_model(demo_dir, tmp_store, tmp_path):
+def test_predict_scores_clips_and_folders_with_the_net_loaded_once(demo_dir, tmp_store, tmp_path, monkeypatch):
+    """One clip, then a folder of clips with odd files among them: one line per clip, every odd
+    file skipped with its reason, a CSV with --out, and the net read from the store only once."""
+    import json
+    import os
+
+    import genre_models.stages.predict as stage
+
     result = CliRunner().invoke(main, ["train", "--net", "net5", "--data-dir", str(demo_dir), "--epochs", "1"])
     assert result.exit_code == 0, result.output
     run_id = result.stdout.strip().split()[-1]
+    uri = f"runs:/{run_id}/model"
     clip = next((demo_dir / "Data" / "genres_original" / "metal").glob("*.wav"))
-    out = CliRunner().invoke(main, ["predict", str(clip), "--model-uri", f"runs:/{run_id}/model", "--json"])
+    one = json.loads(CliRunner().invoke(main, ["predict", str(clip), "--model-uri", uri, "--json"]).stdout)
+    (c,) = one["clips"]
+    assert one["net"] == "net5" and c["n_inputs"] == 4 and len(c["top"]) == 3 and one["skipped"] == []
+    assert sum(c["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    folder = tmp_path / "mine"
+    for g in ("rock", "jazz"):
+        (folder / g).mkdir(parents=True)
+        for f in sorted((demo_dir / "Data" / "genres_original" / g).glob("*.wav"))[:2]:
+            (folder / g / f.name).write_bytes(f.read_bytes())
+    (folder / "notes.txt").write_text("not audio")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    write_wav(folder / "silence.wav", np.zeros(22050 * 2, np.float32))
+    os.mkfifo(folder / "pipe.wav")
+    (folder / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    fetched = []
+    real = stage.fetch_net
+    monkeypatch.setattr(stage, "fetch_net", lambda u: fetched.append(u) or real(u))
+    out = CliRunner().invoke(main, ["predict", str(folder), str(clip), "--model-uri", uri, "--out", str(tmp_path / "p.csv")])
     assert out.exit_code == 0, out.output
-    import json
-
-    res = json.loads(out.stdout)
-    assert res["n_inputs"] == 4 and len(res["top"]) == 3
-    assert sum(res["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-    missing = CliRunner().invoke(main, ["predict", str(tmp_path / "nope.mp3"), "--model-uri", f"runs:/{run_id}/model"])
+    lines = out.stdout.strip().splitlines()
+    scored = [ln for ln in lines if ln.endswith("(4 inputs)")]
+    assert len(scored) == 5 and scored[0].startswith(f"{folder / 'jazz'}/jazz.0000") and scored[-1].startswith(f"{clip}: ")
+    assert set(ln for ln in lines if ln.startswith("skipped ")) == {
+        f"skipped {folder / '.DS_Store'}: hidden file", f"skipped {folder / 'notes.txt'}: not an audio file (no audio "
+        "header: it is read by its first bytes, not its name)",
+        f"skipped {folder / 'pipe.wav'}: not a regular file (a pipe, socket or device)",
+        f"skipped {folder / 'gone.wav'}: dangling symlink (its target does not exist)",
+        f"skipped {folder / 'silence.wav'}: no sound: every sample is 0 (digital silence)"}
+    assert lines[-1].startswith(f"net5 (mfcc input, {uri}): 5 clip(s) scored, 5 skipped, in ") and fetched == [uri]
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table.status).count("scored") == 5 and list(table.status).count("skipped") == 5
+    assert np.allclose(table[table.status == "scored"][list(GENRES)].sum(1), 1.0, atol=1e-4)
+    missing = CliRunner().invoke(main, ["predict", str(tmp_path / "nope.mp3"), "--model-uri", uri])
     assert missing.exit_code == 2 and missing.output.strip() == f"error: {tmp_path / 'nope.mp3'}: file does not exist"
+    pipe = CliRunner().invoke(main, ["predict", str(folder / "pipe.wav"), "--model-uri", uri])
+    assert pipe.exit_code == 2 and pipe.stderr.strip() == f"error: {folder / 'pipe.wav'}: not a regular file (a pipe, socket or device)"
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "readme.md").write_text("no clip here")
+    nothing = CliRunner().invoke(main, ["predict", str(tmp_path / "odd"), "--model-uri", uri])
+    assert nothing.exit_code == 2 and nothing.stdout.strip() == f"skipped {tmp_path / 'odd' / 'readme.md'}: not an audio " \
+        "file (no audio header: it is read by its first bytes, not its name)"
+    assert nothing.stderr.strip() == "error: no clip could be scored (1 skipped, each listed above)"
 
 
 @pytest.mark.slow
@@ -164,10 +210,9 @@ def test_predict_on_a_real_sample_clip(sample_dir, demo_dir, tmp_store):
     from genre_models.stages.predict import predict
 
     res = train(TrainConfig(net="net5", data_dir=str(demo_dir), epochs=1), logger=MlflowLogger())
-    out = predict(str(sample_dir / "Data" / "genres_original" / "blues" / "blues.00000.wav"),
-                  f"runs:/{res.run_id}/model", top=10)
-    assert out["n_inputs"] == 30 and len(out["top"]) == 10
-    assert [g for g, _ in out["top"]] != [] and abs(sum(p for _, p in out["top"]) - 1) < 1e-4
+    out = predict([str(sample_dir / "Data" / "genres_original" / "blues" / "blues.00000.wav")], f"runs:/{res.run_id}/model")
+    (clip,) = out.clips
+    assert clip.n_inputs == 30 and len(clip.top(10)) == 10 and abs(sum(clip.probabilities.values()) - 1) < 1e-4
 
 
 def test_the_train_stage_never_runs_a_gan_itself(demo_dir, tmp_path):

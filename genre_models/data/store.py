@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from genre_models.data.repeats import find_repeats
 from genre_models.data.splits import PARTS, sample_split
 from genre_models.genres import GENRE_TO_ID, GENRES
 from genre_models.errors import DamagedCache
-from genre_models.util import atomic_dir, check_writable, code_version, log, remove_orphans
+from genre_models.util import atomic_dir, check_entry, check_writable, code_version, log, remove_entry, remove_orphans
 
 MANIFEST_COLUMNS = [
     "track_id", "genre", "label", "path", "status", "reason", "notes",
@@ -256,6 +255,7 @@ def build_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
     check_writable(cache)  # before the work, not after it
     remove_orphans(cache)
     target = cache / key
+    check_entry(target)  # before the work, not after a whole extraction
     if (target / "meta.json").is_file() and not force:
         try:
             store = load_store(target)
@@ -267,8 +267,8 @@ def build_features(cfg: DataConfig, force: bool = False) -> PreprocessResult:
             force = True
     log.info("extracting features for %d files from %s (%s layout) into %s", len(disc.tracks), disc.audio_dir, disc.layout, target)
     results = run_extraction(disc.tracks, cfg.features, cfg.jobs)
-    if force and target.exists():
-        shutil.rmtree(target)
+    if force:
+        remove_entry(target)
     write_store(target, disc, digest, cfg.features, results)
     store = load_store(target)
     skipped, noted = skips(store.manifest), notes_of(store)
@@ -331,6 +331,22 @@ def _sample_genres(store: FeatureStore) -> tuple[np.ndarray, np.ndarray]:
     return genre[store.seg_track], genre[store.img_track]
 
 
+#: What a genre missing from one part of a split means for the runs on it.
+_MISSING_MEANS = {
+    "train": "no net learns {genres}, yet {their} test tracks are scored as usual, so none of them can be right",
+    "val": "early stopping and the choice of a registered run never see {genres}",
+    "test": "{genres} {is_are} not tested: accuracy and macro-F1 are over the genres the test part holds",
+}
+
+
+def missing_words(part: str, split: SplitConfig, missing: list[str]) -> str:
+    """One line: a part of ``split`` holds none of ``missing``, and what that means for a run."""
+    names = ", ".join(missing)
+    means = _MISSING_MEANS[part].format(genres=names, their="its" if len(missing) == 1 else "their",
+                                        is_are="is" if len(missing) == 1 else "are")
+    return f"the {part} part of {split.words} has no {names}: {means}"
+
+
 def coverage_warnings(store: FeatureStore, split: SplitConfig) -> list[str]:
     """What is missing, in words: genres with no usable track (no net learns or is tested on
     them), and parts of ``split`` that hold none of a genre the dataset has, or nothing at all."""
@@ -343,8 +359,7 @@ def coverage_warnings(store: FeatureStore, split: SplitConfig) -> list[str]:
         if missing == present:
             out.append(f"the {name} part of {split.words} is empty")
         elif missing:
-            out.append(f"the {name} part of {split.words} has no {', '.join(missing)} "
-                       f"(its scores there are over the other {len(present) - len(missing)} genres)")
+            out.append(missing_words(name, split, missing))
     return out
 
 

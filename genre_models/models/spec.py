@@ -51,6 +51,9 @@ class NetSpec:
     origin: str = "built-in"
     #: How another process finds a plugin net: its ``package.module:factory`` ("" if built in).
     ref: str = ""
+    #: "torch": ``build`` returns a ``torch.nn.Module`` that the one training loop trains;
+    #: "classical": a scikit-learn baseline fitted in one call (``models.classical``).
+    family: str = "torch"
 
     @property
     def in_study(self) -> bool:

@@ -16,8 +16,9 @@ table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px sol
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 3px}
 img{max-width:100%;border:1px solid #eee}"""
 
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+# Only an unescaped ``](`` makes an image or a link: ``\](`` is a bracket a name held (``tables.md``).
+_IMAGE = re.compile(r"!\[([^\]]*)(?<!\\)\]\(([^)]+)\)")
+_LINK = re.compile(r"\[([^\]]+)(?<!\\)\]\(([^)]+)\)")
 
 
 def _data_uri(src: str, base: Path) -> str:
@@ -39,15 +40,19 @@ def _inline(s: str, base: Path) -> str:
 
 
 def _inline_text(s: str) -> str:
-    s = html.escape(s, quote=False)
+    s = html.escape(html.unescape(s), quote=False)  # the markdown's own escapes (``tables.md``) shown as GitHub shows them
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
     s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
     s = re.sub(r"\*([^*\s][^*]*)\*", r"<em>\1</em>", s)
-    return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', s)
+    s = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', s)
+    return s.replace("\\](", "](")
+
+
+_CELL = re.compile(r"(?<!\\)\|")  # a pipe that splits cells; ``\|`` is a pipe in a cell
 
 
 def _table(lines: list[str], base: Path) -> str:
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    rows = [[c.strip().replace("\\|", "|") for c in _CELL.split(line.strip()[1:-1])] for line in lines]
     head, body = rows[0], [r for r in rows[2:]]
     out = ["<table>", "<tr>" + "".join(f"<th>{_inline(c, base)}</th>" for c in head) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{_inline(c, base)}</td>" for c in r) + "</tr>" for r in body]

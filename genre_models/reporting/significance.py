@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from genre_models.reporting.stats import ALPHA, McNemar, Paired, fmt_p, mcnemar, paired_test
+from genre_models.reporting.tables import md
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ class Comparison:
 
     def sentence(self) -> str:
         d = self.paired.diff
-        return (f"On `{self.split}`, {self.b} − {self.a} test accuracy = {d.fmt(3)}: {self.verdict}; "
-                f"{self.mcnemar.words(self.a, self.b)}.")
+        a, b = md(self.a), md(self.b)  # names from run tags
+        return f"On `{self.split}`, {b} − {a} test accuracy = {d.fmt(3)}: {self.verdict}; {self.mcnemar.words(a, b)}."
 
     def row(self) -> dict:
         d, m = self.paired.diff, self.mcnemar

@@ -7,9 +7,21 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 
 from genre_models.reporting.stats import Cell
+from genre_models.util import csv_text
+
+
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")  # where markdown would start raw HTML: a tag, a comment, <!...>, <?...>
+
+
+def md(value: str) -> str:
+    """Text from the store (an experiment, net or tag) as markdown that shows it and nothing
+    more: no raw HTML (``<script>`` becomes ``&lt;script>``), a pipe cannot split a table cell
+    and ``](`` cannot make a link. Our own markup is added around it, never inside."""
+    return _TAG.sub("&lt;", str(value)).replace("|", "\\|").replace("](", "\\](")
 
 
 @dataclass(frozen=True)
@@ -53,9 +65,10 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        out = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
-        out += ["| " + " | ".join(e.text for e in row) + " |" for row in self.rows]
-        return "\n".join(out) + "".join(f"\n\n{n}" for n in self.notes)  # each note a paragraph of its own
+        """Every cell, header and note escaped (``md``): names in it come from the store."""
+        out = ["| " + " | ".join(md(h) for h in self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
+        out += ["| " + " | ".join(md(e.text) for e in row) + " |" for row in self.rows]
+        return "\n".join(out) + "".join(f"\n\n{md(n)}" for n in self.notes)  # each note a paragraph of its own
 
     def _csv_columns(self) -> list[tuple[int, str, str]]:
         """(column index, number key, CSV header) in table order; keys as first seen down a column."""
@@ -71,9 +84,9 @@ class Table:
         cols = self._csv_columns()
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([c[2] for c in cols])
+        w.writerow([csv_text(c[2]) for c in cols])
         for row in self.rows:
-            w.writerow([row[i].text if k is None else _csv_number(row[i].numbers.get(k)) for i, k, _ in cols])
+            w.writerow([csv_text(row[i].text) if k is None else _csv_number(row[i].numbers.get(k)) for i, k, _ in cols])
         return buf.getvalue()
 
     def latex(self) -> str:

@@ -9,7 +9,7 @@ from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features
 from genre_models.genres import GENRES
 from genre_models.training.logger import NULL_LOGGER, RunLogger
-from genre_models.util import log
+from genre_models.util import log, write_csv
 
 
 def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: RunLogger = NULL_LOGGER,
@@ -24,7 +24,7 @@ def preprocess(cfg: DataConfig, *, split: SplitConfig | None = None, logger: Run
               "cache_key": result.key, "layout": result.layout, **(extra_params or {})}
 
     def write(out) -> None:
-        store.manifest_with_split(split).to_csv(out / "manifest.csv", index=False)
+        write_csv(store.manifest_with_split(split), out / "manifest.csv")  # file names may look like formulas
         (out / "skipped.txt").write_text("".join(f"{line}\n" for line in result.skipped) or "(none)\n")
         (out / "repeat_groups.txt").write_text("".join(f"{line}\n" for line in repeat_groups(store)) or "(none)\n")
         (out / "warnings.txt").write_text("".join(f"{line}\n" for line in warnings) or "(none)\n")

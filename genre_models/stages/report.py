@@ -35,12 +35,12 @@ from genre_models.reporting import figures as fig
 from genre_models.reporting.html import to_html
 from genre_models.reporting.significance import Comparison, all_pairs, compare, p_matrix, ratio_of
 from genre_models.reporting.stats import ALPHA, CLIP_MARK, MIN_SEEDS_FOR_INTERVAL, Cell, summarize
-from genre_models.reporting.tables import Entry, Table, interval, number, spread, text
+from genre_models.reporting.tables import Entry, Table, interval, md, number, spread, text
 from genre_models.training.evaluate import PREDICTIONS_FILE
 from genre_models.tracking.models import download
 from genre_models.tracking.queries import experiment_runs, metric_steps
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store
-from genre_models.util import safe_name
+from genre_models.util import safe_name, write_csv
 
 __all__ = ["Cell", "ReportError", "Report", "summarize", "write_report"]
 
@@ -383,7 +383,7 @@ def _confusions(runs: pd.DataFrame, split: str, files: Path) -> dict | None:
         if used:
             mats[net] = (counts, used)
             name = f"confusion_{split}_{safe_name(net)}.csv"  # a net's name comes from run tags: never a path
-            pd.DataFrame(counts, index=GENRES, columns=GENRES).rename_axis("true\\pred").to_csv(files / name)
+            write_csv(pd.DataFrame(counts, index=GENRES, columns=GENRES).rename_axis("true\\pred"), files / name, index=True)
             csvs.append(name)
     if not mats:
         return None
@@ -498,19 +498,19 @@ def _repeats_line(runs: pd.DataFrame) -> list[str]:
 def _header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str) -> list[str]:
     code = sorted(set(_col(runs, "tags.code_version").dropna()))
     devices = sorted(set(_col(runs, "params.resolved_device").dropna()))
-    lines = [f"# genre-bench report: {experiment}", "",
-             f"- **Dataset:** `{notes['dataset']}`" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
+    lines = [f"# genre-bench report: {md(experiment)}", "",
+             f"- **Dataset:** {md(notes['dataset'])}" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
              *_repeats_line(runs),
-             f"- **Code version:** {', '.join(f'`{c}`' for c in code) or 'unknown'}",
-             f"- **Device:** {', '.join(devices) or 'unknown'}",
+             f"- **Code version:** {', '.join(md(c) for c in code) or 'unknown'}",
+             f"- **Device:** {', '.join(md(d) for d in devices) or 'unknown'}",
              f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}",
-             f"- **Tracking store:** `{tracking_uri}`, experiment `{experiment}`; {len(runs)} finished training runs."]
+             f"- **Tracking store:** {md(tracking_uri)}, experiment {md(experiment)}; {len(runs)} finished training runs."]
     if notes["unfinished"]:
         lines.append("- **Note:** unfinished training runs left out: "
                      + ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()) + ".")
     if notes["other_datasets"]:
         lines.append("- **Note:** runs on other datasets left out: "
-                     + ", ".join(f"{n} on `{d}`" for d, n in notes["other_datasets"].items()) + ".")
+                     + ", ".join(f"{n} on {md(d)}" for d, n in notes["other_datasets"].items()) + ".")
     if notes["duplicates"]:
         lines.append(f"- **Note:** {notes['duplicates']} repeated runs of the same grid point (the newest counts).")
     splits = " ".join(f"`{sp.name}`: {sp.description} (leaks tracks: {sp.leaks})." for sp in SPLIT_SPECS.values())
@@ -518,7 +518,7 @@ def _header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str)
 
 
 def _table_block(t: Table, rel: str) -> list[str]:
-    return [f"### {t.title}", "", t.markdown(), "",
+    return [f"### {md(t.title)}", "", t.markdown(), "",
             f"Files: [{t.name}.csv]({rel}/{t.name}.csv) · [{t.name}.tex]({rel}/{t.name}.tex)", ""]
 
 
@@ -587,12 +587,12 @@ def _write_sections(runs: pd.DataFrame, files: Path, predictions: dict) -> tuple
     for split in (s for s in SPLIT_SPECS if s in set(runs.split)):
         section = SplitSection(split_tables(runs, split), pair_comparisons(runs, split, predictions))
         long, matrix = significance_tables(runs, split, predictions)
-        long.to_csv(files / f"significance_{split}.csv", index=False)
-        matrix.to_csv(files / f"pvalues_{split}.csv")
+        write_csv(long, files / f"significance_{split}.csv")
+        write_csv(matrix, files / f"pvalues_{split}.csv", index=True)
         section.files = {"all pairs: both tests": f"significance_{split}.csv",
                          "p-value matrix (t-test above, McNemar below)": f"pvalues_{split}.csv"}
         if SPLIT_SPECS[split].folded:
-            fold_accuracies(runs, split).to_csv(files / f"folds_{split}.csv", index=False)
+            write_csv(fold_accuracies(runs, split), files / f"folds_{split}.csv")
             section.files["accuracy per fold"] = f"folds_{split}.csv"
         sections[split] = section
     for t in [t for sec in sections.values() for t in sec.tables] + [context_table()]:

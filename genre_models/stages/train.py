@@ -18,10 +18,12 @@ from torch import nn
 
 from genre_models.config import TrainConfig, flat_params
 from genre_models.data.splits import PARTS
-from genre_models.data.store import FeatureStore, repeat_counts
+from genre_models.data.store import FeatureStore, missing_words, repeat_counts
 from genre_models.errors import ConfigError, DataError
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.registry import InputShape, NetSpec, count_parameters, get_net, make_optimizer, resolve_config
+from genre_models.models.saved import save_net
+from genre_models.tracking.models import WEIGHTS_DIR
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features, segment_audio_array
 from genre_models.training.evaluate import PREDICTIONS_FILE, absent_genres, evaluate, track_predictions, write_eval_artifacts
@@ -29,7 +31,7 @@ from genre_models.training.generation import Augmentation
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.loop import History, Part, fit, make_batches, part_bytes, predict_proba, split_parts
 from genre_models.training.runtime import prepare_device, resident_fits, resolve_device, resolve_precision, seed_everything
-from genre_models.util import log
+from genre_models.util import code_version, log
 
 
 @dataclass
@@ -55,7 +57,7 @@ class _Data:
     cache_key: str
     parts: dict[str, Part]
     counts: dict  # n_<part>, n_test_tracks (+ n_train_real, n_generated): logged as parameters
-    tags: dict  # net6: which GAN served
+    tags: dict  # net6: which GAN served; ``warnings``: what the split lacks
 
 
 def _with_generated(parts: dict[str, Part], aug: Augmentation) -> tuple[dict, dict]:
@@ -75,7 +77,9 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
     pre = open_features(cfg)
     audio = segment_audio_array(pre.store, cfg.jobs) if spec.input_kind == "raw" else None
     parts = split_parts(pre.store, spec.input_kind, cfg.split_config, audio)
-    n_train_real = len(parts["train"])
+    n_train_real, n_train_tracks = len(parts["train"]), len(np.unique(parts["train"].track))
+    present = set(pre.store.tracks.genre)
+    untrained = [g for g in absent_genres(parts["train"].y.numpy()) if g in present]  # before any generated clip
     extra = {"tags": {}, "counts": {}}
     if spec.uses_gan:
         if augmentation is None:
@@ -90,9 +94,15 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
             raise DataError(f"{cfg.data_dir}: the {name} part of {cfg.split_config.words} is empty; "
                             f"{len(pre.store.tracks)} usable tracks")
     counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_test_tracks": len(np.unique(parts["test"].track)),
+              "n_train_tracks": n_train_tracks,
               "test_genres_absent": ",".join(absent_genres(parts["test"].y.numpy())) or "none",
+              "train_genres_absent": ",".join(untrained) or "none",
               **({"n_train_real": n_train_real} if spec.uses_gan else {}), **extra["counts"]}
-    return _Data(pre.store, pre.key, parts, counts, extra["tags"])
+    tags = dict(extra["tags"])
+    if untrained:
+        tags["warnings"] = missing_words("train", cfg.split_config, untrained)
+        log.warning("%s", tags["warnings"])
+    return _Data(pre.store, pre.key, parts, counts, tags)
 
 
 def describe(cfg: TrainConfig, spec: NetSpec, store: FeatureStore, counts: dict) -> str:
@@ -147,14 +157,13 @@ def _score(model: nn.Module, loaders: dict, data: _Data, device: torch.device, p
 
 def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Module, hist: History, metrics: dict,
                 data: _Data, pred: dict, logger: RunLogger) -> None:
-    """Artifacts, the model (or, without one, its weights for a later registration), then the
-    final scores linked to the model and the evaluation dataset; read back before FINISHED."""
+    """Artifacts (the net as data, ``weights/``, among them), the MLflow model unless told not
+    to, then the final scores linked to the model and the evaluation dataset; read back before FINISHED."""
     def write(out) -> None:
         write_eval_artifacts(out, hist, pred["confusion"], pred["y_true"], pred["y_pred"], run_name(cfg))
         pred["tracks"].to_csv(out / PREDICTIONS_FILE, index=False)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        if not cfg.log_model:
-            save_weights(out / WEIGHTS_FILE, spec, shape, cfg, model, weights_epoch(cfg, hist))
+        save_net(out / WEIGHTS_DIR, spec, model, cfg.features, cfg.head, weights_epoch(cfg, hist), code_version())
 
     written = logger.log_artifacts(write)
     model_id = None
@@ -167,42 +176,14 @@ def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Mo
     logger.verify(final, {k: len(hist.epochs) for k in hist.epochs[0]} if hist.epochs else {}, written)
 
 
-#: A run that logs no model (``log_model`` off, e.g. the demo grid) keeps its weights here, so
-#: the best run of a sweep can still be registered: ``rebuild_model`` turns them into the model.
-WEIGHTS_FILE = "weights.pt"
-
-
 def net_metadata(spec: NetSpec, cfg: TrainConfig) -> dict:
-    """What ``predict`` needs to rebuild a model's inputs (rides along in the logged model)."""
+    """What rides along in the logged MLflow model, for the UI (genre-bench itself reads the card)."""
     return {"net": spec.name, "input_kind": spec.input_kind, "genres": list(GENRES), "features": asdict(cfg.features)}
 
 
 def weights_epoch(cfg: TrainConfig, hist: History) -> int:
     """The epoch the final weights come from: the best one under early stopping, else the last."""
     return hist.best_epoch if cfg.early_stopping and hist.best_epoch else hist.stopped_epoch
-
-
-@dataclass(frozen=True)
-class SavedNet:
-    """A net rebuilt from ``WEIGHTS_FILE``, in eval mode."""
-
-    model: nn.Module
-    example: torch.Tensor  # an input batch of 2, for the logged model's signature
-    metadata: dict
-    epoch: int  # where its weights come from
-
-
-def save_weights(path, spec: NetSpec, shape: InputShape, cfg: TrainConfig, model: nn.Module, epoch: int) -> None:
-    torch.save({"net": spec.name, "shape": asdict(shape), "head": cfg.head, "metadata": net_metadata(spec, cfg),
-                "epoch": epoch, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
-
-
-def rebuild_model(path) -> SavedNet:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    spec, shape = get_net(saved["net"]), InputShape(**saved["shape"])
-    model = spec.build(shape, saved["head"])
-    model.load_state_dict(saved["state_dict"])
-    return SavedNet(model.eval(), spec.input_example(shape, batch=2), saved["metadata"], int(saved["epoch"]))
 
 
 def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Augmentation | None = None) -> TrainResult:

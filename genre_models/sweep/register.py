@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 from genre_models.tracking.model_registry import Registered, register_run
-from genre_models.tracking.models import link_metrics, log_torch_model
+from genre_models.tracking.models import fetch_net, link_metrics, log_saved_model
 from genre_models.tracking.queries import get_run
 from genre_models.training.loop import EPOCH_METRICS
-from genre_models.workflow.get_or_run import saved_net
 
 
 def model_from_weights(run_id: str) -> str:
-    """Log the model a run saved as weights into that run, with the run's final metrics linked to
-    it (``test_*`` ones to the dataset too); its model id."""
-    saved = saved_net(run_id)
-    model_id = log_torch_model(saved.model, name="model", example=saved.example, metadata=saved.metadata,
-                               run_id=run_id, step=saved.epoch)
+    """Log the MLflow model of a run that kept only its net as data (``weights/``) into that run,
+    with the run's final metrics linked to it (``test_*`` ones to the dataset too); its model id."""
+    saved = fetch_net(f"runs:/{run_id}")
+    model_id = log_saved_model(saved, run_id=run_id)
     run = get_run(run_id)
     final = {k: v for k, v in run.data.metrics.items() if k not in EPOCH_METRICS and not k.startswith("system/")}
     link_metrics(run_id, model_id, final, run.data.tags.get("dataset"))

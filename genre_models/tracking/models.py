@@ -1,19 +1,76 @@
-"""Logged models and artifacts, read back: what ``predict``, net6 and the GAN's scorer load."""
+"""Logged models and artifacts, read back: what ``predict``, the GAN's scorer and the Model
+Registry load.
+
+A model is read back as data: the run's ``weights/`` folder (``models.saved``: a JSON card and
+safetensors or skops weights), never an MLflow flavour's loader, which would unpickle whatever
+the store holds and import code shipped in the model's folder. A ``models:/`` URI only names
+which run's weights to read; the run's own tags must agree with the card.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
+from pathlib import Path
 
-def model_metadata(model_uri: str) -> dict:
-    """The metadata a genre-bench model was logged with (net, input kind, features, genres)."""
-    import mlflow
+from genre_models.errors import ModelError
+from genre_models.models.saved import SavedNet, load_net
+from genre_models.tracking.queries import get_run
+from genre_models.tracking.retry import store_client
 
-    return mlflow.models.get_model_info(model_uri).metadata or {}
+#: Where a training run keeps its net as data (``models.saved``), beside its MLflow model.
+WEIGHTS_DIR = "weights"
+
+_RUNS = re.compile(r"^runs:/([0-9a-f]{32})(?:/.*)?$")
+_MODELS = re.compile(r"^models:/([^/@]+)(?:@([^/]+)|/([0-9]+))?/?$")
 
 
-def load_model(model_uri: str):
-    import mlflow
+def model_run(model_uri: str) -> str:
+    """The id of the run whose weights ``model_uri`` names: ``runs:/<id>[/...]``,
+    ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or ``models:/<logged model id>``."""
+    runs, models = _RUNS.match(model_uri), _MODELS.match(model_uri)
+    if runs:
+        return runs.group(1)
+    if not models:
+        raise ModelError(f"{model_uri}: not a model URI genre-bench reads (runs:/<run id>/model, "
+                         "models:/<name>@<alias>, models:/<name>/<version>, or a folder holding spec.json)")
+    name, alias, version = models.groups()
+    client = store_client()
+    try:
+        if alias or version:
+            mv = (client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version))
+            run_id = mv.run_id
+        else:  # a logged model's id (m-...)
+            run_id = client.get_logged_model(name).source_run_id
+    except Exception as exc:
+        text = str(getattr(exc, "message", None) or exc).strip().splitlines()
+        raise ModelError(f"{model_uri}: no such model in this store ({text[0] if text else type(exc).__name__})") from None
+    if not run_id:
+        raise ModelError(f"{model_uri}: the model names no run whose weights genre-bench could read")
+    return run_id
 
-    return mlflow.pytorch.load_model(model_uri)
+
+def fetch_net(model_uri: str) -> SavedNet:
+    """The net ``model_uri`` names, read back as data (``models.saved.load_net``); a local folder
+    holding a card is read directly. The run's ``net`` tag must name the card's net."""
+    if os.path.isdir(model_uri):
+        return load_net(model_uri, model_uri)
+    run_id = model_run(model_uri)
+    run = get_run(run_id)
+    if run is None:
+        raise ModelError(f"{model_uri}: run {run_id} is not in this store")
+    where = f"{model_uri} (run {run_id})"
+    with tempfile.TemporaryDirectory(prefix="genre-bench-net-") as tmp:
+        try:
+            local = download(run_id, WEIGHTS_DIR, tmp)
+        except Exception:  # no such artifact folder: ``load_net`` says so in one line
+            local = tmp
+        saved = load_net(Path(local), where)
+    tagged = run.data.tags.get("net")
+    if tagged != saved.spec.name:
+        raise ModelError(f"{where}: the run is tagged net {tagged!r}, but its weights are a {saved.spec.name}")
+    return saved
 
 
 def download(run_id: str, artifact_path: str, dst_path: str | None = None) -> str:
@@ -42,6 +99,13 @@ def log_torch_model(model, *, name: str, example, metadata: dict, run_id: str | 
                                         input_example=example.numpy(), metadata=metadata, run_id=run_id, step=step,
                                         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
     return info.model_id
+
+
+def log_saved_model(saved: SavedNet, *, run_id: str | None = None) -> str:
+    """Log the MLflow model of a net read back from its weights (for the UI, serving and the
+    Model Registry) into ``run_id``; its model id."""
+    return log_torch_model(saved.model, name="model", example=saved.example(), metadata=saved.metadata,
+                           run_id=run_id, step=saved.epoch)
 
 
 def link_metrics(run_id: str, model_id: str, metrics: dict, dataset: str | None = None) -> None:

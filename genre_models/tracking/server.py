@@ -63,19 +63,58 @@ def credentials(auth_file: str | None = None) -> Credentials:
     return Credentials(user, password)
 
 
-def auth_environment(creds: Credentials, folder: Path) -> dict[str, str]:
-    """What the server process needs for MLflow's basic-auth app, its settings in ``folder``."""
+#: MLflow's permissions, for what a user the admin adds may do with experiments not granted to them.
+PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
+
+
+def auth_environment(creds: Credentials, folder: Path, default_permission: str = "READ") -> dict[str, str]:
+    """What the server process needs for MLflow's basic-auth app, its settings in ``folder``.
+    ``default_permission``: what every user may do with an experiment nobody granted them
+    (MLflow's default, READ, lets every user read every experiment)."""
+    if default_permission not in PERMISSIONS:
+        raise ConfigError(f"default permission must be one of {', '.join(PERMISSIONS)}, got {default_permission!r}")
     if not private_dir(folder):
         raise ConfigError(f"{folder}: cannot keep the server's users and secret there: it must be a folder only this "
                           "user can enter (it is another user's, a symlink, or open to others)")
     secret = folder / "secret_key"
     if not secret.is_file():
         write_private(secret, secrets.token_hex(32))
-    ini = (f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{folder.resolve() / 'basic_auth.db'}\n"
+    ini = (f"[mlflow]\ndefault_permission = {default_permission}\ndatabase_uri = sqlite:///{folder.resolve() / 'basic_auth.db'}\n"
            f"admin_username = {creds.username}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     write_private(folder / "basic_auth.ini", ini)
     return {"MLFLOW_AUTH_CONFIG_PATH": str(folder / "basic_auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": creds.password,
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secret.read_text().strip()}
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` (0600) if it is missing; close one of ours that others could read."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        return
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077:
+        os.chmod(path, 0o600)
+        log.info("%s was readable by other users: now 0600", path)
+
+
+def private_store(backend_uri: str, artifacts_destination: str) -> None:
+    """The server's own files readable by their owner only: a SQLite store file (0600) and a
+    local artifact root (0700), created so or closed if they are ours and open to others.
+    Otherwise any local user could read every run, and basic auth would guard nothing. The
+    server process runs with umask 077, so what it writes later (SQLite's journal, artifacts)
+    is private too."""
+    db = backend_uri[len("sqlite:///"):] if backend_uri.startswith("sqlite:///") else ""
+    if db and db != ":memory:":
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(db))
+    if "://" not in artifacts_destination or artifacts_destination.startswith("file://"):
+        root = Path(artifacts_destination.removeprefix("file://"))
+        root.parent.mkdir(parents=True, exist_ok=True)
+        if not private_dir(root):
+            raise ConfigError(f"{root}: cannot keep the server's artifacts there: it must be a folder only this user can "
+                              "enter (it is another user's, a symlink, or open to others)")
 
 
 def exposure_warning(host: str, auth: bool) -> str | None:
@@ -114,9 +153,10 @@ class LocalServer:
     ``<workdir>/mlflow-server.log``; leaving the block stops the whole group."""
 
     def __init__(self, backend_uri: str, workdir: Path, port: int = 0, host: str = "127.0.0.1", workers: int = 1,
-                 artifacts: str | None = None, allowed_hosts: str = "", auth: Credentials | None = None) -> None:
+                 artifacts: str | None = None, allowed_hosts: str = "", auth: Credentials | None = None,
+                 default_permission: str = "READ") -> None:
         self.backend_uri, self.workdir, self.port, self.host, self.workers = backend_uri, Path(workdir), port, host, workers
-        self.allowed_hosts, self.auth = allowed_hosts, auth
+        self.allowed_hosts, self.auth, self.default_permission = allowed_hosts, auth, default_permission
         self.artifacts = artifacts or str(self.workdir / "mlartifacts")
         self.proc: subprocess.Popen | None = None
         self.uri = ""
@@ -134,12 +174,14 @@ class LocalServer:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **(auth_environment(self.auth, self.workdir / AUTH_FOLDER) if self.auth else {})}
+        private_store(self.backend_uri, self.artifacts)
+        env = {**os.environ, **(auth_environment(self.auth, self.workdir / AUTH_FOLDER, self.default_permission)
+                                if self.auth else {})}
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(server_command(self.backend_uri, self.artifacts, self.host, port, self.workers,
                                                         self.allowed_hosts, self.auth is not None),
                                          stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, env=env)
+                                         start_new_session=True, env=env, umask=0o077)
         local = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         self.uri = f"http://{local}:{port}"
         deadline = time.time() + 90

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,13 +25,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from genre_models.config import GanConfig, WaveGanConfig
+from genre_models.config import FeatureConfig, GanConfig, WaveGanConfig
 from genre_models.data.audio import from_pcm16, to_pcm16
 from genre_models.data.features import mfcc_of
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.wavegan import SLICE_LEN
 from genre_models.training.gan_loop import GanUnit, sample_clips
-from genre_models.util import atomic_dir, log
+from genre_models.errors import DamagedCache
+from genre_models.util import atomic_dir, log, remove_entry
 
 
 def gan_to_segment(clips: np.ndarray, segment_samples: int) -> np.ndarray:
@@ -57,21 +57,64 @@ class GeneratedSet:
         return {g: int((self.labels == i).sum()) for i, g in enumerate(GENRES)}
 
 
-def load_generated(path: str | os.PathLike) -> GeneratedSet:
+def _check_generated(path: Path, meta, mfcc: np.ndarray, labels: np.ndarray, features: FeatureConfig,
+                     key: str | None) -> str | None:
+    """What is wrong with a generated set as read, or None: it is data from a cache or a store,
+    checked before a net trains on it."""
+    want = (features.frames_per_segment, features.n_mfcc)
+    if not isinstance(meta, dict) or not isinstance(meta.get("gan_key"), str):
+        return "meta.json is not a generated set's record"
+    if key is not None and meta["gan_key"] != key:
+        return f"it was made by GAN {meta['gan_key']!r:.40}, not {key}"
+    if mfcc.dtype != np.float32 or mfcc.ndim != 3 or mfcc.shape[1:] != want:
+        return f"mfcc.npy is {mfcc.dtype} {mfcc.shape}, not float32 (N, {want[0]}, {want[1]})"
+    if labels.dtype != np.int64 or labels.shape != (mfcc.shape[0],):
+        return f"labels.npy is {labels.dtype} {labels.shape}, not int64 ({mfcc.shape[0]},)"
+    if labels.size and not (0 <= labels.min() and labels.max() < N_CLASSES):
+        return f"labels.npy holds labels outside 0..{N_CLASSES - 1}"
+    if not np.isfinite(mfcc).all():
+        return "mfcc.npy holds NaN or infinite values"
+    return None
+
+
+def _plain_array(path: Path, mmap_mode: str | None) -> np.ndarray:
+    """A ``.npy`` file of plain numbers; one of Python objects (a pickle inside) is refused unread."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except ValueError as exc:
+        if "object" in str(exc).lower():
+            raise ValueError(f"{path.name} holds Python objects (a pickle), not plain numbers") from None
+        raise
+
+
+def load_generated(path: str | os.PathLike, features: FeatureConfig, key: str | None = None) -> GeneratedSet:
+    """A generated set read back as data and checked (``DamagedCache`` when it is not one made
+    with these feature settings, and with GAN ``key`` where given): object arrays, a wrong
+    shape or dtype, labels out of range and non-finite values are all refused."""
     path = Path(path)
-    meta = json.loads((path / "meta.json").read_text())
-    return GeneratedSet(np.load(path / "mfcc.npy", mmap_mode="r"), np.load(path / "labels.npy"), str(path), meta)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        mfcc, labels = _plain_array(path / "mfcc.npy", "r"), _plain_array(path / "labels.npy", None)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # missing, torn, not JSON
+        raise DamagedCache(f"{path}: damaged generated set ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    problem = _check_generated(path, meta, mfcc, labels, features, key)
+    if problem:
+        raise DamagedCache(f"{path}: damaged generated set ({problem})")
+    return GeneratedSet(mfcc, labels, str(path), meta)
 
 
 def generate_set(units: list[GanUnit], cfg: GanConfig, device: torch.device, target: Path, key: str,
                  chunk: int = 256) -> GeneratedSet:
-    """``per_genre`` clips for every genre, with labels, MFCCs computed as for real segments. Written once."""
+    """``per_genre`` clips for every genre, with labels, MFCCs computed as for real segments.
+    Written once; one found damaged, or made by another GAN, is made again."""
     if (target / "meta.json").is_file():
-        gen = load_generated(target)
-        if gen.meta.get("gan_key") == key:
+        try:
+            gen = load_generated(target, cfg.features, key)
             log.info("reusing generated set %s (%d clips)", target, len(gen))
             return gen
-        shutil.rmtree(target)
+        except DamagedCache as exc:
+            log.warning("%s; generating it again", exc)
+    remove_entry(target)
     f = cfg.features
     n = cfg.gan.per_genre * N_CLASSES
     labels = np.repeat(np.arange(N_CLASSES), cfg.gan.per_genre).astype(np.int64)  # (N,)
@@ -99,7 +142,7 @@ def generate_set(units: list[GanUnit], cfg: GanConfig, device: torch.device, tar
             "features": asdict(f), "genres": list(GENRES), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
 
     atomic_dir(target, write)
-    return load_generated(target)
+    return load_generated(target, cfg.features, key)
 
 
 def generation_quality(model: Callable[[torch.Tensor], torch.Tensor], gen: GeneratedSet, batch: int = 1024) -> dict:

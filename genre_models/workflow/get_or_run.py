@@ -11,17 +11,17 @@
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from genre_models.config import DataConfig, GanConfig, RunSection, TrainConfig, WaveGanConfig, section
 from genre_models.data.store import FeatureStore
-from genre_models.errors import ConfigError
+from genre_models.errors import ConfigError, DamagedCache, ModelError
 from genre_models.models.registry import gan_scorer, get_net
+from genre_models.models.saved import SavedNet
 from genre_models.stages import gan as gan_stage
 from genre_models.stages import train as train_stage
-from genre_models.tracking.models import download, load_model, model_metadata
+from genre_models.tracking.models import download, fetch_net
 from genre_models.tracking.queries import get_run
 from genre_models.tracking.records import dataset_tag
 from genre_models.tracking.setup import current_tracking_uri
@@ -30,7 +30,7 @@ from genre_models.training.gan_loop import gan_key
 from genre_models.training.generation import Augmentation, GeneratedSet, load_generated
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.runtime import resolve_device, resolve_precision
-from genre_models.util import log
+from genre_models.util import log, within
 
 
 def resolved_gan(gan: WaveGanConfig, device: str) -> WaveGanConfig:
@@ -62,26 +62,14 @@ def _mfcc_features(features: dict) -> dict:
     return {k: v for k, v in features.items() if not k.startswith("image_")}
 
 
-def _logged_net(run_id: str):
-    """A finished run's trained net and its metadata: its logged model, else the weights a run
-    that logged no model kept (``train_stage.WEIGHTS_FILE``); None when it has neither."""
-    uri = f"runs:/{run_id}/model"
+def _scorer_net(run) -> SavedNet | None:
+    """A finished run's trained net, read back as data (``tracking.models.fetch_net``); None,
+    with a warning naming the run, when its weights are missing, damaged or not a genre-bench net."""
     try:
-        meta = model_metadata(uri)
-        return (lambda: load_model(uri)), meta
-    except Exception:  # logged without its model (the demo grid): try its weights
-        pass
-    try:
-        saved = saved_net(run_id)
-        return (lambda: saved.model), saved.metadata
-    except Exception:  # --no-log-model outside a sweep keeps neither
+        return fetch_net(f"runs:/{run.info.run_id}")
+    except ModelError as exc:
+        log.warning("not used to score generated clips: %s", exc)
         return None
-
-
-def saved_net(run_id: str) -> train_stage.SavedNet:
-    """The net a run kept as weights (``train_stage.WEIGHTS_FILE``, when it logged no model), rebuilt."""
-    with tempfile.TemporaryDirectory(prefix="genre-bench-weights-") as tmp:
-        return train_stage.rebuild_model(download(run_id, train_stage.WEIGHTS_FILE, tmp))
 
 
 def scorer_for(cfg: GanConfig, store: FeatureStore, logger: RunLogger) -> gan_stage.Scorer:
@@ -90,9 +78,9 @@ def scorer_for(cfg: GanConfig, store: FeatureStore, logger: RunLogger) -> gan_st
     net = gan_scorer().name
     tags = {"net": net, **cfg.split_config.tags, "dataset": dataset_tag(store)}
     for run in logger.finished_runs(tags, max_results=20):
-        found = _logged_net(run.info.run_id)
-        if found and _mfcc_features(found[1].get("features") or {}) == _mfcc_features(asdict(cfg.features)):
-            return gan_stage.Scorer(found[0](), f"run {run.info.run_id}", run.data.metrics.get("test_accuracy", math.nan))
+        found = _scorer_net(run)
+        if found and _mfcc_features(asdict(found.features)) == _mfcc_features(asdict(cfg.features)):
+            return gan_stage.Scorer(found.model, f"run {run.info.run_id}", run.data.metrics.get("test_accuracy", math.nan))
     log.info("training a real-data %s (early stopping, at most %d epochs) to score the generated clips", net,
              cfg.quality_epochs)
     res = train_stage.train(TrainConfig(net=net, epochs=cfg.quality_epochs, log_model=False,
@@ -104,14 +92,26 @@ def scorer_for(cfg: GanConfig, store: FeatureStore, logger: RunLogger) -> gan_st
 # --------------------------------------------------------------------------- net6's generated set
 
 
-def _generated_of(run) -> GeneratedSet:
-    """A GAN run's generated set: its cache folder when present here, else its logged artifacts."""
+def _generated_of(run, cfg: TrainConfig) -> GeneratedSet:
+    """A GAN run's generated set, read back as data and checked (``load_generated``): from this
+    machine's cache when the run's ``generated_dir`` tag names a folder inside the cache (a tag
+    is data: a path outside it is never opened), else from the run's logged artifacts."""
+    key = run.data.tags.get("gan_key")
     local = run.data.tags.get("generated_dir", "")
-    if local and (Path(local) / "meta.json").is_file():
-        gen = load_generated(local)
-        if gen.meta.get("gan_key") == run.data.tags.get("gan_key"):
-            return gen
-    return load_generated(download(run.info.run_id, "generated"))
+    if local and not within(local, Path(cfg.cache_dir).expanduser()):
+        log.warning("run %s names its generated set %s, outside the cache %s: not opened; using the run's logged copy",
+                    run.info.run_id, local, cfg.cache_dir)
+    elif local and (Path(local) / "meta.json").is_file():
+        try:
+            return load_generated(local, cfg.features, key)
+        except DamagedCache as exc:
+            log.warning("%s; using the run's logged copy", exc)
+    try:
+        logged = download(run.info.run_id, "generated")
+    except Exception as exc:  # MLflow's "no such artifact" and the like
+        raise DamagedCache(f"GAN run {run.info.run_id}: its generated set cannot be read from the artifact store "
+                           f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+    return load_generated(logged, cfg.features, key)
 
 
 def _wavegan_config_of(run) -> WaveGanConfig:
@@ -142,7 +142,7 @@ def _given_gan(cfg: TrainConfig, store: FeatureStore) -> Augmentation:
         theirs, ours = (", ".join(f"{k} {t[k]}" for k in want) for t in (have, want))
         raise ConfigError(f"gan_run_id {cfg.gan_run_id} was trained on {theirs}, but this run uses {ours}: its "
                           "training audio may include this run's validation or test tracks")
-    return Augmentation(_generated_of(run), run.info.run_id, True, _wavegan_config_of(run))
+    return Augmentation(_generated_of(run, cfg), run.info.run_id, True, _wavegan_config_of(run))
 
 
 def augmentation_for(cfg: TrainConfig, logger: RunLogger) -> Augmentation:
@@ -155,10 +155,15 @@ def augmentation_for(cfg: TrainConfig, logger: RunLogger) -> Augmentation:
     quality = {"quality_epochs": cfg.epochs} if cfg.epochs else {}
     gcfg = GanConfig(gan=cfg.gan, **quality, **section(cfg, DataConfig), **section(cfg, RunSection))
     key = gan_key(gcfg, store.digest)
-    found = logger.finished_runs({"gan_key": key})
-    if found:
-        log.info("%s uses finished GAN run %s (key %s)", cfg.net, found[0].info.run_id, key)
-        return Augmentation(_generated_of(found[0]), found[0].info.run_id, True, cfg.gan)
-    log.info("no finished GAN run with key %s: training one first", key)
+    for run in logger.finished_runs({"stage": "gan", "gan_key": key}):  # net6 runs carry gan_key too
+        try:
+            gen = _generated_of(run, cfg)
+        except DamagedCache as exc:
+            log.warning("finished GAN run %s: %s; making the generated set again", run.info.run_id, exc)
+            break
+        log.info("%s uses finished GAN run %s (key %s)", cfg.net, run.info.run_id, key)
+        return Augmentation(gen, run.info.run_id, True, cfg.gan)
+    else:
+        log.info("no finished GAN run with key %s: training one first", key)
     res = run_gan(gcfg, logger.prerequisite())
     return Augmentation(res.generated, res.run_id, False, cfg.gan)
