@@ -43,6 +43,9 @@ def train_params(spec: NetSpec | None) -> list[tuple[str, str, object]]:
     def own(name: str, ptype: str, value) -> tuple[str, str, object]:
         return (name, ptype, value) if spec is not None else (name, "string", "auto")
 
+    if spec is not None and spec.family == "classical":  # fitted once: no loop settings to give
+        return FEATURE_PARAMS + _run(TrainConfig, "seed", "split", "fold", "folds")
+
     return ([("net", "string", "net5")] if spec is None else []) + FEATURE_PARAMS + [
         own("epochs", "int", spec and spec.epochs),
         ("early_stopping", "string", "auto"),

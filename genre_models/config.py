@@ -26,7 +26,8 @@ GAN_MODES = ("conditional", "per-genre")
 #: Bumped whenever feature extraction changes its output; part of every cache key.
 #: v2: clips below the absolute silence floor are skipped (v1 kept digital silence as sound).
 #: v3: repeated recordings are grouped by fingerprint (``data.repeats``), not by a hash of the samples.
-FEATURE_CODE_VERSION = "features-v3"
+#: v4: each segment's summary statistics (``stats.npy``), the classical baselines' input.
+FEATURE_CODE_VERSION = "features-v4"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,7 +54,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     monkeypatch.setenv("GENRE_BENCH_CACHE", str(root / "cache"))
     mlflow.set_tracking_uri(uri)
     assert (root / "demo-data" / "SYNTHETIC.json").is_file()
-    assert "8 points, 8 run, 0 skipped" in stdout  # net1-4 at one budget (2 epochs), net5, the GAN, net6, net5-raw
+    assert "10 points, 10 run, 0 skipped" in stdout  # net1-4 at one budget (2 epochs), net5, the GAN, net6, net5-raw, svm, logreg
     report = root / "reports" / EXP / "report.md"
     text = report.read_text()
     assert "synthetic demo data, not GTZAN" in text
@@ -66,7 +66,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
         assert (files / name).is_file(), name
     assert report.with_suffix(".html").read_text().count("data:image/png;base64,") == 4
     train = _runs(stage="train")
-    assert len(train) == 7 and all(r.info.status == "FINISHED" for r in train)
+    assert len(train) == 9 and all(r.info.status == "FINISHED" for r in train)
     r5 = next(r for r in train if r.data.tags["net"] == "net5")
     assert "system/cpu_utilization_percentage" in r5.data.metrics  # on by default in sweeps
     assert r5.data.tags["mlflow.note.content"].startswith("net5 (LSTM 512-256") and "synthetic" in r5.data.tags["mlflow.note.content"]
@@ -88,7 +88,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     assert json.loads(via_alias.stdout)["clips"][0]["top"][0] == json.loads(via_run.stdout)["clips"][0]["top"][0]
     again = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
                                       "--no-system-metrics"])
-    assert again.exit_code == 0 and "8 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout
+    assert again.exit_code == 0 and "10 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout
     assert len(client.search_model_versions("name = 'genre-bench-net5'")) == 1  # no version twice
     gan = _runs(stage="gan")
     assert len(gan) == 1 and gan[0].data.tags["mlflow.parentRunId"]
@@ -134,4 +134,4 @@ def test_the_readme_runs_view_url_shows_the_sweeps_runs_in_a_browser(demo_sweep,
     parent = mlflow.MlflowClient(uri).search_runs([exp.experiment_id], "tags.stage = 'sweep'")[0]
     assert "Training runs" in dom and parent.info.run_name in dom  # the runs table, the sweep's parent row
     shown = re.search(r"(\d+)(?:<[^>]*>|\s)*matching runs", dom)
-    assert shown and int(shown.group(1)) == 7 + 1  # the 7 train runs the filter matches, under their parent
+    assert shown and int(shown.group(1)) == 9 + 1  # the 9 train runs the filter matches, under their parent

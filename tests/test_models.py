@@ -11,9 +11,11 @@ from genre_models.models.nets import CNN
 from genre_models.models.registry import NETS, InputShape, count_parameters, get_net, make_optimizer
 
 SMALL = InputShape(image_size=32, frames=44, n_mfcc=13)
+TORCH = [n for n in NETS if NETS[n].family == "torch"]
+STUDY = ["net1", "net2", "net3", "net4", "net5", "net6", "net5-raw"]
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", TORCH)
 @pytest.mark.parametrize("head", ["flatten", "gap"])
 def test_forward_shape_for_every_registry_entry(name, head):
     spec = NETS[name]
@@ -33,7 +35,7 @@ def test_study_parameter_counts():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in NETS["net2"].build(SMALL, "gap").modules())
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", TORCH)
 def test_one_step_lowers_the_loss_on_a_fixed_batch(name):
     torch.manual_seed(0)
     spec = NETS[name]
@@ -53,9 +55,11 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(name):
 
 
 def test_spec_settings_follow_the_study():
-    assert [NETS[n].optimizer for n in NETS] == ["adam", "adam", "adam", "rmsprop", "adam", "adam", "adam"]
-    assert all(NETS[n].lr == 1e-4 for n in NETS)
-    assert [NETS[n].early_stopping for n in NETS] == [False] * 4 + [True] * 3
+    assert [NETS[n].optimizer for n in STUDY] == ["adam", "adam", "adam", "rmsprop", "adam", "adam", "adam"]
+    assert all(NETS[n].lr == 1e-4 for n in STUDY) and TORCH == STUDY
+    assert [NETS[n].early_stopping for n in STUDY] == [False] * 4 + [True] * 3
+    assert [(n, NETS[n].family, NETS[n].input_kind, NETS[n].lr) for n in NETS if n not in STUDY] == [
+        ("svm", "classical", "stats", None), ("logreg", "classical", "stats", None)]
     assert [n for n in NETS if NETS[n].uses_gan] == ["net6"]
     assert NETS["net1"].study == {"acc_50": 0.4257, "acc_100": 0.4950}
     assert NETS["net6"].study == {"acc": 0.8291, "stopped_epoch": 18}
@@ -69,7 +73,7 @@ def test_spec_settings_follow_the_study():
 
 def test_unknown_net_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown net 'net9'; valid nets: net1, net2, net3, net4, net5, net6, net5-raw, "
-                                          "or a plugin as package.module:factory"):
+                                          "svm, logreg, or a plugin as package.module:factory"):
         get_net("net9")
     with pytest.raises(ConfigError):
         CNN(32, head="avg")
@@ -89,8 +93,8 @@ def test_the_registry_owns_the_roles_the_suite_asks_about():
     from genre_models.models.registry import comparisons, gan_scorer
 
     assert gan_scorer().name == "net5"  # the GAN's quality figure and the sweep's GAN point read this
-    assert comparisons() == [("net5", "net6"), ("net5", "net5-raw")]  # the report's paired comparisons
-    assert [NETS[n].study_epochs for n in NETS] == [[50, 100]] * 4 + [[], [], []]
+    assert comparisons() == [("svm", "net5"), ("net5", "net6"), ("net5", "net5-raw")]  # the report's paired comparisons
+    assert [NETS[n].study_epochs for n in NETS] == [[50, 100]] * 4 + [[], [], [], [], []]
 
 
 def test_raw_input_stats_are_those_of_the_scaled_frames():
@@ -103,3 +107,46 @@ def test_raw_input_stats_are_those_of_the_scaled_frames():
     np.testing.assert_allclose(model.lstm.std.numpy(), frames.std(0, ddof=1), rtol=1e-4)
     x = torch.from_numpy(audio[:2].astype(np.float32) / 32767.0)
     assert torch.equal(model.framed(x)[1, 2], x[1, 1024:1536])  # frame 2 of clip 1: samples 1024..1535
+
+
+@pytest.mark.parametrize("kind", ["svm", "logreg"])
+def test_a_baseline_fits_chooses_on_validation_and_reads_back_without_pickle(kind, tmp_path):
+    """Fitted on separable statistics it chooses its hyper-parameters on validation, scores (N, 10)
+    probabilities, and its saved folder reads back through skops' trusted types only: a file naming
+    another type, or a pickle, is refused in one line."""
+    import json
+    import pickle
+
+    from genre_models.config import FeatureConfig
+    from genre_models.errors import ModelError
+    from genre_models.models.classical import GRIDS, fit_classical, probabilities
+    from genre_models.models.saved import load_net, save_net
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 12)
+    x = (rng.normal(size=(120, 74)) + 3 * rng.normal(size=(10, 74))[y]).astype(np.float32)  # a centre per genre
+    tracks = np.repeat(np.arange(40), 3)
+    fitted = fit_classical(kind, x[::2], y[::2], x[1::2], y[1::2], 0, tracks[::2], tracks[1::2])
+    assert set(fitted.chosen) == set(GRIDS[kind]) and len(fitted.tried) == int(np.prod([len(v) for v in GRIDS[kind].values()]))
+    assert fitted.val_accuracy == max(acc for _, acc in fitted.tried) >= 0.9
+    p = probabilities(fitted.model, x[1::2])
+    assert p.shape == (60, 10) and np.allclose(p.sum(1), 1.0, atol=1e-5)
+    folder = tmp_path / "weights"
+    save_net(folder, NETS[kind], fitted.model, FeatureConfig(), "flatten", 1, "test")
+    saved = load_net(folder)
+    assert np.allclose(probabilities(saved.model, x[1::2]), p) and json.loads((folder / "spec.json").read_text())["family"] == "classical"
+    card = json.loads((folder / "spec.json").read_text())
+    (folder / "model.skops").write_bytes(pickle.dumps(fitted.model))  # a pickle where the skops file was
+    card["weights_sha256"] = __import__("hashlib").sha256((folder / "model.skops").read_bytes()).hexdigest()
+    (folder / "spec.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"model.skops is not a skops file of scikit-learn objects"):
+        load_net(folder)
+
+
+def test_a_baseline_refuses_the_loop_settings_it_has_no_use_for():
+    from genre_models.config import TrainConfig
+    from genre_models.models.registry import resolve_config
+
+    assert resolve_config(TrainConfig(net="svm", data_dir="x")).epochs == 1
+    with pytest.raises(ConfigError, match=r"svm is a classical baseline, fitted once .*: lr, epochs do not apply to it"):
+        resolve_config(TrainConfig(net="svm", data_dir="x", lr=0.1, epochs=5))

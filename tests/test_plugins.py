@@ -59,7 +59,7 @@ CASES = {
     "wrong_shape": "the model turns a mfcc input (2, 44, 13) into (2, 7), not (2, 10) logits",
     "fails_forward": "the model fails on a mfcc input (2, 44, 13): RuntimeError: mat1 and mat2 shapes cannot be multiplied",
     "not_a_spec": "the factory returned a dict, not a genre_models.models.spec.NetSpec",
-    "video": "input kind 'video' is not one genre-bench has (image, mfcc, raw)",
+    "video": "input kind 'video' is not one genre-bench has (image, mfcc, raw, stats)",
     "takes_net5": "name 'net5' is a built-in net's",
     "plays_gan": "uses_gan and scores_gan are the study's roles (net6, net5), not a plugin's",
     "missing": "badplugins has no attribute 'missing'",

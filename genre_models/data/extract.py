@@ -10,7 +10,7 @@ import numpy as np
 from genre_models.config import FeatureConfig
 from genre_models.data.audio import decode_clip, load_png
 from genre_models.data.discovery import TrackFile
-from genre_models.data.features import image_of, mfcc_of, repeat_fingerprint
+from genre_models.data.features import image_of, mfcc_batch, power_spectrogram, repeat_fingerprint, summary_stats
 from genre_models.data.parallel import parallel_map
 from genre_models.errors import BadAudio
 
@@ -26,6 +26,7 @@ class TrackResult:
     duration_s: float = 0.0
     kept_s: float = 0.0
     mfcc: np.ndarray | None = None  # (n, frames, n_mfcc) float32
+    stats: np.ndarray | None = None  # (n, 74) float32: each segment's summary statistics (the baselines')
     image: np.ndarray | None = None  # (3, S, S) uint8
     image_source: str = ""
     image_path: str = ""
@@ -68,7 +69,10 @@ def extract_track(track: TrackFile, fcfg: FeatureConfig) -> TrackResult:
             f"({res.duration_s:.2f} s in all); one segment needs {fcfg.segment_seconds:g} s"
         )
         return res
-    res.mfcc = mfcc_of(clip.segments, fcfg)  # (n, frames, n_mfcc)
+    power = power_spectrogram(clip.segments, fcfg.n_fft, fcfg.hop_length)  # (n, frames, bins): one STFT for both
+    res.mfcc = mfcc_batch(clip.segments, fcfg.sample_rate, fcfg.n_mfcc, fcfg.n_fft, fcfg.hop_length, fcfg.n_mels,
+                          power=power)  # (n, frames, n_mfcc)
+    res.stats = summary_stats(clip.segments, fcfg, power, res.mfcc)  # (n, 74)
     res.fingerprint = repeat_fingerprint(clip.y, fcfg.sample_rate)  # (frames, 24)
     _image(track, clip.y, fcfg, res)
     return res

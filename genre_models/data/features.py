@@ -103,15 +103,148 @@ def log_mel(power: np.ndarray, sample_rate: int, n_fft: int, n_mels: int, top_db
 
 
 def mfcc_batch(
-    segments: np.ndarray, sample_rate: int, n_mfcc: int, n_fft: int, hop_length: int, n_mels: int
+    segments: np.ndarray, sample_rate: int, n_mfcc: int, n_fft: int, hop_length: int, n_mels: int,
+    power: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n_segments, segment_samples) -> (n_segments, frames, n_mfcc) float32, time-major for the LSTM."""
+    """(n_segments, segment_samples) -> (n_segments, frames, n_mfcc) float32, time-major for the
+    LSTM. ``power``: the segments' ``power_spectrogram``, when the caller has it already."""
     if segments.shape[0] == 0:
         frames = 1 + segments.shape[1] // hop_length
         return np.zeros((0, frames, n_mfcc), dtype=np.float32)
-    power = power_spectrogram(segments, n_fft, hop_length)  # (B, F, bins)
+    if power is None:
+        power = power_spectrogram(segments, n_fft, hop_length)  # (B, F, bins)
     db = log_mel(power, sample_rate, n_fft, n_mels)  # (B, F, n_mels)
     return db @ _dct_matrix(n_mels, n_mfcc).T  # (B, F, n_mfcc)
+
+
+# --------------------------------------------------------------------------- the baselines' statistics
+
+#: The frame-level descriptors MIR baselines summarise (Tzanetakis & Cook 2002; the Kaggle
+#: ``features_30_sec.csv``), in column order; each becomes a mean and a variance over frames.
+DESCRIPTORS = (*(f"mfcc{i}" for i in range(1, 14)), *(f"chroma{i}" for i in range(1, 13)), "centroid", "bandwidth",
+               "rolloff", *(f"contrast{i}" for i in range(1, 8)), "zcr", "rms")
+STAT_NAMES = tuple(f"{d}_{s}" for d in DESCRIPTORS for s in ("mean", "var"))
+
+
+@lru_cache(maxsize=8)
+def _chroma_basis(sample_rate: int, n_fft: int) -> np.ndarray:
+    import librosa
+
+    # tuning 0: librosa would estimate it per call (piptrack), which is slow and crashed numba here.
+    return librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0).astype(np.float32)  # (12, bins)
+
+
+def _zcr_rms(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Zero-crossing rate and RMS per centred frame, as librosa's (its frames: edge-padded for
+    the crossings, |x| <= 1e-10 counting as 0; zero-padded for RMS): (B, S) -> (B, F, 2).
+    Crossings are counted from one cumulative sum over the clip, not frame by frame."""
+    pad = ((0, 0), (n_fft // 2, n_fft // 2))
+    edge = np.pad(y, pad, mode="edge")
+    negative = np.signbit(edge) & (np.abs(edge) > 1e-10)
+    crossed = np.cumsum(negative[:, 1:] != negative[:, :-1], axis=-1, dtype=np.int32)  # up to sample i+1
+    crossed = np.pad(crossed, ((0, 0), (1, 0)))
+    starts = np.arange(0, edge.shape[-1] - n_fft + 1, hop_length)  # (F,)
+    zcr = (crossed[:, starts + n_fft - 1] - crossed[:, starts]) / n_fft
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, pad), n_fft, axis=-1)[:, ::hop_length]  # (B, F, n_fft)
+    rms = np.sqrt(np.einsum("bfk,bfk->bf", frames, frames) / n_fft)
+    return np.stack([zcr, rms], axis=-1).astype(np.float32)
+
+
+def _rolloff(mag: np.ndarray, freq: np.ndarray, share: float = 0.85) -> np.ndarray:
+    """The first bin at which the cumulative magnitude reaches ``share`` of the total, as
+    librosa's roll-off (to a bin: the sums run in another order), found block by block, since a
+    cumulative sum over every bin is the slow part: (B, F, bins) -> (B, F) in Hz."""
+    b, f, bins = mag.shape
+    block = next((n for n in range(32, 7, -1) if bins % n == 0), 16)  # 25 for n_fft 2048's 1025 bins
+    n_blocks = -(-bins // block)
+    padded = mag if bins % block == 0 else np.pad(mag, ((0, 0), (0, 0), (0, n_blocks * block - bins)))
+    padded = padded.reshape(b, f, n_blocks, block)
+    sums = padded.sum(-1)  # (B, F, blocks)
+    before = np.cumsum(sums, axis=-1)  # magnitude up to each block's end
+    target = share * before[..., -1:]
+    k = np.argmax(before >= target, axis=-1)  # (B, F): the block that crosses
+    base = np.take_along_axis(before - sums, k[..., None], -1)  # (B, F, 1): magnitude before that block
+    inside = np.cumsum(np.take_along_axis(padded, k[..., None, None], 2)[..., 0, :], axis=-1) + base
+    j = np.argmax(inside >= target, axis=-1)
+    return freq[np.minimum(k * block + j, bins - 1)]
+
+
+def _spectral_shape(mag: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Centroid, bandwidth (p = 2) and 85% roll-off of the magnitude spectrum, as librosa's:
+    (B, F, bins) magnitude -> (B, F, 3) in Hz; 0 for a silent frame."""
+    freq = np.linspace(0, sample_rate / 2, mag.shape[-1], dtype=np.float32)  # (bins,)
+    total = mag.sum(-1)  # (B, F)
+    safe = np.where(total > 0, total, 1.0)
+    centroid = (mag @ freq) / safe  # (B, F)
+    spread = (mag @ (freq * freq)) / safe - centroid * centroid  # E[f^2] - E[f]^2 under the magnitude
+    shape = np.stack([centroid, np.sqrt(np.maximum(spread, 0.0)), _rolloff(mag, freq)], axis=-1)
+    return np.where((total > 0)[..., None], shape, 0.0)
+
+
+def _contrast(mag: np.ndarray, sample_rate: int, n_bands: int = 6, fmin: float = 200.0,
+              quantile: float = 0.02) -> np.ndarray:
+    """librosa's ``spectral_contrast``: octave bands from 200 Hz, peak and valley the mean of the
+    top and bottom 2% of a band's bins, in dB, floored 80 dB under the loudest (over the whole
+    batch, as librosa's own ``power_to_db``): (B, F, bins) magnitude -> (B, F, n_bands + 1)."""
+    freq = np.linspace(0, sample_rate / 2, mag.shape[-1])
+    octa = np.concatenate([[0.0], fmin * 2.0 ** np.arange(n_bands + 1)])
+    peak, valley = [], []
+    for k, (lo, hi) in enumerate(zip(octa[:-1], octa[1:])):
+        band = (freq >= lo) & (freq <= hi)
+        idx = np.flatnonzero(band)
+        if k > 0:
+            band[idx[0] - 1] = True
+        if k == n_bands:
+            band[idx[-1] + 1:] = True
+        sub = mag[..., band]
+        sub = sub[..., :-1] if k < n_bands else sub
+        q = max(int(np.rint(quantile * band.sum())), 1)
+        ordered = np.sort(sub, axis=-1)  # (np.partition is slower here: many short rows)
+        valley.append(ordered[..., :q].mean(-1))
+        peak.append(ordered[..., -q:].mean(-1))
+    db = lambda v: 10.0 * np.log10(np.maximum(np.stack(v, -1), 1e-10))  # noqa: E731  (B, F, bands)
+    peak_db, valley_db = db(peak), db(valley)
+    return np.maximum(peak_db, peak_db.max() - 80.0) - np.maximum(valley_db, valley_db.max() - 80.0)
+
+
+def summary_stats(segments: np.ndarray, fcfg: FeatureConfig, power: np.ndarray | None = None,
+                  mfcc: np.ndarray | None = None) -> np.ndarray:
+    """Each segment's ``STAT_NAMES``: the mean and the variance over its frames of 13 MFCCs, 12
+    chroma bins, spectral centroid, bandwidth, roll-off and 7 contrast bands, zero-crossing rate
+    and RMS (n_fft and hop as the MFCCs'). (n_segments, samples) -> (n_segments, 74) float32.
+
+    ``power`` and ``mfcc``: the segments' power spectrogram and MFCCs when the caller has them
+    (extraction computes the STFT once for both). Caveats: the frames are the segment's own
+    (centred, padded at its edges), so a clip's pooled statistics differ slightly from the same
+    descriptors over the untrimmed clip (what Kaggle's ``features_30_sec.csv`` holds); chroma is
+    computed with tuning 0, and the contrast floor is 80 dB under the clip's loudest band.
+    """
+    n = segments.shape[0]
+    if n == 0:
+        return np.zeros((0, len(STAT_NAMES)), np.float32)
+    if power is None:
+        power = power_spectrogram(segments, fcfg.n_fft, fcfg.hop_length)  # (B, F, bins)
+    if mfcc is None:
+        mfcc = mfcc_of(segments, fcfg)  # (B, F, 13)
+    chroma = power @ _chroma_basis(fcfg.sample_rate, fcfg.n_fft).T  # (B, F, 12)
+    chroma /= np.maximum(chroma.max(-1, keepdims=True), 1e-10)  # librosa's norm=inf per frame
+    mag = np.sqrt(power, dtype=np.float32)  # (B, F, bins)
+    zcr_rms = _zcr_rms(segments.astype(np.float32, copy=False), fcfg.n_fft, fcfg.hop_length)  # (B, F, 2)
+    frames = np.concatenate([mfcc, chroma, _spectral_shape(mag, fcfg.sample_rate), _contrast(mag, fcfg.sample_rate),
+                             zcr_rms], axis=-1)  # (B, F, 37)
+    out = np.stack([frames.mean(1), frames.var(1)], axis=-1)  # (B, 37, 2): mean, var per descriptor
+    return out.reshape(n, -1).astype(np.float32)
+
+
+def pool_stats(stats: np.ndarray) -> np.ndarray:
+    """A clip's statistics from its segments' (every segment has as many frames): the mean of
+    the means, and the variance over all the frames (mean of the variances plus the variance of
+    the means). (n_segments, 74) -> (74,)."""
+    means, variances = stats[:, 0::2], stats[:, 1::2]  # (n, 37) each
+    out = np.empty(stats.shape[1], np.float32)
+    out[0::2] = means.mean(0)
+    out[1::2] = variances.mean(0) + means.var(0)
+    return out
 
 
 @lru_cache(maxsize=2)

@@ -4,6 +4,7 @@ Cache layout (``<cache_dir>/<key>/``), written into a temporary folder and renam
 in one step, so a killed run never leaves a folder that looks complete:
 
 * ``mfcc.npy``       float32 (n_segments, frames, n_mfcc)  -- net5/net6 input
+* ``stats.npy``      float32 (n_segments, 74): each segment's summary statistics -- the baselines' input
 * ``seg_track.npy``  int32 (n_segments,): each segment's row in the manifest
 * ``images.npy``     uint8 (n_images, 3, S, S)             -- net1-net4 input (scaled to [0,1] at batch time)
 * ``img_track.npy``  int32 (n_images,)
@@ -29,6 +30,7 @@ import pandas as pd
 from genre_models.config import FEATURE_CODE_VERSION, DataConfig, FeatureConfig, SplitConfig
 from genre_models.data.discovery import Discovery, dataset_digest, discover
 from genre_models.data.extract import TrackResult, run_extraction
+from genre_models.data.features import STAT_NAMES
 from genre_models.data.repeats import find_repeats
 from genre_models.data.splits import PARTS, sample_split
 from genre_models.genres import GENRE_TO_ID, GENRES
@@ -68,6 +70,7 @@ class FeatureStore:
     meta: dict
     manifest: pd.DataFrame
     mfcc: np.ndarray  # (n_segments, frames, n_mfcc) float32
+    stats: np.ndarray  # (n_segments, 74) float32: ``features.STAT_NAMES`` per segment
     seg_track: np.ndarray  # (n_segments,) row in `tracks`
     images: np.ndarray  # (n_images, 3, S, S) uint8
     img_track: np.ndarray  # (n_images,)
@@ -96,10 +99,28 @@ class FeatureStore:
     def synthetic(self) -> bool:
         return bool(self.meta["dataset"]["synthetic"])
 
+    def clip_stats(self) -> np.ndarray:
+        """Each usable track's summary statistics, pooled over its segments as ``features.pool_stats``
+        pools one clip's: (n_tracks, 74) float32, rows in ``tracks`` order (every track has a segment)."""
+        stats, seg_track = np.asarray(self.stats), np.asarray(self.seg_track)
+        if not len(seg_track):
+            return np.zeros((0, stats.shape[1]), np.float32)
+        starts = np.flatnonzero(np.r_[True, seg_track[1:] != seg_track[:-1]])  # segments are stored track by track
+        counts = np.diff(np.r_[starts, len(seg_track)])[:, None]
+        means = np.add.reduceat(stats[:, 0::2], starts) / counts  # (n_tracks, 37)
+        out = np.empty((len(starts), stats.shape[1]), np.float32)
+        out[:, 0::2] = means
+        out[:, 1::2] = np.add.reduceat(stats[:, 1::2] + stats[:, 0::2] ** 2, starts) / counts - means ** 2
+        return out
+
+    def sample_tracks(self, kind: str) -> np.ndarray:
+        """Each sample's row in ``tracks`` for an input kind: images, or segments (mfcc, raw, stats)."""
+        return np.asarray(self.img_track) if kind == "image" else np.asarray(self.seg_track)
+
     def parts(self, kind: str, split: SplitConfig) -> np.ndarray:
-        """Part index per sample (0 train, 1 val, 2 test, -1 excluded) for ``kind`` in {mfcc, image}."""
+        """Part index per sample (0 train, 1 val, 2 test, -1 excluded) for an input kind."""
         tracks = self.tracks
-        sample_tracks = self.seg_track if kind == "mfcc" else self.img_track
+        sample_tracks = self.sample_tracks(kind)
         return sample_split(np.asarray(sample_tracks), list(tracks.track_id), list(tracks.genre), split, self.groups)
 
     def manifest_with_split(self, split: SplitConfig) -> pd.DataFrame:
@@ -141,7 +162,7 @@ class FeatureStore:
 
 
 #: The store's data files; ``meta.json``, written last, records each one's size.
-DATA_FILES = ("mfcc.npy", "seg_track.npy", "images.npy", "img_track.npy", "manifest.csv")
+DATA_FILES = ("mfcc.npy", "stats.npy", "seg_track.npy", "images.npy", "img_track.npy", "manifest.csv")
 
 
 def load_store(path: str | os.PathLike) -> FeatureStore:
@@ -155,14 +176,16 @@ def load_store(path: str | os.PathLike) -> FeatureStore:
             if have != size:
                 raise DamagedCache(f"{path}: damaged feature cache ({name} has {have if have is not None else 'no'} "
                                    f"bytes, {size} were written)")
-        mfcc = np.load(path / "mfcc.npy", mmap_mode="r")
-        if not np.isfinite(mfcc).all():  # same size, other values: NaN never reaches a net
-            raise DamagedCache(f"{path}: damaged feature cache (mfcc.npy holds NaN or infinite values)")
+        mfcc, stats = np.load(path / "mfcc.npy", mmap_mode="r"), np.load(path / "stats.npy", mmap_mode="r")
+        for name, arr in (("mfcc.npy", mfcc), ("stats.npy", stats)):
+            if not np.isfinite(arr).all():  # same size, other values: NaN never reaches a net
+                raise DamagedCache(f"{path}: damaged feature cache ({name} holds NaN or infinite values)")
         return FeatureStore(
             path=str(path),
             meta=meta,
             manifest=pd.read_csv(path / "manifest.csv", keep_default_na=False),
             mfcc=mfcc,
+            stats=stats,
             seg_track=np.load(path / "seg_track.npy"),
             images=np.load(path / "images.npy", mmap_mode="r"),
             img_track=np.load(path / "img_track.npy"),
@@ -188,7 +211,7 @@ class PreprocessResult:
 
 def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig, results: list[TrackResult]) -> None:
     def write(tmp: Path) -> None:
-        rows, mfccs, seg_track, images, img_track = [], [], [], [], []
+        rows, mfccs, stats, seg_track, images, img_track = [], [], [], [], [], []
         for s in disc.skipped:
             rows.append({"track_id": s.track_id or "", "genre": s.genre or "", "label": GENRE_TO_ID.get(s.genre or "", -1),
                          "path": s.path, "status": "skipped", "reason": s.reason})
@@ -203,6 +226,7 @@ def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig,
                 assert r.mfcc is not None
                 row["segments"] = r.mfcc.shape[0]
                 mfccs.append(r.mfcc)
+                stats.append(r.stats)
                 seg_track.append(np.full(r.mfcc.shape[0], ok_index, dtype=np.int32))
                 if r.image is not None:
                     images.append(r.image)
@@ -221,6 +245,7 @@ def write_store(target: Path, disc: Discovery, digest: str, fcfg: FeatureConfig,
         frames = fcfg.frames_per_segment
         s = fcfg.image_size
         np.save(tmp / "mfcc.npy", np.concatenate(mfccs) if mfccs else np.zeros((0, frames, fcfg.n_mfcc), np.float32))
+        np.save(tmp / "stats.npy", np.concatenate(stats) if stats else np.zeros((0, len(STAT_NAMES)), np.float32))
         np.save(tmp / "seg_track.npy", np.concatenate(seg_track) if seg_track else np.zeros(0, np.int32))
         np.save(tmp / "images.npy", np.stack(images) if images else np.zeros((0, 3, s, s), np.uint8))
         np.save(tmp / "img_track.npy", np.asarray(img_track, dtype=np.int32))

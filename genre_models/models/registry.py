@@ -6,7 +6,10 @@ learning rate, epoch policy, the study's published accuracies, and roles:
 * ``uses_gan``: trained on real + WaveGAN-generated segments (net6);
 * ``baseline``: the net it is compared with, paired over seeds, in the report (net6 -> net5);
 * ``scores_gan``: the real-data net that scores generated clips (the GAN's quality figure),
-  which a sweep's GAN point waits for.
+  which a sweep's GAN point waits for;
+* ``family``: ``torch`` nets go through the one training loop; ``classical`` baselines (``svm``,
+  ``logreg``) are scikit-learn models fitted in one call (``models.classical``), scored,
+  logged, registered and served like any net.
 
 The CLI, MLproject entry points, training loop, sweep and report all read this table; no code
 branches on a net's name, so adding a net is one entry. A net from outside genre-bench is one
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 from genre_models.config import TrainConfig
 from genre_models.errors import ConfigError
 from genre_models.models import plugins
-from genre_models.models.spec import INPUT_KINDS, OPTIMIZERS, InputShape, NetSpec
+from genre_models.models.spec import INPUT_KINDS, N_STATS, OPTIMIZERS, InputShape, NetSpec
 
 if TYPE_CHECKING:  # torch loads when a net is built, not when the table is read (a light CLI start)
     import torch
@@ -54,6 +57,18 @@ def _lstm(s: InputShape, head: str) -> "nn.Module":
     return LSTMNet(s.n_mfcc)
 
 
+def _classical(kind: str) -> Callable[[InputShape, str], object]:
+    def build(s: InputShape, head: str):
+        from genre_models.models.classical import GRIDS, build as build_pipeline
+
+        return build_pipeline(kind, {k: v[0] for k, v in GRIDS[kind].items()}, N_STATS, 0)  # unfitted
+
+    return build
+
+
+_STATS = "each 1 s segment's summary statistics (MFCC, chroma, spectral shape and contrast, ZCR, RMS: mean and variance)"
+
+
 def _raw_lstm(s: InputShape, head: str) -> "nn.Module":
     from genre_models.models.nets import RawLSTMNet
 
@@ -76,7 +91,7 @@ NETS: dict[str, NetSpec] = {
                 _cnn(batchnorm=True), "rmsprop", 1e-4, 50, False,
                 study={"acc_50": 0.5445, "acc_100": 0.5346}),
         NetSpec("net5", f"LSTM 512-256, FC 128-64-10 on MFCCs of 1 s segments; {_STUDY_LSTM_ES}", "mfcc",
-                _lstm, "adam", 1e-4, 200, True, scores_gan=True,
+                _lstm, "adam", 1e-4, 200, True, scores_gan=True, baseline="svm",
                 study={"acc": 0.7954, "stopped_epoch": 27}),
         NetSpec("net6", f"net5 trained on real + WaveGAN-generated segments (2,798 per genre); {_STUDY_LSTM_ES}", "mfcc",
                 _lstm, "adam", 1e-4, 200, True, uses_gan=True, baseline="net5",
@@ -85,6 +100,11 @@ NETS: dict[str, NetSpec] = {
                 f"(non-overlapping, the MFCCs' hop; the last 34 samples dropped) into the same LSTM; {_STUDY_LSTM_ES}",
                 "raw", _raw_lstm, "adam", 1e-4, 200, True, baseline="net5",
                 study={"acc_below": 0.15}),
+        NetSpec("svm", f"RBF SVM on {_STATS}, standardised on the training part; C and gamma chosen on validation; "
+                "tracks by vote", "stats", _classical("svm"), "libsvm", None, 1, False, family="classical"),
+        NetSpec("logreg", f"linear probe (logistic regression) on {_STATS}, standardised on the training part; C chosen "
+                "on validation; tracks by vote", "stats", _classical("logreg"), "lbfgs", None, 1, False,
+                family="classical"),
     )
 }
 
@@ -124,9 +144,22 @@ def count_parameters(model: "nn.Module") -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+#: What only a torch net's training loop uses: a classical baseline refuses these when given.
+LOOP_SETTINGS = ("lr", "batch_size", "patience")
+
+
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
-    """Fill every ``None`` from the net's spec, so the logged config is exactly what ran."""
+    """Fill every ``None`` from the net's spec, so the logged config is exactly what ran. A
+    classical baseline is fitted once: a learning rate, batch size, patience, more than one
+    epoch or early stopping is refused rather than silently ignored."""
     spec = get_net(cfg.net)
+    if spec.family == "classical":
+        given = [n for n in LOOP_SETTINGS if getattr(cfg, n) is not None]
+        given += ["epochs"] if cfg.epochs not in (None, 1) else []
+        given += ["early_stopping"] if cfg.early_stopping else []
+        if given:
+            raise ConfigError(f"{spec.name} is a classical baseline, fitted once with its hyper-parameters chosen on "
+                              f"validation: {', '.join(given)} do not apply to it")
     return replace(
         cfg,
         net=spec.name,  # a plugin named as package.module:factory is known by its name

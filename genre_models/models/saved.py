@@ -279,7 +279,9 @@ def _torch_net(spec: NetSpec, shape: InputShape, head: str, weights: Path, card:
 def probabilities(saved: SavedNet, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """(N, ...) inputs as the net eats them -> (N, 10) class probabilities, in batches."""
     if saved.spec.family == "classical":
-        return saved.model.predict_proba(x).astype(np.float32)
+        from genre_models.models.classical import probabilities as classical_probabilities
+
+        return classical_probabilities(saved.model, x)
     import torch
 
     out = []

@@ -17,8 +17,12 @@ INPUT_KINDS = {
     "image": "(3, S, S) float in [0, 1]: the spectrogram image",
     "mfcc": "(frames, n_mfcc) float: the MFCCs of a 1 s segment",
     "raw": "(segment_samples,) float in [-1, 1]: the 1 s segment's audio itself",
+    "stats": "(74,) float: the 1 s segment's summary statistics (MFCC, chroma, spectral shape and contrast, ZCR, "
+             "RMS; mean and variance over its frames)",
 }
 OPTIMIZERS = ("adam", "rmsprop")
+#: Summary statistics per segment (``data.features.STAT_NAMES``): 37 descriptors, mean and variance.
+N_STATS = 74
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,8 @@ class NetSpec:
     summary: str
     input_kind: str  # "image" (B, 3, S, S) or "mfcc" (B, frames, n_mfcc)
     build: Callable[[InputShape, str], "nn.Module"]  # (input shape, head) -> module
-    optimizer: str  # "adam" | "rmsprop"
-    lr: float
+    optimizer: str  # "adam" | "rmsprop" (a classical baseline: its solver, e.g. "libsvm")
+    lr: float | None  # None for a classical baseline
     epochs: int  # default (maximum, when early stopping is on)
     early_stopping: bool
     patience: int = 5
@@ -72,4 +76,6 @@ class NetSpec:
             return torch.rand(batch, 3, shape.image_size, shape.image_size)
         if self.input_kind == "raw":
             return torch.rand(batch, shape.segment_samples) * 2 - 1
+        if self.input_kind == "stats":
+            return torch.rand(batch, N_STATS)
         return torch.randn(batch, shape.frames, shape.n_mfcc)

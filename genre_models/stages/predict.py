@@ -23,7 +23,7 @@ import pandas as pd
 
 from genre_models.config import FeatureConfig
 from genre_models.data.audio import DecodedClip, decode_clip, from_pcm16, sniff_audio, to_pcm16
-from genre_models.data.features import image_of, mfcc_of
+from genre_models.data.features import image_of, mfcc_of, summary_stats
 from genre_models.data.parallel import parallel_map
 from genre_models.errors import BadAudio
 from genre_models.models.saved import SavedNet, probabilities
@@ -37,15 +37,17 @@ CHUNK_CLIPS = 64
 
 def model_inputs(clip: DecodedClip, input_kind: str, fcfg: FeatureConfig) -> np.ndarray:
     """One decoded clip -> the batch the net eats: (n_segments, frames, n_mfcc), (n_segments,
-    samples) in [-1, 1] or (1, 3, S, S) in [0, 1]. Whatever the net, a clip is scored only if
+    samples) in [-1, 1], (n_segments, 74) statistics or (1, 3, S, S) in [0, 1]. Whatever the net, a clip is scored only if
     preprocessing would have kept it: at least one segment of sound after silence removal
     (``decode_clip`` has already refused silence)."""
     if clip.segments.shape[0] == 0:
         raise BadAudio(f"clip too short: {clip.kept_samples / fcfg.sample_rate:.2f} s of sound after silence removal; "
                        f"one segment needs {fcfg.segment_seconds:g} s")
-    if input_kind in ("mfcc", "raw"):
-        if input_kind == "raw":  # as stored for training: int16, then scaled
-            return from_pcm16(to_pcm16(clip.segments))
+    if input_kind == "raw":  # as stored for training: int16, then scaled
+        return from_pcm16(to_pcm16(clip.segments))
+    if input_kind == "stats":  # (n_segments, 74), as extraction computes them
+        return summary_stats(clip.segments, fcfg)
+    if input_kind == "mfcc":
         return mfcc_of(clip.segments, fcfg)
     return image_of(clip.y, fcfg)[None].astype(np.float32) / 255.0
 

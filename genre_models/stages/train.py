@@ -10,7 +10,9 @@ another stage.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,12 +23,17 @@ from genre_models.data.splits import PARTS
 from genre_models.data.store import FeatureStore, missing_words, repeat_counts
 from genre_models.errors import ConfigError, DataError
 from genre_models.genres import GENRES, N_CLASSES
+from genre_models.models.classical import fit_classical, grid_size
+from genre_models.models.classical import n_parameters as classical_size
+from genre_models.models.classical import probabilities as classical_probabilities
 from genre_models.models.registry import InputShape, NetSpec, count_parameters, get_net, make_optimizer, resolve_config
-from genre_models.models.saved import save_net
+from genre_models.models.saved import save_net, shape_of
 from genre_models.tracking.models import WEIGHTS_DIR
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features, segment_audio_array
-from genre_models.training.evaluate import PREDICTIONS_FILE, absent_genres, evaluate, track_predictions, write_eval_artifacts
+from genre_models.training.evaluate import (
+    PREDICTIONS_FILE, absent_genres, evaluate, floors, track_predictions, write_eval_artifacts,
+)
 from genre_models.training.generation import Augmentation
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.training.loop import History, Part, fit, make_batches, part_bytes, predict_proba, split_parts
@@ -46,7 +53,9 @@ class TrainResult:
 
 
 def run_name(cfg: TrainConfig) -> str:
-    return f"{cfg.net}-e{cfg.epochs}-{cfg.split_config.label}-s{cfg.seed}"
+    """``net2-e100-track-s0``; a classical baseline, fitted once, has no epochs: ``svm-track-s0``."""
+    epochs = "" if get_net(cfg.net).family == "classical" else f"-e{cfg.epochs}"
+    return f"{cfg.net}{epochs}-{cfg.split_config.label}-s{cfg.seed}"
 
 
 @dataclass
@@ -109,15 +118,16 @@ def describe(cfg: TrainConfig, spec: NetSpec, store: FeatureStore, counts: dict)
     """The run's description (MLflow's note), one sentence a reader of the runs table can trust."""
     budget = (f"early stopping on val_loss (patience {cfg.patience}, at most {cfg.epochs} epochs)" if cfg.early_stopping
               else f"{cfg.epochs} epochs")
+    how = (f"fitted once with {spec.optimizer}, its hyper-parameters chosen on validation" if spec.family == "classical"
+           else f"trained with {spec.optimizer} lr {cfg.lr:g}, {budget}")
     gen = f" plus {counts['n_generated']:,} WaveGAN-generated segments" if "n_generated" in counts else ""
-    return (f"{cfg.net} ({spec.summary.split(';')[0]}) trained with {spec.optimizer} lr {cfg.lr:g}, {budget}, on "
+    return (f"{cfg.net} ({spec.summary.split(';')[0]}) {how}, on "
             f"{cfg.split_config.words} of {dataset_words(store)}: {counts.get('n_train_real', counts['n_train']):,} training "
             f"{spec.input_kind} samples{gen}; "
             f"tested once on {counts['n_test_tracks']} tracks ({counts['n_test']:,} samples).")
 
 
-def _record_start(cfg: TrainConfig, spec: NetSpec, data: _Data, model: nn.Module, device: torch.device,
-                  logger: RunLogger) -> dict:
+def _record_start(cfg: TrainConfig, spec: NetSpec, data: _Data, device: torch.device, logger: RunLogger) -> dict:
     """Tags (one per fact, and the run's description), the resolved config with the counts as
     parameters, and the dataset input; returns the tags."""
     logged_cfg = flat_params(cfg)
@@ -125,32 +135,31 @@ def _record_start(cfg: TrainConfig, spec: NetSpec, data: _Data, model: nn.Module
         logged_cfg = {k: v for k, v in logged_cfg.items() if not (k.startswith("gan.") or k == "gan_run_id")}
     store = data.store
     tags = {**base_tags(store), "net": cfg.net, **cfg.split_config.tags, "stage": "train",
-            "input_kind": spec.input_kind, "net_origin": spec.origin,
+            "input_kind": spec.input_kind, "net_origin": spec.origin, "net_family": spec.family,
             **({"net_baseline": spec.baseline} if spec.baseline else {}), "image_sources": ",".join(sorted(set(store.tracks.image_source) - {""})),
             "mlflow.note.content": describe(cfg, spec, store, data.counts), **data.tags}
     logger.set_tags(tags)
     logger.log_params({**logged_cfg, "resolved_device": str(device), "optimizer": spec.optimizer,
-                       "n_parameters": count_parameters(model), "cache_key": data.cache_key, **data.counts,
-                       **repeat_counts(store)})
+                       "cache_key": data.cache_key, **data.counts, **repeat_counts(store)})
     logger.log_dataset(store, cfg.split_config, context="train")
     return tags
 
 
-def _score(model: nn.Module, loaders: dict, data: _Data, device: torch.device, precision: str) -> tuple[dict, dict]:
+def _score(predict: Callable[[str], tuple[np.ndarray, float]], data: _Data) -> tuple[dict, dict]:
     """Test (touched here, once, after training) and validation track-level scores; plus the
-    test predictions for the confusion matrix and report."""
+    test predictions for the confusion matrix and report. ``predict(part)``: (probabilities, loss)."""
     from sklearn.metrics import confusion_matrix
 
     track_labels = data.store.tracks.label.to_numpy()
     test, val = data.parts["test"], data.parts["val"]
-    probs, test_loss = predict_proba(model, loaders["test"], device, precision)
+    probs, test_loss = predict("test")
     ev = evaluate(probs, test.y.numpy(), test.track, track_labels, test_loss)  # never empty: ``_data`` checks
-    val_probs, val_loss = predict_proba(model, loaders["val"], device, precision)
+    val_probs, val_loss = predict("val")
     val_ev = evaluate(val_probs, val.y.numpy(), val.track, track_labels, val_loss)
     y_pred = probs.argmax(1)
     confusion = confusion_matrix(test.y.numpy(), y_pred, labels=list(range(N_CLASSES)))
     scores = {**{f"test_{k}": v for k, v in ev.items() if not k.startswith("n_")},
-              "val_track_accuracy": val_ev["track_accuracy"]}
+              "val_track_accuracy": val_ev["track_accuracy"], **floors(data.parts)}
     tracks = track_predictions(probs, test.track, list(data.store.tracks.track_id), track_labels)
     return scores, {"y_true": test.y.numpy(), "y_pred": y_pred, "confusion": confusion, "tracks": tracks}
 
@@ -168,7 +177,6 @@ def _record_end(cfg: TrainConfig, spec: NetSpec, shape: InputShape, model: nn.Mo
     written = logger.log_artifacts(write)
     model_id = None
     if cfg.log_model:
-        model = model.to("cpu").eval()
         model_id = logger.log_model(model, name="model", example=spec.input_example(shape, batch=2),
                                     metadata=net_metadata(spec, cfg), step=weights_epoch(cfg, hist))
     final = {k: v for k, v in metrics.items() if k not in data.counts}
@@ -186,6 +194,84 @@ def weights_epoch(cfg: TrainConfig, hist: History) -> int:
     return hist.best_epoch if cfg.early_stopping and hist.best_epoch else hist.stopped_epoch
 
 
+@dataclass
+class _Fit:
+    """How one net is trained: prepared before its run opens (so a bad device fails first),
+    trained inside it by ``run``, then scored by ``predict(part)`` -> (probabilities, loss)."""
+
+    trained: Callable[[], object]  # the model, once ``run`` has trained it
+    device: torch.device
+    params: dict  # logged when the run opens
+    run: Callable[[RunLogger], History]
+    predict: Callable[[str], tuple[np.ndarray, float]]
+    size: Callable[[], int]  # parameters, once trained
+
+
+def _torch_fit(cfg: TrainConfig, spec: NetSpec, data: _Data, shape: InputShape, why: str) -> _Fit:
+    """A torch net: built from its spec, trained by the one loop (``training.loop.fit``)."""
+    device = resolve_device(cfg.device)
+    model = spec.build(shape, cfg.head)
+    if hasattr(model, "fit_input_stats"):
+        model.fit_input_stats(data.parts["train"].x)
+    model.to(device)
+    optimizer = make_optimizer(spec, model.parameters(), cfg.lr)
+    prepare_device(device)
+    resident = resident_fits(part_bytes(data.parts), device)
+    loaders = make_batches(data.parts, cfg.batch_size, cfg.seed, cfg.num_workers, device, resident)
+
+    def run(logger: RunLogger) -> History:
+        log.info("training %s (%s parameters) on %d %s samples, device %s%s", cfg.net, f"{count_parameters(model):,}",
+                 len(data.parts["train"]), spec.input_kind, device, " (split resident on it)" if resident else "")
+        return fit(model, optimizer, loaders["train"], loaders["val"], epochs=cfg.epochs, device=device,
+                   precision=cfg.precision, early_stopping=cfg.early_stopping, patience=cfg.patience,
+                   min_delta=cfg.min_delta, logger=logger)
+
+    return _Fit(lambda: model, device, {"resident_data": str(resident).lower(), "precision_choice": why}, run,
+                lambda part: predict_proba(model, loaders[part], device, cfg.precision), lambda: count_parameters(model))
+
+
+def _classical_fit(cfg: TrainConfig, spec: NetSpec, data: _Data, shape: InputShape, why: str) -> _Fit:
+    """A classical baseline (``models.classical``): fitted in one call on the CPU, its
+    hyper-parameters chosen on validation; its one "epoch" is that fit."""
+    state: dict = {}  # "fitted": the Fitted, once run
+    xs = {name: part.x.numpy() for name, part in data.parts.items()}
+    ys = {name: part.y.numpy() for name, part in data.parts.items()}
+
+    def run(logger: RunLogger) -> History:
+        t0 = time.perf_counter()
+        log.info("fitting %s on %d %s samples (%d hyper-parameter settings, chosen on validation)", cfg.net,
+                 len(ys["train"]), spec.input_kind, grid_size(spec.name))
+        fitted = state["fitted"] = fit_classical(spec.name, xs["train"], ys["train"], xs["val"], ys["val"], cfg.seed,
+                                                 data.parts["train"].track, data.parts["val"].track)
+        hist = History(best_epoch=1, stopped_epoch=1, train_seconds=time.perf_counter() - t0,
+                       samples_seen=fitted.samples * len(fitted.tried))
+        hist.epochs.append({**_part_metrics(fitted.model, xs["train"], ys["train"], "train"),
+                            **_part_metrics(fitted.model, xs["val"], ys["val"], "val")})
+        logger.log_metrics(hist.epochs[0], step=1)
+        logger.log_params({**{f"chosen.{k}": v for k, v in fitted.chosen.items()}, "fit_samples": fitted.samples})
+        return hist
+
+    def predict(part: str) -> tuple[np.ndarray, float]:
+        probs = classical_probabilities(state["fitted"].model, xs[part])
+        return probs, _log_loss(probs, ys[part])
+
+    return _Fit(lambda: state["fitted"].model, torch.device("cpu"),
+                {"precision_choice": "classical baseline: scikit-learn, on the CPU"}, run, predict,
+                lambda: classical_size(state["fitted"].model))
+
+
+def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)).mean()) if len(y) else 0.0
+
+
+def _part_metrics(model, x: np.ndarray, y: np.ndarray, part: str) -> dict:
+    probs = classical_probabilities(model, x)
+    return {f"{part}_loss": _log_loss(probs, y), f"{part}_accuracy": float((probs.argmax(1) == y).mean()) if len(y) else 0.0}
+
+
+_FITTERS = {"torch": _torch_fit, "classical": _classical_fit}
+
+
 def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Augmentation | None = None) -> TrainResult:
     """Train one net end to end. ``augmentation``: the generated set a ``uses_gan`` net adds to
     its training part (validation and test stay real)."""
@@ -195,31 +281,20 @@ def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Au
         cfg = replace(cfg, gan=augmentation.gan)  # the settings of the GAN actually used, for the logged config
     data = _data(cfg, spec, augmentation)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    precision, why = resolve_precision(cfg.precision, device)
+    precision, why = resolve_precision(cfg.precision, resolve_device(cfg.device))
     cfg = replace(cfg, precision=precision)  # what ran is what is logged; ``precision_choice`` says why
-    shape = InputShape(cfg.features.image_size, cfg.features.frames_per_segment, cfg.features.n_mfcc,
-                       cfg.features.segment_samples)
-    model = spec.build(shape, cfg.head)
-    if hasattr(model, "fit_input_stats"):
-        model.fit_input_stats(data.parts["train"].x)
-    model.to(device)
-    optimizer = make_optimizer(spec, model.parameters(), cfg.lr)
-    prepare_device(device)
-    resident = resident_fits(part_bytes(data.parts), device)
-    loaders = make_batches(data.parts, cfg.batch_size, cfg.seed, cfg.num_workers, device, resident)
+    shape = shape_of(cfg.features)
+    trainer = _FITTERS[spec.family](cfg, spec, data, shape, why)
     with logger.start(run_name(cfg)):
-        tags = _record_start(cfg, spec, data, model, device, logger)
-        logger.log_params({"resident_data": str(resident).lower(), "precision_choice": why})
-        log.info("training %s (%s parameters) on %d %s samples, device %s%s", cfg.net, f"{count_parameters(model):,}",
-                 len(data.parts["train"]), spec.input_kind, device, " (split resident on it)" if resident else "")
-        hist = fit(model, optimizer, loaders["train"], loaders["val"], epochs=cfg.epochs, device=device,
-                   precision=cfg.precision, early_stopping=cfg.early_stopping, patience=cfg.patience,
-                   min_delta=cfg.min_delta, logger=logger)
-        scores, pred = _score(model, loaders, data, device, cfg.precision)
+        tags = _record_start(cfg, spec, data, trainer.device, logger)
+        logger.log_params(trainer.params)
+        hist = trainer.run(logger)
+        logger.log_params({"n_parameters": trainer.size()})
+        scores, pred = _score(trainer.predict, data)
         metrics = {**data.counts, **scores, "best_epoch": hist.best_epoch, "stopped_epoch": hist.stopped_epoch,
                    "train_time_s": hist.train_seconds,
                    "samples_per_sec": hist.samples_seen / max(hist.train_seconds, 1e-9)}
+        model = trainer.trained()
         _record_end(cfg, spec, shape, model, hist, metrics, data, pred, logger)
         run_id = logger.run_id
     log.info("%s: test_accuracy %.4f, test_track_accuracy %.4f (best epoch %d, stopped %d)", cfg.net,

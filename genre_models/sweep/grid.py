@@ -9,7 +9,8 @@
 * **Order.** Per split, seed and fold: the registry's GAN scorer net (net5), then the GAN (whose
   quality figure reuses the scorer's run; the longest point, so it starts early), then the nets
   that use it (net6), then the other early-stopping nets (net5-raw, plugins), then the
-  fixed-epoch nets. A point waits for the points it needs (``dependencies``).
+  fixed-epoch nets, then the classical baselines (one point each: they are fitted once). A
+  point waits for the points it needs (``dependencies``).
 """
 
 from __future__ import annotations
@@ -175,9 +176,11 @@ def build_grid(cfg: SweepConfig) -> list[GridPoint]:
             add("train", net, cap(spec.max_epochs))
         for net in (n for n in stopping if not (get_net(n).uses_gan or get_net(n).scores_gan)):
             add("train", net, cap(spec.max_epochs))
-        for net in (n for n in cfg.nets if not get_net(n).early_stopping):
+        for net in (n for n in cfg.nets if not get_net(n).early_stopping and get_net(n).family == "torch"):
             for e in sorted({cap(e) for e in spec.fixed_epochs}):
                 add("train", net, e)
+        for net in (n for n in cfg.nets if get_net(n).family == "classical"):
+            add("train", net, None)  # fitted once
     return points
 
 
@@ -212,8 +215,9 @@ def point_config(p: GridPoint, cfg: SweepConfig) -> TrainConfig | GanConfig:
                          log_every=max(1, min(50, spec.gan.steps // 10)), preview_every=max(1, min(500, spec.gan.steps // 2)),
                          checkpoint_every=max(1, min(250, spec.gan.steps // 4)))
     net = get_net(p.net)
+    fixed_epochs = not net.early_stopping and net.family == "torch"
     return TrainConfig(net=p.net, data_dir=cfg.data_dir, epochs=p.epochs, early_stopping=net.early_stopping,
-                       batch_size=None if net.early_stopping else spec.fixed_batch_size, seed=p.seed, split=p.split,
+                       batch_size=spec.fixed_batch_size if fixed_epochs else None, seed=p.seed, split=p.split,
                        fold=p.fold, folds=p.folds, device=cfg.device,
                        precision=cfg.precision, features=features, cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs,
                        log_model=spec.log_model, gan=spec.gan)
@@ -256,6 +260,8 @@ def _parameters(net: str, grid: str) -> int:
     from genre_models.training.gan_loop import build_units
 
     spec = get_grid(grid)
+    if net != "gan" and get_net(net).family == "classical":
+        return 0  # a few arrays: the 1.5 GiB allowance covers it
     with torch.device("meta"):
         if net == "gan":
             modules = [m for u in build_units(spec.gan, torch.device("meta")) for m in (u.G, u.D)]

@@ -19,7 +19,7 @@ from genre_models.errors import TrackingError, interrupt_signal
 from genre_models.data.store import FeatureStore
 from genre_models.tracking.claims import end_if_owner_gone, hold, owner_tags, release
 from genre_models.tracking.queries import runs_with
-from genre_models.tracking.models import log_torch_model
+from genre_models.tracking.models import log_any_model
 from genre_models.tracking.records import artifact_dir, log_dataset_input, log_params_safely, mlflow_dataset, verify_record
 from genre_models.tracking.retry import store_client, store_retry
 from genre_models.util import log
@@ -165,7 +165,7 @@ class MlflowLogger:
         store_retry(log_dataset_input, store, split, context)
 
     def log_model(self, model, *, name: str, example, metadata: dict, step: int = 0) -> str | None:
-        return store_retry(log_torch_model, model, name=name, example=example, metadata=metadata, step=step)
+        return store_retry(log_any_model, model, name=name, example=example, metadata=metadata, step=step)
 
     def log_evaluation(self, metrics: dict, *, store: FeatureStore, split: SplitConfig,
                        model_id: str | None = None) -> None:

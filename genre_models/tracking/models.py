@@ -80,6 +80,36 @@ def download(run_id: str, artifact_path: str, dst_path: str | None = None) -> st
     return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=dst_path)
 
 
+def log_any_model(model, *, name: str, example, metadata: dict, run_id: str | None = None, step: int = 0) -> str:
+    """Log a trained net as an MLflow model: a torch module in pt2, a classical baseline's
+    scikit-learn pipeline in skops format (never pickle). Its model id."""
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        return log_torch_model(model.to("cpu").eval(), name=name, example=example, metadata=metadata, run_id=run_id,
+                               step=step)
+    return log_sklearn_model(model, name=name, example=example, metadata=metadata, run_id=run_id, step=step)
+
+
+def log_sklearn_model(model, *, name: str, example, metadata: dict, run_id: str | None = None, step: int = 0) -> str:
+    """A classical baseline's pipeline as an MLflow model in skops format, with signature and
+    input example (for the UI and ``mlflow models serve``); its model id."""
+    import warnings
+
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    x = example.numpy() if hasattr(example, "numpy") else example
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.sklearn.log_model(model, name=name, serialization_format="skops", input_example=x,
+                                        signature=infer_signature(x, model.decision_function(x)), metadata=metadata,
+                                        run_id=run_id, step=step, pip_requirements=[f"scikit-learn=={sklearn.__version__}",
+                                                                                   "skops"])
+    return info.model_id
+
+
 def log_torch_model(model, *, name: str, example, metadata: dict, run_id: str | None = None, step: int = 0) -> str:
     """Log a torch model in MLflow's default pt2 (torch.export) format, with signature and input
     example, to the active run or to ``run_id`` (a finished run too); the metadata rides along so
@@ -104,8 +134,8 @@ def log_torch_model(model, *, name: str, example, metadata: dict, run_id: str | 
 def log_saved_model(saved: SavedNet, *, run_id: str | None = None) -> str:
     """Log the MLflow model of a net read back from its weights (for the UI, serving and the
     Model Registry) into ``run_id``; its model id."""
-    return log_torch_model(saved.model, name="model", example=saved.example(), metadata=saved.metadata,
-                           run_id=run_id, step=saved.epoch)
+    return log_any_model(saved.model, name="model", example=saved.example(), metadata=saved.metadata,
+                         run_id=run_id, step=saved.epoch)
 
 
 def link_metrics(run_id: str, model_id: str, metrics: dict, dataset: str | None = None) -> None:

@@ -53,3 +53,63 @@ def experiment_runs(experiment: str):
 def metric_steps(run_id: str, key: str) -> list[tuple[int, float]]:
     """A metric's history as (step, value), in step order."""
     return [(m.step, m.value) for m in sorted(store_client().get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+#: The largest artifact file the report reads (its CSVs are kilobytes): anything bigger, or not a
+#: plain file (a planted link to a device), is left out rather than read.
+MAX_ARTIFACT_BYTES = 64 << 20
+
+
+def _local_root(artifact_uri: str) -> str | None:
+    """The folder of a run's artifacts when it is on this machine's file system, else None."""
+    if artifact_uri.startswith("file://"):
+        return artifact_uri[len("file://"):]
+    return artifact_uri if "://" not in artifact_uri and ":" not in artifact_uri.split("/", 1)[0] else None
+
+
+def _parse_file(target: str, parse):
+    import os
+    import stat
+
+    st = os.stat(target)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ARTIFACT_BYTES:
+        raise ValueError(f"{target}: not a plain file of at most {MAX_ARTIFACT_BYTES} bytes")
+    return parse(target)
+
+
+def _read_one(artifact_uri: str, path: str, parse):
+    import os
+    import tempfile
+
+    root = _local_root(artifact_uri)
+    if root is not None:
+        return _parse_file(os.path.join(root, path), parse)
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="genre-bench-read-") as tmp:  # a server's or a bucket's: downloaded
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{artifact_uri.rstrip('/')}/{path}", dst_path=tmp)
+        return _parse_file(local, parse)
+
+
+def read_artifacts(runs: list[tuple[str, str]], path: str, parse, jobs: int = 8) -> dict:
+    """``parse(local file)`` of artifact ``path`` of each (run id, artifact URI): straight from
+    the file where the artifacts are on this machine (parsing is the cost there, and threads
+    would only contend for the interpreter), else downloaded in ``jobs`` threads (a server's or
+    a bucket's: waiting is the cost). A run whose file is missing, not a plain file, or does not
+    parse is left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item):
+        rid, uri = item
+        try:
+            return rid, _read_one(uri, path, parse)
+        except Exception:  # lost by the artifact store, or damaged: the other runs still count
+            return rid, None
+
+    local = [r for r in runs if _local_root(r[1]) is not None]
+    remote = [r for r in runs if _local_root(r[1]) is None]
+    found = dict(map(one, local))
+    if remote:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            found.update(pool.map(one, remote))
+    return {rid: value for rid, value in found.items() if value is not None}

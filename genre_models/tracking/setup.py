@@ -134,6 +134,18 @@ def use_store(tracking_uri: str | None) -> None:
         mlflow.set_tracking_uri(tracking_uri)
 
 
+def use_experiment(name: str) -> str | None:
+    """Make the existing experiment ``name`` the active one (a report's run goes there); its id,
+    or None when the store has no such experiment (nothing is created)."""
+    import mlflow
+
+    exp = store_retry(mlflow.get_experiment_by_name, name)
+    if exp is None:
+        return None
+    store_retry(mlflow.set_experiment, experiment_id=exp.experiment_id)
+    return exp.experiment_id
+
+
 def experiment_id(name: str) -> str:
     """The id of the experiment named ``name`` (which ``setup_tracking`` made exist)."""
     import mlflow

@@ -49,15 +49,11 @@ def split_parts(store: FeatureStore, input_kind: str, split: SplitConfig, audio:
     ``audio``: the store's segment audio (n_segments, samples) int16, which the ``raw`` kind needs."""
     tracks = store.tracks
     labels = tracks.label.to_numpy().astype(np.int64)
-    if input_kind == "image":
-        data, sample_track = store.images, store.img_track
-    elif input_kind == "raw":
-        if audio is None or audio.shape[0] != store.mfcc.shape[0]:
-            raise DataError(f"{store.path}: the raw input kind needs the store's segment audio, one row per segment")
-        data, sample_track = audio, store.seg_track
-    else:
-        data, sample_track = store.mfcc, store.seg_track
-    parts = store.parts("image" if input_kind == "image" else "mfcc", split)  # raw: the MFCCs' segments
+    if input_kind == "raw" and (audio is None or audio.shape[0] != store.mfcc.shape[0]):
+        raise DataError(f"{store.path}: the raw input kind needs the store's segment audio, one row per segment")
+    data = {"image": store.images, "raw": audio, "stats": store.stats}.get(input_kind, store.mfcc)
+    sample_track = store.sample_tracks(input_kind)
+    parts = store.parts(input_kind, split)  # raw: the MFCCs' segments
     out = {}
     for p, name in enumerate(PARTS):
         idx = np.flatnonzero(parts == p)

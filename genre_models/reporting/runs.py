@@ -1,0 +1,150 @@
+"""The report's runs table, pure: which training runs count, and what the tables need of each.
+
+``select_runs`` takes MLflow's runs DataFrame of one experiment (``tags.*``, ``params.*``,
+``metrics.*`` columns) and keeps the FINISHED ``train`` runs of one dataset (the newest run's).
+**One rule for repeats:** where a model ran more than once for one draw (a sweep re-run with
+``--fresh``, or two grids in one experiment: net5 at 6 and at 50 epochs is the same model),
+the newest run counts, in the tables and in the tests alike, and the header says how many were
+left out. A *model* is a net at an epoch budget (``net2 50 ep``), an early-stopping net
+(``net5``) or a classical baseline (``svm``); a *draw* is a (seed, fold) pair.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from genre_models.config import SPLIT_SPECS
+from genre_models.errors import GenreBenchError
+from genre_models.models.registry import NETS
+from genre_models.reporting.stats import Cell, summarize
+
+#: The unit a model's ``test_accuracy`` counts, by its input kind.
+UNITS = {"image": "images", "mfcc": "segments", "raw": "segments", "stats": "segments"}
+
+
+class ReportError(GenreBenchError):
+    """Nothing trustworthy to report (no experiment, no finished runs)."""
+
+
+def col(df: pd.DataFrame, name: str, default=None) -> pd.Series:
+    return df[name] if name in df else pd.Series(default, index=df.index)
+
+
+def metric(runs: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(col(runs, f"metrics.{name}"), errors="coerce")
+
+
+def count(runs: pd.DataFrame, name: str, older: str | None = None) -> pd.Series:
+    """A count logged as a parameter (``params.<name>``), or as the metric ``older`` by earlier versions."""
+    found = pd.to_numeric(col(runs, f"params.{name}"), errors="coerce")
+    return found.fillna(metric(runs, older)) if older else found
+
+
+def model_name(net: str, epochs, fixed_epochs: bool) -> str:
+    """What the report calls a model: a fixed-epoch net with its budget (``net2 50 ep``), any
+    other net (early stopping, or a classical baseline fitted once) by its name."""
+    return f"{net} {int(epochs)} ep" if fixed_epochs else net
+
+
+def _net_columns(train: pd.DataFrame) -> None:
+    """What the tables need of each run's net, from the registry for built-in nets and from the
+    run itself for a plugin's (whose package the report's process may not have)."""
+    es = col(train, "params.resolved.early_stopping").fillna(col(train, "params.early_stopping"))
+    train["early_stopping"] = [NETS[n].early_stopping if n in NETS else str(v) == "True" for n, v in zip(train.net, es)]
+    train["input_kind"] = [NETS[n].input_kind if n in NETS else k for n, k in zip(train.net, col(train, "tags.input_kind", "mfcc"))]
+    train["origin"] = [NETS[n].origin if n in NETS else o for n, o in zip(train.net, col(train, "tags.net_origin", "plugin"))]
+    train["baseline"] = [NETS[n].baseline if n in NETS else b for n, b in zip(train.net, col(train, "tags.net_baseline"))]
+    train["family"] = [NETS[n].family if n in NETS else (f if isinstance(f, str) else "torch")
+                       for n, f in zip(train.net, col(train, "tags.net_family"))]
+    train["fixed_epochs"] = ~train.early_stopping.astype(bool) & (train.family == "torch")
+    train["unit"] = [UNITS.get(k, "segments") for k in train.input_kind]
+
+
+def _ratios(train: pd.DataFrame) -> pd.Series:
+    """Each run's n_test / n_train for Nadeau & Bengio's correction, from the *real* training
+    part: by tracks where the split assigns tracks, else by samples (net6's generated ones out)."""
+    by_tracks = count(train, "n_test_tracks", "test_n_tracks") / count(train, "n_train_tracks")
+    real = count(train, "n_train_real").fillna(train.n_train)
+    by_samples = train.n_test / real
+    honest = train.split.map(lambda s: SPLIT_SPECS[s].honest if s in SPLIT_SPECS else False).astype(bool)
+    return by_tracks.where(honest & by_tracks.notna(), by_samples)
+
+
+def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """FINISHED train runs of one dataset, one per model and draw (the newest); plus what was
+    left out and why."""
+    notes: dict = {}
+    every = df[col(df, "tags.stage") == "train"].copy()
+    train = every[every.status == "FINISHED"]
+    if train.empty:
+        total = ", ".join(f"{n} {s}" for s, n in every.status.value_counts().items()) or "none at all"
+        raise ReportError(f"no FINISHED training runs in this experiment (training runs: {total}); nothing to report")
+    newest = train.sort_values("start_time").iloc[-1]
+    dataset = newest["tags.dataset"]
+    unfinished = every[(every.status != "FINISHED") & (col(every, "tags.dataset") == dataset)]
+    notes["unfinished"] = unfinished.status.value_counts().to_dict()
+    notes["other_datasets"] = train[train["tags.dataset"] != dataset]["tags.dataset"].value_counts().to_dict()
+    train = train[(train["tags.dataset"] == dataset) & col(train, "tags.split").isin(list(SPLIT_SPECS))].copy()
+    epochs = col(train, "params.resolved.epochs").fillna(col(train, "params.epochs"))
+    train["epochs"] = pd.to_numeric(epochs, errors="coerce").astype("Int64")
+    train["seed"] = pd.to_numeric(train["tags.seed"]).astype(int)
+    train["fold"] = pd.to_numeric(col(train, "tags.fold"), errors="coerce").fillna(-1).astype(int)  # -1: no folds
+    train["net"], train["split"] = train["tags.net"], train["tags.split"]
+    _net_columns(train)
+    train["model"] = [model_name(n, e, f) for n, e, f in zip(train.net, train.epochs, train.fixed_epochs)]
+    train["n_test"] = count(train, "n_test", "n_test")
+    train["n_train"] = count(train, "n_train", "n_train")
+    train["n_test_tracks"] = count(train, "n_test_tracks", "test_n_tracks")
+    train["ratio"] = _ratios(train)
+    before = len(train)
+    train = train.sort_values("start_time").groupby(["model", "split", "seed", "fold"], as_index=False, dropna=False).last()
+    notes["duplicates"] = before - len(train)
+    notes["dataset"] = dataset
+    notes["synthetic"] = newest.get("tags.dataset_synthetic", "") == "true"
+    return train, notes
+
+
+def ordered(nets) -> list[str]:
+    """The registry's order, then other nets (plugins) by name."""
+    nets = set(nets)
+    return [n for n in NETS if n in nets] + sorted(nets - set(NETS))
+
+
+def nets_on(runs: pd.DataFrame, split: str) -> list[str]:
+    return ordered(runs[runs.split == split].net)
+
+
+def budgets(r: pd.DataFrame) -> list[int]:
+    return sorted(int(e) for e in r.epochs.dropna().unique())
+
+
+def longest_budget(r: pd.DataFrame) -> pd.DataFrame:
+    """A fixed-epoch net's runs at its longest epoch setting; any other net's, all."""
+    return r if r.empty or not r.fixed_epochs.iloc[0] else r[r.epochs == r.epochs.max()]
+
+
+def models_of(runs: pd.DataFrame, split: str) -> list[str]:
+    """The split's models in table order: each net, a fixed-epoch net once per budget."""
+    sub = runs[runs.split == split]
+    out = []
+    for net in nets_on(runs, split):
+        r = sub[sub.net == net]
+        out += [model_name(net, e, True) for e in budgets(r)] if r.fixed_epochs.iloc[0] else [net]
+    return out
+
+
+def model_of(sub: pd.DataFrame, net: str) -> str | None:
+    """A net's model in a comparison: a fixed-epoch net at its longest budget, any other net
+    itself; None where the net has no runs."""
+    r = sub[sub.net == net]
+    if r.empty:
+        return None
+    return model_name(net, budgets(r)[-1], True) if r.fixed_epochs.iloc[0] else net
+
+
+def summary(r: pd.DataFrame, name: str, bounds: tuple[float, float] = (0.0, 1.0)) -> Cell:
+    """A metric of one split's runs over their draws, the interval corrected where the split
+    resamples (``reporting.stats``) by the runs' own n_test / n_train."""
+    resampled = not r.empty and SPLIT_SPECS[r.split.iloc[0]].resampled
+    ratio = float(pd.to_numeric(r.ratio, errors="coerce").dropna().mean()) if resampled and len(r) else 0.0
+    return summarize(metric(r, name), bounds, ratio if ratio == ratio else 0.0)
