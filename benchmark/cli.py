@@ -507,11 +507,16 @@ def _csv(choices):
 @system_metrics_option(default_of(SweepConfig, "system_metrics"))
 @click.option("--register/--no-register", default=default_of(SweepConfig, "register"),
               help="Register the best run per net and split (chosen on validation) as models:/genre-bench-<net>@<split>.")
+@click.option("--max-hours", type=click.FloatRange(min=0, min_open=True), default=None, show_default=False,
+              help="Stop before running anything when the projected wall time is longer.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (points, dependencies, what the store holds) and its "
+                                              "projected wall time here, then exit: nothing is run or created.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan and projection as JSON.")
 @tracking_options
 @_one_line_errors
 def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
-          executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, system_metrics, register,
-          tracking_uri, experiment):
+          executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, system_metrics, register, max_hours,
+          dry_run, as_json, tracking_uri, experiment):
     """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
 
     Re-running the same command skips grid points that already have a FINISHED run."""
@@ -520,12 +525,18 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, de
     from genre_models.sweep.grid import get_grid
 
     grid = grid or ("demo" if demo else default_of(SweepConfig, "grid"))
-    if demo and ensure_demo_data(data_dir):
+    if as_json and not dry_run:
+        raise CliError("--json goes with --dry-run")
+    if demo and not dry_run and ensure_demo_data(data_dir):
         click.echo(f"wrote the synthetic demo data to {data_dir}")
     cfg = SweepConfig(data_dir=data_dir, grid=grid, nets=nets, seeds=seeds, splits=splits, folds=folds, max_epochs=max_epochs, jobs=jobs,
                       device=device, precision=precision, cache_dir=cache_dir, preprocess_jobs=preprocess_jobs,
                       executor=executor, ray_address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-                      retries=retries, data_access=data_access, system_metrics=system_metrics, register=register)
+                      retries=retries, data_access=data_access, system_metrics=system_metrics, register=register,
+                      max_hours=max_hours)
+    if dry_run:
+        _dry_run(cfg, tracking_uri, experiment, as_json, demo)
+        return
     click.echo(f"grid {grid}: {get_grid(grid).description}")
     tty = sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -551,6 +562,17 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, de
         click.echo(f"report: {rep.path} (and {rep.html}); its run {rep.run_id}")
     if res.failed:
         raise SystemExit(1)
+
+
+def _dry_run(cfg, tracking_uri, experiment, as_json: bool, demo: bool) -> None:
+    from genre_models.sweep.plan import dry_run
+    from genre_models.tracking.setup import experiment_name
+
+    if demo and not os.path.isdir(cfg.data_dir):  # the demo data is written on the first real run
+        raise CliError(f"{cfg.data_dir}: no demo data yet; `benchmark synth --out {cfg.data_dir}` writes it "
+                       "(or run the sweep, which does)")
+    plan = dry_run(cfg, tracking_uri, experiment_name(experiment))
+    click.echo(json.dumps(plan.as_dict(), indent=2, default=str) if as_json else "\n".join(plan.lines()))
 
 
 @main.command()
@@ -612,8 +634,12 @@ def nets_cmd():
     from genre_models.models.plugins import installed
 
     def line(spec) -> str:
-        es = f"early stopping (patience {spec.patience}, max {spec.epochs})" if spec.early_stopping else f"{spec.epochs} epochs"
-        return f"{spec.name}  {spec.input_kind:<5}  {spec.optimizer} lr={spec.lr:g}  {es}  [{spec.origin}]  -- {spec.summary}"
+        if spec.family == "classical":
+            how = f"{spec.optimizer}, fitted once, hyper-parameters chosen on validation"
+        else:
+            es = f"early stopping (patience {spec.patience}, max {spec.epochs})" if spec.early_stopping else f"{spec.epochs} epochs"
+            how = f"{spec.optimizer} lr={spec.lr:g}  {es}"
+        return f"{spec.name}  {spec.input_kind:<5}  {how}  [{spec.origin}]  -- {spec.summary}"
 
     for spec in NETS.values():
         click.echo(line(spec))
@@ -670,9 +696,10 @@ def perf_train(**kw):
 @click.option("--data-dir", default=None, type=click.Path(), help="Data to size the projection and time preprocessing on "
                                                                   "[default: GTZAN's size, generated clips].")
 @click.option("--track/--no-track", "record", default=True, help="Log the projection as an MLflow run (stage=perf).")
+@click.option("--json", "as_json", is_flag=True, help="Print every rate and projection as JSON instead of the table.")
 @tracking_options
 @_one_line_errors
-def perf_study(record, tracking_uri, experiment, **kw):
+def perf_study(record, as_json, tracking_uri, experiment, **kw):
     """Every stage of a grid measured at its full size on this device, and the grid's projected wall time under --jobs."""
     from benchmark.perf.study import bench_study
 
@@ -682,7 +709,27 @@ def perf_study(record, tracking_uri, experiment, **kw):
 
         setup_tracking(tracking_uri, experiment)
         logger = _logger()
-    click.echo(json.dumps(bench_study(logger=logger, **kw), indent=2))
+    out = bench_study(logger=logger, **kw)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"{out['grid']} grid on {out['device']} ({out['precision']}, {out['threads']} threads), {out['data']}:")
+    click.echo("\n".join(out["table"]))
+    if out.get("run_id"):
+        click.echo(f"MLflow run {out['run_id']} (projection.json: every rate; --json prints it)")
+
+
+@perf.command("predict")
+@click.option("--net", default="net5", callback=_net, help=NET_HELP)
+@click.option("--clips", type=click.IntRange(min=2), default=100, help="Clips in the folder.")
+@click.option("--seconds", type=click.FloatRange(min=1), default=30.0, help="Length of each generated clip.")
+@click.option("--repeats", type=click.IntRange(min=1), default=2, help="Turns; each figure is the median.")
+@_one_line_errors
+def perf_predict(**kw):
+    """`benchmark predict` on one clip and on a folder of many, each a fresh command, side by side."""
+    from benchmark.perf.predict import bench_predict
+
+    click.echo(json.dumps(bench_predict(**kw), indent=2))
 
 
 @perf.command("report")

@@ -29,7 +29,7 @@ python -c "import torch, mlflow; print(torch.__version__, torch.version.cuda, ml
 [ -d "$OUT/demo" ] || benchmark synth --out "$OUT/demo" --tracks-per-genre "$(size 10 3)" --seconds "$(size 30 4)" > /dev/null
 
 # 1. The projection of the default study sweep (3 seeds x random,track, all nets, six GANs), --jobs 1 and 4.
-step study benchmark perf study --device $DEV --jobs "$(size 4 2)" --seconds "$(size 3 0.05)" \
+step study benchmark perf study --json --device $DEV --jobs "$(size 4 2)" --seconds "$(size 3 0.05)" \
   --grid "$(size study demo)" --seeds "$(size 3 1)" --splits "$(size random,track track)"
 # 2. The WaveGAN at the paper's d 64, batch 64: steps/s in fp32 and bf16 (no host sync per step, fused Adam).
 step gan benchmark perf gan --device $DEV --d "$(size 64 4)" --batch-size "$(size 64 4)" --steps "$(size 20 1)" \

@@ -35,7 +35,7 @@ def test_a_features_run_replaces_the_data_folder_for_training_and_the_gan(demo_d
     run = mlflow.get_run(fid)
     assert run.info.status == "FINISHED" and run.data.tags["stage"] == "features" and run.data.tags["with_audio"] == "true"
     names = {a.path for a in mlflow.MlflowClient().list_artifacts(fid, "features")}
-    assert names == {f"features/{f}" for f in ("mfcc.npy", "seg_track.npy", "images.npy", "img_track.npy", "manifest.csv",
+    assert names == {f"features/{f}" for f in ("mfcc.npy", "stats.npy", "seg_track.npy", "images.npy", "img_track.npy", "manifest.csv",
                                               "meta.json")}
     driver_store = load_store(tmp_path / "cache" / run.data.tags["cache_key"])
     assert run.data.metrics["segments"] == driver_store.mfcc.shape[0] == 200  # 50 tracks x 4 one-second segments

@@ -131,7 +131,7 @@ def test_claims_on_runs_with_known_effects(tmp_store):
     assert "| raw audio without MFCCs stays under 0.15 | net5-raw < 0.15 | net5-raw not run on this split | not run |" in table
     gan = next(line for line in table.splitlines() if line.startswith("| GAN augmentation"))
     acc = rows["gan_helps"].tests[0].paired
-    assert f"80% power down to ±{detectable(acc.diff.sd, n, acc.ratio):.3f} with 6 draws" in gan
+    assert f"net6 − net5, accuracy over segments: ±{detectable(acc.diff.sd, n, acc.ratio):.3f} with these 6; the study" in gan
     assert acc.ratio == pytest.approx(10 / 70)  # by tracks, from the real training part
 
 

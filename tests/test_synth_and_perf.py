@@ -74,7 +74,7 @@ def test_perf_train_reports_ratio_and_flops():
 
 
 def test_the_study_projection_schedules_points_as_the_sweep_does():
-    from benchmark.perf.study import expected_epochs, schedule
+    from genre_models.sweep.projection import expected_epochs, schedule
     from genre_models.sweep.grid import GridPoint
 
     a, b, c = (GridPoint("train", n, "track", 0) for n in ("net5", "net1", "net2"))
@@ -89,7 +89,7 @@ def test_the_study_projection_schedules_points_as_the_sweep_does():
 
 
 def test_perf_study_measures_every_stage_and_projects_the_grid(tmp_path):
-    r = CliRunner().invoke(main, ["perf", "study", "--grid", "demo", "--nets", "net1,net5,net6", "--seeds", "2",
+    r = CliRunner().invoke(main, ["perf", "study", "--json", "--grid", "demo", "--nets", "net1,net5,net6", "--seeds", "2",
                                   "--splits", "track", "--jobs", "2", "--seconds", "0.05",
                                   "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--experiment", "perf"])
     assert r.exit_code == 0, r.output

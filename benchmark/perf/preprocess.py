@@ -61,27 +61,34 @@ def bench_repeats(results: list, tracks: list, fcfg: FeatureConfig, n: int = 100
     the fingerprint's share of a clip's extraction, timed side by side on the same files."""
     from genre_models.data.audio import decode_clip
     from genre_models.data.extract import extract_track
-    from genre_models.data.features import repeat_fingerprint
+    from genre_models.data.features import mfcc_of, power_spectrogram, repeat_fingerprint, summary_stats
     from genre_models.data.repeats import find_repeats
 
     fps = collage_fingerprints([r.fingerprint for r in results], n)
     t0 = time.perf_counter()
     found = find_repeats(fps, [str(i) for i in range(n)])
     t_pairs = time.perf_counter() - t0
-    sample = [t for t, r in zip(tracks, results) if r.status == "ok"][:5]
-    t_fp = t_extract = 0.0
+    sample = [t for t, r in zip(tracks, results) if r.status == "ok"][:8]
+    t_fp = t_stats = t_extract = 0.0
     for t in sample:
-        y = decode_clip(t.path, fcfg).y
+        clip = decode_clip(t.path, fcfg)
         t0 = time.perf_counter()
-        repeat_fingerprint(y, fcfg.sample_rate)
+        repeat_fingerprint(clip.y, fcfg.sample_rate)
         t_fp += time.perf_counter() - t0
+        power = power_spectrogram(clip.segments, fcfg.n_fft, fcfg.hop_length)  # extraction computes these anyway
+        mfcc = mfcc_of(clip.segments, fcfg)
+        t0 = time.perf_counter()
+        summary_stats(clip.segments, fcfg, power, mfcc)
+        t_stats += time.perf_counter() - t0
         t0 = time.perf_counter()
         extract_track(t, fcfg)
         t_extract += time.perf_counter() - t0
     return {"repeats_clips": n, "repeats_all_pairs_s": round(t_pairs, 2),
             "repeats_groups_in_collages": len(found.groups),
             "fingerprint_ms_per_clip": round(1000 * t_fp / max(len(sample), 1), 1),
-            "fingerprint_share_of_extraction": round(t_fp / t_extract, 3) if t_extract else None}
+            "fingerprint_share_of_extraction": round(t_fp / t_extract, 3) if t_extract else None,
+            "stats_ms_per_clip": round(1000 * t_stats / max(len(sample), 1), 1),
+            "stats_added_to_extraction": round(t_stats / (t_extract - t_stats), 3) if t_extract > t_stats else None}
 
 
 def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0, repeat_clips: int = 1000) -> dict:
@@ -116,8 +123,9 @@ def bench_preprocess(data_dir: str, limit: int = 0, jobs: int = 0, repeat_clips:
         "x_realtime": round(audio_s / t_pipe, 1),
         "est_1000_clips_s": round(t_pipe * 1000 / max(len(tracks), 1), 1),
         **bench_repeats(results, tracks, fcfg, repeat_clips),
-        "note": "pipeline = decode + silence trim + MFCC + image + repeat fingerprint + cache write (with the repeat "
+        "note": "pipeline = decode + silence trim + MFCC + statistics + image + repeat fingerprint + cache write (with the repeat "
                 "search), all processes; naive = librosa.load + split + librosa.feature.mfcc per segment, one process, "
                 "MFCC only; repeats_all_pairs_s = every pair of repeats_clips 30 s clips (collages of these files' "
-                "fingerprints) compared, one process",
+                "fingerprints) compared, one process; stats_added_to_extraction = the baselines' statistics over the rest "
+                "of a clip's extraction (one STFT shared with the MFCCs), timed side by side on the same clips",
     }

@@ -213,18 +213,19 @@ def claim_rows(runs: pd.DataFrame, split: str) -> list[ClaimRow]:
 def power_words(t: ClaimTest) -> str:
     """For a test not significant: what these draws could find, and what the study's effect needs."""
     p = t.paired
-    if p.diff.n < 2 or not math.isfinite(p.diff.sd) or p.diff.sd == 0:
-        return f"{t.what}: needs at least 2 draws with some spread"
+    if p.diff.n < 2:
+        return f"{t.what}: one draw, nothing to test"
+    if not p.diff.sd > 0:
+        return f"{t.what}: the same in all {p.diff.n} draws, no spread to test"
     need = draws_needed(t.study, p.diff.sd, p.ratio)
-    needed = (f"the study's {t.study:+.3f} needs {need} draws" if need is not None else
-              f"the study's {t.study:+.3f} cannot be shown by more draws of this protocol at this spread")
-    return f"{t.what}: 80% power down to ±{detectable(p.diff.sd, p.diff.n, p.ratio):.3f} with {p.diff.n} draws; {needed}"
+    needed = f"{need} draws" if need is not None else "no number of draws at this spread"
+    return (f"{t.what}: ±{detectable(p.diff.sd, p.diff.n, p.ratio):.3f} with these {p.diff.n}; "
+            f"the study's {t.study:+.3f} needs {needed}")
 
 
 def _effect_words(t: ClaimTest) -> str:
-    d = t.paired.diff
     p = fmt_p(t.paired.decisive_p)
-    return f"{t.what}: {d.fmt(3)}, Holm p {p if p.startswith('<') else '= ' + p}"
+    return f"{t.what}: {t.paired.diff.fmt(3)}, p {p if p.startswith('<') else '= ' + p}"
 
 
 def claims_table(rows: list[ClaimRow], split: str) -> Table:
@@ -236,7 +237,7 @@ def claims_table(rows: list[ClaimRow], split: str) -> Table:
     how = ("corrected resampled t-test" if SPLIT_SPECS[split].resampled else "paired t-test over seeds, on one test set")
     return Table(f"claims_{split}", f"The study's claims, tested on split {split}",
                  ["Claim", "Study", "This data: difference [95% interval] (n), Holm p", "Verdict",
-                  "If not shown: 80% power, and draws for the study's effect"], body,
+                  "If not shown: the effect found with 80% power, and the draws the study's effect needs"], body,
                  [f"Each difference is tested with the {how}, Holm-adjusted over the {sum(len(r.tests) for r in rows)} "
                   "tests of this table. Supported: every test significant in the claimed direction; contradicted: "
                   "one significant against it; otherwise not shown at this n."])

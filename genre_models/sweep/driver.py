@@ -27,14 +27,16 @@ from pathlib import Path
 
 from genre_models.config import DataConfig, FeatureConfig
 from genre_models.data.store import FeatureStore
-from genre_models.errors import interrupt_signal
+from genre_models.errors import ConfigError, interrupt_signal
 from genre_models.models.plugins import loaded_refs
 from genre_models.models.registry import get_net
 from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import (
     GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config, point_resources,
 )
+from genre_models.sweep.plan import Cost, estimate
 from genre_models.sweep.point import execute_point, one_line
+from genre_models.sweep.projection import Sizes, duration
 from genre_models.sweep.register import register_best
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.server import LocalServer, check_remote_tracking
@@ -235,8 +237,11 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     record, experiment = _start(cfg, tracking_uri, experiment)
     plan = _plan(cfg)
     finished_keys = record.finished_grid_keys()
-    parent_id = _open_parent(record, cfg, plan)
     todo = [p for p in plan.points if plan.keys[p] not in finished_keys]
+    cost = _cost(cfg, plan, todo, echo)  # before the parent run: a sweep over --max-hours leaves nothing behind
+    parent_id = _open_parent(record, cfg, plan)
+    if cost is not None:
+        record.log_projection(parent_id, cost.as_dict())
     outcomes: dict[GridPoint, dict] = {p: {"status": "SKIPPED"} for p in plan.points if plan.keys[p] in finished_keys}
     if cfg.executor == "ray" and todo:
         check_remote_tracking(record.uri, record.experiment)
@@ -274,6 +279,22 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
             server.__exit__(None, None, None)
             record.write_through(record.uri)  # the workers are gone: the driver alone writes the store again
     return _finish(record, parent_id, plan, outcomes, started, server, echo, cfg.register)
+
+
+def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], echo) -> Cost | None:
+    """The projected cost of the points left, in one line (and what would make it feasible where
+    it is over a day); over ``--max-hours`` the sweep stops here, before any run is made."""
+    if not todo:
+        return None
+    store = plan.store
+    cost = estimate(cfg, todo, Sizes(len(store.tracks), float(store.mfcc.shape[0]), store.path, extracted=True))
+    echo(cost.line(), final=True)
+    for line in cost.advice():
+        echo(line, final=True)
+    if cfg.max_hours is not None and cost.projection.hours > cfg.max_hours:
+        raise ConfigError(f"the sweep is projected to take {duration(cost.projection.makespan_s)}, over --max-hours "
+                          f"{cfg.max_hours:g}; nothing was run (see the lines above, or `--dry-run`)")
+    return cost
 
 
 def _end_stopped(exc: BaseException, record: SweepRecord, parent_id: str) -> None:

@@ -96,6 +96,7 @@ class SweepConfig:
     data_access: str = "auto"  # shared | artifacts | auto (artifacts under ray, shared otherwise)
     system_metrics: bool = True  # each point's run records CPU, memory (and GPU) use
     register: bool = True  # the best run per net and split (on validation) joins the Model Registry
+    max_hours: float | None = None  # stop before running anything when the projected wall time is longer
 
     def __post_init__(self) -> None:
         get_grid(self.grid)
@@ -121,6 +122,8 @@ class SweepConfig:
             log.warning("--jobs %d is more than the %d usable cores: running %d points at once", self.jobs, cores, cores)
             object.__setattr__(self, "jobs", cores)
         check_choice("data access", self.data_access, DATA_ACCESS)
+        if self.max_hours is not None and not self.max_hours > 0:
+            raise ConfigError(f"--max-hours must be above 0, got {self.max_hours}")
         if self.cpus_per_run <= 0 or self.gpus_per_run < 0 or self.retries < 0:
             raise ConfigError("--cpus-per-run must be positive, --gpus-per-run and --retries at least 0")
 

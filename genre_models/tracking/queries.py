@@ -113,3 +113,24 @@ def read_artifacts(runs: list[tuple[str, str]], path: str, parse, jobs: int = 8)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             found.update(pool.map(one, remote))
     return {rid: value for rid, value in found.items() if value is not None}
+
+
+def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[str]:
+    """The grid keys of FINISHED runs in ``experiment`` (what a resumed sweep skips), read only:
+    a SQLite store that does not exist, or a store without the experiment, holds none, and
+    nothing is created to find that out."""
+    import os
+
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+    if path is not None and not os.path.isfile(path):
+        return set()
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    exp = store_retry(mlflow.get_experiment_by_name, experiment)
+    if exp is None:
+        return set()
+    runs = runs_with({}, experiment_ids=[exp.experiment_id], max_results=50000)
+    return {r.data.tags["grid_key"] for r in runs if "grid_key" in r.data.tags}

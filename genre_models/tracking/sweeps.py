@@ -57,6 +57,7 @@ class SweepRecord:
         self.client = store_client()  # a locked store is waited out on every call, as a run's own writes are
         self.experiment = store_retry(mlflow.get_experiment_by_name, experiment)
         self.exp_id = self.experiment.experiment_id
+        self.projected: float | None = None  # seconds the points to run were projected to take
 
     def write_through(self, uri: str) -> None:
         """Send this record's writes to ``uri`` from now on (a local server in front of the store)."""
@@ -164,9 +165,18 @@ class SweepRecord:
             self.client.set_tag(run_id, "error", msg[:4900])
             self.client.set_terminated(run_id, "FAILED")
 
+    def log_projection(self, parent_id: str, cost: dict) -> None:
+        """The projected cost of the points this invocation runs: ``projected_seconds`` beside the
+        ``sweep_seconds`` it will log, and the whole projection (rates, stages) as a file."""
+        self.client.log_metric(parent_id, "projected_seconds", cost["makespan_s"])
+        self.client.log_text(parent_id, json.dumps(cost, indent=2, default=str), "projection.json")
+        self.projected = cost["makespan_s"]
+
     def finish(self, parent_id: str, counts: dict, total: int, seconds: float, best: dict) -> None:
-        """The parent's counts (tags: a resumed sweep updates them), its time, best runs and final
-        status (FAILED when any point failed)."""
+        """The parent's counts (tags: a resumed sweep updates them), its time (over the projection,
+        where one was made), best runs and final status (FAILED when any point failed)."""
+        if self.projected:
+            self.client.log_metric(parent_id, "real_over_projected", seconds / self.projected)
         for key, value in (("runs_finished", counts["FINISHED"]), ("runs_skipped", counts["SKIPPED"]),
                            ("runs_failed", counts["FAILED"]), ("runs_total", total)):
             self.client.set_tag(parent_id, key, str(value))

@@ -1,0 +1,454 @@
+"""What a sweep will cost, before it starts: every point's seconds projected from rates measured
+now, on the device the sweep will use, then scheduled on its ``--jobs`` slots.
+
+**Measured** (``measure``): each net's training and evaluation samples/s at its grid batch and
+image size, the WaveGAN's steps/s and clips/s, a classical baseline's fit, and preprocessing
+per clip. A short probe (``probe``, what ``benchmark sweep`` runs before its first point and
+``--dry-run`` runs alone) times each for a fraction of a second, and on a CPU at a small batch
+scaled linearly to the grid's (a saturated CPU's cost grows with the batch); ``benchmark perf
+study`` times each longer, at full size, and adds their GFLOP/s.
+
+**Projected** (``project``): each point from the data's size (the sweep's own feature store, or
+GTZAN's 999 usable clips of about 29.5 segments), the grid's epochs (an early-stopping net for
+the study's stopping epoch plus its patience, or ``DEFAULT_STOP`` where the study gives none,
+at most its cap), the split's part sizes, and ``POINT_OVERHEAD_S`` of bookkeeping; then the
+points are scheduled as the sweep does. Caveat, the packing model: on a CPU the points running
+at once share its cores (each at 1/k of its rate), on a GPU each keeps its own rate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from genre_models.config import SPLIT_SPECS, FeatureConfig, WaveGanConfig
+from genre_models.models.registry import InputShape, get_net
+from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid
+
+#: Seconds of bookkeeping per point (run records, the weights, evaluation artifacts, a model where logged).
+POINT_OVERHEAD_S = 2.5
+#: Epochs assumed for an early-stopping net the study gives no stopping epoch for (before patience).
+DEFAULT_STOP = 30
+#: GTZAN's size where the data is not at hand: usable clips and 1 s segments per clip.
+GTZAN_CLIPS, GTZAN_SEGMENTS_PER_CLIP = 999, 29.5
+#: Above this a sweep names what would make it feasible.
+FEASIBLE_HOURS = 24.0
+
+
+def timed_rate(step, per_call: int, seconds: float, sync=lambda: None, first_counts_after: float = math.inf) -> float:
+    """Items per second of ``step()`` (each doing ``per_call`` items): one warm-up call, then
+    calls until ``seconds`` have passed (at least one). A warm-up call that alone took longer than
+    ``first_counts_after`` seconds is the measurement (a slow step: a lower bound on its rate)."""
+    t0 = time.perf_counter()
+    step()
+    sync()
+    if time.perf_counter() - t0 > first_counts_after:
+        return per_call / (time.perf_counter() - t0)
+    calls, t0 = 0, time.perf_counter()
+    while calls == 0 or time.perf_counter() - t0 < seconds:
+        step()
+        calls += 1
+    sync()
+    return calls * per_call / (time.perf_counter() - t0)
+
+
+def device_sync(dev):
+    import torch
+
+    return (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+
+
+def measure_net(net: str, batch: int, image_size: int, dev, precision: str, seconds: float,
+                probe_batch: int | None = None) -> dict:
+    """A torch net's training and evaluation samples/s at ``batch``; timed at ``probe_batch``
+    (a CPU probe) and scaled linearly to ``batch`` where given."""
+    import torch
+
+    from genre_models.models.registry import make_optimizer
+    from genre_models.training.loop import to_input
+    from genre_models.training.runtime import autocast
+
+    spec, shape = get_net(net), InputShape(image_size=image_size)
+    timed = min(batch, probe_batch) if probe_batch else batch
+    torch.manual_seed(0)
+    xb = to_input(_inputs(spec, timed, shape)).to(dev)
+    yb = (torch.arange(timed) % 10).to(dev)
+    model = spec.build(shape, "flatten").to(dev)
+    opt = make_optimizer(spec, model.parameters(), spec.lr)
+
+    def train_step():
+        with autocast(dev, precision):
+            loss = torch.nn.functional.cross_entropy(model(xb).float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def eval_step():
+        with autocast(dev, precision):
+            model(xb)
+
+    train = timed_rate(train_step, timed, seconds, device_sync(dev), first_counts_after=4 * seconds)
+    evaluate = timed_rate(eval_step, timed, seconds / 2, device_sync(dev))
+    return {"batch": batch, "probe_batch": timed, "train_samples_per_s": round(train, 2),
+            "eval_samples_per_s": round(evaluate, 2)}
+
+
+def _inputs(spec, n: int, shape: InputShape):
+    """``n`` random inputs as the store keeps them (uint8 images, int16 audio, float features)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    if spec.input_kind == "image":
+        return torch.randint(0, 256, (n, 3, shape.image_size, shape.image_size), dtype=torch.uint8, generator=g)
+    if spec.input_kind == "raw":
+        return torch.randint(-2**15, 2**15, (n, shape.segment_samples), dtype=torch.int16, generator=g)
+    return spec.input_example(shape, batch=n)
+
+
+#: A classical baseline is timed on this many samples and scaled by ``CLASSICAL_SCALING``'s power
+#: of the samples it will fit on (kernel machines grow about quadratically; a linear probe linearly).
+CLASSICAL_PROBE, CLASSICAL_SCALING = 400, {"svm": 2.0, "logreg": 1.0}
+
+
+def measure_classical(net: str) -> dict:
+    """Seconds of a baseline's whole fit (every grid point, scored on validation) on
+    ``CLASSICAL_PROBE`` random statistics."""
+    from genre_models.models.classical import fit_classical
+    from genre_models.models.spec import N_STATS
+
+    rng = np.random.default_rng(0)
+    y = np.arange(CLASSICAL_PROBE) % 10
+    x = (rng.normal(size=(CLASSICAL_PROBE, N_STATS)) + rng.normal(size=(10, N_STATS))[y]).astype(np.float32)
+    tracks = np.arange(CLASSICAL_PROBE) // 10
+    t0 = time.perf_counter()
+    fit_classical(net, x, y, x[: CLASSICAL_PROBE // 4], y[: CLASSICAL_PROBE // 4], 0, tracks, tracks[: CLASSICAL_PROBE // 4])
+    return {"probe_samples": CLASSICAL_PROBE, "fit_seconds": round(time.perf_counter() - t0, 3)}
+
+
+def measure_gan(gan: WaveGanConfig, dev, seconds: float) -> dict:
+    """The WaveGAN's steps/s (5 critic updates with gradient penalty + 1 generator update) at the
+    grid's ``d`` and batch, and its clips/s generated. On a CPU the step is timed at a probe batch
+    of at most 4 and scaled linearly to the grid's."""
+    import torch
+
+    from genre_models.training.gan_loop import build_units, gan_step, sample_clips
+
+    probe = gan.batch_size if dev.type == "cuda" else min(4, gan.batch_size)
+    cfg = WaveGanConfig(**{**asdict(gan), "batch_size": probe})
+    torch.manual_seed(0)
+    (unit,) = build_units(cfg, dev)
+    audio = torch.rand(probe, 16384, device=dev) * 2 - 1
+    labels = torch.arange(probe, device=dev) % 10
+    steps = timed_rate(lambda: gan_step(unit, lambda: (audio, labels), cfg, dev), 1, seconds, device_sync(dev),
+                       first_counts_after=4 * seconds)
+    z = torch.randn(64, gan.latent_dim, device=dev)
+    gen_labels = torch.arange(64, device=dev) % 10
+    with torch.no_grad():
+        clips = timed_rate(lambda: sample_clips([unit], z, gen_labels), 64, seconds / 2, device_sync(dev))
+    return {"d": gan.d, "batch": gan.batch_size, "probe_batch": probe, "scaled_from_probe": probe != gan.batch_size,
+            "steps_per_s": round(steps * probe / gan.batch_size, 4), "clips_per_s_generated": round(clips, 1)}
+
+
+def measure_mfcc() -> float:
+    """MFCC seconds per segment (the GAN's generated set needs them)."""
+    from genre_models.data.features import mfcc_of
+
+    fcfg = FeatureConfig()
+    segs = np.random.default_rng(0).uniform(-0.5, 0.5, (64, fcfg.segment_samples)).astype(np.float32)
+    mfcc_of(segs[:8], fcfg)
+    t0 = time.perf_counter()
+    mfcc_of(segs, fcfg)
+    return round((time.perf_counter() - t0) / 64, 6)
+
+
+def measure_preprocess(data_dir: str | None, n: int = 4) -> dict:
+    """Seconds per clip of the feature pipeline in one process, on ``data_dir``'s first clips
+    (else generated 30 s ones), and MFCC seconds per segment."""
+    import tempfile
+    from pathlib import Path
+
+    from genre_models.data.discovery import discover
+    from genre_models.data.extract import run_extraction
+
+    fcfg = FeatureConfig()
+    with tempfile.TemporaryDirectory(prefix="gb-probe-") as tmp:
+        if data_dir is None:
+            from genre_models.data.synth import SynthConfig, write_synthetic_gtzan
+
+            data_dir = str(Path(tmp) / "clips")
+            write_synthetic_gtzan(SynthConfig(out=data_dir, tracks_per_genre=1, seconds=30.0, repeats=0))
+        tracks = discover(data_dir).tracks[:n]
+        run_extraction(tracks[:1], fcfg, 1)  # warm-up: imports, filter banks
+        t0 = time.perf_counter()
+        run_extraction(tracks, fcfg, 1)
+        per_clip = (time.perf_counter() - t0) / max(len(tracks), 1)
+    return {"seconds_per_clip": round(per_clip, 3), "mfcc_seconds_per_segment": measure_mfcc()}
+
+
+@dataclass
+class Sizes:
+    """The data a projection is for: usable tracks and 1 s segments."""
+
+    tracks: int = GTZAN_CLIPS
+    segments: float = GTZAN_CLIPS * GTZAN_SEGMENTS_PER_CLIP
+    source: str = "GTZAN (999 usable clips, about 29.5 segments each)"
+    extracted: bool = False  # the features are in the cache already: no preprocessing to project
+
+    @staticmethod
+    def parts(split: str, folds: int) -> dict[str, float]:
+        """Each part's share of the samples under ``split``."""
+        if SPLIT_SPECS[split].folded:
+            return {"train": (folds - 2) / folds, "val": 1 / folds, "test": 1 / folds}
+        if split == "filtered":
+            return {"train": 443 / 1000, "val": 197 / 1000, "test": 290 / 1000}
+        return {"train": 0.7, "val": 0.2, "test": 0.1}
+
+
+def expected_epochs(net: str, cap: int, early: bool) -> int:
+    """The epochs a point is projected to run: its budget, or for an early-stopping net the
+    study's stopping epoch (else ``DEFAULT_STOP``) plus its patience, at most its cap."""
+    spec = get_net(net)
+    if not early:
+        return cap
+    return min(cap, int(spec.study.get("stopped_epoch", DEFAULT_STOP)) + spec.patience)
+
+
+def _gan_seconds(cfg: SweepConfig, rates: dict) -> float:
+    gan, g = get_grid(cfg.grid).gan, rates["gan"]
+    clips = gan.per_genre * 10
+    score = clips / rates["nets"]["net5"]["eval_samples_per_s"] if "net5" in rates["nets"] else 0.0
+    return (gan.steps / g["steps_per_s"] + clips / g["clips_per_s_generated"]
+            + clips * rates["preprocess"]["mfcc_seconds_per_segment"] + score + POINT_OVERHEAD_S)
+
+
+def point_seconds(p: GridPoint, cfg: SweepConfig, sizes: Sizes, rates: dict) -> float:
+    """One point's projected seconds from the measured ``rates``."""
+    share = sizes.parts(p.split, p.folds)
+    if p.kind == "gan":
+        return _gan_seconds(cfg, rates)
+    spec = get_net(p.net)
+    per = sizes.tracks if spec.input_kind == "image" else sizes.segments
+    if spec.family == "classical":
+        from genre_models.models.classical import MAX_SAMPLES
+
+        cap = MAX_SAMPLES[spec.name]["train"] or math.inf
+        n = min(share["train"] * per, cap)
+        r = rates["classical"][p.net]
+        return r["fit_seconds"] * (n / r["probe_samples"]) ** CLASSICAL_SCALING[p.net] + POINT_OVERHEAD_S
+    r = rates["nets"][p.net]
+    train = share["train"] * per + (get_grid(cfg.grid).gan.per_genre * 10 if spec.uses_gan else 0)
+    epochs = expected_epochs(p.net, p.epochs or spec.epochs, spec.early_stopping)
+    return (epochs * (train / r["train_samples_per_s"] + share["val"] * per / r["eval_samples_per_s"])
+            + (share["test"] + share["val"]) * per / r["eval_samples_per_s"] + POINT_OVERHEAD_S)
+
+
+def schedule(points: list[GridPoint], deps: dict, seconds: dict, jobs: int, shared: bool) -> float:
+    """The makespan of running ``points`` in order on ``jobs`` slots, each starting once its
+    dependencies are done. ``shared``: running points share one device (each at 1/k of its rate,
+    k running), as on a CPU; else each keeps its own rate."""
+    left = {p: seconds[p] for p in points}
+    done, running, now = set(), [], 0.0
+    waiting = list(points)
+    while waiting or running:
+        for p in [q for q in waiting if all(d in done or d not in left for d in deps[q])]:
+            if len(running) < jobs:
+                running.append(p)
+                waiting.remove(p)
+        if not running:
+            raise RuntimeError("schedule stalled")
+        speed = 1.0 / len(running) if shared else 1.0
+        first = min(running, key=lambda q: left[q])
+        dt = left[first] / speed
+        now += dt
+        for q in running:
+            left[q] -= dt * speed
+        for q in [q for q in running if left[q] <= 1e-9]:
+            running.remove(q)
+            done.add(q)
+    return now
+
+
+@dataclass
+class Projection:
+    """A sweep's projected cost: per point, per stage, and its wall time under ``jobs``."""
+
+    points: dict  # GridPoint -> seconds
+    stages: dict  # stage -> seconds (all its points)
+    preprocess_s: float
+    makespan_s: float  # preprocessing, then the points on ``jobs`` slots
+    jobs: int
+    rates: dict = field(default_factory=dict)
+
+    @property
+    def hours(self) -> float:
+        return self.makespan_s / 3600
+
+    def as_dict(self) -> dict:
+        return {"points": len(self.points), "preprocess_s": round(self.preprocess_s, 1),
+                "stage_seconds": {k: round(v, 1) for k, v in self.stages.items()}, "jobs": self.jobs,
+                "sequential_s": round(self.preprocess_s + sum(self.points.values()), 1),
+                "makespan_s": round(self.makespan_s, 1), "projected_minutes": round(self.makespan_s / 60, 1)}
+
+
+def project(cfg: SweepConfig, rates: dict, sizes: Sizes, jobs: int, shared: bool, cores: int,
+            points: list[GridPoint] | None = None) -> Projection:
+    """The grid's (or ``points``') projected seconds, stage by stage, and on ``jobs`` slots."""
+    points = build_grid(cfg) if points is None else points
+    seconds = {p: point_seconds(p, cfg, sizes, rates) for p in points}
+    stages: dict[str, float] = {}
+    for p, s in seconds.items():
+        key = "gan" if p.kind == "gan" else p.net
+        stages[key] = stages.get(key, 0.0) + s
+    pre = 0.0 if sizes.extracted else sizes.tracks * rates["preprocess"]["seconds_per_clip"] / max(1, cores)
+    makespan = schedule(points, dependencies(points), seconds, jobs, shared) if points else 0.0
+    return Projection(seconds, stages, pre, pre + makespan, jobs, rates)
+
+
+
+# --------------------------------------------------------------------------- the probe and its words
+
+#: Seconds each rate is timed for in the sweep's own probe (``benchmark perf study`` times longer).
+PROBE_SECONDS = 0.3
+#: On a CPU an image net is timed at this batch (at most) and scaled linearly to its grid's.
+PROBE_BATCH = 8
+
+
+def grid_batch(cfg: SweepConfig, net: str) -> int:
+    spec = get_net(net)
+    fixed = get_grid(cfg.grid).fixed_batch_size
+    return fixed if fixed and not spec.early_stopping and spec.family == "torch" else spec.batch_size
+
+
+def probe(cfg: SweepConfig, points: list[GridPoint], dev, precision: str, seconds: float = PROBE_SECONDS,
+          data_dir: str | None = None, preprocess: bool = False) -> dict:
+    """Every rate ``points`` need, timed briefly on ``dev``: what ``project`` takes."""
+    grid = get_grid(cfg.grid)
+    rates: dict = {"nets": {}, "classical": {}, "preprocess": {"mfcc_seconds_per_segment": measure_mfcc()}}
+    cpu, timed = dev.type != "cuda", {}
+    for net in dict.fromkeys(p.net for p in points if p.kind == "train"):
+        spec = get_net(net)
+        if spec.family == "classical":
+            rates["classical"][net] = measure_classical(net)
+            continue
+        same = _architecture(net, grid.image_size, grid_batch(cfg, net))  # net6 trains net5's net: timed once
+        if same not in timed:
+            small = PROBE_BATCH if cpu and spec.input_kind == "image" else None
+            timed[same] = measure_net(net, grid_batch(cfg, net), grid.image_size, dev, precision, seconds, small)
+        rates["nets"][net] = timed[same]
+    if any(p.kind == "gan" for p in points):
+        rates["gan"] = measure_gan(grid.gan, dev, seconds)
+    if preprocess:
+        rates["preprocess"] = measure_preprocess(data_dir)
+    return rates
+
+
+def _architecture(net: str, image_size: int, batch: int) -> tuple:
+    """What a net's step costs depend on: its module's class and size (built on the meta device),
+    its input kind and batch. Two nets that agree (net5 and net6, net3 and net4) are timed once."""
+    import torch
+
+    spec = get_net(net)
+    with torch.device("meta"):
+        model = spec.build(InputShape(image_size=image_size), "flatten")
+    return type(model).__name__, sum(p.numel() for p in model.parameters()), spec.input_kind, batch
+
+
+def rate_words(stage: str, rates: dict) -> str:
+    """A stage's measured rate, in words."""
+    if stage == "preprocess":
+        return f"{rates['preprocess'].get('seconds_per_clip', math.nan):.2f} s a clip"
+    if stage == "gan":
+        g = rates["gan"]
+        scaled = f", timed at batch {g['probe_batch']}" if g["scaled_from_probe"] else ""
+        return f"{g['steps_per_s']:.3g} steps/s (d {g['d']}, batch {g['batch']}{scaled})"
+    if stage in rates["classical"]:
+        c = rates["classical"][stage]
+        return f"{c['fit_seconds']:.2f} s a fit of {c['probe_samples']} samples"
+    n = rates["nets"][stage]
+    scaled = f", timed at batch {n['probe_batch']}" if n["probe_batch"] != n["batch"] else ""
+    return f"{n['train_samples_per_s']:.4g} samples/s training (batch {n['batch']}{scaled})"
+
+
+def table(proj: Projection) -> list[str]:
+    """The projection as a table a person reads: stage, points, rate, minutes."""
+    counts: dict[str, int] = {}
+    for p in proj.points:
+        key = "gan" if p.kind == "gan" else p.net
+        counts[key] = counts.get(key, 0) + 1
+    rows = [("stage", "points", "rate measured here", "minutes")]
+    if proj.preprocess_s:
+        rows.append(("preprocess", "-", rate_words("preprocess", proj.rates), f"{proj.preprocess_s / 60:.1f}"))
+    rows += [(k, str(counts[k]), rate_words(k, proj.rates), f"{v / 60:.1f}") for k, v in proj.stages.items()]
+    rows.append((f"wall time, --jobs {proj.jobs}", str(len(proj.points)), "", f"{proj.makespan_s / 60:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+
+
+def duration(seconds: float) -> str:
+    """``40 s``, ``4 min``, ``3.2 h``, ``105 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 48 * 3600 else f"{seconds / 86400:.0f} days"
+
+
+#: Rates measured on one NVIDIA H200 through this workplace's device tool (2026-11-26, fp32, the split
+#: resident on the GPU; docs/performance.md): what a projection "on a GPU" uses on a machine without one.
+#: Image nets at 180x180 batch 32 (net2's figure), MFCC and raw nets at batch 32 (net5's), the WaveGAN
+#: by model size, generation of the study's 27,980 clips in about 6 s.
+H200 = {"image": 2773.0, "mfcc": 5007.0, "raw": 5007.0, "gan_steps_per_s": {64: 1 / 0.17, 16: 14.2},
+        "clips_per_s_generated": 4663.0, "measured": "2026-11-26"}
+
+
+def gpu_rates(cfg: SweepConfig, rates: dict) -> dict:
+    """``rates`` with the torch nets and the WaveGAN at the H200's measured rates (classical
+    baselines and preprocessing stay on this CPU, as they would)."""
+    grid = get_grid(cfg.grid)
+    nets = {}
+    for net, r in rates["nets"].items():
+        per_s = H200[get_net(net).input_kind] * ((180 / grid.image_size) ** 2 if get_net(net).input_kind == "image" else 1)
+        nets[net] = {**r, "train_samples_per_s": per_s, "eval_samples_per_s": 3 * per_s, "probe_batch": r["batch"]}
+    out = {**rates, "nets": nets}
+    if "gan" in rates:
+        steps = H200["gan_steps_per_s"][64 if grid.gan.d > 16 else 16]
+        out["gan"] = {**rates["gan"], "steps_per_s": steps, "clips_per_s_generated": H200["clips_per_s_generated"],
+                      "scaled_from_probe": False, "probe_batch": grid.gan.batch_size}
+    return out
+
+
+def alternatives(cfg: SweepConfig, rates: dict, sizes: Sizes, dev, precision: str, cores: int,
+                 points_of=build_grid) -> list[tuple[str, float]]:
+    """What would make a long sweep feasible, each with its own projected wall time: a GPU (at the
+    H200's measured rates), ``--grid fast`` (probed now), no WaveGAN, fewer seeds or folds, and
+    ``--max-epochs``. ``points_of(cfg)``: the points a config would run."""
+    from dataclasses import replace
+
+    shared = dev.type != "cuda"
+
+    def wall(c: SweepConfig, r: dict = rates, on_shared: bool = shared) -> float:
+        return project(c, r, sizes, c.jobs, on_shared, cores, points_of(c)).makespan_s
+
+    out = []
+    if dev.type != "cuda":
+        out.append((f"a GPU (one H200 at the rates measured on {H200['measured']}, docs/performance.md)",
+                    wall(cfg, gpu_rates(cfg, rates), False)))
+    if cfg.grid != "fast":
+        fast = replace(cfg, grid="fast")
+        fast_rates = {**probe(fast, points_of(fast), dev, precision), "preprocess": rates["preprocess"]}
+        out.append(("--grid fast", wall(fast, fast_rates)))
+    gan_nets = [n for n in cfg.nets if get_net(n).uses_gan]
+    others = tuple(n for n in cfg.nets if n not in gan_nets)
+    if gan_nets and others:
+        out.append((f"--nets {','.join(others)} (no {', '.join(gan_nets)}, so no WaveGAN)", wall(replace(cfg, nets=others))))
+    if cfg.seeds > 1:
+        out.append(("--seeds 1", wall(replace(cfg, seeds=1))))
+    if any(SPLIT_SPECS[s].folded for s in cfg.splits) and cfg.folds > 5:
+        out.append(("--folds 5", wall(replace(cfg, folds=5))))
+    if (cfg.max_epochs or 10**9) > 20:
+        out.append(("--max-epochs 20", wall(replace(cfg, max_epochs=20))))
+    return out

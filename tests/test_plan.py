@@ -1,0 +1,101 @@
+"""A sweep states its cost before it starts: `--dry-run` (the plan, what the store holds, the
+projected wall time from a probe here), the one line a real sweep prints and logs, what would
+make a long sweep feasible, and `--max-hours`. And the perf figures of predict and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+
+from benchmark.cli import main
+from genre_models.sweep.grid import SweepConfig, build_grid
+from genre_models.sweep.projection import Sizes, alternatives, duration, project
+
+SMALL = ["--grid", "demo", "--nets", "net1,net5,svm", "--seeds", "1", "--splits", "track", "--max-epochs", "2"]
+
+
+@pytest.mark.slow
+def test_the_dry_run_shows_the_plan_and_its_cost_and_a_real_sweep_logs_the_projection(demo_dir, tmp_path):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    args = ["sweep", "--data-dir", str(demo_dir), *SMALL, "--tracking-uri", uri, "--cache-dir", str(tmp_path / "c")]
+    plan = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert plan.exit_code == 0, plan.output
+    lines = plan.stdout.splitlines()
+    assert lines[0].startswith("plan: grid demo, 3 points on ") and "0 already in the store" in lines[0]
+    assert {ln.strip().split("  ")[0] for ln in lines[1:4]} == {"[todo] net5 e2 track s0", "[todo] net1 e2 track s0",
+                                                              "[todo] svm track s0"}
+    header = next(ln for ln in lines if ln.startswith("stage "))
+    assert "rate measured here" in header and "minutes" in header
+    assert any(ln.startswith("wall time, --jobs 1") for ln in lines)
+    assert lines[-1].startswith("cost: 3 points projected to take ") and "on this CPU (--jobs 1" in lines[-1]
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "c").exists()  # nothing created, nothing extracted
+    as_json = json.loads(CliRunner().invoke(main, [*args, "--dry-run", "--json"]).stdout)
+    assert [p["done"] for p in as_json["points"]] == [False] * 3 and as_json["cost"]["makespan_s"] > 0
+    real = CliRunner().invoke(main, [*args, "--no-register", "--no-system-metrics"])
+    assert real.exit_code == 0, real.output
+    cost = next(ln for ln in real.stdout.splitlines() if ln.startswith("cost: "))
+    assert cost.startswith("cost: 3 points projected to take ")
+    client = mlflow.MlflowClient(uri)
+    parent = client.search_runs([client.get_experiment_by_name("gtzan-genre-benchmark").experiment_id],
+                                "tags.stage = 'sweep'")[0]
+    m = parent.data.metrics
+    assert m["projected_seconds"] > 0 and m["real_over_projected"] == pytest.approx(m["sweep_seconds"] / m["projected_seconds"])
+    again = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert "3 already in the store (a resume skips them), 0 to run" in again.stdout and "cost:" not in again.stdout
+    assert all("[done]" in ln for ln in again.stdout.splitlines()[1:4])
+
+
+def test_max_hours_stops_a_sweep_before_it_makes_any_run(demo_dir, tmp_path):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    res = CliRunner().invoke(main, ["sweep", "--data-dir", str(demo_dir), *SMALL, "--max-hours", "0.00001",
+                                    "--tracking-uri", uri, "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.strip().splitlines()[-1].startswith("error: the sweep is projected to take ")
+    assert "over --max-hours 1e-05; nothing was run" in res.stderr
+    runs = mlflow.MlflowClient(uri).search_runs([mlflow.MlflowClient(uri).get_experiment_by_name(
+        "gtzan-genre-benchmark").experiment_id])
+    assert runs == []  # not even the parent
+
+
+def _rates(per_s: float) -> dict:
+    net = {"batch": 32, "probe_batch": 32, "train_samples_per_s": per_s, "eval_samples_per_s": 3 * per_s}
+    return {"nets": {"net5": net, "net6": net}, "classical": {},
+            "gan": {"d": 16, "batch": 32, "probe_batch": 4, "scaled_from_probe": True, "steps_per_s": 0.002,
+                    "clips_per_s_generated": 50.0},
+            "preprocess": {"seconds_per_clip": 0.1, "mfcc_seconds_per_segment": 0.001}}
+
+
+def test_a_sweep_over_a_day_names_what_would_make_it_feasible_each_with_its_time():
+    """Rates as slow as a CPU's for the WaveGAN: the k-fold sweep projects to days, and each
+    alternative (a GPU at the H200's measured rates, no WaveGAN, fewer seeds or folds, fewer
+    epochs) to less."""
+    import torch
+
+    cfg = SweepConfig(data_dir="x", grid="fast", nets=("net5", "net6"), seeds=3, splits=("kfold",), folds=10)
+    sizes = Sizes()
+    base = project(cfg, _rates(50.0), sizes, 1, True, 2, build_grid(cfg))
+    assert base.hours > 24 and len(base.points) == 3 * 10 * 3
+    found = dict(alternatives(cfg, _rates(50.0), sizes, torch.device("cpu"), "fp32", 2))
+    assert set(found) == {"a GPU (one H200 at the rates measured on 2026-11-26, docs/performance.md)",
+                          "--nets net5 (no net6, so no WaveGAN)", "--seeds 1", "--folds 5", "--max-epochs 20"}
+    assert all(s < base.makespan_s for s in found.values()), found
+    assert found["--seeds 1"] == pytest.approx(base.makespan_s / 3, rel=0.01)  # three times fewer points of each kind
+    assert duration(40) == "40 s" and duration(600) == "10 min" and duration(3 * 3600) == "3.0 h"
+    assert duration(105 * 86400) == "105 days"
+
+
+@pytest.mark.slow
+def test_perf_predict_and_perf_report_measure_side_by_side(tmp_path):
+    pred = CliRunner().invoke(main, ["perf", "predict", "--clips", "4", "--seconds", "3", "--repeats", "1"])
+    assert pred.exit_code == 0, pred.output
+    p = json.loads(pred.stdout)
+    assert p["clips"] == 4 and p["one_clip_s"] > 0 and p["many_over_one"] == pytest.approx(p["4_clips_s"] / p["one_clip_s"], rel=0.02)
+    rep = CliRunner().invoke(main, ["perf", "report", "--runs", "30", "--repeats", "1", "--no-figures"])
+    assert rep.exit_code == 0, rep.output
+    r = json.loads(rep.stdout)
+    assert r["runs"] == r["report_runs"] == 30 and r["report_s"] > 0 and r["search_runs_s"] > 0
+    assert not os.path.exists("reports")  # its reports go to a temporary folder
