@@ -19,16 +19,31 @@ from benchmark.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_FENCE = re.compile(r"```(?:bash|sh|console)?\n(.*?)```", re.S)
 _SPAN = re.compile(r"`((?:benchmark|mlflow run|python -m benchmark) [^`]+)`")
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def shell_blocks(text: str) -> list[str]:
+    """The code blocks fenced as shell (``bash``, ``sh``, ``console`` or no language), line by line."""
+    blocks, lang, lines = [], None, []
+    for line in text.splitlines():
+        fence = line.strip().startswith("```")
+        if fence and lang is None:
+            lang, lines = line.strip()[3:].strip(), []
+        elif fence:
+            if lang in ("bash", "sh", "console", ""):
+                blocks.append("\n".join(lines) + "\n")
+            lang = None
+        elif lang is not None:
+            lines.append(line)
+    return blocks
 
 
 def shell_commands(text: str) -> list[str]:
     """Every shell command in ``text``'s code blocks and inline code, one string each: lines
     joined at a trailing backslash, comments dropped, split at ``&&``, ``||``, ``;`` and ``|``."""
     out = []
-    for block in _FENCE.findall(text):
+    for block in shell_blocks(text):
         joined = re.sub(r"\\\n\s*", " ", block)
         for line in joined.splitlines():
             lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
@@ -40,8 +55,12 @@ def shell_commands(text: str) -> list[str]:
                     current = []
                 else:
                     current.append(w)
-    out += [shlex.split(span) for span in _SPAN.findall(text)]
     return [" ".join(shlex.quote(w) for w in c) for c in out if c]
+
+
+def prose_commands(text: str) -> list[str]:
+    """Commands named in inline code (`benchmark train`), where ``...`` marks an elision."""
+    return [span for span in _SPAN.findall(text) if "..." not in span and "…" not in span]
 
 
 def ours(cmd: str) -> list[str] | None:
@@ -56,32 +75,40 @@ def ours(cmd: str) -> list[str] | None:
     return None
 
 
-def _without_callbacks(command):
-    """The command and its sub-commands with every parameter callback set aside (restored after)."""
+def _set_aside(command, required: bool):
+    """The command and its sub-commands with every parameter callback set aside, and (for a
+    command named in prose) no parameter required; restored after."""
     saved = []
     stack = [command]
     while stack:
         cmd = stack.pop()
-        saved += [(p, p.callback) for p in cmd.params]
+        saved += [(p, p.callback, p.required) for p in cmd.params]
         stack += list(getattr(cmd, "commands", {}).values())
-    for p, _ in saved:
-        p.callback = None
+    for p, _, req in saved:
+        p.callback, p.required = None, req and required
     return saved
 
 
-def parse_benchmark(words: list[str]) -> None:
-    """Resolve ``benchmark <group> <command> [options]`` through click's parser."""
-    saved = _without_callbacks(main)
+def parse_benchmark(words: list[str], required: bool = True) -> None:
+    """Resolve ``benchmark <group> <command> [options]`` through click's parser. ``required``:
+    a command shown to be run must give its required options; one named in prose need not."""
+    import click
+
+    saved = _set_aside(main, required)
     try:
         ctx = main.make_context("benchmark", words[1:])
         cmd, args = main, ctx.protected_args + ctx.args
         while hasattr(cmd, "commands") and args:
             name, cmd, args = cmd.resolve_command(ctx, args)
+            if hasattr(cmd, "commands") and not args:
+                return  # a group named in prose ("the `benchmark perf` commands")
             ctx = cmd.make_context(name, args, parent=ctx)
             args = getattr(ctx, "protected_args", []) + (ctx.args if hasattr(cmd, "commands") else [])
+    except click.exceptions.Exit as done:  # --help: it exists, and says so
+        assert done.exit_code == 0
     finally:
-        for p, cb in saved:
-            p.callback = cb
+        for p, cb, req in saved:
+            p.callback, p.required = cb, req
 
 
 PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
@@ -103,13 +130,15 @@ def parse_mlflow_run(words: list[str]) -> None:
         _TYPES[declared[key]["type"]](value)
 
 
-def all_commands() -> list[tuple[str, list[str]]]:
+def all_commands() -> list[tuple[str, list[str], bool]]:
+    """(where, words, shown to be run) for every command of ours in the README and docs/."""
     found = []
     for doc in DOCS:
-        for cmd in shell_commands(doc.read_text()):
+        text = doc.read_text()
+        for cmd, run in [(c, True) for c in shell_commands(text)] + [(c, False) for c in prose_commands(text)]:
             words = ours(cmd)
             if words:
-                found.append((f"{doc.relative_to(ROOT)}: {cmd}", words))
+                found.append((f"{doc.relative_to(ROOT)}: {cmd}", words, run))
     return found
 
 
@@ -117,15 +146,16 @@ COMMANDS = all_commands()
 
 
 def test_the_docs_hold_commands_to_check():
-    assert len(COMMANDS) > 40 and any(w[:2] == ["mlflow", "run"] for _, w in COMMANDS)
-    assert shell_commands("```bash\nA=1 benchmark sweep --demo && benchmark report  # and\n```") == [
+    assert sum(run for *_, run in COMMANDS) > 40 and any(w[:2] == ["mlflow", "run"] for _, w, _ in COMMANDS)
+    assert shell_commands("```bash\nA=1 benchmark sweep --demo && benchmark report  # and\n```\n") == [
         "A=1 benchmark sweep --demo", "benchmark report"]
+    assert shell_commands("```python\nx = 'benchmark train'\n```\n") == []  # only shell blocks
 
 
-@pytest.mark.parametrize("where,words", COMMANDS, ids=[w for w, _ in COMMANDS])
-def test_every_documented_command_parses(where, words):
+@pytest.mark.parametrize("where,words,run", COMMANDS, ids=[w for w, *_ in COMMANDS])
+def test_every_documented_command_parses(where, words, run):
     if words[0] == "benchmark":
-        parse_benchmark(words)
+        parse_benchmark(words, required=run)
     else:
         parse_mlflow_run(words)
 
@@ -155,7 +185,7 @@ def anchors(doc: Path) -> set[str]:
 def test_every_relative_link_and_anchor_points_at_something():
     broken = []
     for doc in DOCS:
-        for target in _LINK.findall(re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)):
+        for target in _LINK.findall(re.sub(r"^```.*?^```", "", doc.read_text(), flags=re.S | re.M)):
             if re.match(r"^[a-z]+:", target):
                 continue  # http:, https:, mailto:
             path, _, anchor = target.partition("#")
