@@ -31,18 +31,41 @@ def _cells(md_row: str) -> list[str]:
     return [c.strip() for c in md_row.strip().strip("|").split("|")]
 
 
+#: The README's main job runs here as written, at the smallest scale that still has every stage:
+#: one seed, one split, two epochs (as written it is 84 points, about 10 minutes on a 2-core CPU).
+SCALE = {"sweep": ["--seeds", "1", "--splits", "track", "--max-epochs", "2"]}
+
+
+def readme_main_job() -> list[list[str]]:
+    """The genre-bench commands the README's first set-up command chains (the install left out)."""
+    from pathlib import Path
+
+    from test_docs import ours, shell_blocks, shell_commands
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    setup = readme.split("## Set up a fresh machine", 1)[1]
+    first = shell_blocks(setup)[0]
+    return [w for w in (ours(c) for c in shell_commands(f"```bash\n{first}```\n")) if w]
+
+
+def test_the_main_job_test_runs_the_readmes_commands():
+    assert readme_main_job() == [["benchmark", "sweep", "--demo"], ["benchmark", "report"]]
+
+
 @pytest.fixture(scope="module")
 def demo_sweep(tmp_path_factory):
-    """The README's main job, one seed and split (`benchmark sweep --demo`), run once for the tests
-    below, in a folder and store of its own: (folder, tracking URI, the command's stdout)."""
+    """The README's main job (its commands, read from the README, at ``SCALE``), run once for the
+    tests below, in a folder and store of its own: (folder, tracking URI, the commands' stdout)."""
     root = tmp_path_factory.mktemp("main-job")
     uri = f"sqlite:///{root}/mlflow.db"
     env = command_env(uri, root / "cache")
-    done = subprocess.run([sys.executable, "-m", "benchmark", "sweep", "--demo", "--seeds", "1", "--splits", "track",
-                           "--max-epochs", "2"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root, uri, done.stdout
+    out = ""
+    for words in readme_main_job():
+        done = subprocess.run([sys.executable, "-m", "benchmark", *words[1:], *SCALE.get(words[1], [])],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out += done.stdout
+    return root, uri, out
 
 
 @pytest.mark.slow
@@ -86,6 +109,8 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     via_run = CliRunner().invoke(main, ["predict", clip, "--model-uri", f"runs:/{mv5.run_id}/model", "--json"])
     assert via_alias.exit_code == 0 and via_run.exit_code == 0, via_alias.output + via_run.output
     assert json.loads(via_alias.stdout)["clips"][0]["top"][0] == json.loads(via_run.stdout)["clips"][0]["top"][0]
+    svm = CliRunner().invoke(main, ["predict", clip, "--model-uri", "models:/genre-bench-svm@track", "--json"])
+    assert svm.exit_code == 0 and json.loads(svm.stdout)["net"] == "svm", svm.output  # a baseline through its alias
     again = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
                                       "--no-system-metrics"])
     assert again.exit_code == 0 and "10 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout

@@ -109,6 +109,22 @@ def test_mlflow_run_preprocess_and_net2(demo_dir, tmp_store, tmp_path):
     assert train_run.data.params["resolved.early_stopping"] == "False"  # ...and what actually ran
     assert {"test_accuracy", "test_track_accuracy", "val_accuracy", "best_epoch"} <= set(train_run.data.metrics)
     assert "reusing feature cache" in net.stderr  # the preprocess entry point's cache was reused
+    # A classical baseline is an entry point like any net: fitted once, then it classifies a clip.
+    svm = _mlflow_run("svm", {"data_dir": demo_dir, "split": "kfold", "folds": 5, "fold": 2}, tmp_path, tmp_store)
+    assert svm.returncode == 0, svm.stderr[-3000:]
+    (run,) = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.net = 'svm'",
+                                output_format="list")
+    assert run.info.run_name == "svm-kfold-2of5-s0" and run.info.status == "FINISHED"
+    assert run.data.tags["net_family"] == "classical" and {"chosen.C", "chosen.gamma"} <= set(run.data.params)
+    from click.testing import CliRunner
+
+    from benchmark.cli import main
+
+    clip = next((demo_dir / "Data" / "genres_original" / "rock").glob("*.wav"))
+    out = CliRunner().invoke(main, ["predict", str(clip), "--model-uri", f"runs:/{run.info.run_id}/model", "--json"])
+    assert out.exit_code == 0, out.output
+    scored = __import__("json").loads(out.stdout)
+    assert scored["net"] == "svm" and scored["input_kind"] == "stats" and scored["clips"][0]["n_inputs"] == 4
 
 
 @pytest.mark.slow

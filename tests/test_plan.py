@@ -89,7 +89,8 @@ def test_a_sweep_over_a_day_names_what_would_make_it_feasible_each_with_its_time
 
 
 @pytest.mark.slow
-def test_perf_predict_and_perf_report_measure_side_by_side(tmp_path):
+def test_perf_predict_and_perf_report_measure_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     pred = CliRunner().invoke(main, ["perf", "predict", "--clips", "4", "--seconds", "3", "--repeats", "1"])
     assert pred.exit_code == 0, pred.output
     p = json.loads(pred.stdout)

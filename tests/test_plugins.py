@@ -149,7 +149,7 @@ def test_the_example_plugin_trains_sweeps_reports_registers_and_predicts(install
     md = (tmp_path / "r" / "report.md").read_text()
     row = next(ln for ln in md.splitlines() if ln.startswith("| crnn (plugin) |"))
     assert f"{crnn.data.metrics['test_accuracy']:.3f}" in row  # its own row, its own number
-    assert "(plugin): not part of the study" in md and "crnn − net5 test accuracy" in md
+    assert "(plugin): not part of the study" in md and "crnn − net5 in accuracy over segments" in md
 
     clip = next((demo_dir / "Data" / "genres_original" / "jazz").glob("*.wav"))
     out = json.loads(_cli("predict", str(clip), "--model-uri", "models:/genre-bench-crnn@track", "--json",

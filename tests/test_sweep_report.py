@@ -341,7 +341,7 @@ def test_a_parallel_kfold_sweep_through_a_local_server_tests_every_track_once(de
     folds = pd.read_csv(files / "folds_kfold.csv")
     assert len(folds) == 9 and sorted(set(folds.fold)) == [0, 1, 2] and folds.test_tracks.sum() == 3 * 50
     assert "On `kfold`, net1 10 ep − net1 5 ep in accuracy over images = " in rep.text and "t-test over 3 folds, p = " in rep.text
-    assert "McNemar's exact test on 50 pooled test tracks" in rep.text  # the three test folds: every track once
+    assert "McNemar's exact test on the track votes, on 50 test tracks" in rep.text  # the three test folds: every track once
     pairs = pd.read_csv(files / "significance_kfold.csv")
     assert len(pairs) == 3 and (pairs.tracks == 50).all() and (pairs.draws == 3).all()
     assert "| net5 | 16-17 / " in rep.text and "(n=3)" in rep.text  # a mean over the 3 folds with its interval

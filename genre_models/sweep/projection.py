@@ -228,6 +228,8 @@ def _gan_seconds(cfg: SweepConfig, rates: dict) -> float:
 def point_seconds(p: GridPoint, cfg: SweepConfig, sizes: Sizes, rates: dict) -> float:
     """One point's projected seconds from the measured ``rates``."""
     share = sizes.parts(p.split, p.folds)
+    if p.net in rates.get("unmeasured", {}):
+        return POINT_OVERHEAD_S  # it could not even be built here: it will fail fast
     if p.kind == "gan":
         return _gan_seconds(cfg, rates)
     spec = get_net(p.net)
@@ -312,7 +314,7 @@ def project(cfg: SweepConfig, rates: dict, sizes: Sizes, jobs: int, shared: bool
 # --------------------------------------------------------------------------- the probe and its words
 
 #: Seconds each rate is timed for in the sweep's own probe (``benchmark perf study`` times longer).
-PROBE_SECONDS = 0.3
+PROBE_SECONDS = 0.2
 #: On a CPU an image net is timed at this batch (at most) and scaled linearly to its grid's.
 PROBE_BATCH = 8
 
@@ -327,20 +329,27 @@ def probe(cfg: SweepConfig, points: list[GridPoint], dev, precision: str, second
           data_dir: str | None = None, preprocess: bool = False) -> dict:
     """Every rate ``points`` need, timed briefly on ``dev``: what ``project`` takes."""
     grid = get_grid(cfg.grid)
-    rates: dict = {"nets": {}, "classical": {}, "preprocess": {"mfcc_seconds_per_segment": measure_mfcc()}}
+    rates: dict = {"nets": {}, "classical": {}, "preprocess": {"mfcc_seconds_per_segment": measure_mfcc()},
+                   "unmeasured": {}}
     cpu, timed = dev.type != "cuda", {}
     for net in dict.fromkeys(p.net for p in points if p.kind == "train"):
         spec = get_net(net)
-        if spec.family == "classical":
-            rates["classical"][net] = measure_classical(net)
-            continue
-        same = _architecture(net, grid.image_size, grid_batch(cfg, net))  # net6 trains net5's net: timed once
-        if same not in timed:
-            small = PROBE_BATCH if cpu and spec.input_kind == "image" else None
-            timed[same] = measure_net(net, grid_batch(cfg, net), grid.image_size, dev, precision, seconds, small)
-        rates["nets"][net] = timed[same]
+        try:
+            if spec.family == "classical":
+                rates["classical"][net] = measure_classical(net)
+                continue
+            same = _architecture(net, grid.image_size, grid_batch(cfg, net))  # net6 trains net5's net: timed once
+            if same not in timed:
+                small = PROBE_BATCH if cpu and spec.input_kind == "image" else None
+                timed[same] = measure_net(net, grid_batch(cfg, net), grid.image_size, dev, precision, seconds, small)
+            rates["nets"][net] = timed[same]
+        except Exception as exc:  # its points will fail and be recorded as such; the projection goes on
+            rates["unmeasured"][net] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     if any(p.kind == "gan" for p in points):
-        rates["gan"] = measure_gan(grid.gan, dev, seconds)
+        try:
+            rates["gan"] = measure_gan(grid.gan, dev, seconds)
+        except Exception as exc:  # as for a net: its points will say what is wrong
+            rates["unmeasured"]["gan"] = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
     if preprocess:
         rates["preprocess"] = measure_preprocess(data_dir)
     return rates
@@ -365,6 +374,8 @@ def rate_words(stage: str, rates: dict) -> str:
         g = rates["gan"]
         scaled = f", timed at batch {g['probe_batch']}" if g["scaled_from_probe"] else ""
         return f"{g['steps_per_s']:.3g} steps/s (d {g['d']}, batch {g['batch']}{scaled})"
+    if stage in rates.get("unmeasured", {}):
+        return f"not measured ({rates['unmeasured'][stage]})"
     if stage in rates["classical"]:
         c = rates["classical"][stage]
         return f"{c['fit_seconds']:.2f} s a fit of {c['probe_samples']} samples"
