@@ -59,6 +59,15 @@ def _net(ctx, param, value):
         raise CliError(str(exc)) from None
 
 
+def _torch_net(ctx, param, value):
+    """``--net`` for a measurement of the training loop: a torch net (the baselines have no loop)."""
+    name = _net(ctx, param, value)
+    if name is not None and get_net(name).family != "torch":
+        raise CliError(f"{name} is a classical baseline, fitted once without a training loop: this measures a torch "
+                       f"net's ({', '.join(n for n, s in NETS.items() if s.family == 'torch')}, or a plugin's)")
+    return name
+
+
 def _nets(ctx, param, value):
     """``--nets``: comma-separated ``--net`` values, each loaded and checked now."""
     items = tuple(v.strip() for v in value.split(",") if v.strip())
@@ -667,7 +676,7 @@ def perf_preprocess(data_dir, limit, jobs, repeat_clips):
 
 
 @perf.command("train")
-@click.option("--net", required=True, callback=_net, help=NET_HELP)
+@click.option("--net", required=True, callback=_torch_net, help=NET_HELP)
 @click.option("--data-dir", default=None, type=click.Path(), help="Real or synthetic data [default: random tensors].")
 @click.option("--batches", type=int, default=20, help="Timed batches per loop.")
 @click.option("--batch-size", type=int, default=32)
@@ -720,7 +729,7 @@ def perf_study(record, as_json, tracking_uri, experiment, **kw):
 
 
 @perf.command("predict")
-@click.option("--net", default="net5", callback=_net, help=NET_HELP)
+@click.option("--net", default="net5", callback=_torch_net, help=NET_HELP)
 @click.option("--clips", type=click.IntRange(min=2), default=100, help="Clips in the folder.")
 @click.option("--seconds", type=click.FloatRange(min=1), default=30.0, help="Length of each generated clip.")
 @click.option("--repeats", type=click.IntRange(min=1), default=2, help="Turns; each figure is the median.")
@@ -745,7 +754,7 @@ def perf_report(**kw):
 
 
 @perf.command("precision")
-@click.option("--net", callback=_net, default="net2", help=NET_HELP)
+@click.option("--net", callback=_torch_net, default="net2", help=NET_HELP)
 @click.option("--batches", type=click.IntRange(min=1), default=4)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32)
 @click.option("--image-size", type=click.IntRange(min=8), default=180)
@@ -760,7 +769,7 @@ def perf_precision(**kw):
 
 
 @perf.command("contention")
-@click.option("--net", type=click.Choice(list(NETS)), default="net5")
+@click.option("--net", type=click.Choice([n for n, s in NETS.items() if s.family == "torch"]), default="net5")
 @click.option("--batches", type=click.IntRange(min=1), default=40, help="Timed batches per process.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32)
 @click.option("--image-size", type=click.IntRange(min=8), default=180)

@@ -34,7 +34,7 @@ from genre_models.training.evaluate import PREDICTIONS_FILE
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs, metric_steps, read_artifacts
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store, use_experiment
-from genre_models.util import safe_name, write_csv
+from genre_models.util import log, safe_name, write_csv
 
 __all__ = ["Report", "ReportError", "write_report"]
 
@@ -215,5 +215,9 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     page.write_text(to_html(text_, path.parent, f"genre-bench report: {experiment}"))
     report = Report(str(path), text_, len(runs), notes, str(page), written)
     use_experiment(experiment)
-    report.run_id = _log_report(logger, experiment, report, files, notes)
+    try:
+        report.run_id = _log_report(logger, experiment, report, files, notes)
+    except Exception as exc:  # a reader who may not write (a READ-only account): the files stand
+        text = str(getattr(exc, "message", None) or exc).strip().splitlines()
+        log.warning("the report is written, but its run could not be logged: %s", text[0] if text else type(exc).__name__)
     return report
