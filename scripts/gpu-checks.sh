@@ -8,6 +8,7 @@
 # Needs only the checkout and the installed package: the data is the built-in demo data, made
 # here (the device machine has no GTZAN). Each step has its own time limit (LIMIT, seconds).
 set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)  # the tests are found from here, wherever this runs
 OUT=${OUT:-gpu-figures}
 mkdir -p "$OUT"
 DEV=cuda SMOKE=0
@@ -49,6 +50,6 @@ step gan-2000 benchmark gan --data-dir "$OUT/demo" --device $DEV --steps "$(size
   --batch-size "$(size 64 4)" --per-genre "$(size 100 3)" --log-every "$(size 100 1)" --quality-epochs 2 --no-log-model \
   --experiment gan-2000
 # The CUDA tests (they skip on a CPU).
-step cuda-tests python -m pytest -q -n 0 -p no:cacheprovider -k "cuda" tests/test_throughput.py tests/test_gan.py \
-  tests/test_sweep_report.py
+step cuda-tests python -m pytest -q -n 0 -p no:cacheprovider -k "cuda" "$ROOT/tests/test_throughput.py" \
+  "$ROOT/tests/test_gan.py" "$ROOT/tests/test_sweep_report.py"
 echo "figures in $OUT"
