@@ -48,8 +48,19 @@ def readme_main_job() -> list[list[str]]:
     return [w for w in (ours(c) for c in shell_commands(f"```bash\n{first}```\n")) if w]
 
 
+def readme_predict() -> list[str]:
+    """The README's ``benchmark predict`` command (its "What you get" table), which works as written after the main job."""
+    from pathlib import Path
+
+    from test_docs import ours, prose_commands
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return next(w for w in (ours(c) for c in prose_commands(readme)) if w and w[:2] == ["benchmark", "predict"])
+
+
 def test_the_main_job_test_runs_the_readmes_commands():
     assert readme_main_job() == [["benchmark", "sweep", "--demo"], ["benchmark", "report"]]
+    assert readme_predict()[2:] == ["demo-data/Data/genres_original/rock", "--model-uri", "models:/genre-bench-net5@track"]
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +122,10 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     assert json.loads(via_alias.stdout)["clips"][0]["top"][0] == json.loads(via_run.stdout)["clips"][0]["top"][0]
     svm = CliRunner().invoke(main, ["predict", clip, "--model-uri", "models:/genre-bench-svm@track", "--json"])
     assert svm.exit_code == 0 and json.loads(svm.stdout)["net"] == "svm", svm.output  # a baseline through its alias
+    as_written = CliRunner().invoke(main, readme_predict()[1:])  # the README's own predict line, in the main job's folder
+    n_rock = len(list((root / "demo-data" / "Data" / "genres_original" / "rock").glob("*.wav")))
+    assert as_written.exit_code == 0 and n_rock >= 5, as_written.output
+    assert f"{n_rock} clip(s) scored, 0 skipped" in as_written.stdout and as_written.stdout.count(".wav: ") == n_rock
     again = CliRunner().invoke(main, ["sweep", "--demo", "--seeds", "1", "--splits", "track", "--max-epochs", "2",
                                       "--no-system-metrics"])
     assert again.exit_code == 0 and "10 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout

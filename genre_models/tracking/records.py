@@ -63,8 +63,10 @@ def mlflow_dataset(store: FeatureStore):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # source-type ambiguity and int-schema hints: not ours to fix
-        return mlflow.data.from_pandas(store.manifest, source=store.meta["dataset"]["root"], name=store.dataset_name,
-                                       targets="label", digest=store.digest)
+        ds = mlflow.data.from_pandas(store.manifest, source=store.meta["dataset"]["root"], name=store.dataset_name,
+                                     targets="label", digest=store.digest)
+        ds.schema  # inferred (and cached) here, under the filter: MLflow infers it lazily when a metric names the dataset
+    return ds
 
 
 def log_dataset_input(store: FeatureStore, split: SplitConfig, context: str) -> None:
