@@ -194,10 +194,24 @@ def safe_name(name: str) -> str:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: Characters that would change how text from a store reads: controls (a newline splits a table
+#: row), and the bidirectional overrides and isolates that reorder what follows them.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def visible(text: str) -> str:
+    """Text with every control or direction character shown as its escape (``\\n``, ``\\u202e``)."""
+    return _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def csv_text(value):
     """A CSV cell that no spreadsheet runs as a formula: text starting with ``FORMULA_STARTS``
-    is prefixed with ``'``; numbers and everything else pass unchanged."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    is prefixed with ``'``, and control or direction characters are shown escaped (``visible``);
+    numbers and everything else pass unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = visible(value)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def write_csv(df, path, index: bool = False) -> None:

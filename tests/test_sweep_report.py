@@ -85,24 +85,25 @@ def test_paired_tests_are_scipys_with_nadeau_and_bengios_correction():
 
     a, b = {0: 0.5, 1: 0.6, 2: 0.7, 3: 0.1}, {0: 0.6, 1: 0.7, 2: 0.9}
     plain = paired_test(a, b)
-    assert plain.keys == (0, 1, 2) and plain.diff.mean == pytest.approx(0.4 / 3) and not plain.corrected
+    assert plain.keys == (0, 1, 2) and plain.diff.mean == pytest.approx(0.4 / 3) and plain.spread.kind == "plain"
     assert plain.p == pytest.approx(stats.ttest_rel([0.6, 0.7, 0.9], [0.5, 0.6, 0.7]).pvalue)
     d = np.array([0.1, 0.1, 0.2])
     t = d.mean() / (d.std(ddof=1) * np.sqrt(1 / 3 + 0.25))  # Nadeau & Bengio: 1/n + n_test/n_train
     fixed = paired_test(a, b, ratio=0.25)
-    assert fixed.corrected and fixed.p == pytest.approx(2 * stats.t.sf(t, 2)) and fixed.p > plain.p
-    assert fixed.verdict == f"no significant difference at 0.05 (corrected resampled t-test over 3 seeds, p = {fixed.p:.3f})"
+    assert fixed.spread.kind == "corrected" and fixed.p == pytest.approx(2 * stats.t.sf(t, 2)) and fixed.p > plain.p
+    assert fixed.verdict == ("no significant difference at 0.05 (over 3 seeds: corrected resampled t-test "
+                             f"p = {fixed.p:.3f})")
     sure = paired_test({s: 0.5 for s in range(5)}, {s: 0.6 + 0.001 * s for s in range(5)}, ratio=0.1)
-    assert sure.p < 0.001 and sure.verdict == "a significant gain at 0.05 (corrected resampled t-test over 5 seeds, p < 0.001)"
+    assert sure.p < 0.001 and sure.verdict == "a significant gain at 0.05 (over 5 seeds: corrected resampled t-test p < 0.001)"
     folds = paired_test({(0, f): 0.5 + 0.01 * f for f in range(10)}, {(0, f): 0.4 + 0.02 * f for f in range(10)}, 1 / 8)
     assert "over 10 folds" in folds.verdict and folds.diff.n == 10
-    assert "2 draws (2 folds x 2 seeds)" in paired_test({(s, f): 0.5 for s in (0, 1) for f in (0, 1)},
-                                                        {(0, 0): 0.6, (1, 1): 0.7}).verdict
+    two = paired_test({(s, f): 0.5 for s in (0, 1) for f in (0, 1)}, {(0, 0): 0.6, (1, 1): 0.7001})
+    assert two.verdict == "cannot be tested on 2 draws (2 folds x 2 seeds): a test needs at least 3 draws"
     assert "cannot be tested on 1 seed" in paired_test({0: 0.5}, {0: 0.7}).verdict
-    m = mcnemar([True] * 9 + [False] * 11, [False] * 8 + [True] * 12)  # a alone right on 8, b alone on 11
-    assert (m.tracks, m.only_a, m.only_b) == (20, 8, 11)
-    assert m.p == pytest.approx(stats.binomtest(8, 19, 0.5).pvalue)
-    assert mcnemar([True, False], [True, False]).p == 1.0
+    m = mcnemar(np.array([1] * 9 + [0] * 11), np.array([0] * 8 + [1] * 12))  # a alone right on 8, b alone on 11
+    assert (m.tracks, m.only_a, m.only_b, m.draws) == (20, 8, 11, 1)
+    assert m.smallest_p == pytest.approx(stats.binomtest(8, 19, 0.5).pvalue) and m.differed == 0
+    assert mcnemar(np.array([1, 0]), np.array([1, 0])).smallest_p == 1.0
 
 
 def _cells(md_row: str) -> list[str]:
@@ -147,25 +148,27 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     assert "| net1 | 10 / 30 | 0.110 (n=1) | 0.4257 |" in random_block  # net1 ran on `random` only
     assert "| net5 | 10 / 30-31 | 0.450 (values 0.400, 0.500) | 0.7954 |" in random_block
     assert "8.0 (values 8.0, 8.0)†" in random_block and "† net5: 2 of 2 runs stopped at their epoch cap (8)" in random_block
-    # The verdict is the t-test's, Holm-adjusted over the comparisons drawn on `track` that could be tested; the same 10 tracks
-    # in 3 seeds are 10 clusters for McNemar's test (pooled as 30 tracks it said p = 0.031).
+    # The verdict: the corrected t-test and the exact sign-flip test over track clusters, the larger p, Holm-adjusted
+    # over the split's one family. Only 2 tracks ever differ (net6 right on tracks 5 and 6 in all 3 seeds): the
+    # sign-flip test's p is 2 / 4 = 0.5, whatever the t-test says. McNemar is per draw, and decides nothing.
     assert ("On `track`, net6 − net5 in accuracy over segments = 0.133 [-0.039, 0.306] (n=3): no significant "
-            "difference at 0.05 (corrected resampled t-test over 3 seeds, p = 0.080; Holm-adjusted over 3 tests, "
-            "p = 0.159). McNemar's clustered test on the track votes, clustered by track (30 track votes over 10 "
-            "tracks): p = 0.157, Holm-adjusted p = 0.157 (net5 alone right 0 times, net6 alone 6); it holds for these "
-            "trained nets on these tracks.") in text
+            "difference at 0.05 (over 3 seeds: corrected resampled t-test p = 0.080, exact sign-flip test over 10 track "
+            "clusters p = 0.500 (the larger decides); Holm-adjusted over the split's ") in text
+    assert ("McNemar's exact test per draw, on these trained nets and these tracks (it decides nothing): they differed "
+            "at 0.05 in 0 of 3 draws (net5 alone right 0 times, net6 alone 6, over 10 tracks).") in text
     assert "On `track`, net2 50 ep − net2 100 ep" not in text and "On `track`, net2 100 ep − net2 50 ep in accuracy " \
-           "over images = 0.000 [-0.248, 0.248] (n=3): no significant difference at 0.05 (paired t-test over 3 " \
-           "seeds, p = 1.000; Holm-adjusted over 3 tests, p = 1.000). McNemar's test: no test track scored by " \
-           "both." in text  # 50 against 100 epochs; no n_train: no correction
+           "over images = 0.000 [-0.248, 0.248] (n=3): no significant difference at 0.05 (over 3 seeds: paired t-test " \
+           "p = 1.000; Holm-adjusted over the split's" in text  # 50 against 100 epochs; no n_train: no correction
+    families = next(line for line in text.splitlines() if line.startswith("- **Holm families** (one per split;"))
+    assert "`random`: " in families and "; `track`: " in families and " tests at 0.05 (" in families
     pairs = pd.read_csv(out.parent / "report_files" / "significance_track.csv")
     assert len(pairs) == 15  # 6 models on `track`: net2 50 ep, net2 100 ep, net5, net6, net5-raw, mynet
     row = pairs[(pairs.a == "net5") & (pairs.b == "net6")].iloc[0]
-    assert (row.draws, row.tracks, row.track_votes, row.only_a_right, row.only_b_right) == (3, 10, 30, 0, 6)
-    assert row.t_p == pytest.approx(0.0796, abs=1e-4) and row.mcnemar == "clustered"
-    assert row.mcnemar_p == pytest.approx(0.1573, abs=1e-4)  # (0 - 6)^2 / (10 tracks' squared differences: 36 / ...)
+    assert (row.draws, row.tracks, row.only_a_right, row.only_b_right, row.mcnemar_draws) == (3, 10, 0, 6, 3)
+    assert row.t_p == pytest.approx(0.0796, abs=1e-4) and row.sign_flip_p == pytest.approx(0.5) and row.p == 0.5
+    assert row.in_family and row.p_holm >= row.p and row.track_clusters == 10
     matrix = pd.read_csv(out.parent / "report_files" / "pvalues_track.csv", index_col=0)
-    assert matrix.loc["net5", "net6"] == f"{row.t_p_holm:.3f}" and matrix.loc["net6", "net5"] == f"{row.mcnemar_p_holm:.3f}"
+    assert matrix.loc["net5", "net6"] == "0.500" and matrix.loc["net6", "net5"] == "0/3"  # unadjusted; McNemar below
     assert "| net5 | 0.50 ± 0.10 |" in text  # macro F1: mean ± sd over seeds
     files = out.parent / "report_files"
     for name in ("table1_track", "table2_track", "f1_track", "table1_random", "table2_random"):
@@ -194,6 +197,7 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     assert (files / "confusion_track.png").is_file() and (files / "headline.png").is_file()
     html = out.with_suffix(".html").read_text()
     assert "<table>" in html and "data:image/png;base64," in html and "0.733 [0.278, 1.000]‡ (n=3)" in html
+    assert "<h3>Every test behind the claims, split track</h3>" in html and "Every test behind" not in text
     assert "| 0.534 | MFCC features + SVM | the fault-filtered split" in text  # published figures, with protocols
 
 
@@ -340,8 +344,9 @@ def test_a_parallel_kfold_sweep_through_a_local_server_tests_every_track_once(de
     files = tmp_path / "r" / "report_files"
     folds = pd.read_csv(files / "folds_kfold.csv")
     assert len(folds) == 9 and sorted(set(folds.fold)) == [0, 1, 2] and folds.test_tracks.sum() == 3 * 50
-    assert "On `kfold`, net1 10 ep − net1 5 ep in accuracy over images = " in rep.text and "t-test over 3 folds, p = " in rep.text
-    assert "McNemar's exact test on the track votes, on 50 test tracks" in rep.text  # the three test folds: every track once
+    assert "On `kfold`, net1 10 ep − net1 5 ep in accuracy over images = " in rep.text
+    assert "(over 3 folds: corrected resampled t-test p = " in rep.text or "cannot be tested on 3 folds" in rep.text
+    assert "over 50 tracks)" in rep.text  # McNemar per draw: the three test folds hold every track once
     pairs = pd.read_csv(files / "significance_kfold.csv")
     assert len(pairs) == 3 and (pairs.tracks == 50).all() and (pairs.draws == 3).all()
     assert "| net5 | 16-17 / " in rep.text and "(n=3)" in rep.text  # a mean over the 3 folds with its interval

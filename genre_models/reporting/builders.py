@@ -17,9 +17,8 @@ from genre_models.models.registry import NETS, comparisons
 from genre_models.reporting import context
 from genre_models.reporting.figures import Bar
 from genre_models.reporting.runs import (
-    budgets, longest_budget, metric, model_name, model_of, models_of, nets_on, ordered, summary,
+    budgets, longest_budget, metric, model_name, model_of, nets_on, ordered, summary,
 )
-from genre_models.reporting.significance import Comparison, Votes, all_pairs, compare, family, p_matrix
 from genre_models.reporting.stats import summarize
 from genre_models.reporting.tables import Entry, Table, interval, number, spread, text
 
@@ -221,24 +220,17 @@ def drawn_comparisons(runs: pd.DataFrame, split: str) -> list[tuple[str, str]]:
 
 
 def best_baseline(sub: pd.DataFrame) -> str | None:
-    """The classical baseline with the highest mean track accuracy on a split (None without one)."""
+    """The classical baseline with the highest mean *validation* track accuracy on a split (None
+    without one): chosen on test accuracy, then tested on it, the pick would favour the baseline."""
     nets = baseline_nets(sub)
     if not nets:
         return None
-    return max(nets, key=lambda n: float(metric(sub[sub.net == n], "test_track_accuracy").mean()))
 
-
-def pair_comparisons(runs: pd.DataFrame, split: str, votes: Votes) -> list[Comparison]:
-    """The comparisons the report draws on ``split``, each with both tests, Holm-adjusted as one family."""
-    sub = runs[runs.split == split]
-    return family([compare(sub, split, a, b, votes) for a, b in drawn_comparisons(runs, split)])
-
-
-def significance_tables(runs: pd.DataFrame, split: str, votes: Votes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every pair of the split's models: the long table (one row per pair) and the p-value matrix."""
-    sub, models = runs[runs.split == split], models_of(runs, split)
-    found = all_pairs(sub, split, models, votes)
-    return pd.DataFrame([c.row() for c in found]), p_matrix(found, models)
+    def score(n: str) -> float:
+        r = sub[sub.net == n]
+        v = metric(r, "val_track_accuracy")
+        return float(v.mean()) if v.notna().any() else float(metric(r, "val_accuracy").mean())
+    return max(nets, key=lambda n: (score(n), n))
 
 
 def fold_accuracies(runs: pd.DataFrame, split: str) -> pd.DataFrame:

@@ -1,64 +1,142 @@
 """The study's observations put to the test on one split, pure: one row per claim, built from
-the runs table (``reporting.runs``).
+the runs table (``reporting.runs``) and the runs' track votes.
 
-Each claim is one or more *tests*: a difference per draw (b - a, a difference of differences,
-or a bound), the direction the study claims, and the study's own effect. Each test is the
-corrected resampled t-test the report uses (the plain paired t on a fixed split), and the
-tests of all claims on a split are Holm-adjusted as one family. A claim is
+Each claim is tested for what it says:
 
-* **supported** when every one of its tests is significant in the claimed direction;
-* **contradicted** when any is significant against it;
-* **not shown at this n** otherwise, with, for each test not significant, the smallest effect
-  these draws could have found at 80% power and the draws the study's own effect would need
-  (``reporting.stats``), both from the spread observed.
+* "beats", "raises", "stays under": a **directional** test of a contrast against 0 (or the
+  bound), two-sided, under the split's variance (``reporting.significance.estimate``);
+* "does not improve on" (RMSProp): **non-superiority**, the upper bound of the two-sided 95%
+  interval of net4 − net3 below ``+margin``;
+* "keeps accuracy steady" (batch normalisation): **equivalence** (TOST, each side at ``alpha``)
+  of net3's change between its epoch budgets within ``±margin``;
+* "stops training sooner" (the GAN): in **training samples seen** to the stopping epoch (net6's
+  epochs carry its generated clips too), a run stopped at its epoch cap censored, by a paired
+  sign test that counts only the draws whose order is known (Gehan's rule).
 
-A claim whose nets were not run on the split says so.
+Each test gives a p *for* the claim and a p *against* it (the contrary shown, or the margin
+exceeded); the smaller enters the split's one Holm family (``reporting.verdicts``). A claim is
+**supported** when every test is significant for it, **contradicted** when any is significant
+against it, and otherwise **not shown at this n**, with the draws the study's effect would need
+for all its tests at once, at the level that decides (``stats.level``). A claim whose nets did
+not run on the split says so.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from genre_models.config import SPLIT_SPECS
 from genre_models.models.registry import NETS
-from genre_models.reporting.runs import budgets, metric, model_name
-from genre_models.reporting.significance import by_draw, shared_ratio
-from genre_models.reporting.stats import ALPHA, Paired, adjusted, detectable, draws_needed, fmt_p, paired_of
+from genre_models.reporting.runs import budgets, metric, model_name, model_of
+from genre_models.reporting.significance import TRACKS, Contrast, SplitData, Votes, draw_keys, estimate, split_metric
+from genre_models.reporting.stats import (
+    ALPHA, MIN_DRAWS, Paired, detectable, draws_needed, exact_mcnemar_p, fmt_p, level, t_p,
+)
 from genre_models.reporting.tables import Table, text
 
-TRACKS = "test_track_accuracy"
 ACC = "test_accuracy"
+#: The default margin of "steady" and "no better than", in accuracy.
+MARGIN = 0.02
+#: The power a claim's tests must reach together.
+TARGET_POWER = 0.8
+
+
+@dataclass(frozen=True)
+class Sooner:
+    """Net b against net a in training samples seen to the stopping epoch, per draw."""
+
+    sooner: int  # draws where b provably stopped sooner
+    later: int
+    unknown: int  # tied, or censored by an epoch cap the other way
+    ratio: float  # median b / a samples over draws where neither was capped (nan: none)
+    capped: int  # runs stopped at their epoch cap
+
+    @property
+    def p(self) -> float:
+        if self.sooner + self.later + self.unknown < MIN_DRAWS:
+            return float("nan")
+        return float(exact_mcnemar_p(np.array([self.sooner]), np.array([self.later]))[0])
+
+    def fmt(self) -> str:
+        ratio = f"; median ratio of samples {self.ratio:.2f}" if math.isfinite(self.ratio) else ""
+        return (f"sooner in {self.sooner}, later in {self.later}, undecided in {self.unknown} draws "
+                f"({self.capped} runs capped){ratio}")
 
 
 @dataclass(frozen=True)
 class ClaimTest:
-    """One difference a claim rests on, per draw."""
+    """One test a claim rests on. ``kind``: ``more`` / ``less`` (directional), ``below``
+    (non-superiority under ``margin``), ``within`` (TOST within ±``margin``), ``sooner``."""
 
-    what: str  # "net2 50 ep − net1 50 ep (accuracy)"
-    diffs: dict  # draw -> difference
-    ratio: float  # the correction's n_test / n_train (0: plain t)
-    sign: int  # +1: the study claims it positive; -1: negative
-    study: float  # the study's own difference
-    bounds: tuple[float, float] = (-1.0, 1.0)
+    what: str
+    kind: str
+    study: float  # the study's own effect (for ``sooner``, in epochs)
     paired: Paired | None = None
+    sooner: Sooner | None = None
+    margin: float = 0.0
+    p_adjusted: float = float("nan")
+    family: int = 1
+    alpha: float = ALPHA
 
-    def tested(self) -> "ClaimTest":
-        keys = tuple(sorted(self.diffs))
-        return replace(self, paired=paired_of(np.asarray([self.diffs[k] for k in keys], float), keys, self.ratio,
-                                              self.bounds))
+    @property
+    def p_for(self) -> float:
+        return self._sides()[0]
+
+    @property
+    def p_against(self) -> float:
+        return self._sides()[1]
+
+    def _sides(self) -> tuple[float, float]:
+        """(p for the claim, p against it); nan where untested."""
+        if self.kind == "sooner":
+            s = self.sooner
+            if not math.isfinite(s.p):
+                return float("nan"), float("nan")
+            return (s.p, 1.0) if s.sooner > s.later else (1.0, s.p)
+        p = self.paired
+        if not math.isfinite(p.p):
+            return float("nan"), float("nan")
+        est, sp = p.diff.mean, p.spread
+        if self.kind == "below":
+            return (min(1.0, 2 * t_p(est, sp, "less", self.margin)), min(1.0, 2 * t_p(est, sp, "greater", self.margin)))
+        if self.kind == "within":
+            inside = max(t_p(est, sp, "greater", -self.margin), t_p(est, sp, "less", self.margin))
+            outside = min(1.0, 2 * min(t_p(est, sp, "greater", self.margin), t_p(est, sp, "less", -self.margin)))
+            return inside, outside
+        claimed = (est > 0) == (self.kind == "more")
+        return (p.p, 1.0) if claimed else (1.0, p.p)
+
+    @property
+    def p(self) -> float:
+        """The p that enters the family: the side the data point to."""
+        return min(self._sides())
+
+    @property
+    def decisive_p(self) -> float:
+        return self.p_adjusted if math.isfinite(self.p_adjusted) else self.p
 
     @property
     def outcome(self) -> str:
         """for, against, or none: where the Holm-adjusted test lands."""
-        p = self.paired.decisive_p
-        if not math.isfinite(p) or p >= ALPHA:
+        if not math.isfinite(self.decisive_p) or self.decisive_p >= self.alpha:
             return "none"
-        return "for" if np.sign(self.paired.diff.mean) == self.sign else "against"
+        p_for, p_against = self._sides()
+        return "for" if p_for <= p_against else "against"
+
+    @property
+    def draws(self) -> int:
+        return self.paired.diff.n if self.paired else self.sooner.sooner + self.sooner.later + self.sooner.unknown
+
+    def effect(self) -> str:
+        """The effect in words: the difference with its unadjusted interval, or the sign counts."""
+        if self.kind == "sooner":
+            return self.sooner.fmt()
+        return self.paired.diff.fmt(3) + ("" if self.paired.diff.has_interval else
+                                         f" ({self.paired.why})" if self.paired.why else "")
 
 
 @dataclass(frozen=True)
@@ -78,19 +156,27 @@ class ClaimRow:
             return "contradicted"
         return "supported" if outcomes and all(o == "for" for o in outcomes) else "not shown at this n"
 
+    def deciding(self) -> ClaimTest | None:
+        """The test that decides the verdict: the one against it, else the weakest."""
+        if not self.tests:
+            return None
+        against = [t for t in self.tests if t.outcome == "against"]
+        key = (lambda t: t.decisive_p if math.isfinite(t.decisive_p) else 2.0)
+        return min(against, key=key) if against else max(self.tests, key=key)
 
-# --------------------------------------------------------------------------- per-draw differences
+
+# --------------------------------------------------------------------------- what each claim tests
 
 
-def _runs_of(sub: pd.DataFrame, model: str) -> pd.DataFrame:
-    return sub[sub.model == model]
+@dataclass(frozen=True)
+class Spec:
+    """A test to run: a contrast of models, or (``sooner``) a pair of early-stopping models."""
 
-
-def difference(sub: pd.DataFrame, a: str, b: str, column: str) -> tuple[dict, float]:
-    """b - a per draw both ran, and the pair's correction ratio."""
-    ra, rb = _runs_of(sub, a), _runs_of(sub, b)
-    va, vb = by_draw(ra, column), by_draw(rb, column)
-    return {k: vb[k] - va[k] for k in sorted(set(va) & set(vb))}, shared_ratio(ra, rb)
+    what: str
+    kind: str
+    study: float
+    contrast: Contrast | None = None
+    pair: tuple[str, str] | None = None
 
 
 def _study(net: str, key: str) -> float:
@@ -103,57 +189,44 @@ def _budget_pairs(sub: pd.DataFrame) -> list[tuple[int, int]]:
     return list(zip(budgets(sub[sub.fixed_epochs.astype(bool)]), study))
 
 
-def _ratio(sub: pd.DataFrame) -> float:
-    """The runs' mean n_test / n_train for the correction; 0 (a plain t-test) where none is known."""
-    r = pd.to_numeric(sub.ratio, errors="coerce").dropna()
-    return float(r.mean()) if len(r) else 0.0
-
-
-# --------------------------------------------------------------------------- the claims
-
-
-def cnn_over_mlp(sub: pd.DataFrame) -> list[ClaimTest]:
-    return [ClaimTest(f"{net} {e} ep − net1 {e} ep", *difference(sub, model_name("net1", e, True),
-                                                                 model_name(net, e, True), ACC), +1,
-                      _study(net, f"acc_{s}") - _study("net1", f"acc_{s}"))
+def cnn_over_mlp(sub: pd.DataFrame, acc: str) -> list[Spec]:
+    return [Spec(f"{net} {e} ep − net1 {e} ep", "more", _study(net, f"acc_{s}") - _study("net1", f"acc_{s}"),
+                 Contrast.pair(model_name("net1", e, True), model_name(net, e, True), acc))
             for e, s in _budget_pairs(sub) for net in ("net2", "net3", "net4")]
 
 
-def batchnorm_steady(sub: pd.DataFrame) -> list[ClaimTest]:
+def batchnorm_steady(sub: pd.DataFrame, acc: str) -> list[Spec]:
     pairs = _budget_pairs(sub)
     if len(pairs) < 2:
         return []
     (lo, s_lo), (hi, s_hi) = pairs[0], pairs[-1]
-    d3, _ = difference(sub, model_name("net3", lo, True), model_name("net3", hi, True), ACC)
-    d2, _ = difference(sub, model_name("net2", lo, True), model_name("net2", hi, True), ACC)
-    study = (_study("net3", f"acc_{s_hi}") - _study("net3", f"acc_{s_lo}")) - (
-        _study("net2", f"acc_{s_hi}") - _study("net2", f"acc_{s_lo}"))
-    did = {k: d3[k] - d2[k] for k in sorted(set(d3) & set(d2))}
-    return [ClaimTest(f"(net3 {hi} − {lo} ep) − (net2 {hi} − {lo} ep)", did, _ratio(sub), +1, study, (-2.0, 2.0))]
+    return [Spec(f"net3 {hi} ep − net3 {lo} ep", "within", _study("net3", f"acc_{s_hi}") - _study("net3", f"acc_{s_lo}"),
+                 Contrast.pair(model_name("net3", lo, True), model_name("net3", hi, True), acc))]
 
 
-def rmsprop_no_gain(sub: pd.DataFrame) -> list[ClaimTest]:
-    return [ClaimTest(f"net4 {e} ep − net3 {e} ep", *difference(sub, model_name("net3", e, True),
-                                                               model_name("net4", e, True), ACC), -1,
-                      _study("net4", f"acc_{s}") - _study("net3", f"acc_{s}"))
+def rmsprop_no_gain(sub: pd.DataFrame, acc: str) -> list[Spec]:
+    return [Spec(f"net4 {e} ep − net3 {e} ep", "below", _study("net4", f"acc_{s}") - _study("net3", f"acc_{s}"),
+                 Contrast.pair(model_name("net3", e, True), model_name("net4", e, True), acc))
             for e, s in _budget_pairs(sub)]
 
 
-def mfcc_over_cnn(sub: pd.DataFrame) -> list[ClaimTest]:
-    cnns = [m for m in dict.fromkeys(sub[sub.net.isin(["net2", "net3", "net4"])].model)]
-    if not cnns or sub[sub.model == "net5"].empty:
+def mfcc_over_cnn(sub: pd.DataFrame, acc: str) -> list[Spec]:
+    """net5 against each CNN at its longest budget, on track accuracy: "beats the CNNs" is all of
+    them (picking the best CNN on test accuracy, then testing against it, would favour the CNN)."""
+    if sub[sub.model == "net5"].empty:
         return []
-    best = max(cnns, key=lambda m: float(metric(_runs_of(sub, m), TRACKS).mean()))
-    study_cnn = max(_study(n, k) for n in ("net2", "net3", "net4") for k in NETS[n].study if k.startswith("acc_"))
-    return [ClaimTest(f"net5 − {best} (the best CNN here), track accuracy", *difference(sub, best, "net5", TRACKS), +1,
-                      _study("net5", "acc") - study_cnn)]
+    cnns = [(n, model_of(sub, n)) for n in ("net2", "net3", "net4") if model_of(sub, n)]
+    return [Spec(f"net5 − {m}, track accuracy", "more",
+                 _study("net5", "acc") - max(_study(n, k) for k in NETS[n].study if k.startswith("acc_")),
+                 Contrast.pair(m, "net5", TRACKS)) for n, m in cnns]
 
 
-def gan_helps(sub: pd.DataFrame) -> list[ClaimTest]:
-    return [ClaimTest("net6 − net5, accuracy over segments", *difference(sub, "net5", "net6", ACC), +1,
-                      _study("net6", "acc") - _study("net5", "acc")),
-            ClaimTest("net6 − net5, early-stopping epoch", *difference(sub, "net5", "net6", "stopped_epoch"), -1,
-                      _study("net6", "stopped_epoch") - _study("net5", "stopped_epoch"), bounds=(-1e9, 1e9))]
+def gan_helps(sub: pd.DataFrame, acc: str) -> list[Spec]:
+    words = "accuracy over segments" if acc == ACC else "track accuracy"
+    return [Spec(f"net6 − net5, {words}", "more", _study("net6", "acc") - _study("net5", "acc"),
+                 Contrast.pair("net5", "net6", acc)),
+            Spec("net6 against net5, training samples seen to the stop", "sooner",
+                 _study("net6", "stopped_epoch") - _study("net5", "stopped_epoch"), pair=("net5", "net6"))]
 
 
 #: The bound the study gives for net5-raw, and the effect taken as the study's: a net at chance
@@ -161,11 +234,11 @@ def gan_helps(sub: pd.DataFrame) -> list[ClaimTest]:
 RAW_BOUND, RAW_STUDY_EFFECT = 0.15, -0.05
 
 
-def raw_below(sub: pd.DataFrame) -> list[ClaimTest]:
-    r = _runs_of(sub, "net5-raw")
-    acc = by_draw(r, ACC)
-    return [ClaimTest(f"net5-raw accuracy − {RAW_BOUND}", {k: v - RAW_BOUND for k, v in acc.items()}, _ratio(r), -1,
-                      RAW_STUDY_EFFECT)] if acc else []
+def raw_below(sub: pd.DataFrame, acc: str) -> list[Spec]:
+    if sub[sub.model == "net5-raw"].empty:
+        return []
+    return [Spec(f"net5-raw {'accuracy' if acc == ACC else 'track accuracy'} − {RAW_BOUND}", "less", RAW_STUDY_EFFECT,
+                 Contrast((("net5-raw", 1.0),), acc, -RAW_BOUND))]
 
 
 @dataclass(frozen=True)
@@ -174,17 +247,17 @@ class Claim:
     text: str
     study: str
     nets: tuple[str, ...]  # every one must have run on the split
-    tests: Callable[[pd.DataFrame], list[ClaimTest]]
+    tests: Callable[[pd.DataFrame, str], list[Spec]]
 
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("cnn_over_mlp", "CNNs beat the fully connected net", "net2-4 0.54-0.61 against net1 0.43-0.50",
           ("net1", "net2", "net3", "net4"), cnn_over_mlp),
     Claim("batchnorm_steady", "batch normalisation keeps accuracy steady over more epochs",
-          "net3 0.614 at 50 and 100 ep; net2 0.604 -> 0.535", ("net2", "net3"), batchnorm_steady),
+          "net3 0.614 at 50 and 100 ep", ("net3",), batchnorm_steady),
     Claim("rmsprop_no_gain", "RMSProp does not improve on Adam", "net4 0.545 / 0.535 against net3 0.614 / 0.614",
           ("net3", "net4"), rmsprop_no_gain),
-    Claim("mfcc_over_cnn", "the MFCC LSTM beats the spectrogram CNNs", "net5 0.795 against the best CNN 0.614",
+    Claim("mfcc_over_cnn", "the MFCC LSTM beats the spectrogram CNNs", "net5 0.795 against net2-4 0.545-0.614",
           ("net5",), mfcc_over_cnn),
     Claim("gan_helps", "GAN augmentation raises accuracy and stops training sooner",
           "net6 0.829 (epoch 18) against net5 0.795 (epoch 27)", ("net5", "net6"), gan_helps),
@@ -192,70 +265,165 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def claim_rows(runs: pd.DataFrame, split: str) -> list[ClaimRow]:
-    """Every claim on ``split``: its tests, Holm-adjusted over all of them as one family."""
-    sub = runs[runs.split == split]
+# --------------------------------------------------------------------------- running them
+
+
+def sooner(data: SplitData, a: str, b: str) -> Sooner:
+    """b against a in samples seen (stopping epoch x samples per epoch), capped runs censored."""
+    def per_draw(m: str) -> dict:
+        r = data.runs(m)
+        stop, cap = metric(r, "stopped_epoch"), pd.to_numeric(r.epochs, errors="coerce")
+        seen = stop * pd.to_numeric(r.n_train, errors="coerce")
+        return {k: (s, c >= cp) for k, s, c, cp in zip(draw_keys(r), seen, stop, cap) if np.isfinite(s)}
+
+    da, db = per_draw(a), per_draw(b)
+    keys = sorted(set(da) & set(db))
+    won = lost = 0
+    ratios = []
+    for k in keys:
+        (sa, ca), (sb, cb) = da[k], db[k]
+        won += bool(sb < sa and not cb)  # b's true stop is known and before a's (known or later)
+        lost += bool(sa < sb and not ca)
+        if not (ca or cb):
+            ratios.append(sb / sa)
+    capped = sum(bool(da[k][1]) + bool(db[k][1]) for k in keys)
+    return Sooner(won, lost, len(keys) - won - lost, float(np.median(ratios)) if ratios else float("nan"), capped)
+
+
+def run_spec(data: SplitData, spec: Spec, votes: Votes, margin: float) -> ClaimTest:
+    if spec.kind == "sooner":
+        return ClaimTest(spec.what, spec.kind, spec.study, sooner=sooner(data, *spec.pair))
+    m = margin if spec.kind in ("below", "within") else 0.0
+    return ClaimTest(spec.what, spec.kind, spec.study, estimate(data, spec.contrast, votes), margin=m)
+
+
+def _ran(t: ClaimTest) -> bool:
+    return t.draws > 0
+
+
+def claim_rows(data: SplitData, votes: Votes, margin: float = MARGIN) -> list[ClaimRow]:
+    """Every claim on the split, its tests unadjusted (``reporting.verdicts`` forms the family)."""
+    sub = data.sub
+    acc = split_metric(data.split, ACC)
+    nets = set(sub.net)
     rows = []
     for claim in CLAIMS:
-        absent = [n for n in claim.nets if sub[sub.net == n].empty]
-        tests = [] if absent else [t.tested() for t in claim.tests(sub) if t.diffs]
+        absent = [n for n in claim.nets if n not in nets]
+        tests = [] if absent else [t for t in (run_spec(data, s, votes, margin) for s in claim.tests(sub, acc))
+                                   if _ran(t)]
         missing = (f"{', '.join(absent)} not run on this split" if absent else
                    "" if tests else "no draw in which all its nets ran")
         rows.append(ClaimRow(claim.key, claim.text, claim.study, tests, missing))
-    flat = [t for r in rows for t in r.tests]
-    adjusted_tests = iter(adjusted([t.paired for t in flat]))
-    return [replace(r, tests=[replace(t, paired=next(adjusted_tests)) for t in r.tests]) for r in rows]
+    return rows
 
 
-# --------------------------------------------------------------------------- as a table
+# --------------------------------------------------------------------------- power at the deciding level
 
 
-def power_words(t: ClaimTest) -> str:
-    """For a test not significant: what these draws could find, and what the study's effect needs."""
-    p = t.paired
-    if p.diff.n < 2:
-        return f"{t.what}: one draw, nothing to test"
-    if not p.diff.sd > 0:
-        return f"{t.what}: the same in all {p.diff.n} draws, no spread to test"
-    need = draws_needed(t.study, p.diff.sd, p.ratio)
-    needed = f"{need} draws" if need is not None else "no number of draws at this spread"
-    return (f"{t.what}: ±{detectable(p.diff.sd, p.diff.n, p.ratio):.3f} with these {p.diff.n}; "
-            f"the study's {t.study:+.3f} needs {needed}")
+def _target(row: ClaimRow) -> float:
+    """Each test's power for the claim's tests to reach ``TARGET_POWER`` together (as if independent)."""
+    return TARGET_POWER ** (1 / max(len(row.tests), 1))
 
 
-def _effect_words(t: ClaimTest) -> str:
-    p = fmt_p(t.paired.decisive_p)
-    return f"{t.what}: {t.paired.diff.fmt(3)}, p {p if p.startswith('<') else '= ' + p}"
+def needs_for(t: ClaimTest, target: float) -> int | None:
+    """The draws the study's effect needs for this test to reach ``target`` at its deciding level."""
+    alpha = level(t.alpha, t.family)
+    if t.kind == "sooner":  # a sign test: even all draws one way need this many
+        return math.ceil(math.log2(2 / alpha) + 1e-9)
+    sp = t.paired.spread
+    if not (sp.sd > 0 and math.isfinite(sp.floor)):
+        return None
+    test = {"below": "below", "within": "within"}.get(t.kind, "two-sided")
+    return draws_needed(t.study, sp, alpha, target, test, t.margin)
 
 
-def claims_table(rows: list[ClaimRow], split: str) -> Table:
-    body = []
-    for r in rows:
-        effects = "; ".join(_effect_words(t) for t in r.tests) or r.missing
-        power = "; ".join(power_words(t) for t in r.tests if t.outcome == "none") if r.verdict == "not shown at this n" else ""
-        body.append([text(r.claim), text(r.study), text(effects), text(r.verdict), text(power or "–")])
-    how = ("corrected resampled t-test" if SPLIT_SPECS[split].resampled else "paired t-test over seeds, on one test set")
-    return Table(f"claims_{split}", f"The study's claims, tested on split {split}",
-                 ["Claim", "Study", "This data: difference [95% interval] (n), Holm p", "Verdict",
-                  "If not shown: the effect found with 80% power, and the draws the study's effect needs"], body,
-                 [f"Each difference is tested with the {how}, Holm-adjusted over the {sum(len(r.tests) for r in rows)} "
-                  "tests of this table. Supported: every test significant in the claimed direction; contradicted: "
-                  "one significant against it; otherwise not shown at this n."])
+def detectable_for(t: ClaimTest, target: float) -> float:
+    """The smallest effect a directional test could find with these draws at its deciding level."""
+    if t.kind not in ("more", "less") or not t.paired.spread.testable:
+        return float("nan")
+    return detectable(t.paired.spread, level(t.alpha, t.family), target)
+
+
+def claim_needs(row: ClaimRow) -> int | None:
+    """The draws the study's effects need for every test of the claim at once (None: no number)."""
+    needs = [needs_for(t, _target(row)) for t in row.tests]
+    return None if not needs or any(n is None for n in needs) else max(needs)
+
+
+# --------------------------------------------------------------------------- as tables
+
+
+def _p_cell(t: ClaimTest | None) -> str:
+    return fmt_p(t.decisive_p) if t else "–"
+
+
+def needs_words(row: ClaimRow) -> str:
+    if row.missing or not row.tests:
+        return "–"
+    need = claim_needs(row)
+    return f"{need} draws" if need is not None else "no number of draws at this spread"
 
 
 def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
-    """One row per test, every number, for the CSV and the report's MLflow run."""
+    """One row per test, every number, for the CSV, the HTML and the report's MLflow run."""
     out = []
     for r in rows:
         for t in r.tests or [None]:
-            p = t.paired if t else None
-            need = draws_needed(t.study, p.diff.sd, p.ratio) if t and p.diff.n >= 2 and p.diff.sd > 0 else None
+            sp = t.paired.spread if t and t.paired else None
+            d = t.paired.diff if t and t.paired else None
+            need = needs_for(t, _target(r)) if t else None
             out.append({"split": split, "claim": r.key, "verdict": r.verdict, "test": t.what if t else r.missing,
-                        "study_effect": t.study if t else math.nan, "draws": p.diff.n if p else 0,
-                        "effect": p.diff.mean if p else math.nan, "lo": p.diff.lo if p else math.nan,
-                        "hi": p.diff.hi if p else math.nan, "p": p.p if p else math.nan,
-                        "p_holm": p.decisive_p if p else math.nan,
-                        "detectable_80": detectable(p.diff.sd, p.diff.n, p.ratio) if p and p.diff.n >= 2 and p.diff.sd > 0
-                        else math.nan, "draws_for_study_effect": need if need is not None else math.nan})
+                        "kind": t.kind if t else "", "margin": t.margin if t else math.nan,
+                        "study_effect": t.study if t else math.nan, "draws": t.draws if t else 0,
+                        "effect": d.mean if d else math.nan, "lo_95_unadjusted": d.lo if d else math.nan,
+                        "hi_95_unadjusted": d.hi if d else math.nan, "se": sp.se if sp else math.nan,
+                        "df": sp.df if sp else math.nan, "variance": sp.kind if sp else "",
+                        "sign_counts": t.sooner.fmt() if t and t.sooner else "",
+                        "p_for": t.p_for if t else math.nan, "p_against": t.p_against if t else math.nan,
+                        "p": t.p if t else math.nan, "p_holm": t.decisive_p if t else math.nan,
+                        "holm_family": t.family if t else 0, "outcome": t.outcome if t else "",
+                        "deciding_level": level(t.alpha, t.family) if t else math.nan,
+                        "detectable_at_level": detectable_for(t, _target(r)) if t else math.nan,
+                        "draws_for_study_effect": need if need is not None else math.nan,
+                        "claim_draws_for_study_effect": claim_needs(r) if r.tests else math.nan})
     return pd.DataFrame(out)
 
+
+def claims_table(rows: list[ClaimRow], split: str) -> Table:
+    """One line per claim, for report.md: the verdict, the test that decides it, its Holm p and
+    the draws the study's effect needs; every test behind it is in ``claims_detail_table``."""
+    body = []
+    for r in rows:
+        t = r.deciding()
+        body.append([text(r.claim), text(r.study), text(r.verdict),
+                     text(f"{t.what}: {t.effect()}" if t else r.missing), text(_p_cell(t)), text(needs_words(r))])
+    family = next((t.family for r in rows for t in r.tests), 0)
+    return Table(f"claims_{split}", f"The study's claims, tested on split {split}",
+                 ["Claim", "Study", "Verdict", "Deciding test: effect [95% interval, unadjusted] (n)", "Holm p",
+                  "Draws the study's effect needs"], body,
+                 [f"Holm p: adjusted over the split's family of {family} tests (the claims' tests and the "
+                  "comparisons below). Each claim is tested for what it says: a directional test, non-superiority "
+                  "(RMSProp), equivalence by TOST (batch normalisation) or a censored sign test in training samples "
+                  "(stopping sooner); every test, with both sides' p, is in the HTML report and the claims CSV. The "
+                  "last column: draws for all of a claim's tests to reach 80% power together at the level that "
+                  "decides (alpha / family size)."])
+
+
+def claims_detail_table(rows: list[ClaimRow], split: str) -> Table:
+    """Every test behind the claims, one row each (the HTML report's and the CSV's)."""
+    body = [[text(r.claim), text(r.verdict), text(t.what), text(t.kind + (f" ±{t.margin:g}" if t.kind == "within" else
+                                                                        f" {t.margin:+g}" if t.kind == "below" else "")),
+             text(t.effect()), text(fmt_p(t.p_for)), text(fmt_p(t.p_against)), text(_p_cell(t)), text(t.outcome),
+             text(_need_text(needs_for(t, _target(r)))), text(_mde_text(detectable_for(t, _target(r))))]
+            for r in rows for t in r.tests]
+    return Table(f"claims_detail_{split}", f"Every test behind the claims, split {split}",
+                 ["Claim", "Verdict", "Test", "Kind", "Effect [95% interval, unadjusted] (n)", "p for", "p against",
+                  "Holm p", "Outcome", "Draws the study's effect needs", "Smallest effect found (80%)"], body)
+
+
+def _need_text(n: int | None) -> str:
+    return "none at this spread" if n is None else str(n)
+
+
+def _mde_text(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"±{x:.3f}"

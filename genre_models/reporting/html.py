@@ -11,6 +11,8 @@ import html
 import re
 from pathlib import Path
 
+from genre_models.util import visible
+
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 3px}
@@ -21,10 +23,20 @@ _IMAGE = re.compile(r"!\[([^\]]*)(?<!\\)\]\(([^)]+)\)")
 _LINK = re.compile(r"\[([^\]]+)(?<!\\)\]\(([^)]+)\)")
 
 
-def _data_uri(src: str, base: Path) -> str:
+def safe_href(href: str) -> bool:
+    """A link the report may carry: a relative path within the page's folder (no scheme, no
+    ``..``), an in-page anchor, or ``https:``; never ``javascript:``, ``data:`` or ``file:``."""
+    if href.startswith("https://"):
+        return True
+    first = href.split("/", 1)[0]
+    return bool(href) and ":" not in first and not href.startswith(("/", "\\")) and ".." not in href.split("/")
+
+
+def _data_uri(src: str, base: Path) -> str | None:
+    """An image as a data URI: only a file in the report's own folder, else None."""
     path = base / src
-    if not path.is_file():
-        return src
+    if not safe_href(src) or src.startswith("https://") or not path.is_file():
+        return None
     kind = {"png": "image/png", "svg": "image/svg+xml"}.get(path.suffix.lstrip(".").lower(), "application/octet-stream")
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
@@ -34,7 +46,8 @@ def _inline(s: str, base: Path) -> str:
     out, last = [], 0
     for m in _IMAGE.finditer(s):
         out.append(_inline_text(s[last:m.start()]))
-        out.append(f'<img alt="{html.escape(m.group(1))}" src="{_data_uri(m.group(2), base)}">')
+        src = _data_uri(m.group(2), base)
+        out.append(f'<img alt="{html.escape(m.group(1))}" src="{src}">' if src else html.escape(m.group(1)))
         last = m.end()
     return "".join(out) + _inline_text(s[last:])
 
@@ -44,8 +57,9 @@ def _inline_text(s: str) -> str:
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
     s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
     s = re.sub(r"\*([^*\s][^*]*)\*", r"<em>\1</em>", s)
-    s = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', s)
-    return s.replace("\\](", "](")
+    s = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>' if safe_href(html.unescape(m.group(2)))
+                  else m.group(1), s)
+    return s.replace("\\](", "](").replace("\\|", "|")
 
 
 _CELL = re.compile(r"(?<!\\)\|")  # a pipe that splits cells; ``\|`` is a pipe in a cell
@@ -86,5 +100,5 @@ def to_html(markdown: str, base: Path, title: str) -> str:
             blocks.append(f"<p>{_inline(line, base)}</p>")
         i += 1
     body = "\n".join(blocks)
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(visible(title))}</title>"
             f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")

@@ -13,7 +13,7 @@ from genre_models.config import SPLIT_SPECS
 from genre_models.reporting.builders import CAP_MARK, context_table
 from genre_models.reporting.runs import col
 from genre_models.reporting.significance import Comparison
-from genre_models.reporting.stats import ALPHA, CLIP_MARK, MIN_SEEDS_FOR_INTERVAL, summarize
+from genre_models.reporting.stats import ALPHA, CLIP_MARK, MIN_DRAWS, summarize
 from genre_models.reporting.tables import Table, md
 
 
@@ -34,23 +34,29 @@ class SplitSection:
     comparisons: list[Comparison]
     claims: Table | None = None
     files: dict[str, str] = field(default_factory=dict)  # what -> file name
+    family: str = ""  # the split's Holm family, in words
+    detail: Table | None = None  # every test behind the claims (the HTML report's)
 
 
 METHOD = (f"Cells: mean over draws (a draw is a seed's split and training run, and under `kfold` one fold of "
           f"it), then the 95% interval in brackets: Student's t over draws, where seeds draw new splits "
           f"(`random`, `track`, `kfold`) with Nadeau & Bengio's correction for overlapping training sets "
           f"(variance term 1/n + n_test/n_train instead of 1/n, from the real training part), on the fixed "
-          f"`filtered` split the plain t-interval (training noise on one test set); clipped to the scale, [0, 1] "
-          f"for accuracies, and marked {CLIP_MARK} where it reached past it. Under {MIN_SEEDS_FOR_INTERVAL} draws "
-          f"no interval is claimed and the values are listed instead. F1: mean ± standard deviation over draws. "
-          f"{CAP_MARK}: some runs stopped at their epoch cap. `study`: the published figure, a single run of the "
-          f"leaky `random` protocol. Comparisons: the verdict is the corrected resampled t-test over the draws both "
-          f"models ran (a plain paired t-test on `filtered`) on accuracy over segments or images where both models "
-          f"score the same unit, else on track accuracy (vote); a difference that was the same in every draw is not "
-          f"tested. Beside it, McNemar's test on the track votes (clustered by track where a track was tested in "
-          f"several draws), which holds for the trained nets, not for new draws. Significant means p < {ALPHA:g} "
-          f"after Holm's adjustment over the comparisons a split draws (and, separately, over all pairs and over "
-          f"the claims). Where a model ran more than once for one draw, the newest run counts, everywhere.")
+          f"`filtered` split the plain t-interval over seeds (training noise on one test set); clipped to the "
+          f"scale, [0, 1] for accuracies, and marked {CLIP_MARK} where it reached past it. Under {MIN_DRAWS} draws "
+          f"no interval is claimed and no test is run; the values are listed instead. F1: mean ± standard "
+          f"deviation over draws. {CAP_MARK}: some runs stopped at their epoch cap. `study`: the published "
+          f"figure, a single run of the leaky `random` protocol. Verdicts: each difference is tested under its "
+          f"split's variance (the corrected resampled t-test; on `filtered` a t-test whose variance adds the test "
+          f"set's own sampling error over its tracks to the seeds' spread, on track accuracy), with the exact "
+          f"sign-flip test over track clusters (a repeated recording is one cluster) beside it wherever votes "
+          f"exist: the larger p decides. A difference that was the same in every draw is not tested. Significant "
+          f"means p < {ALPHA:g} after Holm's adjustment over the split's one family: the claims' tests and the "
+          f"comparisons the sentences draw. Intervals are unadjusted 95% intervals. McNemar's test is given per "
+          f"draw: it holds for the trained nets on these tracks, not for new training runs, and decides nothing; "
+          f"the all-pairs p-value matrix is unadjusted and exploratory. `benchmark calibrate` simulates these "
+          f"tests on a sweep's shape (docs/protocol.md). Where a model ran more than once for one draw, the "
+          f"newest run counts, everywhere.")
 
 
 def repeats_line(runs: pd.DataFrame) -> list[str]:
@@ -65,7 +71,8 @@ def repeats_line(runs: pd.DataFrame) -> list[str]:
             "scatters segments anyway (the manifest's `repeat_group` column names them)."]
 
 
-def header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str) -> list[str]:
+def header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str,
+           families: list[str] | None = None) -> list[str]:
     code = sorted(set(col(runs, "tags.code_version").dropna()))
     devices = sorted(set(col(runs, "params.resolved_device").dropna()))
     lines = [f"# genre-bench report: {md(experiment)}", "",
@@ -75,6 +82,9 @@ def header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str) 
              f"- **Device:** {', '.join(md(d) for d in devices) or 'unknown'}",
              f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}",
              f"- **Tracking store:** {md(tracking_uri)}, experiment {md(experiment)}; {len(runs)} finished training runs."]
+    if families:
+        lines.append("- **Holm families** (one per split; the verdicts of the claims and sentences are drawn in it): "
+                     + "; ".join(families) + ".")
     if notes["unfinished"]:
         lines.append("- **Note:** unfinished training runs left out: "
                      + ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()) + ".")
@@ -116,7 +126,7 @@ def split_block(split: str, section: SplitSection, made: Figures, rel: str) -> l
 
 def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, rel: str, made: Figures,
            sections: dict[str, SplitSection], tracking_uri: str) -> str:
-    lines = header(experiment, runs, notes, tracking_uri)
+    lines = header(experiment, runs, notes, tracking_uri, [s.family for s in sections.values() if s.family])
     if made.headline:
         lines += ["## Headline: test accuracy per net and split", "",
                   f"![test accuracy per net, split by split, with the study's figures]({rel}/{made.headline})", ""]
@@ -131,3 +141,13 @@ def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: d
             lines += [f"![WaveGAN losses]({rel}/{made.gan})", ""]
     lines += ["## Context", "", *table_block(context_table(), rel)]
     return "\n".join(lines)
+
+
+def appendix(sections: dict[str, SplitSection]) -> str:
+    """Every test behind the claims, per split: markdown for the HTML report, whose claims table
+    keeps one line per claim as report.md does."""
+    lines = ["## Every test behind the claims", ""]
+    for section in sections.values():
+        if section.detail is not None and section.detail.rows:
+            lines += [f"### {md(section.detail.title)}", "", section.detail.markdown(), ""]
+    return "\n".join(lines) if len(lines) > 2 else ""

@@ -136,10 +136,13 @@ def models_of(runs: pd.DataFrame, split: str) -> list[str]:
 def model_of(sub: pd.DataFrame, net: str) -> str | None:
     """A net's model in a comparison: a fixed-epoch net at its longest budget, any other net
     itself; None where the net has no runs."""
-    r = sub[sub.net == net]
-    if r.empty:
+    mask = (sub.net == net).to_numpy(dtype=bool)  # two columns read, not a filtered frame: it runs often
+    if not mask.any():
         return None
-    return model_name(net, budgets(r)[-1], True) if r.fixed_epochs.iloc[0] else net
+    if not bool(sub.fixed_epochs.to_numpy()[mask][0]):
+        return net
+    epochs = pd.to_numeric(sub.epochs[mask], errors="coerce").dropna()
+    return model_name(net, int(epochs.max()), True)
 
 
 def summary(r: pd.DataFrame, name: str, bounds: tuple[float, float] = (0.0, 1.0)) -> Cell:

@@ -1,54 +1,63 @@
 """Statistics for the report, pure: means with intervals that never leave their bounds, and
-the tests that say whether two nets differ.
+the tests behind every verdict. What each test assumes, and what ``benchmark calibrate``
+showed of its level, is in docs/protocol.md.
 
-**Which interval, and why.** The unit of replication is a *draw*: a seed's split and training
-run (and, under cross-validation, one fold of it). There are few of them, so the interval is
-Student's t over draws. Where seeds draw new splits (``random``, ``track``, ``kfold``) the
-draws' training sets overlap, and the plain t-interval is too narrow; its variance term is
-corrected from ``1/n`` to ``1/n + n_test/n_train`` (Nadeau & Bengio 2003, "Inference for the
-generalization error"; for repeated k-fold cross-validation, Bouckaert & Frank 2004). A fixed
-split (``filtered``) gets the plain t-interval, which then describes training noise on one
-test set. An accuracy lies in [0, 1]; where the interval reaches outside, it is clipped to the
-bound and marked (``clipped``). With fewer than 3 draws no interval is claimed: the cell shows
-the values. A bootstrap over 3 seeds would be narrower than the truth, and a Wilson interval
-describes one run's test-set sampling, not the draw-to-draw spread the study's single runs hide.
+**The unit is a draw**: a seed's split and training run (under cross-validation one fold of
+it). There are few, so intervals and tests are Student's t over draws, and nothing is claimed
+under ``MIN_DRAWS`` (3) draws: two draws give one degree of freedom, and two nearly equal
+differences would read "p < 0.001".
 
-**Whether two nets differ** (``paired_test``): over the draws both nets ran, the corrected
-resampled t-test on their paired accuracies (the same correction); it is the verdict. A
-difference that was the same in every draw has no spread: it is not tested (a p of 0 would
-claim certainty from nothing). Beside it, McNemar's test on the track votes (``mcnemar``,
-``clustered_mcnemar``): it conditions on the trained nets, so it says whether *these* nets
-differ on these tracks, not whether the nets would on new draws. A track tested in several
-draws (k-fold with several seeds) is one cluster: the test is Durkalski et al.'s (2003)
-clustered McNemar, not a pooled one that counts a track once per seed. P-values within a split
-are Holm-adjusted over the family the report draws (``holm``).
+**One form for every variance.** The standard error of a mean difference over ``n`` draws is
+``sqrt(sd^2 / n + floor)`` (``Spread``): ``floor`` is the part more draws of the same protocol do
+not shrink.
 
-**Power** (``power``, ``detectable``, ``draws_needed``): for a claim not shown, the smallest
-effect the draws could have found at 80% power, and how many draws the study's own effect
-would need, both from the observed spread under the same corrected variance, with scipy's
-noncentral t. Under the correction the variance never falls below ``sd^2 * n_test/n_train``,
-so an effect small against ``sd * sqrt(n_test/n_train)`` cannot be shown by more draws at all.
+* Where seeds draw new splits (``random``, ``track``, ``kfold``) the draws' training sets
+  overlap: Nadeau & Bengio's correction (2003; Bouckaert & Frank 2004 for repeated k-fold),
+  ``floor = sd^2 * n_test / n_train``.
+* On a fixed split (``filtered``) every draw scores the same test tracks, so the test set's own
+  sampling error never averages out: ``floor = s^2_track / K``, the cluster-robust variance of
+  the mean over the K test tracks (repeated recordings one cluster) of each track's difference
+  averaged over seeds, and ``sd^2 / n`` the spread between seeds; the smaller component's
+  degrees of freedom. The sum counts the seed-by-track noise twice, so it errs wide.
+
+**Few discordant tracks.** A t-test on differences made of a handful of tracks is far from
+normal. Wherever per-track votes exist, the exact sign-flip test over track clusters
+(``sign_flip``) runs beside it, and the larger p decides: each test is valid under its own model
+of the noise (the t-test over draws; the sign-flip where tracks are exchangeable), so the larger
+is valid when either is.
+
+**McNemar's test** (``mcnemar``) conditions on the trained nets: it says whether *these* nets
+differ on *these* tracks, and leaves the variance between training runs out. Under training
+noise alone it rejects far above its level (``benchmark calibrate``), so it is given per draw,
+describes, and decides nothing.
+
+**Power** at the level that decides (``level``: Holm's first step, ``alpha / m`` over the
+split's family of m tests): the smallest effect the draws could find, and the draws the study's
+effect would need, from the observed spread; a floor above zero can put an effect out of reach of
+any number of draws.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-#: Fewer seeds than this: the values are shown, not an interval.
-MIN_SEEDS_FOR_INTERVAL = 3
+#: Fewer draws than this: no interval, no test; the values are shown.
+MIN_DRAWS = 3
 CLIP_MARK = "‡"
+#: The level at which a difference is called significant.
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)
 class Cell:
-    """Seed values of one quantity and their summary."""
+    """Draw values of one quantity and their summary."""
 
     values: tuple[float, ...]
     mean: float
-    lo: float  # the 95% interval, clipped to the bounds; nan with fewer than MIN_SEEDS_FOR_INTERVAL
+    lo: float  # the 95% interval, clipped to the bounds; nan under MIN_DRAWS
     hi: float
     clipped: bool = False
 
@@ -85,48 +94,177 @@ class Cell:
         return f(self.mean) if self.n == 1 else f"{f(self.mean)} ± {f(self.sd)}"
 
 
+def _finite(values) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+
+
+def t_quantile(q: float, df: float) -> float:
+    """Student's t quantile (scipy's special function: the distribution object costs 50x more)."""
+    from scipy import special
+
+    return float(special.stdtrit(df, q))
+
+
+def t_sf(t: float, df: float) -> float:
+    """Student's t upper tail."""
+    from scipy import special
+
+    return float(special.stdtr(df, -t))
+
+
+def cell_of(x: np.ndarray, se: float, df: float, bounds: tuple[float, float] = (0.0, 1.0)) -> Cell:
+    """Mean of ``x`` with the 95% t-interval ``mean ± t(df) * se``, clipped to ``bounds``; no
+    interval under MIN_DRAWS values or without a finite standard error."""
+    if x.size == 0:
+        return Cell((), float("nan"), float("nan"), float("nan"))
+    mean, values = float(x.mean()), tuple(float(v) for v in x)
+    if x.size < MIN_DRAWS or not math.isfinite(se) or not df > 0:
+        return Cell(values, mean, float("nan"), float("nan"))
+    half = t_quantile(0.975, df) * se
+    lo, hi = max(mean - half, bounds[0]), min(mean + half, bounds[1])
+    return Cell(values, mean, lo, hi, clipped=(lo, hi) != (mean - half, mean + half))
+
+
 def summarize(values, bounds: tuple[float, float] = (0.0, 1.0), ratio: float = 0.0) -> Cell:
     """Mean and 95% t-interval over draws, clipped to ``bounds``; values that are missing or
     not finite are left out. ``ratio``: n_test / n_train of a resampled split, whose variance
     term becomes ``1/n + ratio`` (0: the plain t-interval)."""
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return Cell((), float("nan"), float("nan"), float("nan"))
-    mean = float(x.mean())
-    if x.size < MIN_SEEDS_FOR_INTERVAL:
-        return Cell(tuple(float(v) for v in x), mean, float("nan"), float("nan"))
-    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) * math.sqrt(1.0 / x.size + ratio))
-    lo, hi = max(mean - half, bounds[0]), min(mean + half, bounds[1])
-    return Cell(tuple(float(v) for v in x), mean, lo, hi, clipped=(lo, hi) != (mean - half, mean + half))
+    x = _finite(values)
+    se = float(x.std(ddof=1) * math.sqrt(1.0 / x.size + ratio)) if x.size > 1 else float("nan")
+    return cell_of(x, se, x.size - 1, bounds)
 
 
-#: The level at which a difference is called significant.
-ALPHA = 0.05
+# --------------------------------------------------------------------------- spread and tests
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The standard error of a mean over ``n`` draws: ``sqrt(sd^2 / n + floor)``."""
+
+    sd: float  # between draws
+    n: int
+    floor: float  # the variance more draws of the same protocol do not shrink
+    df: float
+    kind: str  # "corrected", "two-way" or "plain"
+
+    @property
+    def se(self) -> float:
+        return self.se_at(self.n)
+
+    def se_at(self, n: int) -> float:
+        return math.sqrt(self.sd ** 2 / n + self.floor) if n > 0 else float("nan")
+
+    @property
+    def testable(self) -> bool:
+        return self.n >= MIN_DRAWS and self.se > 0 and self.df > 0  # nan compares False
+
+    @property
+    def ratio(self) -> float:
+        """The floor as a share of the between-draw variance (Nadeau & Bengio's n_test / n_train)."""
+        return self.floor / self.sd ** 2 if self.sd > 0 else float("inf") if self.floor > 0 else 0.0
+
+
+def corrected_spread(d: np.ndarray, ratio: float) -> Spread:
+    """Over draws of a resampled split (``ratio`` n_test / n_train), or a plain t (``ratio`` 0)."""
+    sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
+    return Spread(sd, int(d.size), sd ** 2 * ratio, d.size - 1, "corrected" if ratio > 0 else "plain")
+
+
+def cluster_variance(per_track: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
+    """The cluster-robust (CR1) variance of the mean of ``per_track`` (one value a track), and
+    the number of clusters: tracks of one cluster (a repeated recording) are not independent."""
+    ok = np.isfinite(per_track)
+    x, g = per_track[ok], clusters[ok]
+    if x.size < 2:
+        return float("nan"), int(x.size)
+    ids, inverse = np.unique(g, return_inverse=True)
+    sums = np.bincount(inverse, weights=x - x.mean(), minlength=ids.size)
+    k = ids.size
+    return (float((sums ** 2).sum()) / x.size ** 2 * k / (k - 1) if k > 1 else float("nan")), int(k)
+
+
+def two_way_spread(d: np.ndarray, per_track: np.ndarray, clusters: np.ndarray) -> Spread:
+    """A fixed test set scored by ``d.size`` seeds: seeds' spread plus the test set's sampling
+    error (``cluster_variance`` of each track's difference averaged over seeds). Degrees of
+    freedom: the smaller component's (seeds - 1, or clusters - 1), not Welch-Satterthwaite's,
+    whose estimate from a handful of seeds ran anti-conservative in the far tail that Holm's
+    first steps use (``benchmark calibrate``: 12% family-wise on `filtered` at 5 seeds)."""
+    sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
+    floor, k = cluster_variance(per_track, clusters)
+    if not math.isfinite(floor) or d.size < 2:
+        return Spread(sd, int(d.size), float("nan"), 0, "two-way")
+    df = min(d.size - 1, k - 1) if sd > 0 and floor > 0 else (d.size - 1 if sd > 0 else k - 1)
+    return Spread(sd, int(d.size), floor, float(df), "two-way")
+
+
+def t_p(estimate: float, spread: Spread, side: str = "two-sided", shift: float = 0.0) -> float:
+    """The t-test's p of ``estimate`` against ``shift``: ``two-sided``; ``greater`` (H1: above);
+    ``less`` (H1: below). nan when the spread cannot test."""
+    if not spread.testable:
+        return float("nan")
+    t = (estimate - shift) / spread.se
+    if side == "greater":
+        return t_sf(t, spread.df)
+    if side == "less":
+        return t_sf(-t, spread.df)
+    return min(1.0, 2 * t_sf(abs(t), spread.df))
+
+
+def sign_flip(cluster_sums: np.ndarray) -> float:
+    """The exact two-sided sign-flip permutation p of integer cluster sums (a track's only-b-right
+    minus only-a-right votes over draws): under no difference each sum's sign is a fair coin,
+    every cluster independently. Exact by convolution, whatever the number of clusters; with
+    each track once it is McNemar's exact test."""
+    s = np.abs(np.rint(cluster_sums[np.isfinite(cluster_sums)]).astype(np.int64))
+    s = s[s > 0]
+    if s.size == 0:
+        return 1.0
+    dist = np.ones(1)  # P(sum of flipped values = index - offset)
+    for v, c in zip(*np.unique(s, return_counts=True)):
+        step = np.zeros(2 * v * c + 1)
+        step[:: 2 * v] = _binomial_pmf(c)  # v * (2B - c), B ~ Bin(c, 1/2)
+        dist = np.convolve(dist, step)
+    offset = (dist.size - 1) // 2
+    observed = abs(int(np.rint(cluster_sums[np.isfinite(cluster_sums)]).sum()))
+    values = np.abs(np.arange(dist.size) - offset)
+    return float(min(1.0, dist[values >= observed].sum()))
+
+
+def _binomial_pmf(c: int) -> np.ndarray:
+    """Bin(c, 1/2)'s probabilities, by log-gamma (no overflow for large c)."""
+    from scipy.special import gammaln
+
+    k = np.arange(c + 1)
+    return np.exp(gammaln(c + 1) - gammaln(k + 1) - gammaln(c - k + 1) - c * math.log(2))
 
 
 @dataclass(frozen=True)
 class Paired:
-    """Net b against net a over the draws both ran: the difference (b - a) with its corrected
-    interval, and the t-test's two-sided p-value (nan under 2 draws, or with no spread).
-    ``p_adjusted``: Holm's over the family of tests it belongs to (nan until adjusted)."""
+    """A difference over draws (b - a, or any contrast) and its test against 0: the t-test under
+    the split's variance (``spread``), and where track votes exist the exact sign-flip test over
+    track clusters beside it; the larger p decides (``p``). nan: not tested, and ``why`` says why.
+    ``p_adjusted``: Holm's over the split's family (nan until adjusted)."""
 
     diff: Cell
     keys: tuple  # the draws, e.g. (seed, fold)
-    p: float
-    corrected: bool  # Nadeau & Bengio's correction (a resampled split), else a plain paired t-test
-    ratio: float = 0.0  # n_test / n_train of the correction
+    spread: Spread
+    p_t: float
+    p_clusters: float = float("nan")
+    clusters: int = 0
+    why: str = ""
     p_adjusted: float = float("nan")
-    family: int = 1  # how many tests Holm's adjustment was over
+    family: int = 1
+
+    @property
+    def p(self) -> float:
+        if not math.isfinite(self.p_t):
+            return float("nan")
+        return max(self.p_t, self.p_clusters) if math.isfinite(self.p_clusters) else self.p_t
 
     @property
     def test(self) -> str:
-        return "corrected resampled t-test" if self.corrected else "paired t-test"
-
-    @property
-    def no_spread(self) -> bool:
-        return self.diff.n >= 2 and not math.isfinite(self.p) and self.diff.sd == 0
+        return {"corrected": "corrected resampled t-test", "two-way": "t-test over seeds and test tracks",
+                "plain": "paired t-test"}[self.spread.kind]
 
     @property
     def decisive_p(self) -> float:
@@ -134,24 +272,50 @@ class Paired:
         return self.p_adjusted if math.isfinite(self.p_adjusted) else self.p
 
     def p_text(self) -> str:
-        own = p_words(self.p)
+        own = f"{self.test} {p_words(self.p_t)}"
+        if math.isfinite(self.p_clusters):
+            own += f", exact sign-flip test over {self.clusters} track clusters {p_words(self.p_clusters)} (the larger decides)"
         if math.isfinite(self.p_adjusted) and self.family > 1:
-            return f"{own}; Holm-adjusted over {self.family} tests, {p_words(self.p_adjusted)}"
+            return f"{own}; Holm-adjusted over the split's {self.family} tests, {p_words(self.p_adjusted)}"
         return own
 
     @property
     def verdict(self) -> str:
         """The difference in words: significant at ``ALPHA`` or not, on how many draws."""
         over = draws_words(self.keys)
-        if self.no_spread:
-            return (f"cannot be tested: the difference was {self.diff.mean:+.3f} in every one of {over}, so it has no "
-                    "spread to test it against")
         if not math.isfinite(self.p):
-            return f"cannot be tested on {over} (the t-test needs at least 2 paired draws)"
+            return f"cannot be tested on {over}: {self.why or 'no spread'}"
         if self.decisive_p >= ALPHA:
-            return f"no significant difference at {ALPHA:g} ({self.test} over {over}, {self.p_text()})"
+            return f"no significant difference at {ALPHA:g} (over {over}: {self.p_text()})"
         way = "gain" if self.diff.mean > 0 else "loss"
-        return f"a significant {way} at {ALPHA:g} ({self.test} over {over}, {self.p_text()})"
+        return f"a significant {way} at {ALPHA:g} (over {over}: {self.p_text()})"
+
+
+def untestable_reason(d: np.ndarray, spread: Spread) -> str:
+    if d.size < MIN_DRAWS:
+        return f"a test needs at least {MIN_DRAWS} draws"
+    if spread.kind == "two-way" and not math.isfinite(spread.floor):
+        return "a fixed split's test needs every run's per-track votes (test_predictions.csv), to count the test set's own error"
+    return f"the difference was {d.mean():+.3f} in every draw, so it has no spread to test it against"
+
+
+def paired_of(d: np.ndarray, keys: tuple, spread: Spread, cluster_sums: np.ndarray | None = None,
+              bounds: tuple[float, float] = (-1.0, 1.0)) -> Paired:
+    """The test of differences ``d`` (one per draw in ``keys``) against 0 under ``spread``;
+    ``cluster_sums``: the contrast's votes summed per track cluster, for the sign-flip test."""
+    diff = cell_of(d, spread.se if spread.testable else float("nan"), spread.df, bounds)
+    if not spread.testable:
+        return Paired(diff, keys, spread, float("nan"), why=untestable_reason(d, spread))
+    flip = sign_flip(cluster_sums) if cluster_sums is not None and cluster_sums.size else float("nan")
+    n_clusters = int(cluster_sums.size) if cluster_sums is not None else 0
+    return Paired(diff, keys, spread, t_p(float(d.mean()), spread), flip, n_clusters)
+
+
+def paired_test(a: dict, b: dict, ratio: float = 0.0) -> Paired:
+    """``b - a`` over the draws (keys) present in both, the corrected (``ratio`` > 0) or plain t."""
+    keys = tuple(sorted(set(a) & set(b)))
+    d = np.asarray([b[k] - a[k] for k in keys], dtype=float)
+    return paired_of(d, keys, corrected_spread(d, ratio))
 
 
 def draws_words(keys) -> str:
@@ -180,29 +344,6 @@ def p_words(p: float) -> str:
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
-def paired_test(a: dict, b: dict, ratio: float = 0.0) -> Paired:
-    """``b - a`` over the draws (keys) present in both, within [-1, 1], and the t-test of it.
-    ``ratio`` > 0: the corrected resampled t-test (Nadeau & Bengio 2003), the variance term
-    ``1/n + ratio``; 0: the plain paired t-test (a fixed split)."""
-    keys = tuple(sorted(set(a) & set(b)))
-    d = np.asarray([b[k] - a[k] for k in keys], dtype=float)
-    return paired_of(d, keys, ratio)
-
-
-def paired_of(d: np.ndarray, keys: tuple, ratio: float, bounds: tuple[float, float] = (-1.0, 1.0)) -> Paired:
-    """The t-test of differences ``d`` (one per draw in ``keys``) against 0; see ``paired_test``.
-    A difference with no spread (the same in every draw) is not tested: p is nan."""
-    from scipy import stats
-
-    diff = summarize(d, bounds=bounds, ratio=ratio)
-    p = float("nan")
-    sd = float(d.std(ddof=1)) if d.size >= 2 else 0.0
-    if d.size >= 2 and sd > 0:
-        t_stat = float(d.mean()) / (sd * math.sqrt(1.0 / d.size + ratio))
-        p = float(2 * stats.t.sf(abs(t_stat), d.size - 1))
-    return Paired(diff, keys, p, ratio > 0, ratio)
-
-
 def holm(pvalues) -> list[float]:
     """Holm's step-down adjustment of a family of p-values (nan ones are left out, and stay nan)."""
     p = np.asarray(list(pvalues), dtype=float)
@@ -218,116 +359,126 @@ def holm(pvalues) -> list[float]:
 
 def adjusted(tests: list[Paired]) -> list[Paired]:
     """The same tests with Holm's p over them as one family."""
-    from dataclasses import replace
-
     family = sum(math.isfinite(t.p) for t in tests)
     return [replace(t, p_adjusted=q, family=family) for t, q in zip(tests, holm(t.p for t in tests))]
+
+
+def level(alpha: float, family: int) -> float:
+    """The level a test must reach in a Holm family of ``family`` tests to be sure of a verdict:
+    the first step's ``alpha / m`` (power at it is a lower bound of the power under Holm)."""
+    return alpha / max(family, 1)
+
+
+def binomial_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson's exact interval of a rate of ``k`` in ``n``."""
+    from scipy import stats
+
+    if n == 0:
+        return float("nan"), float("nan")
+    a = (1 - confidence) / 2
+    lo = float(stats.beta.ppf(a, k, n - k + 1)) if k > 0 else 0.0
+    hi = float(stats.beta.ppf(1 - a, k + 1, n - k)) if k < n else 1.0
+    return lo, hi
 
 
 # --------------------------------------------------------------------------- power
 
 
-def _se_factor(n: int, ratio: float) -> float:
-    return math.sqrt(1.0 / n + ratio)
-
-
-def power(effect: float, sd: float, n: int, ratio: float, alpha: float = ALPHA) -> float:
-    """The two-sided t-test's power to find ``effect`` with ``n`` draws whose differences have
-    standard deviation ``sd``, the variance corrected by ``ratio`` (0: plain): noncentral t."""
+def power(effect: float, spread: Spread, n: int, alpha: float = ALPHA, test: str = "two-sided",
+          margin: float = 0.0) -> float:
+    """The chance that ``n`` draws at this spread reach ``alpha`` when the truth is ``effect``:
+    ``two-sided`` (against 0; noncentral t), ``below`` (the upper 1 - alpha/2 bound under
+    ``margin``: non-superiority) or ``within`` (TOST within ``±margin`` at ``alpha``)."""
     from scipy import stats
 
-    if n < 2 or not sd > 0 or not ratio >= 0:
+    if n < 2 or not spread.sd >= 0 or not math.isfinite(spread.floor):
         return float("nan")
-    df, ncp = n - 1, effect / (sd * _se_factor(n, ratio))
+    se, df = spread.se_at(n), n - 1
+    if not se > 0:
+        return float("nan")
+    if test == "within":
+        c = stats.t.ppf(1 - alpha, df)
+        return float(max(0.0, stats.t.cdf((margin - effect) / se - c, df) - stats.t.cdf((-margin - effect) / se + c, df)))
     crit = stats.t.ppf(1 - alpha / 2, df)
-    value = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    if test == "below":
+        value = float(stats.nct.cdf(-crit, df, (effect - margin) / se))
+    else:
+        ncp = effect / se
+        value = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
     return value if math.isfinite(value) else 1.0  # scipy's nct gives nan far out in the tail
 
 
-def detectable(sd: float, n: int, ratio: float, target: float = 0.8) -> float:
-    """The smallest effect (in absolute value) found with ``target`` power by ``n`` draws."""
-    from scipy import stats
+def detectable(spread: Spread, alpha: float = ALPHA, target: float = 0.8) -> float:
+    """The smallest effect (in absolute value) found with ``target`` power by these draws at ``alpha``."""
     from scipy.optimize import brentq
 
-    if n < 2 or not sd > 0 or not ratio >= 0:
+    n = spread.n
+    if n < 2 or not spread.se_at(n) > 0 or not math.isfinite(spread.floor):
         return float("nan")
-    se = sd * _se_factor(n, ratio)
-    hi = se * (float(stats.t.ppf(1 - ALPHA / 2, n - 1)) + 3)
-    while power(hi, sd, n, ratio) < target:  # with 2 draws (1 degree of freedom) it is far out
+    hi = spread.se_at(n) * 8
+    while power(hi, spread, n, alpha) < target:  # with few draws it is far out
         hi *= 2
-        if hi > se * 1e6:
+        if hi > spread.se_at(n) * 1e6:
             return float("inf")
-    return float(brentq(lambda e: power(e, sd, n, ratio) - target, 0.0, hi))
+    return float(brentq(lambda e: power(e, spread, n, alpha) - target, 0.0, hi))
 
 
-def draws_needed(effect: float, sd: float, ratio: float, target: float = 0.8, most: int = 10000) -> int | None:
-    """The fewest draws whose test finds ``effect`` with ``target`` power at this spread; None
-    where no number up to ``most`` does (under the correction, possibly none at all)."""
-    if sd <= 0 or not math.isfinite(effect) or effect == 0:
+def draws_needed(effect: float, spread: Spread, alpha: float = ALPHA, target: float = 0.8, test: str = "two-sided",
+                 margin: float = 0.0, most: int = 10000) -> int | None:
+    """The fewest draws whose test reaches ``target`` power for ``effect`` at ``alpha`` at this
+    spread; None where no number up to ``most`` does (a floor can make it none at all)."""
+    if not math.isfinite(effect) or (test == "two-sided" and effect == 0) or not spread.sd > 0:
         return None
-    if power(effect, sd, most, ratio) < target:
+    if not power(effect, spread, most, alpha, test, margin) >= target:
         return None
-    lo, hi = 2, most
+    lo, hi = MIN_DRAWS, most
     while lo < hi:  # power grows with n: the first n that reaches the target
         mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if power(effect, sd, mid, ratio) < target else (lo, mid)
+        lo, hi = (mid + 1, hi) if power(effect, spread, mid, alpha, test, margin) < target else (lo, mid)
     return lo
+
+
+# --------------------------------------------------------------------------- McNemar, per draw
 
 
 @dataclass(frozen=True)
 class McNemar:
-    """McNemar's test on track votes, over the test tracks both nets scored: ``only_a`` counts
-    (track, draw) pairs only net a got right, ``only_b`` only net b. With each track once, the
-    exact binomial test; with a track in several draws, Durkalski et al.'s clustered test
-    (``clustered``), whose unit is the track. ``p_adjusted``: Holm's over its family."""
+    """McNemar's exact test per draw on the tracks both runs scored: ``differed`` of ``draws``
+    draws had p < ALPHA (unadjusted); ``only_a`` / ``only_b``: votes only a / only b got right,
+    over all draws. It conditions on the trained nets and decides nothing."""
 
-    tracks: int  # unique tracks
+    draws: int
+    differed: int
     only_a: int
     only_b: int
-    p: float
-    clustered: bool = False
-    pairs: int = 0  # (track, draw) pairs scored by both
-    p_adjusted: float = float("nan")
+    tracks: int  # unique tracks scored by both
+    smallest_p: float = float("nan")
 
     def words(self, a: str, b: str) -> str:
-        if not self.tracks:
+        if not self.draws:
             return "McNemar's test: no test track scored by both"
-        how = (f"clustered by track ({self.pairs} track votes over {self.tracks} tracks)" if self.clustered
-               else f"on {self.tracks} test tracks")
-        adj = f", Holm-adjusted {p_words(self.p_adjusted)}" if math.isfinite(self.p_adjusted) else ""
-        return (f"McNemar's {'clustered' if self.clustered else 'exact'} test on the track votes, {how}: "
-                f"{p_words(self.p)}{adj} ({a} alone right {self.only_a} times, {b} alone {self.only_b}); it holds for "
-                "these trained nets on these tracks")
+        return (f"McNemar's exact test per draw, on these trained nets and these tracks (it decides nothing): "
+                f"they differed at {ALPHA:g} in {self.differed} of {self.draws} draw{'s' * (self.draws != 1)} "
+                f"({a} alone right {self.only_a} times, {b} alone {self.only_b}, over {self.tracks} tracks)")
 
 
-def mcnemar(a_right, b_right) -> McNemar:
-    """McNemar's exact test from two nets' right/wrong on the same tracks, each once (booleans, aligned)."""
-    from scipy import stats
+def exact_mcnemar_p(only_a: np.ndarray, only_b: np.ndarray) -> np.ndarray:
+    """McNemar's exact two-sided p for each (only_a, only_b) pair: a binomial test at 1/2."""
+    from scipy import special
 
-    a, b = np.asarray(a_right, dtype=bool), np.asarray(b_right, dtype=bool)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    p = float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
-    return McNemar(int(a.size), only_a, only_b, p, pairs=int(a.size))
+    n = only_a + only_b
+    p = 2 * special.bdtr(np.minimum(only_a, only_b), np.maximum(n, 1), 0.5)
+    return np.where(n > 0, np.minimum(p, 1.0), 1.0)
 
 
-def clustered_mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> McNemar:
-    """McNemar's test with tracks as clusters. ``a_right``, ``b_right``: (draws, tracks) arrays of
-    1 (right), 0 (wrong) or -1 (not scored in that draw). Where every track was scored by both in
-    at most one draw this is the exact test; else Durkalski et al. (2003), Stat. Med. 22:
-    X^2 = (sum_k (b_k - c_k))^2 / sum_k (b_k - c_k)^2 on 1 degree of freedom, b_k and c_k the
-    draws in which only a, only b got track k right."""
-    from scipy import stats
-
-    both = (a_right >= 0) & (b_right >= 0)
-    only_a = ((a_right == 1) & (b_right == 0) & both).sum(0)  # (tracks,)
-    only_b = ((a_right == 0) & (b_right == 1) & both).sum(0)
-    scored = both.any(0)
-    if both.sum(0).max(initial=0) <= 1:
-        hit = both.any(0)
-        first = both.argmax(0)
-        cols = np.flatnonzero(hit)
-        return mcnemar(a_right[first[cols], cols] == 1, b_right[first[cols], cols] == 1)
-    d = (only_a - only_b).astype(float)
-    denom = float((d * d).sum())
-    p = float(stats.chi2.sf(d.sum() ** 2 / denom, 1)) if denom > 0 else 1.0
-    return McNemar(int(scored.sum()), int(only_a.sum()), int(only_b.sum()), p, True, int(both.sum()))
+def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> McNemar:
+    """Per draw: ``a_right``, ``b_right`` are (draws, tracks) arrays of 1 (right), 0 (wrong) or
+    -1 (not scored in that draw); one 1-D row is one draw."""
+    a, b = np.atleast_2d(a_right), np.atleast_2d(b_right)
+    both = (a >= 0) & (b >= 0)
+    only_a = ((a == 1) & (b == 0) & both).sum(1)  # (draws,)
+    only_b = ((a == 0) & (b == 1) & both).sum(1)
+    scored = both.any(1)
+    p = exact_mcnemar_p(only_a[scored], only_b[scored])
+    return McNemar(int(scored.sum()), int((p < ALPHA).sum()), int(only_a.sum()), int(only_b.sum()),
+                   int(both.any(0).sum()), float(p.min()) if p.size else float("nan"))

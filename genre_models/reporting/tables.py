@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from genre_models.reporting.stats import Cell
-from genre_models.util import csv_text
+from genre_models.util import csv_text, visible
 
 
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")  # where markdown would start raw HTML: a tag, a comment, <!...>, <?...>
@@ -19,9 +19,12 @@ _TAG = re.compile(r"<(?=[A-Za-z/!?])")  # where markdown would start raw HTML: a
 
 def md(value: str) -> str:
     """Text from the store (an experiment, net or tag) as markdown that shows it and nothing
-    more: no raw HTML (``<script>`` becomes ``&lt;script>``), a pipe cannot split a table cell
-    and ``](`` cannot make a link. Our own markup is added around it, never inside."""
-    return _TAG.sub("&lt;", str(value)).replace("|", "\\|").replace("](", "\\](")
+    more: control and direction characters shown escaped (a newline cannot split a row), ``&``
+    as ``&amp;`` (an entity in a name stays text: ``&#93;`` never becomes a bracket), no raw HTML
+    (``<script>`` becomes ``&lt;script>``), a pipe cannot split a table cell and ``](`` cannot make
+    a link. Our own markup is added around it, never inside."""
+    text = visible(str(value)).replace("&", "&amp;")
+    return _TAG.sub("&lt;", text).replace("|", "\\|").replace("](", "\\](")
 
 
 @dataclass(frozen=True)
@@ -111,4 +114,5 @@ _LATEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\
 
 
 def latex_escape(s: str) -> str:
-    return "".join(_LATEX.get(ch, ch) for ch in s)
+    """LaTeX's special characters escaped, control and direction characters shown (``visible``)."""
+    return "".join(_LATEX.get(ch, ch) for ch in visible(s))

@@ -11,7 +11,6 @@ curves of the runs drawn), writes the files and logs the run.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +21,15 @@ import pandas as pd
 from genre_models.config import SPLIT_SPECS
 from genre_models.genres import GENRES
 from genre_models.reporting import figures as fig
-from genre_models.reporting.builders import (
-    context_table, fold_accuracies, headline_bars, pair_comparisons, significance_tables, split_tables, split_title,
-)
-from genre_models.reporting.claims import claim_rows, claims_frame, claims_table
+from genre_models.reporting.builders import context_table, fold_accuracies, headline_bars, split_tables, split_title
+from genre_models.reporting.claims import claims_detail_table, claims_frame, claims_table
 from genre_models.reporting.html import to_html
-from genre_models.reporting.markdown import Figures, SplitSection, render
+from genre_models.reporting.markdown import Figures, SplitSection, appendix, render
 from genre_models.reporting.runs import ReportError, col, longest_budget, nets_on, select_runs
 from genre_models.reporting.significance import Votes
-from genre_models.training.evaluate import PREDICTIONS_FILE
+from genre_models.reporting.verdicts import significance_frame, split_verdicts
 from genre_models.training.logger import NULL_LOGGER, RunLogger
-from genre_models.tracking.queries import experiment_runs, metric_steps, read_artifacts
+from genre_models.tracking.queries import experiment_runs, metric_steps, read_artifacts, rows_of, run_votes
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store, use_experiment
 from genre_models.util import log, safe_name, write_csv
 
@@ -57,28 +54,21 @@ def _fetch(runs: pd.DataFrame, path: str, parse, jobs: int) -> dict:
     return read_artifacts(list(zip(runs.run_id, runs.artifact_uri)), path, parse, jobs)
 
 
-def _rows(path: str) -> list[list[str]]:
-    """A small CSV's rows (the csv module: pandas' start-up per file is what thousands cost)."""
-    with open(path, newline="") as fh:
-        return list(csv.reader(fh))
-
-
-def _votes_file(path: str) -> dict[str, bool]:
-    """A run's track votes: track id -> right."""
-    head, *body = _rows(path)
-    i, t, p = head.index("track_id"), head.index("true"), head.index("predicted")
-    return {r[i]: r[t] == r[p] for r in body}
+def read_votes(runs: pd.DataFrame, jobs: int) -> Votes:
+    """Every run's track votes, with the repeat groups any run recorded."""
+    right, groups = run_votes(list(zip(runs.run_id, runs.artifact_uri)), jobs)
+    return Votes.of(right, groups)
 
 
 def _confusion_file(path: str) -> np.ndarray:
-    counts = np.array([[int(float(v)) for v in r[1:]] for r in _rows(path)[1:]], dtype=np.int64)
+    counts = np.array([[int(float(v)) for v in r[1:]] for r in rows_of(path)[1:]], dtype=np.int64)
     if counts.shape != (len(GENRES), len(GENRES)):
         raise ValueError(f"{path}: not a {len(GENRES)}x{len(GENRES)} confusion matrix")
     return counts
 
 
 def _history_file(path: str) -> list[float]:
-    head, *body = _rows(path)
+    head, *body = rows_of(path)
     i = head.index("val_accuracy")
     return [float(r[i]) for r in body]
 
@@ -155,23 +145,27 @@ def make_figures(runs: pd.DataFrame, all_runs: pd.DataFrame, splits: list[str], 
 # --------------------------------------------------------------------------- tables and files
 
 
+def _write_split(runs: pd.DataFrame, split: str, files: Path, votes: Votes) -> SplitSection:
+    """One split's verdicts (one Holm family), tables and files (written into ``files``)."""
+    v = split_verdicts(runs, split, votes)
+    section = SplitSection(split_tables(runs, split), v.comparisons, claims_table(v.claims, split),
+                           family=v.family_words(), detail=claims_detail_table(v.claims, split))
+    write_csv(significance_frame(v), files / f"significance_{split}.csv")
+    write_csv(v.matrix, files / f"pvalues_{split}.csv", index=True)
+    write_csv(claims_frame(v.claims, split), files / f"claims_tests_{split}.csv")
+    section.files = {"all pairs (exploratory, unadjusted) with McNemar per draw": f"significance_{split}.csv",
+                     "p-value matrix (unadjusted; McNemar per draw below)": f"pvalues_{split}.csv",
+                     "every test behind the claims": f"claims_tests_{split}.csv"}
+    if SPLIT_SPECS[split].folded:
+        write_csv(fold_accuracies(runs, split), files / f"folds_{split}.csv")
+        section.files["accuracy and floors per fold"] = f"folds_{split}.csv"
+    return section
+
+
 def _write_sections(runs: pd.DataFrame, files: Path, votes: Votes) -> tuple[dict[str, SplitSection], list[str]]:
     """Each split's tables, claims, comparisons and files (written into ``files``); the table files written."""
-    sections, written = {}, []
-    for split in (s for s in SPLIT_SPECS if s in set(runs.split)):
-        rows = claim_rows(runs, split)
-        section = SplitSection(split_tables(runs, split), pair_comparisons(runs, split, votes), claims_table(rows, split))
-        long, matrix = significance_tables(runs, split, votes)
-        write_csv(long, files / f"significance_{split}.csv")
-        write_csv(matrix, files / f"pvalues_{split}.csv", index=True)
-        write_csv(claims_frame(rows, split), files / f"claims_tests_{split}.csv")
-        section.files = {"all pairs: both tests": f"significance_{split}.csv",
-                         "p-value matrix (Holm; t-test above, McNemar below)": f"pvalues_{split}.csv",
-                         "every test behind the claims": f"claims_tests_{split}.csv"}
-        if SPLIT_SPECS[split].folded:
-            write_csv(fold_accuracies(runs, split), files / f"folds_{split}.csv")
-            section.files["accuracy and floors per fold"] = f"folds_{split}.csv"
-        sections[split] = section
+    sections = {split: _write_split(runs, split, files, votes) for split in SPLIT_SPECS if split in set(runs.split)}
+    written = []
     for t in [t for sec in sections.values() for t in [*sec.tables, sec.claims]] + [context_table()]:
         (files / f"{t.name}.csv").write_text(t.csv())
         (files / f"{t.name}.tex").write_text(t.latex())
@@ -207,12 +201,12 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     path = Path(out or os.path.join("reports", safe_name(experiment), "report.md"))  # the title keeps the real name
     files = path.parent / f"{path.stem}_files"
     files.mkdir(parents=True, exist_ok=True)
-    sections, written = _write_sections(runs, files, Votes.of(_fetch(runs, PREDICTIONS_FILE, _votes_file, jobs)))
+    sections, written = _write_sections(runs, files, read_votes(runs, jobs))
     made = make_figures(runs, df, list(sections), files, jobs) if figures else Figures()
     text_ = render(experiment, runs, df, notes, files.name, made, sections, current_tracking_uri())
     path.write_text(text_ + "\n")
     page = path.with_suffix(".html")
-    page.write_text(to_html(text_, path.parent, f"genre-bench report: {experiment}"))
+    page.write_text(to_html(text_ + "\n" + appendix(sections), path.parent, f"genre-bench report: {experiment}"))
     report = Report(str(path), text_, len(runs), notes, str(page), written)
     use_experiment(experiment)
     try:

@@ -160,7 +160,7 @@ def _score(predict: Callable[[str], tuple[np.ndarray, float]], data: _Data) -> t
     confusion = confusion_matrix(test.y.numpy(), y_pred, labels=list(range(N_CLASSES)))
     scores = {**{f"test_{k}": v for k, v in ev.items() if not k.startswith("n_")},
               "val_track_accuracy": val_ev["track_accuracy"], **floors(data.parts)}
-    tracks = track_predictions(probs, test.track, list(data.store.tracks.track_id), track_labels)
+    tracks = track_predictions(probs, test.track, list(data.store.tracks.track_id), track_labels, data.store.groups)
     return scores, {"y_true": test.y.numpy(), "y_pred": y_pred, "confusion": confusion, "tracks": tracks}
 
 

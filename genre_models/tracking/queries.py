@@ -115,6 +115,34 @@ def read_artifacts(runs: list[tuple[str, str]], path: str, parse, jobs: int = 8)
     return {rid: value for rid, value in found.items() if value is not None}
 
 
+def rows_of(path: str) -> list[list[str]]:
+    """A small CSV's rows (the csv module: pandas' start-up per file is what thousands cost)."""
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def _votes_file(path: str) -> tuple[dict[str, bool], dict[str, str]]:
+    """A run's track votes (track id -> right) and, where the run logged them, the tracks'
+    repeat groups (track id -> group id)."""
+    head, *body = rows_of(path)
+    i, t, p = head.index("track_id"), head.index("true"), head.index("predicted")
+    g = head.index("group") if "group" in head else None
+    return {r[i]: r[t] == r[p] for r in body}, ({r[i]: r[g] for r in body if r[g]} if g is not None else {})
+
+
+def run_votes(runs: list[tuple[str, str]], jobs: int = 8) -> tuple[dict, dict]:
+    """Each (run id, artifact URI)'s per-track votes from its test predictions (run id -> track
+    id -> right; runs without the file left out), and every repeat group a run recorded (track
+    id -> group id)."""
+    from genre_models.training.evaluate import PREDICTIONS_FILE
+
+    found = read_artifacts(runs, PREDICTIONS_FILE, _votes_file, jobs)
+    groups = {t: g for _, grp in found.values() for t, g in grp.items()}
+    return {rid: right for rid, (right, _) in found.items()}, groups
+
+
 def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[str]:
     """The grid keys of FINISHED runs in ``experiment`` (what a resumed sweep skips), read only:
     a SQLite store that does not exist, or a store without the experiment, holds none, and

@@ -30,15 +30,19 @@ def track_vote(probs: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.nd
 PREDICTIONS_FILE = "test_predictions.csv"
 
 
-def track_predictions(probs: np.ndarray, tracks: np.ndarray, track_ids: list[str], track_labels: np.ndarray):
+def track_predictions(probs: np.ndarray, tracks: np.ndarray, track_ids: list[str], track_labels: np.ndarray,
+                      groups: list[str] | None = None):
     """One row per test track: ``track_id``, ``true`` and ``predicted`` genre (the vote over its
-    samples, as ``track_accuracy`` counts it) and ``samples``, how many voted."""
+    samples, as ``track_accuracy`` counts it), ``samples``, how many voted, and ``group``, the
+    repeated recording it belongs to (its group's first track, or itself): the report's tests
+    count a group as one cluster."""
     import pandas as pd
 
     uniq, pred = track_vote(probs, tracks)
     counts = np.bincount(np.unique(tracks, return_inverse=True)[1], minlength=len(uniq))
     return pd.DataFrame({"track_id": [track_ids[t] for t in uniq], "true": [GENRES[track_labels[t]] for t in uniq],
-                         "predicted": [GENRES[p] for p in pred], "samples": counts})
+                         "predicted": [GENRES[p] for p in pred], "samples": counts,
+                         "group": [(groups or track_ids)[t] for t in uniq]})
 
 
 def floors(parts: dict) -> dict:
