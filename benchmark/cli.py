@@ -588,14 +588,18 @@ def _dry_run(cfg, tracking_uri, experiment, as_json: bool, demo: bool) -> None:
 @click.option("--out", default=None, type=click.Path(), help="Markdown file [default: reports/<experiment>/report.md]; "
               "its HTML twin, tables (CSV, LaTeX) and figures go beside it.", show_default=False)
 @click.option("--no-figures", is_flag=True, help="Tables only: skip the PNGs (headline, confusion matrices, curves).")
+@click.option("--force", is_flag=True, help="Replace the file --out names if it exists (the default place is always replaced).")
 @tracking_options
 @_one_line_errors
-def report(out, no_figures, tracking_uri, experiment):
+def report(out, no_figures, force, tracking_uri, experiment):
     """Write the study's tables (mean and 95% interval over seeds, beside the published numbers), figures,
     CSV and LaTeX tables and an HTML page, from the tracking store."""
     from genre_models.stages.report import write_report
     from genre_models.tracking.setup import experiment_name
+    from genre_models.util import check_out
 
+    if out:
+        check_out(out, force, create=True)  # the report makes its folder
     rep = write_report(experiment_name(experiment), out=out, tracking_uri=tracking_uri, figures=not no_figures,
                        logger=_logger())
     click.echo(rep.text)
@@ -621,13 +625,14 @@ def report(out, no_figures, tracking_uri, experiment):
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, help="The simulation's seed: the same seed, the same rates.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the rates as JSON: a list of {scenario, test, rejection_rate, interval, sims, ...}.")
+@click.option("--force", is_flag=True, help="Replace the file --json names if it exists.")
 @click.option("--tracking-uri", default=None, help="MLflow store [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")
 @click.option("--experiment", default=None,
               help="A finished sweep's experiment: take the shape and the observed spreads from it (and log there); "
                    "options given still apply. Without it the run goes to the experiment genre-bench-calibration.")
 @_one_line_errors
-def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenarios, jobs, seed, json_out, tracking_uri,
-              experiment):
+def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenarios, jobs, seed, json_out, force,
+              tracking_uri, experiment):
     """Do the report's tests keep their level on a protocol of this shape? Simulates null sweeps (no true
     difference; named noise scenarios) through the report's own verdicts, and prints each test's rejection rate
     with its 95% interval; exit 1 if a test that decides a verdict rejects above its level."""
@@ -636,8 +641,10 @@ def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenar
     from genre_models.reporting.calibration import SCENARIOS, CalibrationConfig, Shape
     from genre_models.stages.calibrate import EXPERIMENT, config_from_experiment, run_calibration
     from genre_models.tracking.setup import setup_tracking
-    from genre_models.util import progress, usable_cores
+    from genre_models.util import check_out, progress, usable_cores
 
+    if json_out:
+        check_out(json_out, force, "--json")
     names = tuple(SCENARIOS) if scenarios.strip() == "all" else tuple(v.strip() for v in scenarios.split(",") if v.strip())
     kw = dict(scenarios=names, sims=sims, alpha=alpha, margin=margin, seed=seed)
     if experiment:
@@ -665,15 +672,19 @@ def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenar
 @click.option("--top", type=click.IntRange(min=1), default=3, help="How many genres to print per clip (1-10).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, show_default=False,
               help="Also write a CSV: one row per clip, scored (every genre's probability) or skipped (why).")
+@click.option("--force", is_flag=True, help="Replace the file --out names if it exists.")
 @click.option("--jobs", type=click.IntRange(min=0), default=0, help="Decoding processes (0: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of one line per clip.")
 @tracking_options
 @_one_line_errors
-def predict(paths, model_uri, top, out, jobs, as_json, tracking_uri, experiment):
+def predict(paths, model_uri, top, out, force, jobs, as_json, tracking_uri, experiment):
     """Top genres for your own clips (files or folders; any format librosa reads), with the trained net's
     preprocessing. The net is loaded once and read as data (its card and plain weights, never a pickle)."""
     from genre_models.stages.predict import predict as run
+    from genre_models.util import check_out
 
+    if out:
+        check_out(out, force)  # before any clip is scored
     res = run(list(paths), model_uri, tracking_uri=tracking_uri, jobs=jobs)
     if out:
         res.write_csv(out)

@@ -124,6 +124,47 @@ def check_writable(folder: Path) -> None:
         raise DataError(f"{folder}: the cache folder is not writable ({exc.strerror}); use another --cache-dir") from None
 
 
+def check_out(path: str | Path, force: bool, option: str = "--out", create: bool = False) -> Path:
+    """An output file, checked before any work: its folder exists (``create``: or can be made in
+    the nearest folder that does) and is writable, it is not a folder or a device, and a file
+    already there is replaced only with ``force``. One line (``ConfigError``) otherwise."""
+    from genre_models.errors import ConfigError
+
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    while create and not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if p.exists() and not p.is_file():
+        raise ConfigError(f"{option} {p}: not a regular file (a folder, a device or a pipe); name a file")
+    if p.exists() and not force:
+        raise ConfigError(f"{option} {p} already exists; add --force to replace it")
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {p}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {p}: the folder {folder} is not writable")
+    return p
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """``write(temp file)`` beside ``path``, then rename it into place in one step: a reader never
+    sees half a file, and a full disk leaves none (one line, ``DataError``)."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        from genre_models.errors import DataError
+
+        tmp.unlink(missing_ok=True)
+        full = exc.errno == errno.ENOSPC or (exc.errno is None and _short_write(path, exc))
+        raise DataError(f"{path}: " + ("disk full, nothing was written; free some space and run again" if full else
+                                       f"could not be written ({exc.strerror or exc})")) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def remove_orphans(folder: Path) -> list[str]:
     """Remove the temp folders in ``folder`` whose writer, a process on this host, is gone."""
     removed = []
@@ -216,7 +257,7 @@ def csv_text(value):
 
 def write_csv(df, path, index: bool = False) -> None:
     """``df.to_csv(path)`` with every text cell, column name and index label made safe by
-    ``csv_text``: names and tags from a shared store reach these files."""
+    ``csv_text``: names and tags from a shared store reach these files. Written atomically."""
     from pandas.api.types import is_numeric_dtype
 
     safe = df.copy()
@@ -227,7 +268,7 @@ def write_csv(df, path, index: bool = False) -> None:
     safe.index = [csv_text(i) for i in safe.index]
     if safe.index.name is not None or df.index.name is not None:
         safe.index.name = csv_text(df.index.name)
-    safe.to_csv(path, index=index)
+    atomic_write(path, lambda tmp: safe.to_csv(tmp, index=index))
 
 
 def private_dir(path: Path) -> bool:

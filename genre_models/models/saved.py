@@ -45,6 +45,12 @@ WEIGHTS_FILES = {"torch": "model.safetensors", "classical": "model.skops"}
 #: The largest card a reader accepts: a real one is a few kilobytes.
 MAX_CARD_BYTES = 1 << 20
 
+#: What a card may make one clip cost (its decoded audio and spectrogram for a GTZAN-length
+#: clip) and its net hold (parameters), checked before anything is allocated.
+MAX_CLIP_BYTES = 512 << 20
+MAX_NET_BYTES = 1 << 30
+CLIP_SECONDS = 30
+
 #: Bounds on the feature settings a card may name, so a card cannot ask for an absurd net.
 _FEATURE_BOUNDS = {"sample_rate": (1000, 192000), "segment_seconds": (0.1, 10.0), "n_mfcc": (1, 128),
                    "n_fft": (16, 16384), "hop_length": (1, 16384), "n_mels": (1, 512), "silence_top_db": (0.0, 200.0),
@@ -135,6 +141,52 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- reading, checked
 
 
+def clip_bytes(f: FeatureConfig) -> int:
+    """What scoring one ``CLIP_SECONDS`` clip with these settings holds at once: the decoded
+    samples (float32) and the clip's complex STFT (complex64, the largest of the features)."""
+    samples = CLIP_SECONDS * f.sample_rate
+    frames = 1 + samples // f.hop_length
+    return 4 * samples + 8 * frames * (f.n_fft // 2 + 1)
+
+
+def check_cost(features: FeatureConfig, spec: NetSpec, shape: InputShape, head: str, where: str) -> None:
+    """Refuse, before anything is allocated, a card whose settings would cost more than the bounds."""
+    cost = clip_bytes(features)
+    if cost > MAX_CLIP_BYTES:
+        raise ModelError(f"{where}: the card's features would take {cost / 2**30:.1f} GiB to score one {CLIP_SECONDS} s "
+                         f"clip (sample_rate {features.sample_rate}, hop_length {features.hop_length}, n_fft "
+                         f"{features.n_fft}); the bound is {MAX_CLIP_BYTES >> 20} MiB")
+    if features.n_fft // 2 + 1 < features.n_mels:
+        raise ModelError(f"{where}: the card's n_fft {features.n_fft} gives {features.n_fft // 2 + 1} frequency bins, "
+                         f"too few for its n_mels {features.n_mels}")
+    net = 4 * sum(math.prod(s) for s, _ in _expected_state(spec, shape, head).values())
+    if net > MAX_NET_BYTES:
+        raise ModelError(f"{where}: {spec.name} at the card's input shape would hold {net / 2**30:.1f} GiB of weights "
+                         f"(image_size {features.image_size}, n_mfcc {features.n_mfcc}); the bound is "
+                         f"{MAX_NET_BYTES >> 30} GiB")
+
+
+def check_card_values(card: dict, where: str) -> None:
+    """The card's normalisation (finite means, standard deviations above 0) and its package
+    version (not newer than the running one: its meaning could have changed)."""
+    from packaging.version import InvalidVersion, Version
+
+    for key, values in _field(card, "normalisation", dict, where).items():
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    and math.isfinite(v) for v in values):
+            raise ModelError(f"{where}: the card's normalisation {key!r:.60} holds a value that is not a finite number")
+        if key.rsplit(".", 1)[-1] == "std" and not all(v > 0 for v in values):
+            raise ModelError(f"{where}: the card's normalisation {key!r:.60} holds a standard deviation of 0 or below")
+    version = _field(card, "package_version", str, where)
+    try:
+        newer = Version(version) > Version(__version__)
+    except InvalidVersion:
+        raise ModelError(f"{where}: the card's package_version {version!r:.40} is not a version") from None
+    if newer:
+        raise ModelError(f"{where}: the card was written by genre-bench {version:.40}, newer than this {__version__}; "
+                         "upgrade to read it")
+
+
 def read_card(folder: Path, where: str) -> dict:
     """The card as a dict, or ``ModelError``: missing, too large, not JSON, or not ours."""
     path = folder / CARD_FILE
@@ -146,7 +198,9 @@ def read_card(folder: Path, where: str) -> dict:
     try:
         card = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{where}: {CARD_FILE} is not valid JSON ({exc})") from None
+        raise ModelError(f"{where}: {CARD_FILE} is not valid JSON ({str(exc)[:120]})") from None
+    except RecursionError:
+        raise ModelError(f"{where}: {CARD_FILE} is nested too deep to be a genre-bench card") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         got = card.get("format") if isinstance(card, dict) else type(card).__name__
         raise ModelError(f"{where}: {CARD_FILE} is not a genre-bench card of format {FORMAT} (format {got!r})")
@@ -212,7 +266,20 @@ def _check_card(card: dict, where: str) -> tuple[NetSpec, FeatureConfig, InputSh
     epoch = _field(card, "epoch", int, where)
     if _field(card, "weights", str, where) != WEIGHTS_FILES[spec.family]:
         raise ModelError(f"{where}: the card names the weights {card['weights']!r:.80}, not {WEIGHTS_FILES[spec.family]}")
+    check_card_values(card, where)
+    check_cost(features, spec, shape, head, where)
     return spec, features, shape, head, epoch
+
+
+def checked_card(card: dict, where: str) -> tuple[NetSpec, FeatureConfig, InputShape, str, int]:
+    """``_check_card``, with a card of any other shape (wrong types deep inside, absurd values)
+    refused in one line rather than raising from inside a check."""
+    try:
+        return _check_card(card, where)
+    except ModelError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError, ConfigError) as exc:
+        raise ModelError(f"{where}: {CARD_FILE} is malformed ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 def load_net(folder: str | Path, where: str | None = None) -> SavedNet:
@@ -221,7 +288,7 @@ def load_net(folder: str | Path, where: str | None = None) -> SavedNet:
     folder = Path(folder)
     where = where or str(folder)
     card = read_card(folder, where)
-    spec, features, shape, head, epoch = _check_card(card, where)
+    spec, features, shape, head, epoch = checked_card(card, where)
     weights = folder / WEIGHTS_FILES[spec.family]
     if not weights.is_file() or weights.is_symlink():
         raise ModelError(f"{where}: the weights file {weights.name} is missing")
@@ -277,16 +344,26 @@ def _torch_net(spec: NetSpec, shape: InputShape, head: str, weights: Path, card:
 
 
 def probabilities(saved: SavedNet, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """(N, ...) inputs as the net eats them -> (N, 10) class probabilities, in batches."""
+    """(N, ...) inputs as the net eats them -> (N, 10) class probabilities, in batches; a
+    probability that is not a finite number is a ``ModelError``, never a result."""
     if saved.spec.family == "classical":
         from genre_models.models.classical import probabilities as classical_probabilities
 
-        return classical_probabilities(saved.model, x)
+        probs = np.asarray(classical_probabilities(saved.model, x))
+    else:
+        probs = _torch_probabilities(saved.model, x, batch)
+    if not np.isfinite(probs).all():
+        raise ModelError(f"{saved.spec.name} gave probabilities that are not finite numbers for "
+                         f"{int((~np.isfinite(probs).all(1)).sum())} of {len(probs)} inputs; nothing is reported from it")
+    return probs
+
+
+def _torch_probabilities(model, x: np.ndarray, batch: int) -> np.ndarray:
     import torch
 
     out = []
     with torch.no_grad():
         for at in range(0, x.shape[0], batch):
-            logits = saved.model(torch.from_numpy(np.ascontiguousarray(x[at:at + batch])))  # (b, 10)
+            logits = model(torch.from_numpy(np.ascontiguousarray(x[at:at + batch])))  # (b, 10)
             out.append(torch.softmax(logits.float(), dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, N_CLASSES), np.float32)

@@ -91,6 +91,9 @@ def header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str,
     if notes["other_datasets"]:
         lines.append("- **Note:** runs on other datasets left out: "
                      + ", ".join(f"{n} on {md(d)}" for d, n in notes["other_datasets"].items()) + ".")
+    if notes.get("malformed"):
+        lines.append("- **Note:** training runs whose tags could not be read, left out: "
+                     + ", ".join(f"{n} with {md(w)}" for w, n in notes["malformed"].items()) + ".")
     if notes["duplicates"]:
         lines.append(f"- **Note:** {notes['duplicates']} repeated runs of a model for one draw left out (the newest "
                      "counts, in the tables and the tests alike).")

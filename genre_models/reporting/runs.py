@@ -70,6 +70,23 @@ def _ratios(train: pd.DataFrame) -> pd.Series:
     return by_tracks.where(honest & by_tracks.notna(), by_samples)
 
 
+def _malformed(train: pd.DataFrame) -> pd.Series:
+    """Why each run cannot be placed in a table ("" where it can): a seed that is not a whole
+    number, a fold that is there but not one, no net, or a fixed-epoch net with no epoch count.
+    Tags are data from whoever logged the run: a bad one costs that run, never the report."""
+    seed = pd.to_numeric(col(train, "tags.seed"), errors="coerce")
+    fold_raw = col(train, "tags.fold")
+    fold = pd.to_numeric(fold_raw, errors="coerce")
+    why = pd.Series("", index=train.index, dtype=object)
+    why[col(train, "tags.net").fillna("").astype(str).str.strip() == ""] = "no net tag"
+    why[(why == "") & ~((seed >= 0) & (seed <= 2**32 - 1) & (seed == seed.round()))] = "seed not a whole number"
+    why[(why == "") & fold_raw.notna() & ~((fold >= 0) & (fold == fold.round()))] = "fold not a whole number"
+    epochs = pd.to_numeric(col(train, "params.resolved.epochs").fillna(col(train, "params.epochs")), errors="coerce")
+    fixed = [n in NETS and not NETS[n].early_stopping and NETS[n].family == "torch" for n in col(train, "tags.net")]
+    why[(why == "") & pd.Series(fixed, index=train.index) & ~(epochs >= 1)] = "epochs not a number"
+    return why
+
+
 def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """FINISHED train runs of one dataset, one per model and draw (the newest); plus what was
     left out and why."""
@@ -85,9 +102,15 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     notes["unfinished"] = unfinished.status.value_counts().to_dict()
     notes["other_datasets"] = train[train["tags.dataset"] != dataset]["tags.dataset"].value_counts().to_dict()
     train = train[(train["tags.dataset"] == dataset) & col(train, "tags.split").isin(list(SPLIT_SPECS))].copy()
+    why = _malformed(train)
+    notes["malformed"] = why[why != ""].value_counts().to_dict()
+    train = train[why == ""]
+    if train.empty:
+        raise ReportError(f"no training run of {dataset} could be placed in a table (left out: "
+                          + ", ".join(f"{n} with {w}" for w, n in notes["malformed"].items()) + ")")
     epochs = col(train, "params.resolved.epochs").fillna(col(train, "params.epochs"))
     train["epochs"] = pd.to_numeric(epochs, errors="coerce").astype("Int64")
-    train["seed"] = pd.to_numeric(train["tags.seed"]).astype(int)
+    train["seed"] = pd.to_numeric(train["tags.seed"]).astype("int64")
     train["fold"] = pd.to_numeric(col(train, "tags.fold"), errors="coerce").fillna(-1).astype(int)  # -1: no folds
     train["net"], train["split"] = train["tags.net"], train["tags.split"]
     _net_columns(train)

@@ -29,7 +29,7 @@ from genre_models.reporting.runs import ReportError, metric, select_runs
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store
-from genre_models.util import safe_name
+from genre_models.util import atomic_write, safe_name
 
 #: Where a calibration's run goes when no sweep's experiment is named.
 EXPERIMENT = "genre-bench-calibration"
@@ -150,7 +150,7 @@ def run_calibration(cfg: CalibrationConfig, *, jobs: int = 1, source: str = "the
     rates = calibrate(cfg, jobs=jobs, progress=progress)
     result = CalibrationResult(cfg, rates, time.perf_counter() - t0, source)
     if json_out:
-        Path(json_out).write_text(json.dumps(result.as_json(), indent=2) + "\n")
+        atomic_write(json_out, lambda tmp: tmp.write_text(json.dumps(result.as_json(), indent=2) + "\n"))
         result.json_path = json_out
     with logger.start(f"calibrate-{cfg.shape.split}-{cfg.sims}"):
         logger.set_tags({"stage": "calibrate", "mlflow.note.content": result.summary()})

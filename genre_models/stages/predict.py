@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from genre_models.config import FeatureConfig
-from genre_models.data.audio import DecodedClip, decode_clip, from_pcm16, sniff_audio, to_pcm16
+from genre_models.data.audio import DecodedClip, decode_clip, from_pcm16, header_frames, sniff_audio, to_pcm16
 from genre_models.data.features import image_of, mfcc_of, summary_stats
 from genre_models.data.parallel import parallel_map
 from genre_models.errors import BadAudio
@@ -70,9 +70,23 @@ def file_problem(path: str) -> str | None:
     try:
         if sniff_audio(path, any_format=True) is None:
             return "not an audio file (no audio header: it is read by its first bytes, not its name)"
+        return truncation(path)
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
-    return None
+
+
+def truncation(path: str) -> str | None:
+    """Why a WAV or AU file is cut short: its header promises more frames than it holds (None if not)."""
+    import soundfile as sf
+
+    promised = header_frames(path)
+    if promised is None:
+        return None
+    try:
+        held = sf.info(path).frames
+    except Exception:  # libsndfile's own errors: decoding will say what is wrong
+        return None
+    return (f"truncated: the header promises {promised} frames, the file holds {held}" if held < promised else None)
 
 
 def clip_files(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -86,7 +100,9 @@ def clip_files(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
             continue
         for root, dirs, names in os.walk(path):  # links to folders are not followed: no loop
             skipped += [(os.path.join(root, d), "hidden folder") for d in sorted(dirs) if d.startswith(".")]
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            skipped += [(os.path.join(root, d), "symlink to a folder (not followed: it could loop or lead outside)")
+                        for d in sorted(dirs) if not d.startswith(".") and os.path.islink(os.path.join(root, d))]
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
             for name in sorted(names):
                 full = os.path.join(root, name)
                 problem = "hidden file" if name.startswith(".") else file_problem(full)
@@ -132,12 +148,20 @@ class PredictResult:
 
 
 def _inputs_of(task: tuple[str, str, FeatureConfig]) -> tuple[np.ndarray | None, str]:
-    """One file -> (its model inputs, "") or (None, why it is skipped). Runs in a worker."""
+    """One file -> (its model inputs, "") or (None, why it is skipped). Runs in a worker. Any
+    failure of one clip is that clip's skip, never the batch's end (a file deleted while the
+    batch runs, a decoder's own error)."""
     path, kind, fcfg = task
     try:
         return model_inputs(decode_clip(path, fcfg, any_format=True), kind, fcfg), ""
     except BadAudio as exc:
         return None, str(exc)
+    except FileNotFoundError:
+        return None, "the file was removed while the batch ran"
+    except MemoryError:
+        return None, "too large to decode in memory"
+    except Exception as exc:  # one clip's decoder failure of any kind: recorded as its skip, with the reason
+        return None, f"could not be decoded ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
 
 
 def _score_chunk(saved: SavedNet, files: list[str], jobs: int, out: PredictResult) -> None:

@@ -31,7 +31,7 @@ from genre_models.reporting.verdicts import significance_frame, split_verdicts
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs, metric_steps, read_artifacts, rows_of, run_votes
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store, use_experiment
-from genre_models.util import log, safe_name, write_csv
+from genre_models.util import atomic_write, log, safe_name, write_csv
 
 __all__ = ["Report", "ReportError", "write_report"]
 
@@ -204,9 +204,10 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     sections, written = _write_sections(runs, files, read_votes(runs, jobs))
     made = make_figures(runs, df, list(sections), files, jobs) if figures else Figures()
     text_ = render(experiment, runs, df, notes, files.name, made, sections, current_tracking_uri())
-    path.write_text(text_ + "\n")
+    atomic_write(path, lambda tmp: tmp.write_text(text_ + "\n"))
     page = path.with_suffix(".html")
-    page.write_text(to_html(text_ + "\n" + appendix(sections), path.parent, f"genre-bench report: {experiment}"))
+    html_text = to_html(text_ + "\n" + appendix(sections), path.parent, f"genre-bench report: {experiment}")
+    atomic_write(page, lambda tmp: tmp.write_text(html_text))
     report = Report(str(path), text_, len(runs), notes, str(page), written)
     use_experiment(experiment)
     try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
 
 from genre_models.config import (
@@ -200,8 +200,11 @@ def dependencies(points: list[GridPoint]) -> dict[GridPoint, list[GridPoint]]:
     """The GAN waits for the registry's scorer net (its quality figure reuses that run); a net
     that uses the GAN waits for the GAN."""
     deps: dict[GridPoint, list[GridPoint]] = {p: [] for p in points}
+    draws: dict[tuple, list[GridPoint]] = {}  # one pass: grouping by draw keeps a plan linear in its points
     for p in points:
-        same = [q for q in points if q.split_config == p.split_config and q is not p]
+        draws.setdefault((p.split, p.seed, p.fold, p.folds), []).append(p)
+    for p in points:
+        same = [q for q in draws[(p.split, p.seed, p.fold, p.folds)] if q is not p]
         if p.kind == "gan":
             deps[p] = [q for q in same if q.kind == "train" and get_net(q.net).scores_gan]
         elif get_net(p.net).uses_gan:
@@ -229,10 +232,22 @@ def point_config(p: GridPoint, cfg: SweepConfig) -> TrainConfig | GanConfig:
 _NOT_IDENTITY = {"data_dir", "cache_dir", "jobs", "device", "num_workers", "log_every", "preview_every", "checkpoint_every"}
 
 
+def _plain(obj):
+    """``dataclasses.asdict`` without its deep copies (the same JSON, ten times faster: a plan of
+    28,000 points keys every one)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
 def grid_key(p: GridPoint, pc, digest: str) -> str:
     """What makes a point's result unique: its config (less device and bookkeeping), data and code."""
-    conf = {k: v for k, v in asdict(pc).items() if k not in _NOT_IDENTITY}
-    blob = json.dumps({"point": asdict(p), "config": conf, "dataset": digest, "code": code_version()}, sort_keys=True,
+    conf = {k: v for k, v in _plain(pc).items() if k not in _NOT_IDENTITY}
+    blob = json.dumps({"point": _plain(p), "config": conf, "dataset": digest, "code": code_version()}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from genre_models.errors import TrackingError
 from genre_models.tracking.retry import store_client, store_retry
+from genre_models.tracking.server import check_reachable
 
 
 def tag_filter(tags: dict[str, str], status: str | None = "FINISHED") -> str:
@@ -155,6 +156,7 @@ def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[
     path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
     if path is not None and not os.path.isfile(path):
         return set()
+    check_reachable(uri)  # a server that does not answer: one line within the deadline, not MLflow's retries
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     exp = store_retry(mlflow.get_experiment_by_name, experiment)

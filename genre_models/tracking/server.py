@@ -232,19 +232,41 @@ def _group_gone(pgid: int, proc: subprocess.Popen | None, timeout: float) -> boo
         time.sleep(0.1)
 
 
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail before anything is launched when an HTTP tracking server does not answer."""
+#: How long (seconds) a tracking server may take to answer before a command gives up on it.
+STORE_TIMEOUT_ENV = "GENRE_BENCH_STORE_TIMEOUT_S"
+
+
+def store_timeout() -> float:
+    """``$GENRE_BENCH_STORE_TIMEOUT_S``, 10 s by default (1 to 600)."""
+    try:
+        return min(max(float(os.environ.get(STORE_TIMEOUT_ENV, "10")), 1.0), 600.0)
+    except ValueError:
+        raise ConfigError(f"{STORE_TIMEOUT_ENV} must be a number of seconds, got {os.environ[STORE_TIMEOUT_ENV]!r}") from None
+
+
+def check_reachable(uri: str, timeout: float | None = None) -> None:
+    """Fail before anything is read or launched when an HTTP tracking server does not answer:
+    a refused connection at once, silence (a firewall that drops packets, a stalled server)
+    after ``timeout`` seconds (``store_timeout()``)."""
+    import socket
     import urllib.request
 
     if not uri.startswith(("http://", "https://")):
         return
+    timeout = store_timeout() if timeout is None else timeout
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
             if r.status == 200:
                 return
             reason = f"HTTP {r.status}"
+    except (socket.timeout, TimeoutError):
+        reason = None
     except OSError as exc:
-        reason = str(getattr(exc, "reason", exc))
+        inner = getattr(exc, "reason", exc)
+        reason = None if isinstance(inner, (socket.timeout, TimeoutError)) else str(inner)
+    if reason is None:
+        raise ConfigError(f"tracking server {uri} did not answer within {timeout:g} s; check --tracking-uri, or set "
+                          f"{STORE_TIMEOUT_ENV} to wait longer")
     raise ConfigError(f"tracking server {uri} is unreachable ({reason}); start it or fix --tracking-uri")
 
 

@@ -127,11 +127,15 @@ def current_tracking_uri() -> str:
 
 
 def use_store(tracking_uri: str | None) -> None:
-    """Point MLflow at ``tracking_uri`` (if given) without choosing an experiment (read-only commands)."""
+    """Point MLflow at ``tracking_uri`` (if given) without choosing an experiment (read-only
+    commands), with the same bounded retries, and the same deadline on a server that does not answer."""
     import mlflow
 
+    for k, v in HTTP_RETRIES.items():
+        os.environ.setdefault(k, v)
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    check_reachable(mlflow.get_tracking_uri())
 
 
 def use_experiment(name: str) -> str | None:

@@ -31,7 +31,7 @@ from genre_models.data.features import mfcc_of
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.wavegan import SLICE_LEN
 from genre_models.training.gan_loop import GanUnit, sample_clips
-from genre_models.errors import DamagedCache
+from genre_models.errors import DamagedCache, ModelError
 from genre_models.util import atomic_dir, log, remove_entry
 
 
@@ -146,12 +146,18 @@ def generate_set(units: list[GanUnit], cfg: GanConfig, device: torch.device, tar
 
 
 def generation_quality(model: Callable[[torch.Tensor], torch.Tensor], gen: GeneratedSet, batch: int = 1024) -> dict:
-    """Accuracy of ``model`` at recognising each generated clip's intended genre, overall and per genre."""
+    """Accuracy of ``model`` at recognising each generated clip's intended genre, overall and per
+    genre. A scorer whose outputs are not finite numbers is a ``ModelError``: its figure (an
+    argmax of NaN reads as the first genre) is never computed, so never logged."""
     preds = []
     with torch.no_grad():
         for at in range(0, len(gen), batch):
             x = torch.from_numpy(np.array(gen.mfcc[at:at + batch]))  # (b, frames, n_mfcc), a writable copy
-            preds.append(model(x).argmax(1).cpu().numpy())
+            logits = model(x)  # (b, 10)
+            if not bool(torch.isfinite(logits).all()):
+                raise ModelError("the generated clips' scorer gave outputs that are not finite numbers; its quality "
+                                 "figure is not computed")
+            preds.append(logits.argmax(1).cpu().numpy())
     pred = np.concatenate(preds) if preds else np.zeros(0, int)
     out = {"gen_quality_accuracy": float((pred == gen.labels).mean()) if len(pred) else 0.0}
     for i, g in enumerate(GENRES):
