@@ -160,9 +160,10 @@ def test_a_report_leaves_out_runs_with_malformed_tags_and_stands(tmp_store, tmp_
     fake_run(client, exp_id, "net5", 8, 0.9, split="kfold", tags={"fold": "=1+1"})
     fake_run(client, exp_id, "net2", 9, 0.9, params={"epochs": "many"})
     fake_run(client, exp_id, "net5", 10, 0.9, tags={"net": ""})
+    fake_run(client, exp_id, "mynet", 11, 0.9, params={"epochs": "many"}, tags={"input_kind": "mfcc"})  # a plugin's
     rep = write_report(EXP, out=str(tmp_path / "r.md"), figures=False)
     assert rep.n_runs == 3 and rep.notes["malformed"] == {"seed not a whole number": 1, "fold not a whole number": 1,
-                                                           "epochs not a number": 1, "no net tag": 1}
+                                                           "epochs not a number": 2, "no net tag": 1}
     note = next(line for line in rep.text.splitlines() if line.startswith("- **Note:** training runs whose tags"))
     assert "1 with seed not a whole number" in note and "1 with no net tag" in note
 

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from genre_models.config import SPLIT_SPECS, SplitConfig, check_at_least, check_choice
+from genre_models.config import SPLIT_SPECS, SplitConfig, check_at_least, check_choice, default_of
 from genre_models.errors import ConfigError
 from genre_models.data.splits import track_split
 from genre_models.genres import GENRES
@@ -47,6 +47,24 @@ GRID: tuple[tuple[str, int, bool], ...] = (
     ("net5", 50, False), ("net6", 50, False), ("net5-raw", 50, False), ("svm", 1, False), ("logreg", 1, False),
 )
 GAN_SHARE = 2.3  # net6's training samples per real one
+#: The artist-filtered lists' parts: training, validation and test tracks.
+FILTERED_PARTS = (443, 197, 290)
+
+
+def part_fractions(split: str) -> dict:
+    """The training and validation shares a split gives tracks: the filtered lists' own on a
+    fixed split, the split's defaults otherwise."""
+    if SPLIT_SPECS[split].resampled:
+        return {}
+    total = sum(FILTERED_PARTS)
+    return {"train_fraction": FILTERED_PARTS[0] / total, "val_fraction": FILTERED_PARTS[1] / total}
+
+
+def train_share(split: str, folds: int) -> float:
+    """The share of a data set's tracks a run trains on under ``split``."""
+    if SPLIT_SPECS[split].folded:
+        return (folds - 2) / folds
+    return part_fractions(split).get("train_fraction", default_of(SplitConfig, "train_fraction"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,9 +147,8 @@ def _draws(shape: Shape, ids: list[str], genres: list[str], groups: list[str]) -
     for seed in range(shape.seeds):
         for fold in range(shape.folds if spec.folded else 1):
             kind = "kfold" if spec.folded else "track"
-            cfg = SplitConfig(split=kind, seed=seed if spec.resampled else 0, fold=fold, folds=max(shape.folds, 3))
-            if not spec.resampled:  # the filtered lists' test share (290 of 930)
-                cfg = replace(cfg, train_fraction=443 / 930, val_fraction=197 / 930)
+            cfg = SplitConfig(split=kind, seed=seed if spec.resampled else 0, fold=fold, folds=max(shape.folds, 3),
+                              **part_fractions(shape.split))
             part = track_split(ids, genres, cfg, groups)
             test = np.array(sorted(index[t] for t, p in part.items() if p == "test"))
             out.append((seed, fold if spec.folded else -1, test, sum(p == "train" for p in part.values())))

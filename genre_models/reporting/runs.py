@@ -72,18 +72,18 @@ def _ratios(train: pd.DataFrame) -> pd.Series:
 
 def _malformed(train: pd.DataFrame) -> pd.Series:
     """Why each run cannot be placed in a table ("" where it can): a seed that is not a whole
-    number, a fold that is there but not one, no net, or a fixed-epoch net with no epoch count.
+    number, a fold that is there but not one, no net, or a fixed-epoch net (``_net_columns``'
+    rule, plugins' too) with no epoch count.
     Tags are data from whoever logged the run: a bad one costs that run, never the report."""
     seed = pd.to_numeric(col(train, "tags.seed"), errors="coerce")
     fold_raw = col(train, "tags.fold")
     fold = pd.to_numeric(fold_raw, errors="coerce")
     why = pd.Series("", index=train.index, dtype=object)
-    why[col(train, "tags.net").fillna("").astype(str).str.strip() == ""] = "no net tag"
+    why[train.net.str.strip() == ""] = "no net tag"
     why[(why == "") & ~((seed >= 0) & (seed <= 2**32 - 1) & (seed == seed.round()))] = "seed not a whole number"
     why[(why == "") & fold_raw.notna() & ~((fold >= 0) & (fold == fold.round()))] = "fold not a whole number"
     epochs = pd.to_numeric(col(train, "params.resolved.epochs").fillna(col(train, "params.epochs")), errors="coerce")
-    fixed = [n in NETS and not NETS[n].early_stopping and NETS[n].family == "torch" for n in col(train, "tags.net")]
-    why[(why == "") & pd.Series(fixed, index=train.index) & ~(epochs >= 1)] = "epochs not a number"
+    why[(why == "") & train.fixed_epochs.astype(bool) & ~(epochs >= 1)] = "epochs not a number"  # its model is "net E ep"
     return why
 
 
@@ -102,6 +102,8 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     notes["unfinished"] = unfinished.status.value_counts().to_dict()
     notes["other_datasets"] = train[train["tags.dataset"] != dataset]["tags.dataset"].value_counts().to_dict()
     train = train[(train["tags.dataset"] == dataset) & col(train, "tags.split").isin(list(SPLIT_SPECS))].copy()
+    train["net"], train["split"] = col(train, "tags.net").fillna("").astype(str), train["tags.split"]
+    _net_columns(train)
     why = _malformed(train)
     notes["malformed"] = why[why != ""].value_counts().to_dict()
     train = train[why == ""]
@@ -112,8 +114,6 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     train["epochs"] = pd.to_numeric(epochs, errors="coerce").astype("Int64")
     train["seed"] = pd.to_numeric(train["tags.seed"]).astype("int64")
     train["fold"] = pd.to_numeric(col(train, "tags.fold"), errors="coerce").fillna(-1).astype(int)  # -1: no folds
-    train["net"], train["split"] = train["tags.net"], train["tags.split"]
-    _net_columns(train)
     train["model"] = [model_name(n, e, f) for n, e, f in zip(train.net, train.epochs, train.fixed_epochs)]
     train["n_test"] = count(train, "n_test", "n_test")
     train["n_train"] = count(train, "n_train", "n_train")

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from genre_models.config import SPLIT_SPECS
-from genre_models.reporting.runs import metric
 from genre_models.reporting.stats import (
     McNemar, Paired, Spread, corrected_spread, fmt_p, mcnemar, paired_of, two_way_spread,
 )
@@ -155,11 +154,6 @@ def _number(v) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def by_draw(runs: pd.DataFrame, name: str) -> dict[tuple[int, int], float]:
-    """A metric of ``runs`` per draw (the runs table holds one run per model and draw)."""
-    return {k: float(v) for k, v in zip(draw_keys(runs), metric(runs, name)) if np.isfinite(v)}
 
 
 def contrast_ratio(data: SplitData, models: list[str], keys: list) -> float:

@@ -40,7 +40,7 @@ any number of draws.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -355,12 +355,6 @@ def holm(pvalues) -> list[float]:
         running = max(running, min(1.0, (len(order) - rank) * p[i]))
         out[i] = running
     return out.tolist()
-
-
-def adjusted(tests: list[Paired]) -> list[Paired]:
-    """The same tests with Holm's p over them as one family."""
-    family = sum(math.isfinite(t.p) for t in tests)
-    return [replace(t, p_adjusted=q, family=family) for t, q in zip(tests, holm(t.p for t in tests))]
 
 
 def level(alpha: float, family: int) -> float:

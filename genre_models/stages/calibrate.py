@@ -23,7 +23,7 @@ import pandas as pd
 from genre_models.config import SPLIT_SPECS
 from genre_models.errors import ConfigError
 from genre_models.reporting.calibration import (
-    CalibrationConfig, Noise, Rate, Shape, calibrate, expected_accuracy,
+    CalibrationConfig, Noise, Rate, Shape, calibrate, expected_accuracy, train_share,
 )
 from genre_models.reporting.runs import ReportError, metric, select_runs
 from genre_models.training.logger import NULL_LOGGER, RunLogger
@@ -77,12 +77,6 @@ class CalibrationResult:
 # --------------------------------------------------------------------------- a sweep's shape
 
 
-def _train_share(split: str, folds: int) -> float:
-    if SPLIT_SPECS[split].folded:
-        return (folds - 2) / folds
-    return 443 / 930 if not SPLIT_SPECS[split].resampled else 0.7
-
-
 def shape_of_sweep(runs: pd.DataFrame, split: str | None) -> tuple[Shape, dict, str]:
     """The shape and the noise overrides of a finished sweep's runs on ``split`` (its busiest
     split if None), and where they came from in words."""
@@ -93,7 +87,7 @@ def shape_of_sweep(runs: pd.DataFrame, split: str | None) -> tuple[Shape, dict, 
                           f"{', '.join(sorted(set(runs.split)))})")
     folds = int(sub.fold.max()) + 1 if SPLIT_SPECS[split].folded else 3
     train_tracks = pd.to_numeric(sub.get("params.n_train_tracks"), errors="coerce").dropna()
-    tracks = int(round(train_tracks.mean() / _train_share(split, max(folds, 3)))) if len(train_tracks) else 150
+    tracks = int(round(train_tracks.mean() / train_share(split, max(folds, 3)))) if len(train_tracks) else 150
     seg = sub[sub.unit == "segments"]
     per_track = (seg.n_test / seg.n_test_tracks).replace([np.inf], np.nan).dropna()
     shape = Shape(split=split, tracks=max(tracks, 20), folds=max(folds, 3), seeds=int(sub.seed.nunique()),
