@@ -15,11 +15,33 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 log = logging.getLogger("genre_models")
+
+#: Set by ``benchmark -v``: a sweep's points then log their own INFO lines (training, cache reuse,
+#: results) in the driver's process and in its workers; otherwise only their warnings reach the
+#: console, beside the sweep's progress line.
+VERBOSE_ENV = "GENRE_BENCH_VERBOSE"
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+@contextmanager
+def point_console():
+    """Within one sweep point: only the library's warnings, unless ``verbose()``."""
+    before = log.level
+    if not verbose():
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
 
 
 def quiet() -> bool:

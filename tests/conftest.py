@@ -6,11 +6,13 @@ without it; everything else runs on data generated here.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
 import sys
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,43 @@ def tmp_store(tmp_path, monkeypatch):
     setup_tracking()  # also resets MLflow's process-wide active experiment to this store's
     yield uri
     mlflow.end_run()
+
+
+def _shared_root() -> Path | None:
+    """A folder the xdist workers of this session share (None: one process, nothing to share)."""
+    worker, run = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not worker or not run:
+        return None
+    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"genre-bench-cores-{os.getuid()}-{run}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+@contextmanager
+def cores(exclusive: bool):
+    """The cores, shared with the other xdist worker's tests, or alone (``exclusive``: while the
+    block runs, no other test or heavy fixture does). A readers-writer lock on files the workers
+    share, with a turnstile so a waiting writer is not starved by readers."""
+    root = _shared_root()
+    if root is None:
+        yield
+        return
+    with open(root / "turnstile", "a+") as gate, open(root / "lock", "a+") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _cores_for_the_test(request):
+    """Every test shares the cores, except one marked ``exclusive``: a whole sweep timed against
+    its projection, which other work on the cores would make say nothing."""
+    with cores(request.node.get_closest_marker("exclusive") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ from genre_models.tracking import claims
 from genre_models.tracking.sweeps import SweepRecord
 from genre_models.util import process_started
 
+from conftest import cores
+
 SWEEP = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "1", "--splits", "track", "--max-epochs", "2"]
 N_POINTS = 2
 HOST = socket.gethostname()
@@ -194,12 +196,13 @@ def single(demo_dir, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("single")
     env = _env(root)  # its feature cache serves the concurrent sweeps too (built once)
     uri = f"sqlite:///{root}/single.db"
-    proc = _sweep(demo_dir, uri, "together-sqlite", env)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-2000:]
-    assert _counts(out) == (N_POINTS, 0)
-    return {"report": _report(uri, "together-sqlite", root / "report.md", env),
-            "metrics": _point_metrics(uri, "together-sqlite"), "cache": env["GENRE_BENCH_CACHE"]}
+    with cores(exclusive=False):  # a fixture's work is no test's: it takes the cores' shared lock itself
+        proc = _sweep(demo_dir, uri, "together-sqlite", env)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        assert _counts(out) == (N_POINTS, 0)
+        return {"report": _report(uri, "together-sqlite", root / "report.md", env),
+                "metrics": _point_metrics(uri, "together-sqlite"), "cache": env["GENRE_BENCH_CACHE"]}
 
 
 def _env(root) -> dict:

@@ -171,6 +171,20 @@ def test_no_function_is_longer_than_the_limit():
     assert long_functions(ROOT) == []
 
 
+#: The CLI is a package of commands (one module per command or group); none of its modules grows past this.
+MAX_CLI_MODULE_LINES = 400
+
+
+def test_the_cli_is_a_package_of_short_modules_sharing_one_options_module():
+    cli = ROOT / "benchmark" / "cli"
+    assert (cli / "__init__.py").is_file() and not (ROOT / "benchmark" / "cli.py").exists()
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "benchmark").rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > MAX_CLI_MODULE_LINES} == {}
+    for path in cli.glob("*.py"):  # the shared decorators live in options.py alone
+        if path.name != "options.py":
+            assert "def tracking_options" not in path.read_text() and "class CliError" not in path.read_text()
+
+
 def _write(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ import mlflow
 import pytest
 import yaml
 
-from benchmark.cli import _train_config, main
+from benchmark.cli import main
+from benchmark.cli.train import train_config
 from benchmark.mlproject import render
 from genre_models.models.registry import NETS
 from genre_models.models.registry import resolve_config
@@ -48,7 +49,7 @@ def test_every_parameter_is_accepted_by_the_cli(entry):
 def test_mlproject_defaults_equal_the_cli_defaults(net):
     ctx = main.commands["train"].make_context("train", ["--net", net, "--data-dir", "x"])
     params = {k: v for k, v in ctx.params.items() if k not in ("tracking_uri", "experiment", "system_metrics")}
-    cfg = resolve_config(_train_config(**params))
+    cfg = resolve_config(train_config(**params))
     resolved = {
         "image_source": cfg.features.image_source, "image_size": cfg.features.image_size, "jobs": cfg.jobs,
         "epochs": cfg.epochs, "early_stopping": ctx.params["early_stopping"], "patience": cfg.patience,
@@ -68,7 +69,7 @@ def test_mlproject_defaults_equal_the_cli_defaults(net):
 
 def test_the_generic_train_entry_point_leaves_the_nets_own_settings_to_the_net():
     ctx = _parse("train", {"data_dir": "x", "net": "net2"})
-    cfg = resolve_config(_train_config(**{k: v for k, v in ctx.params.items()
+    cfg = resolve_config(train_config(**{k: v for k, v in ctx.params.items()
                                           if k not in ("tracking_uri", "experiment", "system_metrics")}))
     assert (cfg.net, cfg.epochs, cfg.batch_size, cfg.lr, cfg.early_stopping) == ("net2", 50, 32, 1e-4, False)
     ctx = _parse("train", {"data_dir": "x", "net": "net5", "epochs": "3", "lr": "0.01"})

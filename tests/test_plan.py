@@ -29,7 +29,7 @@ def test_the_dry_run_shows_the_plan_and_its_cost_and_a_real_sweep_logs_the_proje
     assert {ln.strip().split("  ")[0] for ln in lines[1:4]} == {"[todo] net5 e2 track s0", "[todo] net1 e2 track s0",
                                                               "[todo] svm track s0"}
     header = next(ln for ln in lines if ln.startswith("stage "))
-    assert "rate measured here" in header and "minutes" in header
+    assert "seconds from" in header and "epochs from" in header and "minutes" in header
     assert any(ln.startswith("wall time, --jobs 1") for ln in lines)
     assert lines[-1].startswith("cost: 3 points projected to take ") and "on this CPU (--jobs 1" in lines[-1]
     assert not (tmp_path / "m.db").exists() and not (tmp_path / "c").exists()  # nothing created, nothing extracted
@@ -43,7 +43,8 @@ def test_the_dry_run_shows_the_plan_and_its_cost_and_a_real_sweep_logs_the_proje
     parent = client.search_runs([client.get_experiment_by_name("gtzan-genre-benchmark").experiment_id],
                                 "tags.stage = 'sweep'")[0]
     m = parent.data.metrics
-    assert m["projected_seconds"] > 0 and m["real_over_projected"] == pytest.approx(m["sweep_seconds"] / m["projected_seconds"])
+    assert m["projected_seconds"] > 0
+    assert m["real_over_projected"] == pytest.approx(m["projected_span_seconds"] / m["projected_seconds"])
     again = CliRunner().invoke(main, [*args, "--dry-run"])
     assert "3 already in the store (a resume skips them), 0 to run" in again.stdout and "cost:" not in again.stdout
     assert all("[done]" in ln for ln in again.stdout.splitlines()[1:4])
@@ -81,7 +82,8 @@ def test_a_sweep_over_a_day_names_what_would_make_it_feasible_each_with_its_time
     assert base.hours > 24 and len(base.points) == 3 * 10 * 3
     found = dict(alternatives(cfg, _rates(50.0), sizes, torch.device("cpu"), "fp32", 2))
     assert set(found) == {"a GPU (one H200 at the rates measured on 2026-11-26, docs/performance.md)",
-                          "--nets net5 (no net6, so no WaveGAN)", "--seeds 1", "--folds 5", "--max-epochs 20"}
+                          "--nets net5 (no net6, so no WaveGAN)", "--seeds 1", "--folds 5"}  # not --max-epochs 20:
+    # the early-stopping nets are projected to stop at the prior's 18 epochs, under it
     assert all(s < base.makespan_s for s in found.values()), found
     assert found["--seeds 1"] == pytest.approx(base.makespan_s / 3, rel=0.01)  # three times fewer points of each kind
     assert duration(40) == "40 s" and duration(600) == "10 min" and duration(3 * 3600) == "3.0 h"

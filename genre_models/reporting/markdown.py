@@ -128,7 +128,7 @@ def split_block(split: str, section: SplitSection, made: Figures, rel: str) -> l
 
 
 def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, rel: str, made: Figures,
-           sections: dict[str, SplitSection], tracking_uri: str) -> str:
+           sections: dict[str, SplitSection], tracking_uri: str, projections: list[Table] = ()) -> str:
     lines = header(experiment, runs, notes, tracking_uri, [s.family for s in sections.values() if s.family])
     if made.headline:
         lines += ["## Headline: test accuracy per net and split", "",
@@ -142,6 +142,10 @@ def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: d
                   f"recognising the intended genre; chance 0.100): {q}.", ""]
         if made.gan:
             lines += [f"![WaveGAN losses]({rel}/{made.gan})", ""]
+    if projections:
+        lines += ["## What the sweeps cost, against their projection", ""]
+        for t in projections:
+            lines += table_block(t, rel)
     lines += ["## Context", "", *table_block(context_table(), rel)]
     return "\n".join(lines)
 

@@ -25,8 +25,10 @@ from genre_models.reporting.builders import context_table, fold_accuracies, head
 from genre_models.reporting.claims import claims_detail_table, claims_frame, claims_table
 from genre_models.reporting.html import to_html
 from genre_models.reporting.markdown import Figures, SplitSection, appendix, render
+from genre_models.reporting.projections import projection_tables
 from genre_models.reporting.runs import ReportError, col, longest_budget, nets_on, select_runs
 from genre_models.reporting.significance import Votes
+from genre_models.reporting.tables import Table
 from genre_models.reporting.verdicts import significance_frame, split_verdicts
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs, metric_steps, read_artifacts, rows_of, run_votes
@@ -162,11 +164,13 @@ def _write_split(runs: pd.DataFrame, split: str, files: Path, votes: Votes) -> S
     return section
 
 
-def _write_sections(runs: pd.DataFrame, files: Path, votes: Votes) -> tuple[dict[str, SplitSection], list[str]]:
-    """Each split's tables, claims, comparisons and files (written into ``files``); the table files written."""
+def _write_sections(runs: pd.DataFrame, files: Path, votes: Votes,
+                    extra: list[Table]) -> tuple[dict[str, SplitSection], list[str]]:
+    """Each split's tables, claims, comparisons and files (written into ``files``), with the
+    ``extra`` tables and the context; the table files written."""
     sections = {split: _write_split(runs, split, files, votes) for split in SPLIT_SPECS if split in set(runs.split)}
     written = []
-    for t in [t for sec in sections.values() for t in [*sec.tables, sec.claims]] + [context_table()]:
+    for t in [t for sec in sections.values() for t in [*sec.tables, sec.claims]] + extra + [context_table()]:
         (files / f"{t.name}.csv").write_text(t.csv())
         (files / f"{t.name}.tex").write_text(t.latex())
         written += [f"{t.name}.csv", f"{t.name}.tex"]
@@ -201,9 +205,10 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     path = Path(out or os.path.join("reports", safe_name(experiment), "report.md"))  # the title keeps the real name
     files = path.parent / f"{path.stem}_files"
     files.mkdir(parents=True, exist_ok=True)
-    sections, written = _write_sections(runs, files, read_votes(runs, jobs))
+    projections = projection_tables(df)
+    sections, written = _write_sections(runs, files, read_votes(runs, jobs), projections)
     made = make_figures(runs, df, list(sections), files, jobs) if figures else Figures()
-    text_ = render(experiment, runs, df, notes, files.name, made, sections, current_tracking_uri())
+    text_ = render(experiment, runs, df, notes, files.name, made, sections, current_tracking_uri(), projections)
     atomic_write(path, lambda tmp: tmp.write_text(text_ + "\n"))
     page = path.with_suffix(".html")
     html_text = to_html(text_ + "\n" + appendix(sections), path.parent, f"genre-bench report: {experiment}")

@@ -238,10 +238,12 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     plan = _plan(cfg)
     finished_keys = record.finished_grid_keys()
     todo = [p for p in plan.points if plan.keys[p] not in finished_keys]
-    cost = _cost(cfg, plan, todo, echo)  # before the parent run: a sweep over --max-hours leaves nothing behind
+    cost = _cost(cfg, plan, todo, record.uri, echo)  # before the parent run: over --max-hours nothing is left behind
     parent_id = _open_parent(record, cfg, plan)
     if cost is not None:
-        record.log_projection(parent_id, cost.as_dict())
+        record.log_projection(parent_id, cost.as_dict())  # its clock starts here: extraction and probe are behind
+    projected = cost.projection.points if cost is not None else {}
+    concurrent = str(min(cfg.jobs, len(todo))) if cost is not None and cost.device == "CPU" else "1"
     outcomes: dict[GridPoint, dict] = {p: {"status": "SKIPPED"} for p in plan.points if plan.keys[p] in finished_keys}
     if cfg.executor == "ray" and todo:
         check_remote_tracking(record.uri, record.experiment)
@@ -254,7 +256,8 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     executor = make_executor(cfg, worker_uri) if todo else None
 
     def task(p: GridPoint) -> dict:
-        tags = {**p.coords, "grid_key": plan.keys[p], "grid": cfg.grid, "sweep_key": plan.sweep_key}
+        tags = {**p.coords, "grid_key": plan.keys[p], "grid": cfg.grid, "sweep_key": plan.sweep_key,
+                "concurrent_points": concurrent, **({"projected_seconds": f"{projected[p]:.1f}"} if p in projected else {})}
         return {"point": p, "config": replace(plan.configs[p], data_dir=data_source), "tracking_uri": worker_uri,
                 "experiment": experiment, "parent_run_id": parent_id, "tags": tags, "node_cache": cfg.shipped,
                 "system_metrics": cfg.system_metrics, "net_refs": loaded_refs()}
@@ -281,13 +284,14 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
     return _finish(record, parent_id, plan, outcomes, started, server, echo, cfg.register)
 
 
-def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], echo) -> Cost | None:
+def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], uri: str, echo) -> Cost | None:
     """The projected cost of the points left, in one line (and what would make it feasible where
     it is over a day); over ``--max-hours`` the sweep stops here, before any run is made."""
     if not todo:
         return None
     store = plan.store
-    cost = estimate(cfg, todo, Sizes(len(store.tracks), float(store.mfcc.shape[0]), store.path, extracted=True))
+    cost = estimate(cfg, todo, Sizes(len(store.tracks), float(store.mfcc.shape[0]), store.path, extracted=True),
+                    digest=store.digest, tracking_uri=uri)
     echo(cost.line(), final=True)
     for line in cost.advice():
         echo(line, final=True)

@@ -24,6 +24,7 @@ from genre_models.errors import ConfigError
 from genre_models.sweep.grid import SweepConfig, point_resources
 from genre_models.sweep.point import execute_point, one_line, worker_init
 from genre_models.tracking.server import stop_process_group
+from genre_models.util import point_console
 
 
 class RayExecutor:
@@ -71,7 +72,8 @@ class Inline:
 
     def submit(self, fn, arg) -> Future:
         f: Future = Future()
-        f.set_result(fn(arg))
+        with point_console():  # as quiet as a worker's
+            f.set_result(fn(arg))
         return f
 
     def shutdown(self, **kw) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from genre_models.config import FeatureConfig
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
 from genre_models.sweep.projection import (
-    FEASIBLE_HOURS, Projection, Sizes, alternatives, duration, probe, project, table,
+    FEASIBLE_HOURS, Projection, Sizes, alternatives, duration, grid_batch, probe, project, sources, table,
 )
 from genre_models.util import usable_cores
 
@@ -35,7 +35,9 @@ class Cost:
     def line(self) -> str:
         p = self.projection
         return (f"cost: {len(p.points)} points projected to take {duration(p.makespan_s)} on this {self.device} "
-                f"(--jobs {p.jobs}; rates probed here in {self.probe_seconds:.0f} s; `--dry-run` shows the plan)")
+                f"(--jobs {p.jobs}; probed here in {self.probe_seconds:.0f} s; figures from "
+                f"{'; '.join(f'{k}: {v}' for k, v in sources(p).items())}; "
+                "`--dry-run` shows the plan)")
 
     def advice(self) -> list[str]:
         if not self.alternatives:
@@ -45,18 +47,26 @@ class Cost:
 
     def as_dict(self) -> dict:
         return {"device": self.device, "probe_seconds": round(self.probe_seconds, 1), **self.projection.as_dict(),
+                "sources": sources(self.projection),
                 "rates": self.projection.rates, "alternatives": {w: round(s, 1) for w, s in self.alternatives}}
 
 
-def estimate(cfg: SweepConfig, points: list[GridPoint], sizes: Sizes, data_dir: str | None = None) -> Cost:
-    """Probe this machine, project ``points`` under ``cfg.jobs``, and over ``FEASIBLE_HOURS`` say
+def estimate(cfg: SweepConfig, points: list[GridPoint], sizes: Sizes, data_dir: str | None = None,
+             digest: str | None = None, tracking_uri: str | None = None) -> Cost:
+    """Probe this machine, learn what the store's finished runs on the dataset ``digest`` say
+    (``history.learn``), project ``points`` under ``cfg.jobs``, and over ``FEASIBLE_HOURS`` say
     what would make the sweep feasible."""
+    from genre_models.sweep.history import learn
     from genre_models.training.runtime import resolve_device, resolve_precision
 
     dev = resolve_device(cfg.device)
     precision, _ = resolve_precision(cfg.precision, dev)
     t0 = time.perf_counter()
     rates = probe(cfg, points, dev, precision, data_dir=data_dir, preprocess=not sizes.extracted)
+    if digest:
+        trained = [p for p in points if p.kind == "train"]
+        caps = {p.net: max(q.epochs or 0 for q in trained if q.net == p.net) for p in trained}
+        rates["learned"] = learn({n: grid_batch(cfg, n) for n in caps}, caps, digest, dev.type, rates, tracking_uri)
     cores = usable_cores()
     proj = project(cfg, rates, sizes, cfg.jobs, dev.type != "cuda", cores, points)
     cost = Cost(proj, "GPU" if dev.type == "cuda" else "CPU", time.perf_counter() - t0)
@@ -112,10 +122,11 @@ class DryRun:
         out = [f"plan: grid {self.cfg.grid}, {len(self.points)} points on {self.sizes.source}; "
                f"{len(self.done)} already in the store (a resume skips them), {len(self.points) - len(self.done)} to run"]
         seconds = self.cost.projection.points if self.cost else {}
+        basis = sources(self.cost.projection) if self.cost else {}
         for p in self.points:
             state = "done" if p in self.done else "todo"
             after = f"  (after {', '.join(d.label for d in self.deps[p])})" if self.deps[p] else ""
-            est = f"  ~{duration(seconds[p])}" if p in seconds else ""
+            est = f"  ~{duration(seconds[p])} ({basis['gan' if p.kind == 'gan' else p.net]})" if p in seconds else ""
             out.append(f"  [{state}] {p.label}{after}{est}")
         if self.cost:
             out += ["", *table(self.cost.projection), "", self.cost.line(), *self.cost.advice()]
@@ -138,5 +149,5 @@ def dry_run(cfg: SweepConfig, tracking_uri: str | None, experiment: str) -> DryR
     done = {p for p in points if keys[p] in finished}
     todo = [p for p in points if p not in done]
     data_dir = None if cfg.data_dir.startswith("runs:/") or not os.path.isdir(cfg.data_dir) else cfg.data_dir
-    cost = estimate(cfg, todo, sizes, data_dir) if todo else None
+    cost = estimate(cfg, todo, sizes, data_dir, digest, tracking_uri) if todo else None
     return DryRun(cfg, points, dependencies(points), done, cost, sizes)

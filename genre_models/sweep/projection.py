@@ -30,23 +30,22 @@ from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependen
 
 #: Seconds of bookkeeping per point (run records, the weights, evaluation artifacts, a model where logged).
 POINT_OVERHEAD_S = 2.5
-#: Epochs assumed for an early-stopping net the study gives no stopping epoch for (before patience).
-DEFAULT_STOP = 30
+#: Epochs an early-stopping net is projected to run (patience included) where the store holds
+#: none of its runs on this data: the median of the stops on record (docs/performance.md: the
+#: study's 27 and 18; 11, 15 and 19 on the real sample's k-fold; 11-27 on 150 real tracks).
+PRIOR_STOP = 18
 #: GTZAN's size where the data is not at hand: usable clips and 1 s segments per clip.
 GTZAN_CLIPS, GTZAN_SEGMENTS_PER_CLIP = 999, 29.5
 #: Above this a sweep names what would make it feasible.
 FEASIBLE_HOURS = 24.0
 
 
-def timed_rate(step, per_call: int, seconds: float, sync=lambda: None, first_counts_after: float = math.inf) -> float:
-    """Items per second of ``step()`` (each doing ``per_call`` items): one warm-up call, then
-    calls until ``seconds`` have passed (at least one). A warm-up call that alone took longer than
-    ``first_counts_after`` seconds is the measurement (a slow step: a lower bound on its rate)."""
-    t0 = time.perf_counter()
+def timed_rate(step, per_call: int, seconds: float, sync=lambda: None) -> float:
+    """Items per second of ``step()`` (each doing ``per_call`` items): one warm-up call that never
+    counts, then calls until ``seconds`` have passed (at least one). Taking a slow warm-up call as
+    the rate once made net5's probe 25x slow (docs/performance.md)."""
     step()
     sync()
-    if time.perf_counter() - t0 > first_counts_after:
-        return per_call / (time.perf_counter() - t0)
     calls, t0 = 0, time.perf_counter()
     while calls == 0 or time.perf_counter() - t0 < seconds:
         step()
@@ -61,40 +60,35 @@ def device_sync(dev):
     return (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
 
 
-def measure_net(net: str, batch: int, image_size: int, dev, precision: str, seconds: float,
-                probe_batch: int | None = None) -> dict:
-    """A torch net's training and evaluation samples/s at ``batch``; timed at ``probe_batch``
-    (a CPU probe) and scaled linearly to ``batch`` where given."""
+def measure_net(net: str, batch: int, image_size: int, dev, precision: str, seconds: float) -> dict:
+    """A torch net's training and evaluation samples/s, timed on the training loop's own step
+    (``loop.train_epoch`` and ``loop.predict_proba``) over the loop's own batch source
+    (``make_batches``: stored dtypes, the same batch, shape and conversion, resident on a GPU
+    where the split would be), inside the loop's thread budget (``cpu_share``). The first batch
+    is a warm-up and never counts: a one-off cost (a oneDNN primitive built, pages faulted in)
+    is not every step's."""
     import torch
 
     from genre_models.models.registry import make_optimizer
-    from genre_models.training.loop import to_input
-    from genre_models.training.runtime import autocast
+    from genre_models.training.loop import Part, make_batches, part_bytes, predict_proba, train_epoch
+    from genre_models.training.runtime import cpu_share, resident_fits
 
     spec, shape = get_net(net), InputShape(image_size=image_size)
-    timed = min(batch, probe_batch) if probe_batch else batch
     torch.manual_seed(0)
-    xb = to_input(_inputs(spec, timed, shape)).to(dev)
-    yb = (torch.arange(timed) % 10).to(dev)
-    model = spec.build(shape, "flatten").to(dev)
+    part = Part(_inputs(spec, batch, shape), torch.arange(batch) % 10, np.zeros(batch, dtype=np.int64))  # one batch
+    model = spec.build(shape, "flatten")
+    if hasattr(model, "fit_input_stats"):
+        model.fit_input_stats(part.x)
+    model.to(dev)
     opt = make_optimizer(spec, model.parameters(), spec.lr)
-
-    def train_step():
-        with autocast(dev, precision):
-            loss = torch.nn.functional.cross_entropy(model(xb).float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    @torch.no_grad()
-    def eval_step():
-        with autocast(dev, precision):
-            model(xb)
-
-    train = timed_rate(train_step, timed, seconds, device_sync(dev), first_counts_after=4 * seconds)
-    evaluate = timed_rate(eval_step, timed, seconds / 2, device_sync(dev))
-    return {"batch": batch, "probe_batch": timed, "train_samples_per_s": round(train, 2),
-            "eval_samples_per_s": round(evaluate, 2)}
+    resident = resident_fits(part_bytes({"train": part}), dev)
+    batches = make_batches({"train": part, "val": part}, batch, 0, 0, dev, resident)
+    with cpu_share():
+        train = timed_rate(lambda: train_epoch(model, opt, batches["train"], dev, precision, 1), batch, seconds,
+                           device_sync(dev))
+        evaluate = timed_rate(lambda: predict_proba(model, batches["val"], dev, precision), batch, seconds / 2,
+                              device_sync(dev))
+    return {"batch": batch, "train_samples_per_s": round(train, 2), "eval_samples_per_s": round(evaluate, 2)}
 
 
 def _inputs(spec, n: int, shape: InputShape):
@@ -143,8 +137,7 @@ def measure_gan(gan: WaveGanConfig, dev, seconds: float) -> dict:
     (unit,) = build_units(cfg, dev)
     audio = torch.rand(probe, 16384, device=dev) * 2 - 1
     labels = torch.arange(probe, device=dev) % 10
-    steps = timed_rate(lambda: gan_step(unit, lambda: (audio, labels), cfg, dev), 1, seconds, device_sync(dev),
-                       first_counts_after=4 * seconds)
+    steps = timed_rate(lambda: gan_step(unit, lambda: (audio, labels), cfg, dev), 1, seconds, device_sync(dev))
     z = torch.randn(64, gan.latent_dim, device=dev)
     gen_labels = torch.arange(64, device=dev) % 10
     with torch.no_grad():
@@ -208,13 +201,15 @@ class Sizes:
         return {"train": 0.7, "val": 0.2, "test": 0.1}
 
 
-def expected_epochs(net: str, cap: int, early: bool) -> int:
-    """The epochs a point is projected to run: its budget, or for an early-stopping net the
-    study's stopping epoch (else ``DEFAULT_STOP``) plus its patience, at most its cap."""
-    spec = get_net(net)
-    if not early:
-        return cap
-    return min(cap, int(spec.study.get("stopped_epoch", DEFAULT_STOP)) + spec.patience)
+def expected_epochs(net: str, cap: int, early: bool, learned: dict | None = None) -> tuple[float, str]:
+    """The epochs a point is projected to run, and where that figure came from: its budget; or
+    for an early-stopping net the mean stopping epoch of its finished runs on this data
+    (``learned``, from the store), else ``PRIOR_STOP``; the cap (``budget``) where that is below."""
+    stop, source = ((learned["stop_epoch"], "store") if learned and learned.get("stop_runs")
+                    else (float(PRIOR_STOP), "prior"))
+    if not early or cap < stop:
+        return float(cap), "budget"  # an early-stopping net held at a cap it would pass: the cap
+    return stop, source
 
 
 def _gan_seconds(cfg: SweepConfig, rates: dict) -> float:
@@ -226,26 +221,38 @@ def _gan_seconds(cfg: SweepConfig, rates: dict) -> float:
 
 
 def point_seconds(p: GridPoint, cfg: SweepConfig, sizes: Sizes, rates: dict) -> float:
-    """One point's projected seconds from the measured ``rates``."""
+    """One point's projected seconds from the measured ``rates`` and, where the store taught
+    them, ``rates["learned"]`` (``sweep.history``): its seconds per sample-epoch, its fixed
+    seconds and its stopping epoch."""
     share = sizes.parts(p.split, p.folds)
     if p.net in rates.get("unmeasured", {}):
         return POINT_OVERHEAD_S  # it could not even be built here: it will fail fast
     if p.kind == "gan":
         return _gan_seconds(cfg, rates)
-    spec = get_net(p.net)
+    spec, learned = get_net(p.net), rates.get("learned", {}).get(p.net, {})
     per = sizes.tracks if spec.input_kind == "image" else sizes.segments
     if spec.family == "classical":
-        from genre_models.models.classical import MAX_SAMPLES
-
-        cap = MAX_SAMPLES[spec.name]["train"] or math.inf
-        n = min(share["train"] * per, cap)
-        r = rates["classical"][p.net]
-        return r["fit_seconds"] * (n / r["probe_samples"]) ** CLASSICAL_SCALING[p.net] + POINT_OVERHEAD_S
+        return _classical_seconds(p.net, share["train"] * per, rates["classical"][p.net], learned)
     r = rates["nets"][p.net]
     train = share["train"] * per + (get_grid(cfg.grid).gan.per_genre * 10 if spec.uses_gan else 0)
-    epochs = expected_epochs(p.net, p.epochs or spec.epochs, spec.early_stopping)
-    return (epochs * (train / r["train_samples_per_s"] + share["val"] * per / r["eval_samples_per_s"])
-            + (share["test"] + share["val"]) * per / r["eval_samples_per_s"] + POINT_OVERHEAD_S)
+    val, test = share["val"] * per, share["test"] * per
+    epochs, _ = expected_epochs(p.net, p.epochs or spec.epochs, spec.early_stopping, learned)
+    if learned.get("timed_runs"):  # the store's own seconds, scaled to this point's parts
+        weight = r["train_samples_per_s"] / r["eval_samples_per_s"]  # an evaluated sample's cost in trained ones
+        return epochs * learned["seconds_per_sample_epoch"] * (train + weight * val) + learned["fixed_s"]
+    return (epochs * (train / r["train_samples_per_s"] + val / r["eval_samples_per_s"])
+            + (test + val) / r["eval_samples_per_s"] + POINT_OVERHEAD_S)
+
+
+def _classical_seconds(net: str, samples: float, probed: dict, learned: dict) -> float:
+    """A baseline's fit on ``samples`` (at most its cap), scaled by ``CLASSICAL_SCALING``'s power
+    from the store's fits where it has them, else from the probe's."""
+    from genre_models.models.classical import MAX_SAMPLES
+
+    n, power = min(samples, MAX_SAMPLES[net]["train"] or math.inf), CLASSICAL_SCALING[net]
+    if learned.get("timed_runs"):
+        return learned["fit_seconds_per_sample_power"] * n ** power + learned["fixed_s"]
+    return probed["fit_seconds"] * (n / probed["probe_samples"]) ** power + POINT_OVERHEAD_S
 
 
 def schedule(points: list[GridPoint], deps: dict, seconds: dict, jobs: int, shared: bool) -> float:
@@ -327,8 +334,6 @@ def project(cfg: SweepConfig, rates: dict, sizes: Sizes, jobs: int, shared: bool
 
 #: Seconds each rate is timed for in the sweep's own probe (``benchmark perf study`` times longer).
 PROBE_SECONDS = 0.2
-#: On a CPU an image net is timed at this batch (at most) and scaled linearly to its grid's.
-PROBE_BATCH = 8
 
 
 def grid_batch(cfg: SweepConfig, net: str) -> int:
@@ -343,17 +348,15 @@ def probe(cfg: SweepConfig, points: list[GridPoint], dev, precision: str, second
     grid = get_grid(cfg.grid)
     rates: dict = {"nets": {}, "classical": {}, "preprocess": {"mfcc_seconds_per_segment": measure_mfcc()},
                    "unmeasured": {}}
-    cpu, timed = dev.type != "cuda", {}
+    timed: dict = {}
     for net in dict.fromkeys(p.net for p in points if p.kind == "train"):
-        spec = get_net(net)
         try:
-            if spec.family == "classical":
+            if get_net(net).family == "classical":
                 rates["classical"][net] = measure_classical(net)
                 continue
             same = _architecture(net, grid.image_size, grid_batch(cfg, net))  # net6 trains net5's net: timed once
             if same not in timed:
-                small = PROBE_BATCH if cpu and spec.input_kind == "image" else None
-                timed[same] = measure_net(net, grid_batch(cfg, net), grid.image_size, dev, precision, seconds, small)
+                timed[same] = measure_net(net, grid_batch(cfg, net), grid.image_size, dev, precision, seconds)
             rates["nets"][net] = timed[same]
         except Exception as exc:  # its points will fail and be recorded as such; the projection goes on
             rates["unmeasured"][net] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -379,36 +382,79 @@ def _architecture(net: str, image_size: int, batch: int) -> tuple:
 
 
 def rate_words(stage: str, rates: dict) -> str:
-    """A stage's measured rate, in words."""
+    """A stage's seconds, in words: the rate the probe measured, or the store's runs it used."""
     if stage == "preprocess":
-        return f"{rates['preprocess'].get('seconds_per_clip', math.nan):.2f} s a clip"
+        return f"probe: {rates['preprocess'].get('seconds_per_clip', math.nan):.2f} s a clip"
     if stage == "gan":
         g = rates["gan"]
         scaled = f", timed at batch {g['probe_batch']}" if g["scaled_from_probe"] else ""
-        return f"{g['steps_per_s']:.3g} steps/s (d {g['d']}, batch {g['batch']}{scaled})"
+        return f"probe: {g['steps_per_s']:.3g} steps/s (d {g['d']}, batch {g['batch']}{scaled})"
     if stage in rates.get("unmeasured", {}):
         return f"not measured ({rates['unmeasured'][stage]})"
+    learned = rates.get("learned", {}).get(stage, {})
+    if learned.get("timed_runs"):
+        return f"store: {learned['timed_runs']} finished run{'s' if learned['timed_runs'] > 1 else ''} here"
     if stage in rates["classical"]:
         c = rates["classical"][stage]
-        return f"{c['fit_seconds']:.2f} s a fit of {c['probe_samples']} samples"
+        return f"probe: {c['fit_seconds']:.2f} s a fit of {c['probe_samples']} samples"
     n = rates["nets"][stage]
-    scaled = f", timed at batch {n['probe_batch']}" if n["probe_batch"] != n["batch"] else ""
-    return f"{n['train_samples_per_s']:.4g} samples/s training (batch {n['batch']}{scaled})"
+    return f"probe: {n['train_samples_per_s']:.4g} samples/s training (batch {n['batch']})"
+
+
+def epoch_words(stage: str, cfg_epochs: set, rates: dict) -> str:
+    """A stage's epochs, in words: its budget, the store's stopping epochs, or the prior."""
+    if stage in ("preprocess", "gan") or stage in rates.get("unmeasured", {}):
+        return "-"
+    spec = get_net(stage)
+    if spec.family == "classical":
+        return "one fit"
+    learned = rates.get("learned", {}).get(stage, {})
+    cap = max(cfg_epochs)
+    epochs, source = expected_epochs(stage, cap, spec.early_stopping, learned)
+    if source == "budget":
+        return f"budget: {'/'.join(str(e) for e in sorted(cfg_epochs))}"
+    if source == "store":
+        return f"store: stops at {epochs:.3g} ({learned['stop_runs']} run{'s' if learned['stop_runs'] > 1 else ''})"
+    return f"prior: stops at {epochs:.3g}"
+
+
+def sources(proj: "Projection") -> dict[str, str]:
+    """Where each stage's figures came from: its seconds' (``probe`` or ``store``), then for an
+    early-stopping net its epochs' (``store`` or ``prior``)."""
+    out = {}
+    for stage, epochs in _stage_epochs(proj).items():
+        rate, ep = rate_words(stage, proj.rates).split(":")[0], epoch_words(stage, epochs, proj.rates).split(":")[0]
+        out[stage] = rate + (f", epochs {ep}" if ep in ("store", "prior") else "")
+    return out
+
+
+def _stage_epochs(proj: "Projection") -> dict[str, set]:
+    """Each stage's epoch budgets among the points (the GAN's: none)."""
+    out: dict[str, set] = {}
+    for p in proj.points:
+        if p.kind == "gan":
+            out.setdefault("gan", set()).add(0)
+        else:
+            out.setdefault(p.net, set()).add(p.epochs or get_net(p.net).epochs)
+    return out
 
 
 def table(proj: Projection) -> list[str]:
-    """The projection as a table a person reads: stage, points, rate, minutes."""
+    """The projection as a table a person reads: stage, points, where its seconds and its
+    epochs came from (probe, store or prior), minutes."""
     counts: dict[str, int] = {}
     for p in proj.points:
         key = "gan" if p.kind == "gan" else p.net
         counts[key] = counts.get(key, 0) + 1
-    rows = [("stage", "points", "rate measured here", "minutes")]
+    rows = [("stage", "points", "seconds from", "epochs from", "minutes")]
     if proj.preprocess_s:
-        rows.append(("preprocess", "-", rate_words("preprocess", proj.rates), f"{proj.preprocess_s / 60:.1f}"))
-    rows += [(k, str(counts[k]), rate_words(k, proj.rates), f"{v / 60:.1f}") for k, v in proj.stages.items()]
-    rows.append((f"wall time, --jobs {proj.jobs}", str(len(proj.points)), "", f"{proj.makespan_s / 60:.1f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+        rows.append(("preprocess", "-", rate_words("preprocess", proj.rates), "-", f"{proj.preprocess_s / 60:.1f}"))
+    epochs = _stage_epochs(proj)
+    rows += [(k, str(counts[k]), rate_words(k, proj.rates), epoch_words(k, epochs[k], proj.rates), f"{v / 60:.1f}")
+             for k, v in proj.stages.items()]
+    rows.append((f"wall time, --jobs {proj.jobs}", str(len(proj.points)), "", "", f"{proj.makespan_s / 60:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
 
 
 def duration(seconds: float) -> str:
@@ -435,8 +481,10 @@ def gpu_rates(cfg: SweepConfig, rates: dict) -> dict:
     nets = {}
     for net, r in rates["nets"].items():
         per_s = H200[get_net(net).input_kind] * ((180 / grid.image_size) ** 2 if get_net(net).input_kind == "image" else 1)
-        nets[net] = {**r, "train_samples_per_s": per_s, "eval_samples_per_s": 3 * per_s, "probe_batch": r["batch"]}
-    out = {**rates, "nets": nets}
+        nets[net] = {**r, "train_samples_per_s": per_s, "eval_samples_per_s": 3 * per_s}
+    learned = {n: v if get_net(n).family == "classical" else {k: v[k] for k in ("stop_runs", "stop_epoch") if k in v}
+               for n, v in rates.get("learned", {}).items()}
+    out = {**rates, "nets": nets, "learned": learned}  # the store's stops stay; its nets' seconds were this CPU's
     if "gan" in rates:
         steps = H200["gan_steps_per_s"][64 if grid.gan.d > 16 else 16]
         out["gan"] = {**rates["gan"], "steps_per_s": steps, "clips_per_s_generated": H200["clips_per_s_generated"],
@@ -474,4 +522,5 @@ def alternatives(cfg: SweepConfig, rates: dict, sizes: Sizes, dev, precision: st
         out.append(("--folds 5", wall(replace(cfg, folds=5))))
     if (cfg.max_epochs or 10**9) > 20:
         out.append(("--max-epochs 20", wall(replace(cfg, max_epochs=20))))
-    return out
+    base = wall(cfg)
+    return [(what, s) for what, s in out if s < 0.95 * base]  # only what would help (a cap above the stops would not)

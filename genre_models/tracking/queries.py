@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from genre_models.errors import TrackingError
 from genre_models.tracking.retry import store_client, store_retry
 from genre_models.tracking.server import check_reachable
@@ -144,10 +146,9 @@ def run_votes(runs: list[tuple[str, str]], jobs: int = 8) -> tuple[dict, dict]:
     return {rid: right for rid, (right, _) in found.items()}, groups
 
 
-def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[str]:
-    """The grid keys of FINISHED runs in ``experiment`` (what a resumed sweep skips), read only:
-    a SQLite store that does not exist, or a store without the experiment, holds none, and
-    nothing is created to find that out."""
+def existing_store(tracking_uri: str | None = None) -> str | None:
+    """The store's URI where it may hold runs, checked to answer within the deadline; None for a
+    SQLite file that does not exist (a read-only query creates nothing to find that out)."""
     import os
 
     import mlflow
@@ -155,8 +156,19 @@ def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[
     uri = tracking_uri or mlflow.get_tracking_uri()
     path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
     if path is not None and not os.path.isfile(path):
-        return set()
+        return None
     check_reachable(uri)  # a server that does not answer: one line within the deadline, not MLflow's retries
+    return uri
+
+
+def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[str]:
+    """The grid keys of FINISHED runs in ``experiment`` (what a resumed sweep skips), read only:
+    a SQLite store that does not exist, or a store without the experiment, holds none, and
+    nothing is created to find that out."""
+    import mlflow
+
+    if existing_store(tracking_uri) is None:
+        return set()
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     exp = store_retry(mlflow.get_experiment_by_name, experiment)
@@ -164,3 +176,64 @@ def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[
         return set()
     runs = runs_with({}, experiment_ids=[exp.experiment_id], max_results=50000)
     return {r.data.tags["grid_key"] for r in runs if "grid_key" in r.data.tags}
+
+
+#: How many finished runs of one net the projection reads back (newest first).
+TIMING_RUNS = 50
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """What one FINISHED training run says of a net's cost: its parts' sizes, its epoch budget
+    and stop, its seconds, and where it ran. Read back from tags, params and metrics, checked."""
+
+    n_train: int
+    n_val: int
+    cap: int
+    early: bool
+    stopped: int
+    train_seconds: float  # the training loop's (or a baseline's fit's) seconds
+    run_seconds: float  # the whole run's, from its start and end
+    device: str  # "cpu", "cuda", "mps"
+    batch: int
+    host: str
+    concurrent: int  # points its sweep ran at once on a shared device (1 outside a sweep)
+
+
+def run_timings(net: str, digest: str, tracking_uri: str | None = None) -> tuple[list[RunTiming], int]:
+    """The newest ``TIMING_RUNS`` FINISHED training runs of ``net`` on the dataset whose digest is
+    ``digest``, in any experiment of the store, and how many more were left out because a figure
+    was missing or impossible (data read back from a shared store is checked, never trusted).
+    Read only: a SQLite store that does not exist holds none and is not created."""
+    import re
+
+    uri = existing_store(tracking_uri)
+    if uri is None or not re.fullmatch(r"[0-9a-f]{4,64}", digest) or not re.fullmatch(r"[\w.:-]{1,200}", net):
+        return [], 0
+    client = store_client(uri)
+    ids = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not ids:
+        return [], 0
+    flt = f"{tag_filter({'stage': 'train', 'net': net})} and tags.dataset LIKE '%@{digest}'"
+    runs = client.search_runs(ids, flt, order_by=["attributes.start_time DESC"], max_results=TIMING_RUNS)
+    timings = [t for t in (_timing(r) for r in runs) if t is not None]
+    return timings, len(runs) - len(timings)
+
+
+def _timing(run) -> RunTiming | None:
+    """One run's timing, or None where a figure is missing, not a number or impossible."""
+    import math
+
+    p, m, t, info = run.data.params, run.data.metrics, run.data.tags, run.info
+    try:
+        n_train, n_val, cap, batch = (int(p[k]) for k in ("n_train", "n_val", "epochs", "batch_size"))
+        stopped, concurrent = int(m["stopped_epoch"]), int(t.get("concurrent_points", "1"))
+        train_s, run_s = float(m["train_time_s"]), (info.end_time - info.start_time) / 1000
+        early = {"True": True, "False": False}[p["early_stopping"]]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not (n_train >= 1 and n_val >= 0 and batch >= 1 and 1 <= stopped <= cap and 1 <= concurrent <= 1024
+            and math.isfinite(train_s) and math.isfinite(run_s) and 0 < train_s <= run_s):
+        return None
+    return RunTiming(n_train, n_val, cap, early, stopped, train_s, run_s, str(p.get("resolved_device", "")),
+                     batch, str(t.get("owner_host", "")), concurrent)

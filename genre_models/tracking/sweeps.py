@@ -58,6 +58,7 @@ class SweepRecord:
         self.experiment = store_retry(mlflow.get_experiment_by_name, experiment)
         self.exp_id = self.experiment.experiment_id
         self.projected: float | None = None  # seconds the points to run were projected to take
+        self.projected_at = 0.0  # when (time.time()) the projection was made
 
     def write_through(self, uri: str) -> None:
         """Send this record's writes to ``uri`` from now on (a local server in front of the store)."""
@@ -169,14 +170,17 @@ class SweepRecord:
         """The projected cost of the points this invocation runs: ``projected_seconds`` beside the
         ``sweep_seconds`` it will log, and the whole projection (rates, stages) as a file."""
         self.client.log_metric(parent_id, "projected_seconds", cost["makespan_s"])
+        self.client.set_tag(parent_id, "projection_sources", "; ".join(f"{k}: {v}" for k, v in cost["sources"].items()))
         self.client.log_text(parent_id, json.dumps(cost, indent=2, default=str), "projection.json")
-        self.projected = cost["makespan_s"]
+        self.projected, self.projected_at = cost["makespan_s"], time.time()
 
     def finish(self, parent_id: str, counts: dict, total: int, seconds: float, best: dict) -> None:
         """The parent's counts (tags: a resumed sweep updates them), its time (over the projection,
         where one was made), best runs and final status (FAILED when any point failed)."""
-        if self.projected:
-            self.client.log_metric(parent_id, "real_over_projected", seconds / self.projected)
+        if self.projected:  # over the span the projection covers: from its line to the sweep's end
+            real = time.time() - self.projected_at
+            self.client.log_metric(parent_id, "projected_span_seconds", real)
+            self.client.log_metric(parent_id, "real_over_projected", real / self.projected)
         for key, value in (("runs_finished", counts["FINISHED"]), ("runs_skipped", counts["SKIPPED"]),
                            ("runs_failed", counts["FAILED"]), ("runs_total", total)):
             self.client.set_tag(parent_id, key, str(value))

@@ -163,7 +163,7 @@ def predict_proba(model: nn.Module, loader: Batches, device: torch.device, preci
     return torch.cat(probs).cpu().numpy(), float(total) / max(n, 1)
 
 
-def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Batches, device: torch.device,
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Batches, device: torch.device,
                  precision: str, epoch: int) -> tuple[float, float, int]:
     """One pass over ``loader``: (summed loss, correct predictions, samples). One host sync, at the end."""
     model.train()
@@ -224,7 +224,7 @@ def fit(
     val_y = val_loader.dataset.part.y.numpy()
     with cpu_share():
         for epoch in range(1, epochs + 1):
-            loss_sum, correct, seen = _train_epoch(model, optimizer, train_loader, device, precision, epoch)
+            loss_sum, correct, seen = train_epoch(model, optimizer, train_loader, device, precision, epoch)
             probs, val_loss = predict_proba(model, val_loader, device, precision)
             metrics = {
                 "train_loss": loss_sum / max(seen, 1),
