@@ -33,7 +33,7 @@ def predict(paths, model_uri, top, out, force, jobs, as_json, tracking_uri, expe
         check_out(out, force)  # before any clip is scored
     res = run(list(paths), model_uri, tracking_uri=tracking_uri, jobs=jobs)
     if out:
-        res.writecsv_choice(out)
+        res.write_csv(out)
     if as_json:
         click.echo(json.dumps(res.as_dict(top), indent=2))
     else:
