@@ -82,23 +82,61 @@ def _shared_root() -> Path | None:
     return root
 
 
+_held = {"depth": 0}  # this process's hold on the cores' lock: a nested ``cores`` adds nothing
+
+
 @contextmanager
 def cores(exclusive: bool):
     """The cores, shared with the other xdist worker's tests, or alone (``exclusive``: while the
-    block runs, no other test or heavy fixture does). A readers-writer lock on files the workers
-    share, with a turnstile so a waiting writer is not starved by readers."""
+    block runs, no other test or heavy fixture does, and it starts once the cores are quiet). A
+    readers-writer lock on files the workers share, with a turnstile so a waiting writer is not
+    starved by readers. Re-entrant in a process (a fixture a test asks for mid-test, under the
+    test's own hold), which also keeps a held reader from queueing behind a waiting writer."""
     root = _shared_root()
-    if root is None:
-        yield
+    if root is None or _held["depth"]:
+        _held["depth"] += 1
+        try:
+            yield
+        finally:
+            _held["depth"] -= 1
         return
     with open(root / "turnstile", "a+") as gate, open(root / "lock", "a+") as lock:
         fcntl.flock(gate, fcntl.LOCK_EX)
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         fcntl.flock(gate, fcntl.LOCK_UN)
+        _held["depth"] += 1
         try:
+            if exclusive:
+                _quiet_cores()
             yield
         finally:
+            _held["depth"] -= 1
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _busy_share(seconds: float = 1.0) -> float:
+    """The share of all cores busy over ``seconds`` (from /proc/stat; 0 where there is none)."""
+    import time
+
+    def ticks() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        (t0, i0), _, (t1, i1) = ticks(), time.sleep(seconds), ticks()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+def _quiet_cores(busy_below: float = 0.15, wait_s: float = 120.0) -> None:
+    """Wait, up to ``wait_s``, until the cores are quiet: what the lock cannot hold (a server or a
+    Ray head another worker's fixture left running, a process winding down) settles first."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while _busy_share() >= busy_below and time.monotonic() < deadline:
+        pass
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +151,8 @@ def _cores_for_the_test(request):
 def demo_dir(tmp_path_factory) -> Path:
     """The built-in demo data, small: 5 tracks per genre of 4 s (3/1/1 per genre under `track`), no repeats."""
     out = tmp_path_factory.mktemp("demo")
-    write_synthetic_gtzan(SynthConfig(out=str(out), tracks_per_genre=5, seconds=4.0, seed=0, repeats=0))
+    with cores(exclusive=False):
+        write_synthetic_gtzan(SynthConfig(out=str(out), tracks_per_genre=5, seconds=4.0, seed=0, repeats=0))
     return out
 
 
@@ -176,10 +215,11 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    start = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--workers", "2",
-                            "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination",
-                            str(root / "artifacts"), "--allowed-hosts", f"tracker:{port}", "--background"], cwd=root, env=env, capture_output=True, text=True,
-                           timeout=180)
+    with cores(exclusive=False):  # three processes importing MLflow: not while a sweep is timed
+        start = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--workers", "2",
+                                "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination",
+                                str(root / "artifacts"), "--allowed-hosts", f"tracker:{port}", "--background"], cwd=root,
+                               env=env, capture_output=True, text=True, timeout=180)
     assert start.returncode == 0, start.stderr[-2000:]
     pid = int((root / f"mlflow-server-{port}.pid").read_text())
     uri = f"http://127.0.0.1:{port}"
@@ -187,8 +227,9 @@ def server(tmp_path_factory):
     with urllib.request.urlopen(f"{uri}/health", timeout=5) as r:  # it answers when the command returns
         assert r.status == 200
     yield {"uri": uri, "pid": pid, "root": root, "port": port}
-    stop = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--stop"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    with cores(exclusive=False):
+        stop = subprocess.run([sys.executable, "-m", "benchmark", "server", "--port", str(port), "--stop"], cwd=root,
+                              env=env, capture_output=True, text=True, timeout=120)
     assert stop.stdout.strip() == f"stopped the MLflow server on port {port} (pid {pid})", stop.stderr
     assert not alive_in_group(pid) and not (root / f"mlflow-server-{port}.pid").exists()
 

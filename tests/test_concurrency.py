@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import mlflow
 import pytest
 
-from genre_models.tracking import claims
+from genre_models.tracking import claims, model_registry
 from genre_models.tracking.sweeps import SweepRecord
 from genre_models.util import process_started
 
@@ -270,3 +270,49 @@ def test_two_commands_describing_a_new_experiment_at_once_do_not_fail(tmp_store,
         MlflowException("INTERNAL_ERROR: disk I/O error")))
     with pytest.raises(MlflowException, match="disk I/O error"):  # any other failure still surfaces
         describe_experiment(client.get_experiment(client.create_experiment("other")))
+
+
+class _LooksFirst:
+    """A store client on which another sweep creates the registered model just after this one
+    looked and found none; or, with ``down``, a store whose look and create both fail."""
+
+    def __init__(self, inner, down: bool = False) -> None:
+        self.inner, self.down, self.looked = inner, down, False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def get_registered_model(self, name: str):
+        from mlflow.exceptions import MlflowException
+
+        if self.down:
+            raise MlflowException("the store went away")
+        if not self.looked:
+            self.looked = True
+            mlflow.MlflowClient().create_registered_model(name)  # the other sweep, between look and create
+            raise MlflowException(f"Registered Model with name={name} not found", error_code="RESOURCE_DOES_NOT_EXIST")
+        return self.inner.get_registered_model(name)
+
+    def create_registered_model(self, name: str, **kw):
+        from mlflow.exceptions import MlflowException
+
+        if self.down:
+            raise MlflowException("the store went away")
+        return self.inner.create_registered_model(name, **kw)
+
+
+def test_a_registered_model_another_sweep_creates_between_look_and_create_is_used(tmp_store, monkeypatch):
+    """The race CI met: the store's "already exists" error, whose words vary by store and MLflow
+    version, means the model is there; a store that is down still fails."""
+    client = mlflow.MlflowClient()
+    exp_id = client.create_experiment("registry-race")
+    run_id = client.create_run(exp_id).info.run_id
+    model_id = client.create_logged_model(exp_id, name="model", source_run_id=run_id).model_id
+    real = model_registry.store_client
+    monkeypatch.setattr(model_registry, "store_client", lambda: _LooksFirst(real()))
+    reg = model_registry.register_run(run_id, "net5", "track", "chosen on validation", lambda rid: model_id)
+    assert (reg.name, reg.version, reg.new) == ("genre-bench-net5", "1", True)
+    assert client.get_model_version_by_alias("genre-bench-net5", "track").run_id == run_id
+    monkeypatch.setattr(model_registry, "store_client", lambda: _LooksFirst(real(), down=True))
+    with pytest.raises(Exception, match="the store went away"):
+        model_registry.register_run(run_id, "net1", "track", "chosen on validation", lambda rid: model_id)

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
+from conftest import cores
 from genre_models.models import plugins
 from genre_models.models.registry import get_net
 
@@ -107,8 +108,9 @@ def test_a_plugin_by_reference_is_known_by_its_name_here_and_in_child_processes(
 def installed_example(tmp_path_factory):
     """examples/custom_net, pip-installed (no deps, no build isolation: offline) into a folder of its own."""
     site = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(site), str(EXAMPLE)], check=True, capture_output=True, text=True)
+    with cores(exclusive=False):
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                        "--target", str(site), str(EXAMPLE)], check=True, capture_output=True, text=True)
     assert (site / "genre_bench_crnn" / "__init__.py").is_file()
     return site
 

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 import mlflow
@@ -24,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from conftest import alive_in_group, command_env, free_port
+from conftest import alive_in_group, command_env, cores, free_port
 from genre_models.sweep.executors import LocalRayHead
 from genre_models.sweep.grid import GridPoint, SweepConfig, point_resources
 
@@ -52,7 +53,9 @@ def _listening(port: int) -> list[str]:
 def cluster(tmp_path_factory):
     """A Ray head on 127.0.0.1 (2 CPUs) whose workers have a feature cache of their own."""
     node_cache = tmp_path_factory.mktemp("ray-node-cache")
-    with LocalRayHead(2, {"GENRE_BENCH_CACHE": str(node_cache)}) as head:
+    with ExitStack() as stack:
+        with cores(exclusive=False):  # its daemons start: not while a sweep is timed
+            head = stack.enter_context(LocalRayHead(2, {"GENRE_BENCH_CACHE": str(node_cache)}))
         yield {"address": head.address, "node_cache": node_cache}
     assert not alive_in_group(head.proc.pid)  # every daemon of the head is gone
 

@@ -29,7 +29,7 @@ from genre_models.models.registry import get_net
 from genre_models.models.saved import load_net, save_net, shape_of
 from genre_models.tracking.records import dataset_tag
 
-from conftest import synth_track, write_wav
+from conftest import cores, synth_track, write_wav
 
 EXP = "gtzan-genre-benchmark"
 
@@ -194,7 +194,8 @@ def test_a_genuine_saved_net_loads_and_every_tampering_is_refused(tmp_path):
 def demo_tag(demo_dir, tmp_path_factory):
     """The demo data's dataset tag (as a run on it would carry), from a feature cache of its own."""
     cache = tmp_path_factory.mktemp("trust-cache")
-    store = build_features(DataConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1)).store
+    with cores(exclusive=False):
+        store = build_features(DataConfig(data_dir=str(demo_dir), cache_dir=str(cache), jobs=1)).store
     return dataset_tag(store), cache
 
 

@@ -28,8 +28,11 @@ from genre_models.config import SPLIT_SPECS, FeatureConfig, WaveGanConfig
 from genre_models.models.registry import InputShape, get_net
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid
 
-#: Seconds of bookkeeping per point (run records, the weights, evaluation artifacts, a model where logged).
-POINT_OVERHEAD_S = 2.5
+#: Seconds of bookkeeping per point (run records, the weights, evaluation artifacts, a model where
+#: logged, the sweep's own work between points): about 1 s measured on a 2-core EPYC (the demo's
+#: main job: 0.6 s in a run, 0.4 s between runs), with room for a slower disk or a served store.
+#: The store's runs replace it with their own (``sweep.history``).
+POINT_OVERHEAD_S = 1.5
 #: Epochs an early-stopping net is projected to run (patience included) where the store holds
 #: none of its runs on this data: the median of the stops on record (docs/performance.md: the
 #: study's 27 and 18; 11, 15 and 19 on the real sample's k-fold; 11-27 on 150 real tracks).

@@ -59,22 +59,36 @@ def register_run(run_id: str, net: str, split: str, why: str, make_model: Callab
         return Registered(net, split, name, version, run_id, new=False)
     run = client.get_run(run_id)
     model_id = logged_model_id(run) or make_model(run_id)
-    try:
-        client.get_registered_model(name)
-    except Exception:
-        try:
-            client.create_registered_model(name, description=f"genre-bench's {net}: one version per split that a "
-                                                              "sweep chose on validation accuracy; the alias names the split.")
-        except Exception as exc:  # a concurrent sweep created it between the two calls (a server says
-            # RESOURCE_ALREADY_EXISTS, a SQLite store its UNIQUE constraint)
-            if "RESOURCE_ALREADY_EXISTS" not in str(exc) and "UNIQUE constraint failed" not in str(exc):
-                raise
+    _ensure_registered(client, name, f"genre-bench's {net}: one version per split that a sweep chose on validation "
+                                     "accuracy; the alias names the split.")
     mv = client.create_model_version(name, client.get_logged_model(model_id).artifact_location, run_id=run_id,
                                      tags={"net": net, "split": split, "dataset": run.data.tags.get("dataset", "")},
                                      description=why, model_id=model_id)
     version = _one_version(client, name, run_id)
     client.set_registered_model_alias(name, split, version)
     return Registered(net, split, name, version, run_id, new=version == str(mv.version))
+
+
+def _ensure_registered(client, name: str, description: str) -> None:
+    """Create registered model ``name`` unless it exists. A concurrent sweep may create it between
+    the look and the create: the create then fails, in words that differ by store and MLflow
+    version (RESOURCE_ALREADY_EXISTS; "already exists" with a UNIQUE constraint as its cause), and
+    the model is there, which is all this needs. Any other failure stands."""
+    if _exists(client, name):
+        return
+    try:
+        client.create_registered_model(name, description=description)
+    except Exception:
+        if not _exists(client, name):
+            raise
+
+
+def _exists(client, name: str) -> bool:
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        return False
+    return True
 
 
 def _one_version(client, name: str, run_id: str) -> str:
