@@ -38,17 +38,16 @@ def _run_seconds(runs: pd.DataFrame) -> pd.Series:
 def sweep_table(all_runs: pd.DataFrame) -> Table | None:
     """One row per sweep that logged a projection, newest first: projected, real and their ratio."""
     sweeps = all_runs[col(all_runs, "tags.stage") == "sweep"]
-    sweeps = sweeps[_positive(metric(sweeps, "projected_seconds")).notna()].sort_values("start_time", ascending=False)
+    sweeps = sweeps.assign(projected=_positive(metric(sweeps, "projected_seconds")),
+                           real=_positive(metric(sweeps, "projected_span_seconds")))
+    sweeps = sweeps[sweeps.projected.notna()].sort_values("start_time", ascending=False)
     if sweeps.empty:
         return None
     rows = []
     for _, r in sweeps.head(MAX_SWEEPS).iterrows():
-        projected = float(_positive(pd.Series([r.get("metrics.projected_seconds")])).iloc[0])
-        real = float(_positive(pd.Series([r.get("metrics.projected_span_seconds")])).iloc[0])
-        ratio = real / projected if math.isfinite(real) else math.nan
         started = r.start_time.strftime("%Y-%m-%d %H:%M") if pd.notna(r.start_time) else "–"
         rows.append([text(str(r.get("tags.mlflow.runName") or r.run_id)), text(started), text(str(r.status)),
-                     text(_seconds(projected)), text(_seconds(real)), number(ratio, "{:.2f}"),
+                     text(_seconds(r.projected)), text(_seconds(r.real)), number(r.real / r.projected, "{:.2f}"),
                      text(str(r.get("tags.projection_sources") or "–"))])
     return Table("projections", "The cost projection's record: each sweep, projected against real",
                  ["Sweep", "Started", "Status", "Projected", "Real", "Real / projected", "Figures from"], rows, [NOTE])

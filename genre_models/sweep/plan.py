@@ -64,8 +64,10 @@ def estimate(cfg: SweepConfig, points: list[GridPoint], sizes: Sizes, data_dir: 
     t0 = time.perf_counter()
     rates = probe(cfg, points, dev, precision, data_dir=data_dir, preprocess=not sizes.extracted)
     if digest:
-        trained = [p for p in points if p.kind == "train"]
-        caps = {p.net: max(q.epochs or 0 for q in trained if q.net == p.net) for p in trained}
+        caps: dict[str, int] = {}  # each net's largest epoch budget, in one pass over the points
+        for p in points:
+            if p.kind == "train":
+                caps[p.net] = max(caps.get(p.net, 0), p.epochs or 0)
         rates["learned"] = learn({n: grid_batch(cfg, n) for n in caps}, caps, digest, dev.type, rates, tracking_uri)
     cores = usable_cores()
     proj = project(cfg, rates, sizes, cfg.jobs, dev.type != "cuda", cores, points)

@@ -232,7 +232,7 @@ def point_seconds(p: GridPoint, cfg: SweepConfig, sizes: Sizes, rates: dict) -> 
         return POINT_OVERHEAD_S  # it could not even be built here: it will fail fast
     if p.kind == "gan":
         return _gan_seconds(cfg, rates)
-    spec, learned = get_net(p.net), rates.get("learned", {}).get(p.net, {})
+    spec, learned = get_net(p.net), _learned(p.net, rates)
     per = sizes.tracks if spec.input_kind == "image" else sizes.segments
     if spec.family == "classical":
         return _classical_seconds(p.net, share["train"] * per, rates["classical"][p.net], learned)
@@ -394,7 +394,7 @@ def rate_words(stage: str, rates: dict) -> str:
         return f"probe: {g['steps_per_s']:.3g} steps/s (d {g['d']}, batch {g['batch']}{scaled})"
     if stage in rates.get("unmeasured", {}):
         return f"not measured ({rates['unmeasured'][stage]})"
-    learned = rates.get("learned", {}).get(stage, {})
+    learned = _learned(stage, rates)
     if learned.get("timed_runs"):
         return f"store: {learned['timed_runs']} finished run{'s' if learned['timed_runs'] > 1 else ''} here"
     if stage in rates["classical"]:
@@ -411,7 +411,7 @@ def epoch_words(stage: str, cfg_epochs: set, rates: dict) -> str:
     spec = get_net(stage)
     if spec.family == "classical":
         return "one fit"
-    learned = rates.get("learned", {}).get(stage, {})
+    learned = _learned(stage, rates)
     cap = max(cfg_epochs)
     epochs, source = expected_epochs(stage, cap, spec.early_stopping, learned)
     if source == "budget":
@@ -422,13 +422,25 @@ def epoch_words(stage: str, cfg_epochs: set, rates: dict) -> str:
 
 
 def sources(proj: "Projection") -> dict[str, str]:
-    """Where each stage's figures came from: its seconds' (``probe`` or ``store``), then for an
-    early-stopping net its epochs' (``store`` or ``prior``)."""
+    """Where each stage's figures came from: its seconds' (``probe`` or ``store``; ``not
+    measured`` where the probe could not build it), then for an early-stopping net its epochs'
+    where the store or the prior set them (``store`` or ``prior``; a cap below both is its budget)."""
     out = {}
     for stage, epochs in _stage_epochs(proj).items():
-        rate, ep = rate_words(stage, proj.rates).split(":")[0], epoch_words(stage, epochs, proj.rates).split(":")[0]
-        out[stage] = rate + (f", epochs {ep}" if ep in ("store", "prior") else "")
+        if stage in proj.rates.get("unmeasured", {}):
+            out[stage] = "not measured"
+            continue
+        learned = _learned(stage, proj.rates)
+        out[stage] = "store" if learned.get("timed_runs") else "probe"
+        if stage != "gan" and get_net(stage).early_stopping:
+            _, source = expected_epochs(stage, max(epochs), True, learned)
+            out[stage] += f", epochs {source}" if source != "budget" else ""
     return out
+
+
+def _learned(stage: str, rates: dict) -> dict:
+    """What the store taught of ``stage`` (``sweep.history.learn``); empty where nothing."""
+    return rates.get("learned", {}).get(stage, {})
 
 
 def _stage_epochs(proj: "Projection") -> dict[str, set]:

@@ -164,7 +164,7 @@ def predict_proba(model: nn.Module, loader: Batches, device: torch.device, preci
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Batches, device: torch.device,
-                 precision: str, epoch: int) -> tuple[float, float, int]:
+                precision: str, epoch: int) -> tuple[float, float, int]:
     """One pass over ``loader``: (summed loss, correct predictions, samples). One host sync, at the end."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
