@@ -247,9 +247,14 @@ def safe_name(name: str) -> str:
     leading dot, never ``..`` or a path. A name that had to change gets a short hash of the
     original, so two different names never share a file (``../../x`` -> ``x-2f1a8e``)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
-    if cleaned == name and cleaned:
+    if cleaned == name and cleaned and len(cleaned) <= SAFE_NAME_CHARS:
         return cleaned
-    return f"{cleaned or 'unnamed'}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+    return f"{(cleaned or 'unnamed')[:SAFE_NAME_CHARS]}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+#: The longest safe name before its hash: file systems refuse names over 255 bytes, and a report
+#: adds ``.tmp-`` and its stem to its experiment's folder name.
+SAFE_NAME_CHARS = 100
 
 
 #: What makes a spreadsheet read a CSV cell as a formula (OWASP's CSV-injection rule): a text
@@ -257,14 +262,37 @@ def safe_name(name: str) -> str:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-#: Characters that would change how text from a store reads: controls (a newline splits a table
-#: row), and the bidirectional overrides and isolates that reorder what follows them.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+def _shown(ch: str) -> str:
+    return ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
 
 
 def visible(text: str) -> str:
-    """Text with every control or direction character shown as its escape (``\\n``, ``\\u202e``)."""
-    return _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """Text with every character that would change how it reads shown as its escape (``\\n``,
+    ``\\x1b``, ``\\u202e``, ``\\u200b``): controls (a newline splits a table row or fakes a log
+    line, ESC drives the terminal), format characters (bidirectional overrides and marks,
+    zero-width ones), separators and unassigned code points; Python's ``isprintable`` is the
+    rule, so a new Unicode version's format characters are covered too. Ordinary spaces stay."""
+    return text if text.isprintable() else "".join(map(_shown, text))
+
+
+class VisibleFormatter(logging.Formatter):
+    """``LEVEL message`` with the message passed through ``visible``: a clip, file or folder
+    named with a newline or ESC prints as its escapes, never as a fake ``INFO`` line or a
+    terminal command."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = visible(record.message)
+        return super().formatMessage(record)
+
+
+def console_logging(level: int, stream=None) -> None:
+    """The suite's console log: ``LEVEL message`` lines on stderr, every message made visible."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(VisibleFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def csv_text(value):

@@ -168,9 +168,9 @@ def test_the_cli_reports_every_odd_file_in_one_line(odd_tree, tmp_path):
     (["train", "--net", "net5", "--lr", "-1"], "Invalid value for '--lr': -1.0 is not in the range x>0."),
     (["train", "--net", "net5", "--lr", "nan"], "error: lr must be a finite number above 0, got nan"),
     (["train", "--net", "net5", "--seed", "-5"], "Invalid value for '--seed': -5 is not in the range 0<=x<=4294967295."),
-    (["train", "--net", "net5", "--num-workers", "-1"], "Invalid value for '--num-workers': -1 is not in the range x>=0."),
-    (["train", "--net", "net5", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1."),
-    (["preprocess", "--jobs", "-1"], "Invalid value for '--jobs': -1 is not in the range x>=0."),
+    (["train", "--net", "net5", "--num-workers", "-1"], "Invalid value for '--num-workers': -1 is not in the range 0<=x<=64."),
+    (["train", "--net", "net5", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range 1<=x<=100000."),
+    (["preprocess", "--jobs", "-1"], "Invalid value for '--jobs': -1 is not in the range 0<=x<=256."),
     (["gan", "--seed", "-1"], "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295."),
     (["sweep", "--seeds", "0"], "Invalid value for '--seeds': 0 is not in the range 1<=x<=1000."),
     (["sweep", "--seeds", "100000"], "Invalid value for '--seeds': 100000 is not in the range 1<=x<=1000."),
@@ -194,7 +194,7 @@ def test_bad_options_are_refused_before_any_work(args, message, demo_dir, tmp_st
 def test_predict_top_must_be_positive(top, tmp_path):
     clip = write_wav(tmp_path / "clip.wav", synth_track("rock", 2.0, 0))
     res = CliRunner().invoke(main, ["predict", str(clip), "--model-uri", "runs:/x/model", "--top", top])
-    assert res.exit_code == 2 and f"Invalid value for '--top': {top} is not in the range x>=1." in res.output
+    assert res.exit_code == 2 and f"Invalid value for '--top': {top} is not in the range 1<=x<=10." in res.output
 
 
 def test_predict_refuses_a_file_that_is_no_audio_whatever_its_name(tmp_path):

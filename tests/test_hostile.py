@@ -28,7 +28,7 @@ from genre_models.models.registry import get_net
 from genre_models.models.saved import load_net, probabilities, save_net, shape_of
 from genre_models.stages.report import write_report
 
-from conftest import fake_run, write_wav
+from conftest import fake_run, is_alive, write_wav
 
 EXP = "gtzan-genre-benchmark"
 
@@ -268,3 +268,279 @@ def test_a_scorer_whose_outputs_are_not_numbers_gives_no_quality_figure():
     with pytest.raises(ModelError, match="not finite numbers; its quality figure is not computed"):
         generation_quality(lambda x: torch.full((len(x), 10), float("nan")), Gen())
     assert generation_quality(lambda x: torch.eye(10)[:len(x)], Gen())["gen_quality_accuracy"] == 1.0
+
+
+# --------------------------------------------------------------------------- round 4: root causes, one case a test
+
+
+def _one_line_error(r, *words: str) -> None:
+    """Exit 2, one ``error:`` line holding ``words``, no traceback."""
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and "Traceback" not in r.output and lines, r.output[-2000:]
+    assert lines[-1].startswith(("error: ", "Error: ")) and all(w in lines[-1] for w in words), lines[-1]
+
+
+@pytest.mark.parametrize("content, why", [
+    ("1", "from 2 to 4194304"), ("0", "from 2 to"), ("-5", "from 2 to"), ("abc", "whole number"), ("", "whole number"),
+    ("99999999999999999999", "whole number"), ("{sleeper}", "not an MLflow server")])
+def test_server_stop_signals_only_a_server_it_started_here(content, why, tmp_path, sleeper, monkeypatch):
+    """A pid file is a stranger's text: ``1`` would have been ``killpg(1)`` (every process the user can reach)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlflow-server-5999.pid").write_text(content.format(sleeper=sleeper.pid))
+    r = CliRunner().invoke(main, ["server", "--port", "5999", "--stop"])
+    _one_line_error(r, why, "nothing was signalled")
+    assert is_alive(sleeper.pid) and (tmp_path / "mlflow-server-5999.pid").exists()
+
+
+def test_server_stop_refuses_a_linked_pid_file_and_clears_a_stale_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").write_text("1\n")
+    (tmp_path / "mlflow-server-5998.pid").symlink_to(tmp_path / "elsewhere")
+    _one_line_error(CliRunner().invoke(main, ["server", "--port", "5998", "--stop"]), "not a pid file this user wrote")
+    done = __import__("subprocess").Popen(["true"])
+    done.wait()
+    (tmp_path / "mlflow-server-5997.pid").write_text(f"{done.pid}\n")
+    r = CliRunner().invoke(main, ["server", "--port", "5997", "--stop"])
+    assert r.exit_code == 0 and "was not running" in r.stdout and not (tmp_path / "mlflow-server-5997.pid").exists()
+
+
+def test_no_report_is_written_through_a_planted_link_and_a_second_leaves_nothing_stale(tmp_store, tmp_path, monkeypatch):
+    client = mlflow.MlflowClient()
+    exp_id = mlflow.get_experiment_by_name(EXP).experiment_id
+    for seed in range(3):
+        fake_run(client, exp_id, "net5", seed, 0.5 + 0.05 * seed, stopped_epoch=3)
+    monkeypatch.chdir(tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "context.csv").write_text("mine")
+    folder = tmp_path / "reports" / EXP
+    folder.mkdir(parents=True)
+    (folder / "report_files").symlink_to(victim, target_is_directory=True)
+    write_report(EXP, figures=False)
+    assert [p.name for p in victim.iterdir()] == ["context.csv"] and (victim / "context.csv").read_text() == "mine"
+    assert not (folder / "report_files").is_symlink() and (folder / "report_files" / "context.csv").is_file()
+    (folder / "report_files" / "stale_from_before.csv").write_text("old")
+    write_report(EXP, figures=False)
+    assert not (folder / "report_files" / "stale_from_before.csv").exists()
+    (tmp_path / "elsewhere").mkdir()
+    os.rename(tmp_path / "reports", tmp_path / "real-reports")
+    (tmp_path / "reports").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(Exception, match="is a symbolic link"):
+        write_report(EXP, figures=False)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_numbers_and_params_from_the_store_are_checked_and_rendered(tmp_store, tmp_path):
+    """Figures out of range cost their run's row; params and tags go through the one renderer,
+    figures included (matplotlib's math syntax in a net's name)."""
+    client = mlflow.MlflowClient()
+    exp_id = mlflow.get_experiment_by_name(EXP).experiment_id
+    for seed in range(3):
+        fake_run(client, exp_id, "net5", seed, 0.5 + 0.05 * seed, stopped_epoch=3, right=5,
+                 params={"repeat_groups": "2", "repeat_tracks": "[x](https://evil) <img src=x onerror=1>\nINFO"})
+    for seed, acc in enumerate((-5.0, float("inf"), 1e308)):
+        fake_run(client, exp_id, "net2", 10 + seed, acc)
+    fake_run(client, exp_id, "net1", 20, 0.5, params={"n_test_tracks": "-790"})
+    fake_run(client, exp_id, "net1", 21, 0.5, params={"n_test_tracks": "0"})
+    fake_run(client, exp_id, "net1", 22, 0.5, params={"repeat_groups": "inf"})
+    for seed in range(3):
+        fake_run(client, exp_id, "m$\\undefinedmacro$", 30 + seed, 0.4, tags={"input_kind": "mfcc"}, right=4)
+        fake_run(client, exp_id, "{" * 3000 + "$x$" + "\u200b\u061c", 40 + seed, 0.4, tags={"input_kind": "mfcc"})
+    rep = write_report(EXP, out=str(tmp_path / "r" / "report.md"))  # with figures: names reach matplotlib
+    assert rep.notes["malformed"] == {"test_accuracy outside [0, 1]": 3, "n_test_tracks not a count from 1 up": 2}
+    text, page = Path(rep.path).read_text(), Path(rep.html).read_text()
+    assert "Repeated recordings:** 2 group(s) (? tracks)" in text and "evil" not in text + page and "onerror" not in page
+    assert "\u200b" not in text and "\u061c" not in text and "\\u200b\\u061c" in text
+    assert "inf" not in "".join(t for t in text.split("```")[::2] if "|" in t).replace("info", "")
+    assert (Path(rep.path).parent / "report_files" / "headline.png").stat().st_size > 1000
+
+
+def test_decoding_is_bounded_before_allocation_and_a_track_is_a_regular_file(tmp_path):
+    """A 20 KB WAV whose header says 1 Hz (resampled 22050x: 4 GB), a 12000x12000 PNG in 140 KB,
+    a FIFO named like a track (which hung preprocessing), a float WAV at 1e30, a streaming
+    writer's unknown size: each is its own skip with why, and the rest of the batch stands."""
+    import struct
+
+    from PIL import Image
+
+    from genre_models.config import DataConfig
+    from genre_models.stages.preprocess import preprocess
+    from genre_models.stages.predict import predict
+
+    from conftest import kaggle_tree
+
+    root = kaggle_tree(tmp_path / "d", per_genre=3, seconds=2.0)
+    rock = root / "Data" / "genres_original" / "rock"
+    n = 20_000
+    (rock / "rock.00050.wav").write_bytes(b"RIFF" + struct.pack("<I", 36 + n) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, 1, 1, 1, 8) + b"data" + struct.pack("<I", n) + (bytes(range(256)) * 80)[:n])
+    os.mkfifo(rock / "rock.00051.wav")
+    import soundfile as sf
+    sf.write(rock / "rock.00052.wav", np.full(44100, 1e30, dtype=np.float32), 22050, subtype="FLOAT")
+    stream = write_wav(rock / "rock.00053.wav", synth_track("rock", 2.0, 9)).read_bytes()
+    at = stream.index(b"data") + 4
+    (rock / "rock.00053.wav").write_bytes(stream[:at] + b"\xff\xff\xff\xff" + stream[at + 4:])
+    images = root / "Data" / "images_original" / "rock"
+    images.mkdir(parents=True)
+    Image.new("RGB", (12000, 12000)).save(images / "rock00000.png")
+    t0 = time.monotonic()
+    res, _ = preprocess(DataConfig(data_dir=str(root), cache_dir=str(tmp_path / "cache"), jobs=2))
+    assert time.monotonic() - t0 < 120
+    why = dict(line.split(": ", 1) for line in res.skipped)
+    why = {k.rsplit("/", 1)[-1]: v for k, v in why.items()}
+    assert why["rock.00050.wav"] == "sample rate 1 Hz in its header, outside 1000-768000 Hz: no recording"
+    assert why["rock.00051.wav"] == "not a regular file (a FIFO, device or socket): not read"
+    assert why["rock.00052.wav"] == "samples up to 1e+30, far beyond full scale (1.0): not audio"
+    assert "rock.00053" in res.store.tracks.track_id.tolist()  # a streaming writer's length: kept, as predict keeps it
+    assert len(res.store.tracks) == 31
+    out = predict([str(rock)], str(_saved(tmp_path / "w")), jobs=1)
+    skipped = {Path(f).name: r for f, r in out.skipped}
+    assert skipped["rock.00050.wav"].startswith("sample rate 1 Hz") and "regular file" in skipped["rock.00051.wav"]
+    assert "rock.00053.wav" in [Path(c.file).name for c in out.clips]
+
+
+@pytest.mark.parametrize("args, option", [
+    (["train", "--net", "net1", "--data-dir", ".", "--image-size", "100000"], "--image-size"),
+    (["synth", "--out", "x", "--seconds", "1e9"], "--seconds"), (["synth", "--out", "x", "--seconds", "nan"], "--seconds"),
+    (["synth", "--out", "x", "--seconds", "inf"], "--seconds"), (["synth", "--out", "x", "--seed", "-1"], "--seed"),
+    (["calibrate", "--tracks", "1000000000"], "--tracks"), (["gan", "--data-dir", ".", "--beta1", "5"], "--beta1"),
+    (["perf", "train", "--batches", "0"], "--batches"), (["perf", "train", "--batch-size", "0"], "--batch-size"),
+    (["perf", "train", "--image-size", "0"], "--image-size"), (["perf", "preprocess", "--jobs", "-1"], "--jobs"),
+    (["perf", "gan", "--steps", "0"], "--steps"), (["train", "--net", "net5", "--data-dir", ".", "--lr", "nan"], "--lr")])
+def test_numeric_options_are_bounded(args, option):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and f"Invalid value for '{option}'" in r.output and "Traceback" not in r.output
+
+
+def test_every_numeric_option_of_every_command_has_both_bounds():
+    import click
+
+    from benchmark.cli.bounds import numeric_type
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, [*path, name])
+        for p in cmd.params:
+            kind = numeric_type(p)
+            if kind is not None:
+                yield " ".join(path), p.name, kind
+
+    found = list(walk(main, []))
+    assert len(found) > 90
+    assert [(c, n) for c, n, k in found if k.min is None or k.max is None] == []
+
+
+@pytest.mark.parametrize("var, value", [("GENRE_BENCH_HEARTBEAT_S", "abc"), ("GENRE_BENCH_STORE_WAIT_S", "abc"),
+                                        ("GENRE_BENCH_STORE_WAIT_S", "nan"), ("GENRE_BENCH_STORE_TIMEOUT_S", "nan"),
+                                        ("GENRE_BENCH_THREADS", "²"), ("GENRE_BENCH_THREADS", "3000"),
+                                        ("GENRE_BENCH_STALE_AFTER_S", "-1")])
+def test_environment_variables_are_read_by_one_parser_that_says_one_line(var, value):
+    r = CliRunner(env={var: value}).invoke(main, ["nets"])
+    _one_line_error(r, f"${var} must be")
+
+
+def test_threads_above_the_cores_are_capped(monkeypatch):
+    from genre_models.training import runtime
+
+    monkeypatch.setenv("GENRE_BENCH_THREADS", "1000")
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    assert runtime.fair_threads() == 2
+
+
+def test_names_with_newlines_or_escapes_print_as_their_escapes(tmp_path):
+    """A clip named ``x\\nINFO fake`` or holding ESC once printed a fake log line and drove the terminal."""
+    from conftest import kaggle_tree
+
+    root = kaggle_tree(tmp_path / "d", per_genre=2, seconds=2.0)
+    gdir = root / "Data" / "genres_original"
+    (gdir / "rock" / "evil\nINFO all clean\x1b[2J.txt").write_text("x")
+    args = ["preprocess", "--data-dir", str(root), "--cache-dir", str(tmp_path / "c"), "--no-track"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output[-2000:]
+    assert "\x1b" not in r.output and not [line for line in r.output.splitlines() if line.startswith("INFO all")]
+    assert "\\nINFO all clean\\x1b[2J" in r.output
+    (gdir / "jazz\nINFO fake genre").mkdir()  # an error that names it is one line too
+    r = CliRunner().invoke(main, args)
+    _one_line_error(r, "jazz\\nINFO fake genre")
+
+
+def test_one_bad_value_costs_one_line_elsewhere_too(tmp_store, tmp_path, monkeypatch):
+    """A 300-character experiment name; a dataset of one genre for svm; 200 folds on 30 tracks."""
+    from conftest import kaggle_tree
+
+    monkeypatch.chdir(tmp_path)
+    client = mlflow.MlflowClient()
+    long = "e" * 300
+    exp_id = client.create_experiment(long)
+    for seed in range(3):
+        fake_run(client, exp_id, "net5", seed, 0.5)
+    rep = write_report(long, figures=False)
+    assert len(Path(rep.path).parent.name) < 120
+    one = kaggle_tree(tmp_path / "one", per_genre=6, seconds=2.0, genres=["rock"])
+    r = CliRunner().invoke(main, ["train", "--net", "svm", "--data-dir", str(one), "--cache-dir", str(tmp_path / "c")])
+    _one_line_error(r)
+    few = kaggle_tree(tmp_path / "few", per_genre=3, seconds=2.0)
+    r = CliRunner().invoke(main, ["sweep", "--data-dir", str(few), "--nets", "net5", "--splits", "kfold", "--folds", "200",
+                                  "--seeds", "1", "--dry-run", "--cache-dir", str(tmp_path / "c")])
+    _one_line_error(r, "--folds 200 is more than the 30 usable tracks")
+    r = CliRunner().invoke(main, ["sweep", "--data-dir", str(few), "--nets", "net5", "--splits", "kfold", "--folds", "10",
+                                  "--seeds", "1", "--dry-run", "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == 0 and "leaves about 3.0 test tracks a fold" in r.stderr, r.output[-2000:]
+
+
+def test_a_store_written_by_a_plain_command_is_its_owners_alone(tmp_path, monkeypatch):
+    from genre_models.tracking.setup import setup_tracking
+
+    monkeypatch.chdir(tmp_path)
+    setup_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "private")
+    assert (tmp_path / "mlflow.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "mlruns").stat().st_mode & 0o777 == 0o700
+
+
+def test_an_artifact_store_that_never_answers_costs_the_reports_run_not_minutes(tmp_store, tmp_path, monkeypatch):
+    """The experiment's artifact location is a URL that accepts and never answers: the report's
+    files stand, its run ends FAILED within the store's deadline (it used to hang over 240 s)."""
+    monkeypatch.setenv("GENRE_BENCH_STORE_TIMEOUT_S", "2")
+    client = mlflow.MlflowClient()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        exp_id = client.create_experiment("planted", artifact_location=f"http://127.0.0.1:{silent.getsockname()[1]}/x")
+        for seed in range(3):
+            fake_run(client, exp_id, "net5", seed, 0.5)
+        from genre_models.tracking.logger import MlflowLogger
+
+        t0 = time.monotonic()
+        rep = write_report("planted", out=str(tmp_path / "r.md"), figures=False, logger=MlflowLogger())
+        assert time.monotonic() - t0 < 60 and Path(rep.path).is_file() and rep.run_id is None
+
+
+def test_a_sweep_whose_registration_is_refused_or_whose_end_fails_ends_its_parent(demo_dir, tmp_store, tmp_path,
+                                                                                  monkeypatch):
+    """A colleague squatted ``genre-bench-net5`` on an authenticated server (a 403): the sweep says so in one
+    line and finishes; any other error after the points ends the parent FAILED, never RUNNING."""
+    from mlflow.exceptions import MlflowException
+
+    from genre_models.sweep.grid import SweepConfig
+    from genre_models.sweep.driver import run_sweep
+
+    def refused(*a, **k):
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/registered-models/create failed with error "
+                              "code 403 != 200. Response body: 'Permission denied'")
+
+    monkeypatch.setattr("genre_models.sweep.register.register_run", refused)
+    cfg = SweepConfig(data_dir=str(demo_dir), nets=("net5",), grid="fast", seeds=1, splits=("track",), max_epochs=1,
+                      cache_dir=str(tmp_path / "c"), system_metrics=False)
+    lines = []
+    res = run_sweep(cfg, echo=lambda line, final=False: lines.append(line))
+    parent = mlflow.get_run(res.parent_run_id)
+    assert parent.info.status == "FINISHED" and "403" in parent.data.tags["registration_refused"]
+    assert any(line.startswith("warning: not registered: genre-bench-net5@track: ") and "another user" in line
+               for line in lines)
+    monkeypatch.setattr("genre_models.tracking.sweeps.SweepRecord.save_views", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run_sweep(SweepConfig(**{**cfg.__dict__, "seeds": 2}), echo=lambda *a, **k: None)
+    (second,) = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                 if r.data.tags.get("stage") == "sweep" and r.info.run_id != res.parent_run_id]
+    assert second.info.status == "FAILED" and "ZeroDivisionError" in second.data.tags["error"]

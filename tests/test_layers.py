@@ -16,7 +16,8 @@ PACKAGES = ("genre_models", "benchmark")
 
 #: Lower layers first; a module may import its own layer and the ones before it.
 LAYERS = (
-    ("base", ("genre_models", "genre_models.errors", "genre_models.genres", "genre_models.config", "genre_models.util")),
+    ("base", ("genre_models", "genre_models.errors", "genre_models.genres", "genre_models.config", "genre_models.util",
+              "genre_models.settings", "genre_models.workers", "genre_models.outputs")),
     ("data", ("genre_models.data",)),
     ("models", ("genre_models.models",)),
     ("training", ("genre_models.training",)),

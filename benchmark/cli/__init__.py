@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from benchmark.cli.bounds import bound_options
 from benchmark.cli.data import preprocess, synth
 from benchmark.cli.perf import perf
 from benchmark.cli.predict import nets_cmd, predict
@@ -18,8 +19,10 @@ from benchmark.cli.report import calibrate, report
 from benchmark.cli.server import server
 from benchmark.cli.sweep import sweep
 from benchmark.cli.train import gan, train
-from genre_models.errors import Interrupted
-from genre_models.util import VERBOSE_ENV
+from benchmark.cli.options import CliError
+from genre_models.errors import ConfigError, Interrupted
+from genre_models.settings import check_all
+from genre_models.util import VERBOSE_ENV, console_logging
 
 #: MLflow's own INFO lines (system metrics started and stopped, a new experiment, where a run is
 #: viewed): four or more per run, hidden unless ``-v``. ``MLFLOW_LOGGING_LEVEL`` reaches the worker
@@ -38,8 +41,11 @@ def _raise_interrupted(signum, frame) -> None:
 def main(quiet: bool, verbose: bool) -> None:
     """genre-bench: honest, reproducible GTZAN genre classification, tracked in MLflow."""
     signal.signal(signal.SIGTERM, _raise_interrupted)  # SIGINT raises KeyboardInterrupt already
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr,
-                        force=True)
+    try:
+        check_all()  # a bad GENRE_BENCH_* value is one line now, not a traceback in a thread later
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    console_logging(logging.WARNING if quiet else logging.INFO)
     from genre_models.util import quiet as no_tty
 
     if no_tty():  # MLflow's own download bars ignore our quiet rule otherwise
@@ -59,3 +65,4 @@ def main(quiet: bool, verbose: bool) -> None:
 
 for _command in (synth, preprocess, train, gan, server, sweep, report, calibrate, predict, nets_cmd, perf):
     main.add_command(_command)
+bound_options(main)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from benchmark.cli.options import (
-    CliError, feature_options, one_line_errors, run_logger, split_options, tracking_options,
+    CliError, feature_options, one_line_errors, run_logger, say, split_options, tracking_options,
 )
 from genre_models.config import DataConfig, FeatureConfig, SplitConfig, default_of
 from genre_models.data.synth import SynthConfig
@@ -70,13 +70,13 @@ def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed,
         click.echo(f"  {split_cfg.label}/{part}: {counts[f'tracks_{part}']} tracks, {counts[f'segments_{part}']} segments, "
                    f"{counts[f'images_{part}']} images")
     for line in res.skipped:
-        click.echo(f"  skipped {line}")
+        say(f"  skipped {line}")
     for line in res.noted:
-        click.echo(f"  kept {line}")
+        say(f"  kept {line}")
     groups = repeat_groups(res.store)
     click.echo(f"{counts['repeat_groups']} groups of repeated recordings ({counts['repeat_tracks']} tracks)")
     for line in groups:
-        click.echo(f"  repeats {line}")
+        say(f"  repeats {line}")
     if run_id:
         click.echo(f"MLflow run {run_id}")
     if publish:

@@ -14,6 +14,7 @@ from genre_models.config import (
 )
 from genre_models.errors import GenreBenchError, Interrupted, interrupt_signal
 from genre_models.models.registry import NETS, get_net
+from genre_models.util import visible
 
 
 def run_logger(enabled: bool = True, system_metrics: bool = False):
@@ -35,7 +36,14 @@ class CliError(click.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+        # One line whatever the message names: a file or folder called "x\nINFO ok" prints as its escapes.
+        click.echo(f"error: {visible(self.format_message())}", file=file or sys.stderr)
+
+
+def say(line: str, err: bool = False) -> None:
+    """Print one line that holds names from disk or a store (a clip, a folder, a tag): its
+    newlines, ESC and other invisible characters show as escapes, so no name fakes a line."""
+    click.echo(visible(line), err=err)
 
 
 #: What ``--net`` takes, for its help.
@@ -93,11 +101,6 @@ def one_line_errors(fn):
 
     return wrapper
 
-
-
-
-def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted(signal.Signals(signum).name)
 
 
 def tracking_options(fn):

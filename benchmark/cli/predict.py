@@ -6,7 +6,7 @@ import json
 
 import click
 
-from benchmark.cli.options import CliError, one_line_errors, tracking_options
+from benchmark.cli.options import CliError, one_line_errors, say, tracking_options
 from genre_models.models.registry import NETS
 
 
@@ -38,9 +38,9 @@ def predict(paths, model_uri, top, out, force, jobs, as_json, tracking_uri, expe
         click.echo(json.dumps(res.as_dict(top), indent=2))
     else:
         for c in res.clips:
-            click.echo(f"{c.file}: " + ", ".join(f"{g} {p:.3f}" for g, p in c.top(top)) + f"  ({c.n_inputs} inputs)")
+            say(f"{c.file}: " + ", ".join(f"{g} {p:.3f}" for g, p in c.top(top)) + f"  ({c.n_inputs} inputs)")
         for f, why in res.skipped:
-            click.echo(f"skipped {f}: {why}")
+            say(f"skipped {f}: {why}")
         if res.clips:
             click.echo(f"{res.net} ({res.input_kind} input, {model_uri}): {len(res.clips)} clip(s) scored, "
                        f"{len(res.skipped)} skipped, in {res.seconds:.1f} s" + (f"; wrote {out}" if out else ""))

@@ -15,9 +15,11 @@ from genre_models.sweep.grid import MAX_SEEDS
               "its HTML twin, tables (CSV, LaTeX) and figures go beside it.", show_default=False)
 @click.option("--no-figures", is_flag=True, help="Tables only: skip the PNGs (headline, confusion matrices, curves).")
 @click.option("--force", is_flag=True, help="Replace the file --out names if it exists (the default place is always replaced).")
+@click.option("--dataset", default=None, help="Report the runs of this dataset digest [default: the one most finished "
+              "training runs of the experiment were trained on; the header names the others].", show_default=False)
 @tracking_options
 @one_line_errors
-def report(out, no_figures, force, tracking_uri, experiment):
+def report(out, no_figures, force, dataset, tracking_uri, experiment):
     """Write the study's tables (mean and 95% interval over seeds, beside the published numbers), figures,
     CSV and LaTeX tables and an HTML page, from the tracking store."""
     from genre_models.stages.report import write_report
@@ -27,7 +29,7 @@ def report(out, no_figures, force, tracking_uri, experiment):
     if out:
         check_out(out, force, create=True)  # the report makes its folder
     rep = write_report(experiment_name(experiment), out=out, tracking_uri=tracking_uri, figures=not no_figures,
-                       logger=run_logger())
+                       logger=run_logger(), dataset=dataset)
     click.echo(rep.text)
     click.echo(f"\nwrote {rep.path} ({rep.n_runs} runs), {rep.html} and {len(rep.tables)} table files; "
                f"MLflow run {rep.run_id} keeps the report and its claims tables")

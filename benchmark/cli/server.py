@@ -37,15 +37,11 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
     machines. In the foreground this process becomes the server (stop it with Ctrl-C)."""
     from pathlib import Path
 
-    from genre_models.tracking.server import credentials, exposure_warning, stop_process_group
+    from genre_models.tracking.server import credentials, exposure_warning, stop_recorded_server
 
     pid_file = Path(f"mlflow-server-{port}.pid")
     if stop:
-        if not pid_file.is_file():
-            raise CliError(f"{pid_file.resolve()}: no such file; no --background server on port {port} was started here")
-        pid = int(pid_file.read_text().split()[0])
-        found = stop_process_group(pid)
-        pid_file.unlink()
+        pid, found = stop_recorded_server(pid_file, port)
         click.echo(f"stopped the MLflow server on port {port} (pid {pid})" if found else
                    f"the MLflow server on port {port} (pid {pid}) was not running")
         return
@@ -66,6 +62,7 @@ def _serve(backend_store_uri, artifacts_destination, host, port, workers, allowe
     from pathlib import Path
 
     from genre_models.tracking.server import AUTH_FOLDER, LocalServer, auth_environment, private_store, server_command
+    from genre_models.util import write_private
 
     everywhere = host in ("0.0.0.0", "::")
     shown = "<this machine's name or address>" if everywhere else host
@@ -77,7 +74,7 @@ def _serve(backend_store_uri, artifacts_destination, host, port, workers, allowe
     if background:
         srv = LocalServer(backend_store_uri, Path.cwd(), port, host, workers, artifacts_destination, allowed_hosts,
                           creds, default_permission).__enter__()
-        pid_file.write_text(f"{srv.proc.pid}\n")
+        write_private(pid_file, f"{srv.proc.pid}\n")  # only its owner may change what --stop signals
         click.echo(f"MLflow server {where} (pid {srv.proc.pid}, log {srv.log_path}){secured}; point sweeps at it with "
                    f"--tracking-uri {uri}; stop it with: benchmark server --stop --port {port}")
         return

@@ -36,8 +36,8 @@ def _wav_header_frames(fh) -> int | None:
             fmt = fh.read(min(size, 16))
             align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
             fh.seek(size - len(fmt) + (size & 1), 1)
-        elif cid == b"data":
-            return size // align if align else None
+        elif cid == b"data":  # 0xFFFFFFFF (or 0): a streaming writer's "length unknown", as AU's
+            return size // align if align and size not in (0, 0xFFFFFFFF) else None
         else:
             fh.seek(size + (size & 1), 1)
 
@@ -122,6 +122,50 @@ def sniff_audio(path: str, any_format: bool = False) -> str | None:
         return "MP3" if _mpeg_start(fh, data) else None
 
 
+#: What one clip may decode to, checked from its header before anything is allocated: at most
+#: 20 minutes of audio, from a source rate a recording can have, in at most 1 GiB as read. A
+#: 20 KB file whose header says 1 Hz would otherwise be resampled 22050x (4 GB in predict).
+MAX_CLIP_SECONDS = 1200.0
+SOURCE_RATES = (1000, 768_000)
+MAX_READ_BYTES = 1 << 30
+#: Samples beyond this magnitude are no audio (full scale is 1.0); squared, they overflow.
+MAX_SAMPLE = 1000.0
+
+
+class OverBound(BadAudio):
+    """A clip whose header asks for more than a clip may decode to: no other decoder is tried."""
+
+
+def regular_file(path: str) -> int:
+    """The size of ``path``, a regular file (a link to one is fine); anything else raises
+    ``BadAudio``: opening a FIFO named like a track would wait forever, a device never ends."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise  # the callers say it went (a file removed while a batch ran)
+    except OSError as exc:
+        raise BadAudio(f"cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(
+            st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file"
+        raise BadAudio(f"not a regular file ({kind})")
+    return st.st_size
+
+
+def check_decoded_size(frames: int, channels: int, source_rate: int, sample_rate: int) -> None:
+    """Refuse, before decoding, a clip whose header asks for more than the bounds above."""
+    low, high = SOURCE_RATES
+    if not low <= source_rate <= high:
+        raise OverBound(f"sample rate {source_rate} Hz in its header, outside {low}-{high} Hz: no recording")
+    seconds = frames / source_rate
+    if seconds > MAX_CLIP_SECONDS:
+        raise OverBound(f"{seconds:.0f} s of audio in its header, over the {MAX_CLIP_SECONDS:g} s a clip may have")
+    if frames * max(channels, 1) * 4 > MAX_READ_BYTES:
+        raise OverBound(f"{channels} channels x {frames} frames: over {MAX_READ_BYTES >> 30} GiB to decode")
+
+
 def _no_header(path: str) -> BadAudio:
     with open(path, "rb") as fh:
         start = fh.read(8)
@@ -138,13 +182,16 @@ def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
     """
     import soundfile as sf
 
-    size = os.path.getsize(path)
-    if size == 0:
+    if regular_file(path) == 0:
         raise BadAudio("empty file (0 bytes)")
     if sniff_audio(path) is None:
         raise _no_header(path)
     try:
+        info = sf.info(path)
+        check_decoded_size(info.frames, info.channels, info.samplerate, sample_rate)
         data, sr = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
+    except BadAudio:
+        raise
     except Exception as exc:  # libsndfile raises several types; all mean "cannot decode"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         msg = re.sub(r"^Error opening .*?: ", "", msg).strip()  # the path is named by the caller
@@ -164,20 +211,30 @@ def load_audio(path: str, sample_rate: int) -> tuple[np.ndarray, list[str]]:
 
         y = soxr.resample(y, sr, sample_rate).astype(np.float32, copy=False)
         notes.append(f"resampled {sr} Hz -> {sample_rate} Hz")
+    check_samples(y)
+    return np.ascontiguousarray(y), notes
+
+
+def check_samples(y: np.ndarray) -> None:
+    """Raise ``BadAudio`` for NaN or infinite samples, or ones far beyond full scale."""
     if not np.all(np.isfinite(y)):
         raise BadAudio("audio contains NaN or infinite samples")
-    return np.ascontiguousarray(y), notes
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > MAX_SAMPLE:
+        raise BadAudio(f"samples up to {peak:.3g}, far beyond full scale (1.0): not audio")
 
 
 def load_any_audio(path: str, sample_rate: int) -> np.ndarray:
     """Decode a user's clip for ``predict``: anything librosa reads (soundfile, then audioread)."""
-    if os.path.getsize(path) == 0:
+    if regular_file(path) == 0:
         raise BadAudio("empty file (0 bytes)")
     if sniff_audio(path, any_format=True) is None:
         raise _no_header(path)
     try:
         y, _ = load_audio(path, sample_rate)
         return y
+    except OverBound:
+        raise
     except BadAudio:
         pass
     import warnings
@@ -187,11 +244,12 @@ def load_any_audio(path: str, sample_rate: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            y, _ = librosa.load(path, sr=sample_rate, mono=True)
+            y, _ = librosa.load(path, sr=sample_rate, mono=True, duration=MAX_CLIP_SECONDS)
     except Exception as exc:
         raise BadAudio(f"unreadable audio ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if y.size == 0:
         raise BadAudio("empty audio")
+    check_samples(y)
     return y.astype(np.float32, copy=False)
 
 
@@ -207,17 +265,25 @@ def load_png(path: str, size: int) -> np.ndarray:
     raises ``BadAudio`` saying so: it would train as an empty image."""
     from PIL import Image
 
+    import warnings
+
+    regular_file(path)
+    kw, kh = KAGGLE_PNG_SIZE
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # the size rule below is the bound; PIL's warning would only be noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:  # reads the header only: the size is known before any pixel is decoded
             w, h = im.size
+            if not (kw / 4 <= w <= kw * 4 and kh / 4 <= h <= kh * 4):
+                raise BadAudio(f"{w}x{h} pixels, far from the Kaggle pictures' {kw}x{kh}")
             rgb = im.convert("RGB")
             flat = rgb.getextrema()  # per channel (min, max)
             rgb = rgb.resize((size, size), Image.BILINEAR)
+    except BadAudio:
+        raise
     except Exception as exc:
         raise BadAudio(f"unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    kw, kh = KAGGLE_PNG_SIZE
-    if not (kw / 4 <= w <= kw * 4 and kh / 4 <= h <= kh * 4):
-        raise BadAudio(f"{w}x{h} pixels, far from the Kaggle pictures' {kw}x{kh}")
     if all(hi - lo < 2 for lo, hi in flat):
         raise BadAudio(f"no variation (every pixel {tuple(lo for lo, _ in flat)})")
     arr = np.asarray(rgb, dtype=np.uint8)  # (H, W, 3)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,8 @@ def _unusable(path: Path) -> str | None:
         return f"dangling symlink (points to {os.readlink(path)}, which does not exist)"
     if not os.access(path, os.R_OK):
         return "permission denied (not readable by this user)"
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would hang the reader, a device never end
+        return "not a regular file (a FIFO, device or socket): not read"
     return None
 
 

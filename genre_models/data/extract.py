@@ -54,10 +54,22 @@ def extract_track(track: TrackFile, fcfg: FeatureConfig) -> TrackResult:
     """Decode one file and compute both input kinds. Never raises for a bad file: it returns a skip."""
     res = TrackResult(track.track_id, track.genre, track.rel_path, "ok")
     try:
-        clip = decode_clip(track.path, fcfg)
+        return _extract(track, fcfg, res)
     except BadAudio as exc:
         res.status, res.reason = "skipped", str(exc)
-        return res
+    except FileNotFoundError:
+        res.status, res.reason = "skipped", "the file was removed while preprocessing ran"
+    except MemoryError:
+        res.status, res.reason = "skipped", "out of memory while decoding or computing its features"
+    except Exception as exc:  # any other failure of one file costs that file, never the batch
+        text = str(exc).splitlines()
+        res.status, res.reason = "skipped", f"failed: {type(exc).__name__}: {text[0][:300] if text else ''}"
+    res.mfcc = res.stats = res.image = res.fingerprint = None
+    return res
+
+
+def _extract(track: TrackFile, fcfg: FeatureConfig, res: "TrackResult") -> "TrackResult":
+    clip = decode_clip(track.path, fcfg)
     res.notes = "; ".join(clip.notes)
     res.audio_hash = hashlib.blake2b(clip.y.tobytes(), digest_size=12).hexdigest()
     res.duration_s = clip.y.size / fcfg.sample_rate

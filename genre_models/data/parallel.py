@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 from genre_models.util import die_with_parent, log, progress, usable_cores
+from genre_models.workers import worker_pool
 
 
 def _worker_init(parent: int) -> None:
@@ -43,9 +42,7 @@ def parallel_map(fn, tasks: list, jobs: int, desc: str, unit: str = "clip") -> l
                 results.append(fn(task))
                 bar.update()
         else:
-            ctx = mp.get_context("fork")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(os.getpid(),)) as pool:
+            with worker_pool(jobs, "fork", initializer=_worker_init, initargs=(os.getpid(),)) as pool:
                 for r in pool.map(fn, tasks, chunksize=max(1, min(16, len(tasks) // (4 * jobs)))):
                     results.append(r)
                     bar.update()

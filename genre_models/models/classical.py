@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_models.errors import ModelError
-from genre_models.genres import N_CLASSES
+from genre_models.errors import DataError, ModelError
+from genre_models.genres import GENRES, N_CLASSES
 
 #: Hyper-parameter grids, searched on the validation part (ties: the first, i.e. the simplest).
 GRIDS = {
@@ -114,6 +114,10 @@ def fit_classical(kind: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np
     """Every grid point fitted on the training part (at most ``MAX_SAMPLES``, spread over its
     tracks) and scored on validation by sample accuracy; the best is kept as fitted."""
     grid, cap = GRIDS[kind], MAX_SAMPLES[kind]
+    present = np.unique(y_train)
+    if present.size < 2:
+        held = ", ".join(GENRES[int(g)] for g in present) or "none"
+        raise DataError(f"the training part holds {present.size} genre ({held}): {kind} needs at least two to tell apart")
     tr, va = spread(np.asarray(train_tracks), cap["train"]), spread(np.asarray(val_tracks), cap["val"])
     x_train, y_train, x_val, y_val = x_train[tr], y_train[tr], x_val[va], y_val[va]
     tried, best = [], None

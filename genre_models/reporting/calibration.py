@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -38,6 +39,8 @@ from genre_models.genres import GENRES
 from genre_models.reporting.claims import MARGIN, RAW_BOUND
 from genre_models.reporting.runs import select_runs
 from genre_models.reporting.significance import Votes
+from genre_models.util import die_with_parent
+from genre_models.workers import worker_pool
 from genre_models.reporting.stats import ALPHA, binomial_interval
 from genre_models.reporting.verdicts import SplitVerdicts, split_verdicts
 
@@ -456,9 +459,6 @@ def _chunk(cfg: CalibrationConfig, name: str, seeds: list) -> list[dict]:
 def calibrate(cfg: CalibrationConfig, jobs: int = 1, progress=None) -> list[Rate]:
     """Every scenario's rates, ``cfg.sims`` simulated sweeps each, in ``jobs`` processes; the
     same seed gives the same rates whatever ``jobs``. ``progress(done, total)`` after each chunk."""
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing as mp
-
     seeds = {n: np.random.SeedSequence([cfg.seed, i]).spawn(cfg.sims) for i, n in enumerate(cfg.scenarios)}
     size = max(1, min(25, cfg.sims // max(jobs, 1) // 4 or 1))
     tasks = [(n, seeds[n][i:i + size]) for n in cfg.scenarios for i in range(0, cfg.sims, size)]
@@ -471,7 +471,7 @@ def calibrate(cfg: CalibrationConfig, jobs: int = 1, progress=None) -> list[Rate
             done += len(outcome)
             progress and progress(done, cfg.sims * len(cfg.scenarios))
     else:
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
+        with worker_pool(jobs, "fork", initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [(n, pool.submit(_chunk, cfg, n, s)) for n, s in tasks]
             for n, fut in futures:
                 found[n] += fut.result()

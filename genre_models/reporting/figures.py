@@ -17,6 +17,9 @@ def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
+    # Labels are names from a shared store: text, never mathtext (``m$\\undefinedmacro$`` raised,
+    # a deeply nested one recursed) nor TeX.
+    matplotlib.rcParams.update({"text.parse_math": False, "text.usetex": False})
     import matplotlib.pyplot as plt
 
     return plt

@@ -11,7 +11,7 @@ import pandas as pd
 
 from genre_models.config import SPLIT_SPECS
 from genre_models.reporting.builders import CAP_MARK, context_table
-from genre_models.reporting.runs import col
+from genre_models.reporting.runs import col, whole_numbers
 from genre_models.reporting.significance import Comparison
 from genre_models.reporting.stats import ALPHA, CLIP_MARK, MIN_DRAWS, summarize
 from genre_models.reporting.tables import Table, md
@@ -61,11 +61,12 @@ METHOD = (f"Cells: mean over draws (a draw is a seed's split and training run, a
 
 def repeats_line(runs: pd.DataFrame) -> list[str]:
     """How many groups of repeated recordings the dataset has, from the newest run that says."""
-    groups = pd.to_numeric(col(runs, "params.repeat_groups"), errors="coerce").dropna()
+    groups = whole_numbers(col(runs, "params.repeat_groups"), 0, 10**6).dropna()
     if groups.empty:
         return []
-    newest = runs.loc[groups.index].sort_values("start_time").iloc[-1]
-    n, members = int(float(newest["params.repeat_groups"])), newest.get("params.repeat_tracks", "?")
+    newest = runs.loc[groups.index].sort_values("start_time").index[-1]
+    tracks = whole_numbers(col(runs, "params.repeat_tracks"), 0, 10**7)[newest]
+    n, members = int(groups[newest]), ("?" if pd.isna(tracks) else int(tracks))  # params are a stranger's text
     return [f"- **Repeated recordings:** {n} group(s) ({members} tracks) found by fingerprint, each kept on one "
             "side of every split that assigns tracks (`track`, `filtered`, `kfold`) and in one fold; `random` "
             "scatters segments anyway (the manifest's `repeat_group` column names them)."]
@@ -89,10 +90,11 @@ def header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str,
         lines.append("- **Note:** unfinished training runs left out: "
                      + ", ".join(f"{n} {s}" for s, n in notes["unfinished"].items()) + ".")
     if notes["other_datasets"]:
-        lines.append("- **Note:** runs on other datasets left out: "
-                     + ", ".join(f"{n} on {md(d)}" for d, n in notes["other_datasets"].items()) + ".")
+        lines.append(f"- **Note:** the dataset {notes['dataset_choice']}; runs on other datasets left out: "
+                     + ", ".join(f"{n} on {md(d)}" for d, n in notes["other_datasets"].items())
+                     + " (`benchmark report --dataset DIGEST` reports another).")
     if notes.get("malformed"):
-        lines.append("- **Note:** training runs whose tags could not be read, left out: "
+        lines.append("- **Note:** training runs whose tags or figures could not be read, left out: "
                      + ", ".join(f"{n} with {md(w)}" for w, n in notes["malformed"].items()) + ".")
     if notes["duplicates"]:
         lines.append(f"- **Note:** {notes['duplicates']} repeated runs of a model for one draw left out (the newest "

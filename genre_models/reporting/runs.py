@@ -40,6 +40,57 @@ def count(runs: pd.DataFrame, name: str, older: str | None = None) -> pd.Series:
     return found.fillna(metric(runs, older)) if older else found
 
 
+def whole_numbers(values: pd.Series, low: int, high: int) -> pd.Series:
+    """``values`` as whole numbers within [``low``, ``high``]; anything else (text, -790, 1.5,
+    inf, 1e308) is NaN. A count read back from a store is a stranger's text until checked."""
+    found = pd.to_numeric(values, errors="coerce")
+    return found.where((found >= low) & (found <= high) & (found == found.round()))
+
+
+#: A run's counts as logged (params, or metrics by older versions), and the range each must lie in.
+COUNTS = {"n_test": "n_test", "n_train": "n_train", "n_test_tracks": "test_n_tracks", "n_train_tracks": None,
+          "n_train_real": None}
+MAX_COUNT = 10**8
+
+
+def _bad_figures(train: pd.DataFrame) -> pd.Series:
+    """Why each run's figures cannot be used ("" where they can): an accuracy, F1 or share
+    outside [0, 1] (or not finite), a count that is not a whole number from 1 up. A run with a
+    test accuracy of -5 or 1e308, or 0 test tracks (which would narrow every interval), costs
+    its own row, never the report's arithmetic."""
+    why = pd.Series("", index=train.index, dtype=object)
+    for name in sorted(c for c in train.columns if c.startswith("metrics.") and ("accuracy" in c or "f1" in c)):
+        value = pd.to_numeric(train[name], errors="coerce")
+        given = train[name].notna()
+        why[(why == "") & given & ~((value >= 0) & (value <= 1))] = f"{name[len('metrics.'):]} outside [0, 1]"
+    for name, older in COUNTS.items():
+        raw = col(train, f"params.{name}")
+        if older:
+            raw = raw.fillna(col(train, f"metrics.{older}"))
+        bad = raw.notna() & whole_numbers(raw, 1, MAX_COUNT).isna()
+        why[(why == "") & bad] = f"{name} not a count from 1 up"
+    return why
+
+
+def choose_dataset(train: pd.DataFrame, wanted: str | None = None) -> tuple[str, str]:
+    """The dataset the report is of, and why, in words: ``wanted`` when given (it must have
+    finished training runs here), else the one most finished training runs were trained on
+    (ties: the newest run's). Never simply the newest run's: one planted run of another
+    dataset would then hide every real run of the experiment."""
+    datasets = col(train, "tags.dataset").dropna().astype(str)
+    counts = datasets.value_counts()
+    if wanted is not None:
+        if wanted not in counts:
+            there = ", ".join(f"{d} ({n} runs)" for d, n in counts.items()) or "none"
+            raise ReportError(f"no finished training run of dataset {wanted!r} in this experiment; its datasets: {there}")
+        return wanted, "was chosen with --dataset"
+    if counts.empty:
+        raise ReportError("no finished training run here says which dataset it was trained on (no dataset tag)")
+    top = counts[counts == counts.max()].index
+    newest = train[datasets.reindex(train.index).isin(top)].sort_values("start_time").iloc[-1]["tags.dataset"]
+    return newest, f"is the one {int(counts.max())} of the {int(counts.sum())} finished training runs were trained on"
+
+
 def model_name(net: str, epochs, fixed_epochs: bool) -> str:
     """What the report calls a model: a fixed-epoch net with its budget (``net2 50 ep``), any
     other net (early stopping, or a classical baseline fitted once) by its name."""
@@ -63,8 +114,8 @@ def _net_columns(train: pd.DataFrame) -> None:
 def _ratios(train: pd.DataFrame) -> pd.Series:
     """Each run's n_test / n_train for Nadeau & Bengio's correction, from the *real* training
     part: by tracks where the split assigns tracks, else by samples (net6's generated ones out)."""
-    by_tracks = count(train, "n_test_tracks", "test_n_tracks") / count(train, "n_train_tracks")
-    real = count(train, "n_train_real").fillna(train.n_train)
+    by_tracks = train.n_test_tracks / train.n_train_tracks
+    real = train.n_train_real.fillna(train.n_train)
     by_samples = train.n_test / real
     honest = train.split.map(lambda s: SPLIT_SPECS[s].honest if s in SPLIT_SPECS else False).astype(bool)
     return by_tracks.where(honest & by_tracks.notna(), by_samples)
@@ -87,17 +138,17 @@ def _malformed(train: pd.DataFrame) -> pd.Series:
     return why
 
 
-def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """FINISHED train runs of one dataset, one per model and draw (the newest); plus what was
-    left out and why."""
+def select_runs(df: pd.DataFrame, dataset: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """FINISHED train runs of one dataset (``choose_dataset``), one per model and draw (the
+    newest); plus what was left out and why."""
     notes: dict = {}
     every = df[col(df, "tags.stage") == "train"].copy()
     train = every[every.status == "FINISHED"]
     if train.empty:
         total = ", ".join(f"{n} {s}" for s, n in every.status.value_counts().items()) or "none at all"
         raise ReportError(f"no FINISHED training runs in this experiment (training runs: {total}); nothing to report")
-    newest = train.sort_values("start_time").iloc[-1]
-    dataset = newest["tags.dataset"]
+    dataset, notes["dataset_choice"] = choose_dataset(train, dataset)
+    newest = train[train["tags.dataset"] == dataset].sort_values("start_time").iloc[-1]
     unfinished = every[(every.status != "FINISHED") & (col(every, "tags.dataset") == dataset)]
     notes["unfinished"] = unfinished.status.value_counts().to_dict()
     notes["other_datasets"] = train[train["tags.dataset"] != dataset]["tags.dataset"].value_counts().to_dict()
@@ -105,6 +156,7 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     train["net"], train["split"] = col(train, "tags.net").fillna("").astype(str), train["tags.split"]
     _net_columns(train)
     why = _malformed(train)
+    why = why.where(why != "", _bad_figures(train))
     notes["malformed"] = why[why != ""].value_counts().to_dict()
     train = train[why == ""]
     if train.empty:
@@ -115,9 +167,8 @@ def select_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     train["seed"] = pd.to_numeric(train["tags.seed"]).astype("int64")
     train["fold"] = pd.to_numeric(col(train, "tags.fold"), errors="coerce").fillna(-1).astype(int)  # -1: no folds
     train["model"] = [model_name(n, e, f) for n, e, f in zip(train.net, train.epochs, train.fixed_epochs)]
-    train["n_test"] = count(train, "n_test", "n_test")
-    train["n_train"] = count(train, "n_train", "n_train")
-    train["n_test_tracks"] = count(train, "n_test_tracks", "test_n_tracks")
+    for name, older in COUNTS.items():  # checked above: a whole number from 1 up where given
+        train[name] = whole_numbers(count(train, name, older), 1, MAX_COUNT)
     train["ratio"] = _ratios(train)
     before = len(train)
     train = train.sort_values("start_time").groupby(["model", "split", "seed", "fold"], as_index=False, dropna=False).last()

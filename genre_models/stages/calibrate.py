@@ -139,18 +139,20 @@ def _metric_key(r: Rate) -> str:
 
 def run_calibration(cfg: CalibrationConfig, *, jobs: int = 1, source: str = "the options given",
                     json_out: str | None = None, logger: RunLogger = NULL_LOGGER, progress=None) -> CalibrationResult:
-    """Simulate, write ``json_out`` (a list of rates), and log the run; returns the rates."""
-    t0 = time.perf_counter()
-    rates = calibrate(cfg, jobs=jobs, progress=progress)
-    result = CalibrationResult(cfg, rates, time.perf_counter() - t0, source)
-    if json_out:
-        atomic_write(json_out, lambda tmp: tmp.write_text(json.dumps(result.as_json(), indent=2) + "\n"))
-        result.json_path = json_out
+    """Simulate, write ``json_out`` (a list of rates), and log the run; returns the rates. The
+    run is open while the sweeps are simulated, so a stopped calibration ends it KILLED."""
     with logger.start(f"calibrate-{cfg.shape.split}-{cfg.sims}"):
-        logger.set_tags({"stage": "calibrate", "mlflow.note.content": result.summary()})
+        logger.set_tags({"stage": "calibrate"})
         logger.log_params({**{f"shape.{k}": v for k, v in asdict(cfg.shape).items()},
                            **{k: v for k, v in asdict(cfg).items() if k not in ("shape", "noise")},
                            **{f"noise.{k}": v for k, v in cfg.noise.items()}, "source": source[:500], "jobs": jobs})
+        t0 = time.perf_counter()
+        rates = calibrate(cfg, jobs=jobs, progress=progress)
+        result = CalibrationResult(cfg, rates, time.perf_counter() - t0, source)
+        if json_out:
+            atomic_write(json_out, lambda tmp: tmp.write_text(json.dumps(result.as_json(), indent=2) + "\n"))
+            result.json_path = json_out
+        logger.set_tags({"mlflow.note.content": result.summary()})
         logger.log_metrics({**{_metric_key(r): r.rejection_rate for r in rates if r.tested},
                             "tests_above_level": len(result.failing), "seconds": result.seconds})
         logger.log_artifacts(lambda out: _write(out, result))

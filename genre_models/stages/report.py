@@ -33,6 +33,7 @@ from genre_models.reporting.verdicts import significance_frame, split_verdicts
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs, metric_steps, read_artifacts, rows_of, run_votes
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store, use_experiment
+from genre_models.outputs import check_not_linked, replace_folder
 from genre_models.util import atomic_write, log, safe_name, write_csv
 
 __all__ = ["Report", "ReportError", "write_report"]
@@ -191,23 +192,31 @@ def _log_report(logger: RunLogger, experiment: str, report: Report, files: Path,
 
 
 def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None, figures: bool = True,
-                 jobs: int = FETCH_JOBS, logger: RunLogger = NULL_LOGGER) -> Report:
+                 jobs: int = FETCH_JOBS, logger: RunLogger = NULL_LOGGER, dataset: str | None = None) -> Report:
     """Build the report from the store and write it: ``reports/<experiment>/report.md`` by
-    default, its ``.html`` twin, and the tables, CSVs and figures in ``<stem>_files/`` beside it;
-    ``logger`` records it as a run of the experiment."""
+    default, its ``.html`` twin, and the tables, CSVs and figures in ``<stem>_files/`` beside it
+    (a new folder each time: ``outputs.replace_folder``); ``logger`` records it as a run of the
+    experiment. ``dataset``: the digest to report on (default: ``runs.choose_dataset``)."""
     open_existing_store(tracking_uri)
     df = experiment_runs(experiment)
     if df is None:
         raise ReportError(f"experiment {experiment!r} does not exist in {current_tracking_uri()}; nothing to report")
     if df.empty:
         raise ReportError(f"experiment {experiment!r} has no runs; nothing to report (run `benchmark sweep` first)")
-    runs, notes = select_runs(df)
+    runs, notes = select_runs(df, dataset)
     path = Path(out or os.path.join("reports", safe_name(experiment), "report.md"))  # the title keeps the real name
+    if not out:
+        check_not_linked(path.parent.parent)  # reports/ itself: a planted link would take every report elsewhere
     files = path.parent / f"{path.stem}_files"
-    files.mkdir(parents=True, exist_ok=True)
     projections = projection_tables(df)
-    sections, written = _write_sections(runs, files, read_votes(runs, jobs), projections)
-    made = make_figures(runs, df, list(sections), files, jobs) if figures else Figures()
+    votes, found = read_votes(runs, jobs), {}
+
+    def write(folder: Path) -> None:
+        found["sections"], found["written"] = _write_sections(runs, folder, votes, projections)
+        found["made"] = make_figures(runs, df, list(found["sections"]), folder, jobs) if figures else Figures()
+
+    replace_folder(files, write)
+    sections, written, made = found["sections"], found["written"], found["made"]
     text_ = render(experiment, runs, df, notes, files.name, made, sections, current_tracking_uri(), projections)
     atomic_write(path, lambda tmp: tmp.write_text(text_ + "\n"))
     page = path.with_suffix(".html")

@@ -32,7 +32,7 @@ from genre_models.models.plugins import loaded_refs
 from genre_models.models.registry import get_net
 from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import (
-    GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config, point_resources,
+    GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_key, point_config, point_resources,
 )
 from genre_models.sweep.plan import Cost, estimate
 from genre_models.sweep.point import execute_point, one_line
@@ -45,6 +45,7 @@ from genre_models.tracking.sweeps import SweepRecord
 from genre_models.tracking.shipping import features_uri, open_features, publish_features
 from genre_models.training.runtime import gpu_free_bytes, resolve_device
 from genre_models.util import log
+from genre_models.workers import stop_workers
 
 
 @dataclass
@@ -88,6 +89,9 @@ def _plan(cfg: SweepConfig) -> _Plan:
     """Features first, in this process: every point then reuses the cache (and the digest keys them)."""
     pre = open_features(DataConfig(data_dir=cfg.data_dir, features=FeatureConfig(image_size=get_grid(cfg.grid).image_size),
                                    cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs))
+    warning = check_folds(cfg, len(pre.store.tracks))
+    if warning:
+        log.warning("%s", warning)
     points = build_grid(cfg)
     configs = {p: point_config(p, cfg) for p in points}
     keys = {p: grid_key(p, configs[p], pre.store.digest) for p in points}
@@ -281,7 +285,11 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
         if server is not None:
             server.__exit__(None, None, None)
             record.write_through(record.uri)  # the workers are gone: the driver alone writes the store again
-    return _finish(record, parent_id, plan, outcomes, started, server, echo, cfg.register)
+    try:
+        return _finish(record, parent_id, plan, outcomes, started, server, echo, cfg.register)
+    except BaseException as exc:  # any error after the points (the registry, the views): the parent ends too
+        _end_stopped(exc, record, parent_id)
+        raise
 
 
 def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], uri: str, echo) -> Cost | None:
@@ -305,13 +313,9 @@ def _end_stopped(exc: BaseException, record: SweepRecord, parent_id: str) -> Non
     """The sweep stops before its end: its workers go, the runs they held and the parent end
     KILLED with the signal as the reason (FAILED with the error, for a failure of the driver).
     Running the same command again resumes under the same parent."""
-    import multiprocessing
-
     sig = interrupt_signal(exc)
     why = f"{sig} received" if sig else f"the sweep driver failed: {one_line(exc)}"
-    for worker in multiprocessing.active_children():  # --jobs workers: they would finish points unrecorded
-        worker.kill()
-        worker.join(5)
+    stop_workers()  # --jobs workers: they would finish points unrecorded
     try:
         record.end_dead_children(parent_id, why)
         record.end_parent(parent_id, "KILLED" if sig else "FAILED", why)
@@ -321,11 +325,15 @@ def _end_stopped(exc: BaseException, record: SweepRecord, parent_id: str) -> Non
 
 def _register(best: dict, record: SweepRecord, parent_id: str, echo) -> list:
     """The best run per net and split into the Model Registry; one line each."""
-    registered = register_best(best)
+    registered, refused = register_best(best)
     for r in registered:
         echo(f"registered {r.uri} (version {r.version}{'' if r.new else ', unchanged'}): run {r.run_id}", final=True)
+    for model, why in refused.items():
+        echo(f"warning: not registered: genre-bench-{model}: {why}", final=True)
     if registered:
         record.set_tag(parent_id, "registered_models", ", ".join(f"{r.name}@{r.split} v{r.version}" for r in registered))
+    if refused:
+        record.set_tag(parent_id, "registration_refused", "; ".join(f"{m}: {w}" for m, w in refused.items())[:4900])
     return registered
 
 

@@ -161,6 +161,24 @@ class GridPoint:
         return {"stage": self.kind, **self.split_config.tags, **({"net": self.net} if self.kind == "train" else {})}
 
 
+#: A fold with fewer test tracks than this tests too little to compare nets on.
+MIN_FOLD_TRACKS = 10
+
+
+def check_folds(cfg: SweepConfig, tracks: int) -> str | None:
+    """Under ``kfold``: more folds than tracks is an error (folds with no track test nothing);
+    folds of fewer than ``MIN_FOLD_TRACKS`` tracks a warning, returned in words. None otherwise."""
+    if "kfold" not in cfg.splits:
+        return None
+    if cfg.folds > tracks:
+        raise ConfigError(f"--folds {cfg.folds} is more than the {tracks} usable tracks: some folds would hold no track "
+                          "and test nothing; use fewer folds")
+    if tracks / cfg.folds < MIN_FOLD_TRACKS:
+        return (f"--folds {cfg.folds} on {tracks} tracks leaves about {tracks / cfg.folds:.1f} test tracks a fold (under "
+                f"{MIN_FOLD_TRACKS}): each fold's accuracy moves in steps of {cfg.folds / tracks:.2f}; fewer folds test more")
+    return None
+
+
 def build_grid(cfg: SweepConfig) -> list[GridPoint]:
     """The grid's points in run order; see the module docstring for why this order."""
     spec = get_grid(cfg.grid)

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genre_models.config import FeatureConfig
-from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies, get_grid, grid_key, point_config
+from genre_models.sweep.grid import (
+    GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_key, point_config,
+)
 from genre_models.sweep.projection import (
     FEASIBLE_HOURS, Projection, Sizes, alternatives, duration, grid_batch, probe, project, sources, table,
 )
-from genre_models.util import usable_cores
+from genre_models.util import log, usable_cores
 
 
 @dataclass
@@ -145,6 +147,9 @@ def dry_run(cfg: SweepConfig, tracking_uri: str | None, experiment: str) -> DryR
     from genre_models.tracking.queries import finished_grid_keys
 
     digest, sizes = data_sizes(cfg)
+    warning = check_folds(cfg, sizes.tracks)
+    if warning:
+        log.warning("%s", warning)
     points = build_grid(cfg)
     keys = {p: grid_key(p, point_config(p, cfg), digest) for p in points}
     finished = finished_grid_keys(experiment, tracking_uri)

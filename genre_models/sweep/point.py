@@ -19,7 +19,7 @@ from genre_models.tracking.logger import MlflowLogger, RunPlacement
 from genre_models.tracking.claims import release
 from genre_models.tracking.setup import setup_tracking
 from genre_models.tracking.sweeps import Claim, SweepRecord
-from genre_models.util import die_with_parent, log, verbose
+from genre_models.util import console_logging, die_with_parent, log, verbose
 from genre_models.workflow.get_or_run import run_gan, train_net
 
 #: What a caller reads from a finished point's run, by kind.
@@ -109,5 +109,5 @@ def worker_init(tracking_uri: str, threads: int, driver: int) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.INFO if verbose() else logging.WARNING, format="%(levelname)s %(message)s", force=True)
+    console_logging(logging.INFO if verbose() else logging.WARNING)
     die_with_parent(driver)  # no orphan worker finishes a point after a resumed sweep has started it again

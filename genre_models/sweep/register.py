@@ -6,6 +6,8 @@ from __future__ import annotations
 from genre_models.tracking.model_registry import Registered, register_run
 from genre_models.tracking.models import fetch_net, link_metrics, log_saved_model
 from genre_models.tracking.queries import get_run
+from genre_models.tracking.setup import mlflow_error_message
+from genre_models.sweep.point import one_line
 from genre_models.training.loop import EPOCH_METRICS
 
 
@@ -20,12 +22,18 @@ def model_from_weights(run_id: str) -> str:
     return model_id
 
 
-def register_best(best: dict[str, dict]) -> list[Registered]:
-    """``best``: ``SweepRecord.best_runs``' ``{"net/split": {run_id, val_accuracy, test_accuracy}}``."""
-    out = []
+def register_best(best: dict[str, dict]) -> tuple[list[Registered], dict[str, str]]:
+    """``best``: ``SweepRecord.best_runs``' ``{"net/split": {run_id, val_accuracy, test_accuracy}}``.
+    Returns what was registered, and ``{"net@split": why}`` for each model the store refused (a
+    colleague owns ``genre-bench-<net>`` on an authenticated server, say): one model's refusal
+    costs that model's registration, never the sweep's record."""
+    out, refused = [], {}
     for key, b in best.items():
         net, split = key.split("/", 1)
         why = (f"The {net} run with the best validation accuracy on the `{split}` split in its sweep "
                f"(val {b['val_accuracy']:.3f}; test {b['test_accuracy']:.3f}, not used to choose); run {b['run_id']}.")
-        out.append(register_run(b["run_id"], net, split, why, model_from_weights))
-    return out
+        try:
+            out.append(register_run(b["run_id"], net, split, why, model_from_weights))
+        except Exception as exc:
+            refused[f"{net}@{split}"] = mlflow_error_message(exc) or one_line(exc)
+    return out, refused

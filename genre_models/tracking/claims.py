@@ -22,6 +22,7 @@ import time
 
 from genre_models.tracking.records import end_killed
 from genre_models.tracking.retry import store_client
+from genre_models.settings import setting
 from genre_models.util import log, process_gone, this_process
 
 OWNER_TAGS = ("owner_host", "owner_pid", "owner_started")
@@ -31,11 +32,11 @@ _beat: threading.Thread | None = None
 
 
 def heartbeat_s() -> float:
-    return float(os.environ.get("GENRE_BENCH_HEARTBEAT_S", "30"))
+    return setting("GENRE_BENCH_HEARTBEAT_S")
 
 
 def stale_after_s() -> float:
-    return float(os.environ.get("GENRE_BENCH_STALE_AFTER_S", "600"))
+    return setting("GENRE_BENCH_STALE_AFTER_S")
 
 
 def owner_tags() -> dict[str, str]:

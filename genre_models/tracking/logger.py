@@ -21,7 +21,7 @@ from genre_models.tracking.claims import end_if_owner_gone, hold, owner_tags, re
 from genre_models.tracking.queries import runs_with
 from genre_models.tracking.models import log_any_model
 from genre_models.tracking.records import artifact_dir, log_dataset_input, log_params_safely, mlflow_dataset, verify_record
-from genre_models.tracking.retry import store_client, store_retry
+from genre_models.tracking.retry import artifact_deadline, store_client, store_retry
 from genre_models.util import log
 
 
@@ -159,7 +159,8 @@ class MlflowLogger:
     def log_file(self, file: str | Path, path: str | None = None) -> None:
         import mlflow
 
-        mlflow.log_artifact(str(file), path)
+        with artifact_deadline():
+            mlflow.log_artifact(str(file), path)
 
     def log_dataset(self, store: FeatureStore, split: SplitConfig, context: str) -> None:
         store_retry(log_dataset_input, store, split, context)

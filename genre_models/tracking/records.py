@@ -13,7 +13,7 @@ from typing import Iterator
 from genre_models.config import SplitConfig
 from genre_models.data.store import FeatureStore
 from genre_models.errors import TrackingError
-from genre_models.tracking.retry import store_client
+from genre_models.tracking.retry import artifact_deadline, store_client
 from genre_models.util import code_version, git_commit
 
 
@@ -95,7 +95,8 @@ def artifact_dir(artifact_path: str | None = None) -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="genre-bench-") as tmp:
         yield Path(tmp)
-        mlflow.log_artifacts(tmp, artifact_path)
+        with artifact_deadline():
+            mlflow.log_artifacts(tmp, artifact_path)
 
 
 def verify_record(run_id: str, metrics=(), histories: dict | None = None, artifacts=()) -> None:

@@ -16,16 +16,18 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
 
 from genre_models.errors import TrackingError
+from genre_models.settings import setting
 from genre_models.util import log
 
 T = TypeVar("T")
 
 
 def store_wait_s() -> float:
-    return float(os.environ.get("GENRE_BENCH_STORE_WAIT_S", "300"))
+    return setting("GENRE_BENCH_STORE_WAIT_S")
 
 
 def store_cause(exc: BaseException) -> str | None:
@@ -96,3 +98,30 @@ class RetryingClient:
 def store_client(uri: str | None = None) -> RetryingClient:
     """The client for genre-bench's own bookkeeping on the store ``uri`` (default: the current one)."""
     return RetryingClient(uri)
+
+
+@contextmanager
+def artifact_deadline() -> Iterator[None]:
+    """Artifact writes within the store's deadline: each HTTP request that gets no answer for
+    ``GENRE_BENCH_STORE_TIMEOUT_S`` seconds fails, and is tried once more. An experiment whose
+    artifact location is a URL that accepts and never answers (a planted one, or a dead proxy)
+    otherwise held a report for minutes (MLflow's 60 s a request, five times over). A user's
+    own ``MLFLOW_HTTP_REQUEST_TIMEOUT`` or ``_MAX_RETRIES`` wins."""
+    keys = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(max(1.0, setting("GENRE_BENCH_STORE_TIMEOUT_S")))),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+    saved = {k: os.environ.get(k) for k in keys}
+    user = {k: v for k, v in USER_HTTP_SETTINGS.items() if v is not None}
+    os.environ.update({k: user.get(k, v) for k, v in keys.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+#: The user's own MLflow HTTP settings, as they were when this module was first imported
+#: (``setup_tracking`` fills in its defaults later; those give way to the artifact deadline).
+USER_HTTP_SETTINGS = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}

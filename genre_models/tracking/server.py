@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genre_models.errors import ConfigError
-from genre_models.util import log, private_dir, write_private
+from genre_models.settings import parse_number, setting
+from genre_models.util import log, private_dir, visible, write_private
 
 #: Where ``benchmark server --auth`` keeps the auth app's settings, users and secret (0700).
 AUTH_FOLDER = "mlflow-auth"
@@ -86,7 +87,7 @@ def auth_environment(creds: Credentials, folder: Path, default_permission: str =
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secret.read_text().strip()}
 
 
-def _private_file(path: Path) -> None:
+def private_file(path: Path) -> None:
     """Create ``path`` (0600) if it is missing; close one of ours that others could read."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
@@ -108,7 +109,7 @@ def private_store(backend_uri: str, artifacts_destination: str) -> None:
     db = backend_uri[len("sqlite:///"):] if backend_uri.startswith("sqlite:///") else ""
     if db and db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-        _private_file(Path(db))
+        private_file(Path(db))
     if "://" not in artifacts_destination or artifacts_destination.startswith("file://"):
         root = Path(artifacts_destination.removeprefix("file://"))
         root.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +219,68 @@ def stop_process_group(pgid: int, proc: subprocess.Popen | None = None, grace: f
     return True
 
 
+#: The largest pid Linux hands out (``/proc/sys/kernel/pid_max`` at most 2**22).
+PID_MAX = 4_194_304
+
+
+def recorded_pid(pid_file: Path) -> int:
+    """The pid ``benchmark server --background`` wrote: a small regular file of this user's,
+    holding one whole number above 1 (never 0, 1 or a negative: ``killpg`` of those signals this
+    command's own group, every process the user can reach, or a group by another name)."""
+    try:
+        st = os.lstat(pid_file)
+    except FileNotFoundError:
+        raise ConfigError(f"{pid_file.resolve()}: no such file; no --background server on this port was started here") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_size > 64:
+        raise ConfigError(f"{pid_file.resolve()}: not a pid file this user wrote (a link, another user's, or too "
+                          "large); nothing was signalled")
+    text = pid_file.read_text(errors="replace").strip()
+    try:
+        return int(parse_number(text, f"{pid_file.name}'s pid", 2, PID_MAX, integer=True))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; nothing was signalled") from None
+
+
+def server_process_problem(pid: int, port: int) -> str | None:
+    """Why process ``pid`` is not the MLflow server this user started on ``port`` (alive, this
+    user's, the leader of its own group, running ``mlflow server ... --port PORT``), or None.
+    "gone" when no such process lives."""
+    try:
+        st = os.stat(f"/proc/{pid}")
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        pgid = os.getpgid(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
+    except OSError as exc:
+        return f"its details cannot be read ({exc.strerror})"
+    words = [w.decode(errors="replace") for w in cmd if w]
+    if st.st_uid != os.getuid():
+        return "it is another user's process"
+    is_server = any(w.endswith("mlflow") or w == "mlflow" for w in words) and "server" in words
+    if not is_server or f"--port={port}" not in words and ["--port", str(port)] not in [words[i:i + 2] for i in range(len(words))]:
+        return f"it is not an MLflow server on port {port} (it runs {visible(' '.join(words)[:80])!s})"
+    if pgid != pid:
+        return "it is not the leader of its own process group, as a server started here is"
+    return None
+
+
+def stop_recorded_server(pid_file: Path, port: int) -> tuple[int, bool]:
+    """Stop the ``--background`` server ``pid_file`` names, after checking it is one (see
+    ``server_process_problem``); the file goes. Returns the pid and whether it was running. A
+    file naming anything else is a one-line error, and nothing is signalled."""
+    pid = recorded_pid(pid_file)
+    problem = server_process_problem(pid, port)
+    if problem == "gone":
+        pid_file.unlink()
+        return pid, False
+    if problem:
+        raise ConfigError(f"{pid_file.resolve()} names pid {pid}, but {problem}; nothing was signalled (remove the file "
+                          "if the server is gone)")
+    found = stop_process_group(pid)
+    pid_file.unlink()
+    return pid, found
+
+
 def _group_gone(pgid: int, proc: subprocess.Popen | None, timeout: float) -> bool:
     deadline = time.time() + timeout
     while True:
@@ -238,10 +301,7 @@ STORE_TIMEOUT_ENV = "GENRE_BENCH_STORE_TIMEOUT_S"
 
 def store_timeout() -> float:
     """``$GENRE_BENCH_STORE_TIMEOUT_S``, 10 s by default (1 to 600)."""
-    try:
-        return min(max(float(os.environ.get(STORE_TIMEOUT_ENV, "10")), 1.0), 600.0)
-    except ValueError:
-        raise ConfigError(f"{STORE_TIMEOUT_ENV} must be a number of seconds, got {os.environ[STORE_TIMEOUT_ENV]!r}") from None
+    return setting(STORE_TIMEOUT_ENV)
 
 
 def check_reachable(uri: str, timeout: float | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -17,7 +18,7 @@ from genre_models.config import DEFAULT_EXPERIMENT
 from genre_models.errors import TrackingError
 from genre_models.tracking.claims import end_orphaned_runs
 from genre_models.tracking.retry import store_cause, store_client, store_retry
-from genre_models.tracking.server import check_reachable
+from genre_models.tracking.server import check_reachable, private_file
 
 
 # Bounded retries for every MLflow HTTP call (a user's own settings win): the waits are about
@@ -44,6 +45,7 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
     name = experiment_name(experiment)
     # Under `mlflow run`, MLFLOW_RUN_ID names a run MLflow already made in its experiment.
     # (MLFLOW_EXPERIMENT_ID is no such signal: mlflow.set_experiment itself exports it.)
+    private_new_store(mlflow.get_tracking_uri())
     exp = None
     if not os.environ.get("MLFLOW_RUN_ID"):
         with _store_lock(mlflow.get_tracking_uri()):
@@ -168,6 +170,22 @@ def mlflow_error_message(exc: BaseException) -> str | None:
     return _one_line(exc.message) if isinstance(exc, MlflowException) else None
 
 
+def private_new_store(uri: str) -> None:
+    """A SQLite store this command is the first to open is its owner's alone: the file 0600, and
+    the ``mlruns/`` its runs' artifacts go to (MLflow's default root beside it) 0700. MLflow
+    itself would make them 0644 and 0755, readable by every local user. A store that exists
+    keeps the modes its owner gave it."""
+    path = sqlite_path(uri)
+    if path is None or path == ":memory:" or os.path.exists(path):
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    private_file(Path(path))
+    try:
+        os.mkdir("mlruns", 0o700)
+    except OSError:  # there already (its owner's choice), or not ours to make
+        pass
+
+
 def sqlite_path(uri: str) -> str | None:
     """The file behind a ``sqlite:///`` store URI (relative to the working folder), or None."""
     return uri[len("sqlite:///"):] or None if uri.startswith("sqlite:///") else None
@@ -194,9 +212,12 @@ def _one_line(text: str) -> str:
         tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
         return (f"tracking server {m.group(1)} stopped answering ({why}; gave up on {m.group(2) or '/'} after {tries} "
                 "retries); what was still to be logged is missing, and no run was marked FINISHED")
-    m = re.match(r"API request to (?:endpoint )?\S+ failed with error code (401|403)\b", first)
-    if m:
-        why = "not authenticated" if m.group(1) == "401" else "this account may not do that"
-        return (f"tracking server {current_tracking_uri()} refused the request ({m.group(1)}: {why}); set "
+    m = re.match(r"API request to (?:endpoint )?(\S+) failed with error code (401|403)\b", first)
+    if m and m.group(2) == "401":
+        return (f"tracking server {current_tracking_uri()} refused the request (401: not authenticated); set "
                 "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account on it")
+    if m:
+        return (f"tracking server {current_tracking_uri()} refused the request to {m.group(1)} (403: this account is signed in but may "
+                "not do that: the experiment or registered model belongs to another user who has not granted it; ask "
+                "them or the server's admin for permission, or use another name)")
     return f"MLflow: {first}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import tempfile
 import time
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from genre_models.errors import ConfigError
+from genre_models.settings import setting
 from genre_models.util import log, private_dir, process_gone, process_started, usable_cores, write_private
 
 
@@ -169,10 +171,14 @@ def live_sharers(folder: Path | None = None) -> int:
 def fair_threads() -> int:
     """This process's torch threads now: ``GENRE_BENCH_THREADS`` (else ``OMP_NUM_THREADS``, as
     Ray sets for its tasks) when given, else its share of the cores."""
-    fixed = os.environ.get("GENRE_BENCH_THREADS", "").strip() or os.environ.get("OMP_NUM_THREADS", "").strip()
-    if fixed.isdigit():
-        return max(1, int(fixed))
-    return max(1, usable_cores() // max(1, live_sharers()))
+    cores = usable_cores()
+    fixed = setting("GENRE_BENCH_THREADS")
+    if not fixed:
+        omp = os.environ.get("OMP_NUM_THREADS", "").strip()  # Ray's and the user's: ignored unless a plain count
+        fixed = int(omp) if re.fullmatch(r"[0-9]{1,6}", omp) else 0
+    if fixed:
+        return max(1, min(fixed, cores))  # more threads than cores only thrash
+    return max(1, cores // max(1, live_sharers()))
 
 
 def refresh_threads(force: bool = False) -> None:
