@@ -1,3 +1,3 @@
-from benchmark.cli import main
+from benchmark.cli import entry
 
-main(prog_name="benchmark")
+entry()

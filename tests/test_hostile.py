@@ -544,3 +544,40 @@ def test_a_sweep_whose_registration_is_refused_or_whose_end_fails_ends_its_paren
     (second,) = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
                  if r.data.tags.get("stage") == "sweep" and r.info.run_id != res.parent_run_id]
     assert second.info.status == "FAILED" and "ZeroDivisionError" in second.data.tags["error"]
+
+
+def test_an_alias_left_on_a_deleted_run_is_refused(tmp_store, tmp_path):
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        mlflow.set_tag("net", "net5")
+        mlflow.log_artifacts(str(_saved(tmp_path / "w")), "weights")
+    client.create_registered_model("genre-bench-net5")
+    mv = client.create_model_version("genre-bench-net5", f"runs:/{run.info.run_id}/weights", run_id=run.info.run_id)
+    client.set_registered_model_alias("genre-bench-net5", "track", mv.version)
+    client.delete_run(run.info.run_id)
+    clip = write_wav(tmp_path / "clip.wav", synth_track("rock", 3.0, 0))
+    r = CliRunner().invoke(main, ["predict", str(clip), "--model-uri", "models:/genre-bench-net5@track"])
+    _one_line_error(r, f"run {run.info.run_id} was deleted; its net is not scored")
+
+
+def test_one_planted_run_of_another_dataset_changes_nothing_but_its_count(tmp_store, tmp_path):
+    """The report used to take its dataset from the newest run: one stranger's run then moved
+    every real run into "other datasets". Now the most-trained dataset is reported."""
+    client = mlflow.MlflowClient()
+    exp_id = mlflow.get_experiment_by_name(EXP).experiment_id
+    for seed in range(3):
+        fake_run(client, exp_id, "net5", seed, 0.5 + 0.05 * seed, stopped_epoch=3, right=5)
+        fake_run(client, exp_id, "svm", seed, 0.6, right=6)
+    before = write_report(EXP, out=str(tmp_path / "a" / "report.md"), figures=False)
+    fake_run(client, exp_id, "net5", 0, 0.99, tags={"dataset": "planted@666"})
+    after = write_report(EXP, out=str(tmp_path / "b" / "report.md"), figures=False)
+    assert after.n_runs == before.n_runs == 6 and after.notes["dataset"] == "gtzan@abc"
+    assert after.notes["other_datasets"] == {"planted@666": 1} and before.notes["other_datasets"] == {}
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith(("- **Date", "- **Note:** the dataset"))]
+    assert strip(after.text) == strip(before.text)
+    assert ("the dataset is the one 6 of the 7 finished training runs were trained on; runs on other datasets left "
+            "out: 1 on planted@666") in after.text
+    chosen = write_report(EXP, out=str(tmp_path / "c" / "report.md"), figures=False, dataset="planted@666")
+    assert chosen.n_runs == 1 and chosen.notes["other_datasets"] == {"gtzan@abc": 6}
+    r = CliRunner().invoke(main, ["report", "--dataset", "nope@1", "--out", str(tmp_path / "d" / "r.md")])
+    _one_line_error(r, "no finished training run of dataset 'nope@1'", "gtzan@abc (6 runs)")

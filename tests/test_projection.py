@@ -6,6 +6,7 @@ audio. The console stays quiet of MLflow's own INFO lines unless ``-v``."""
 from __future__ import annotations
 
 import csv
+import json
 import socket
 import subprocess
 import sys
@@ -128,6 +129,7 @@ def test_the_dry_run_says_where_each_figure_came_from_and_the_report_keeps_the_r
     ran = CliRunner().invoke(main, ["sweep", *common, "--splits", "track", "--no-register", "--no-system-metrics"])
     assert ran.exit_code == 0, ran.output
     m = _ratio(uri)
+    assert 0 <= m["probe_others_busy"] <= 1  # the load others put on the cores while it probed, recorded
     assert m["real_over_projected"] == pytest.approx(m["projected_span_seconds"] / m["projected_seconds"])
     assert m["projected_span_seconds"] <= m["sweep_seconds"]
     other = CliRunner().invoke(main, ["sweep", *common, "--splits", "kfold", "--folds", "3", "--dry-run",
@@ -143,6 +145,7 @@ def test_the_dry_run_says_where_each_figure_came_from_and_the_report_keeps_the_r
         (row,) = list(csv.DictReader(fh))
     assert float(row["Real / projected"]) == pytest.approx(m["real_over_projected"], abs=0.006)
     assert row["Figures from"] == "net5: probe; svm: probe"
+    assert float(row["Others' load while probing"]) == pytest.approx(m["probe_others_busy"], abs=0.001)
     with open(tmp_path / "r_files" / "projections_per_net.csv") as fh:
         per_net = {r["Net"]: r for r in csv.DictReader(fh)}
     assert set(per_net) == {"net5", "svm"} and all(float(r["Real / projected"]) > 0 for r in per_net.values())
@@ -196,3 +199,56 @@ def test_mlflows_info_lines_stay_off_the_console_unless_verbose(demo_dir, tmp_pa
     assert "INFO fitting svm" not in quiet and "INFO svm: test_accuracy" not in quiet  # the point's own lines
     loud = console("-v", *point, "--experiment", "verbose")
     assert "mlflow.system_metrics" in loud and "INFO fitting svm" in loud
+
+
+def _busy(cores: int, seconds: float) -> list[subprocess.Popen]:
+    """``cores`` busy loops in a login session of their own, each ending after ``seconds``."""
+    loop = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", loop], start_new_session=True) for _ in range(cores)]
+
+
+def _dry_run_load(demo_dir, tmp_path, *extra: str) -> tuple[dict, str]:
+    r = CliRunner().invoke(main, ["sweep", "--data-dir", str(demo_dir), "--grid", "demo", "--nets", "net5,net1",
+                                  "--seeds", "1", "--splits", "track", "--dry-run", "--json", "--tracking-uri",
+                                  f"sqlite:///{tmp_path}/none.db", "--cache-dir", str(tmp_path / "c"), *extra])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    return plan["cost"]["probe_load"], r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.exclusive
+def test_a_busy_machine_is_seen_while_probing_and_said(demo_dir, tmp_path):
+    """Other work on every core (another session's busy loops) while the probe runs: the cost
+    line says how busy the cores were; quiet cores say nothing; ``--wait-for-quiet`` waits the
+    load out and then probes on quiet cores."""
+    import os
+
+    from genre_models.sweep.load import BUSY_SHARE
+    from genre_models.sweep.plan import dry_run
+    from genre_models.sweep.grid import SweepConfig
+
+    quiet, _ = _dry_run_load(demo_dir, tmp_path)
+    assert quiet["others_busy_share"] < BUSY_SHARE and quiet["probes"] == 1 and quiet["source"] == "/proc/stat"
+    hogs = _busy(os.cpu_count() or 2, 120)
+    try:
+        time.sleep(1)
+        cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net5", "net1"), seeds=1, splits=("track",),
+                          cache_dir=str(tmp_path / "c"))
+        cost = dry_run(cfg, f"sqlite:///{tmp_path}/none.db", "x").cost
+        assert cost.load.others > 0.5 and cost.probes == 1, cost.load
+        assert (f"the cores were {100 * cost.load.others:.0f}% busy with other work while probing (/proc/stat): the "
+                "projection assumes the same load throughout") in cost.line()
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    hogs = _busy(os.cpu_count() or 2, 4)
+    try:
+        time.sleep(1)
+        waited, _ = _dry_run_load(demo_dir, tmp_path, "--wait-for-quiet", "60")
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert 2 <= waited["waited_s"] < 30 and waited["others_busy_share"] < BUSY_SHARE, waited

@@ -49,6 +49,9 @@ from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, MAX_SEEDS, Sw
               help="Register the best run per net and split (chosen on validation) as models:/genre-bench-<net>@<split>.")
 @click.option("--max-hours", type=click.FloatRange(min=0, min_open=True), default=None, show_default=False,
               help="Stop before running anything when the projected wall time is longer.")
+@click.option("--wait-for-quiet", type=float, default=default_of(SweepConfig, "wait_for_quiet"), metavar="S",
+              help="Before the cost probe, wait up to S seconds for other work to leave the cores (a busy machine "
+                   "makes the probe, and the projection, read slow).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (points, dependencies, what the store holds) and its "
                                               "projected wall time here, then exit: nothing is run or created.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan and projection as JSON.")
@@ -56,12 +59,11 @@ from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, MAX_SEEDS, Sw
 @one_line_errors
 def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
           executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, system_metrics, register, max_hours,
-          dry_run, as_json, tracking_uri, experiment):
+          wait_for_quiet, dry_run, as_json, tracking_uri, experiment):
     """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
 
     Re-running the same command skips grid points that already have a FINISHED run."""
     from genre_models.data.synth import ensure_demo_data
-    from genre_models.sweep.driver import run_sweep
     from genre_models.sweep.grid import get_grid
 
     grid = grid or ("demo" if demo else default_of(SweepConfig, "grid"))
@@ -73,10 +75,12 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, de
                       device=device, precision=precision, cache_dir=cache_dir, preprocess_jobs=preprocess_jobs,
                       executor=executor, ray_address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
                       retries=retries, data_access=data_access, system_metrics=system_metrics, register=register,
-                      max_hours=max_hours)
+                      max_hours=max_hours, wait_for_quiet=wait_for_quiet)
     if dry_run:
         _dry_run(cfg, tracking_uri, experiment, as_json, demo)
         return
+    from genre_models.sweep.driver import run_sweep  # the runner's imports (a second) are not the dry run's
+
     click.echo(f"grid {grid}: {get_grid(grid).description}")
     tty = sys.stderr.isatty() and not os.environ.get("CI")
 

@@ -21,6 +21,11 @@ NOTE = ("Real: from the projection's line to the sweep's end (feature extraction
         "(probe, store, prior).")
 
 
+LOAD_NOTE = ("Others' load while probing: the share of the cores other work held while the cost probe ran "
+             "(`/proc/stat`, this process's own time taken out). Over 25%, the probe read slow and the sweep ran "
+             "faster than projected unless the load stayed.")
+
+
 def _positive(values: pd.Series) -> pd.Series:
     """Finite positive numbers; anything else (text planted in a tag, inf, 0) becomes NaN."""
     v = pd.to_numeric(values, errors="coerce")
@@ -38,8 +43,10 @@ def _run_seconds(runs: pd.DataFrame) -> pd.Series:
 def sweep_table(all_runs: pd.DataFrame) -> Table | None:
     """One row per sweep that logged a projection, newest first: projected, real and their ratio."""
     sweeps = all_runs[col(all_runs, "tags.stage") == "sweep"]
+    load = metric(sweeps, "probe_others_busy")
     sweeps = sweeps.assign(projected=_positive(metric(sweeps, "projected_seconds")),
-                           real=_positive(metric(sweeps, "projected_span_seconds")))
+                           real=_positive(metric(sweeps, "projected_span_seconds")),
+                           load=load.where((load >= 0) & (load <= 1)))
     sweeps = sweeps[sweeps.projected.notna()].sort_values("start_time", ascending=False)
     if sweeps.empty:
         return None
@@ -48,9 +55,10 @@ def sweep_table(all_runs: pd.DataFrame) -> Table | None:
         started = r.start_time.strftime("%Y-%m-%d %H:%M") if pd.notna(r.start_time) else "–"
         rows.append([text(str(r.get("tags.mlflow.runName") or r.run_id)), text(started), text(str(r.status)),
                      text(_seconds(r.projected)), text(_seconds(r.real)), number(r.real / r.projected, "{:.2f}"),
-                     text(str(r.get("tags.projection_sources") or "–"))])
+                     number(r.load, "{:.0%}"), text(str(r.get("tags.projection_sources") or "–"))])
     return Table("projections", "The cost projection's record: each sweep, projected against real",
-                 ["Sweep", "Started", "Status", "Projected", "Real", "Real / projected", "Figures from"], rows, [NOTE])
+                 ["Sweep", "Started", "Status", "Projected", "Real", "Real / projected", "Others' load while probing",
+                  "Figures from"], rows, [NOTE, LOAD_NOTE])
 
 
 def net_table(all_runs: pd.DataFrame) -> Table | None:

@@ -25,14 +25,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from genre_models.config import DataConfig, FeatureConfig
+from genre_models.genres import GENRES
 from genre_models.data.store import FeatureStore
 from genre_models.errors import ConfigError, interrupt_signal
 from genre_models.models.plugins import loaded_refs
 from genre_models.models.registry import get_net
 from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import (
-    GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_key, point_config, point_resources,
+    GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_keys, point_config, point_resources,
 )
 from genre_models.sweep.plan import Cost, estimate
 from genre_models.sweep.point import execute_point, one_line
@@ -94,7 +97,7 @@ def _plan(cfg: SweepConfig) -> _Plan:
         log.warning("%s", warning)
     points = build_grid(cfg)
     configs = {p: point_config(p, cfg) for p in points}
-    keys = {p: grid_key(p, configs[p], pre.store.digest) for p in points}
+    keys = grid_keys(points, cfg, pre.store.digest)
     sweep_key = hashlib.sha256(json.dumps(sorted(keys.values())).encode()).hexdigest()[:20]
     return _Plan(points, dependencies(points), configs, keys, sweep_key, pre.store, pre.key)
 
@@ -292,6 +295,12 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
         raise
 
 
+def store_statistics(store: FeatureStore) -> tuple:
+    """The dataset's segment statistics, labels and tracks: what the baselines' probe fits on."""
+    labels = np.asarray([GENRES.index(g) for g in store.tracks.genre])[np.asarray(store.seg_track)]
+    return np.asarray(store.stats, dtype=np.float32), labels, np.asarray(store.seg_track)
+
+
 def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], uri: str, echo) -> Cost | None:
     """The projected cost of the points left, in one line (and what would make it feasible where
     it is over a day); over ``--max-hours`` the sweep stops here, before any run is made."""
@@ -299,7 +308,7 @@ def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], uri: str, echo) 
         return None
     store = plan.store
     cost = estimate(cfg, todo, Sizes(len(store.tracks), float(store.mfcc.shape[0]), store.path, extracted=True),
-                    digest=store.digest, tracking_uri=uri)
+                    digest=store.digest, tracking_uri=uri, stats=store_statistics(store))
     echo(cost.line(), final=True)
     for line in cost.advice():
         echo(line, final=True)

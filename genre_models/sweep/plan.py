@@ -17,8 +17,9 @@ from pathlib import Path
 
 from genre_models.config import FeatureConfig
 from genre_models.sweep.grid import (
-    GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_key, point_config,
+    GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_keys,
 )
+from genre_models.sweep.load import Load, LoadMeter, look, wait_for_quiet
 from genre_models.sweep.projection import (
     FEASIBLE_HOURS, Projection, Sizes, alternatives, duration, grid_batch, probe, project, sources, table,
 )
@@ -33,12 +34,16 @@ class Cost:
     device: str
     probe_seconds: float
     alternatives: list[tuple[str, float]] = field(default_factory=list)
+    load: Load | None = None  # others' load on the cores while the probe ran
+    probes: int = 1  # 2 where the first probe met a busy machine and the load then dropped
+    waited_s: float = 0.0  # --wait-for-quiet: how long the probe waited for quiet cores
 
     def line(self) -> str:
         p = self.projection
+        busy = f"; {self.load.words()}" if self.load is not None and self.load.busy else ""
         return (f"cost: {len(p.points)} points projected to take {duration(p.makespan_s)} on this {self.device} "
                 f"(--jobs {p.jobs}; probed here in {self.probe_seconds:.0f} s; figures from "
-                f"{'; '.join(f'{k}: {v}' for k, v in sources(p).items())}; "
+                f"{'; '.join(f'{k}: {v}' for k, v in sources(p).items())}{busy}; "
                 "`--dry-run` shows the plan)")
 
     def advice(self) -> list[str]:
@@ -49,12 +54,30 @@ class Cost:
 
     def as_dict(self) -> dict:
         return {"device": self.device, "probe_seconds": round(self.probe_seconds, 1), **self.projection.as_dict(),
+                "probe_load": {**(self.load.as_dict() if self.load else {}), "probes": self.probes,
+                               "waited_s": round(self.waited_s, 1)},
                 "sources": sources(self.projection),
                 "rates": self.projection.rates, "alternatives": {w: round(s, 1) for w, s in self.alternatives}}
 
 
+def _probe_seen(cfg: SweepConfig, points: list[GridPoint], dev, precision: str, data_dir: str | None,
+                preprocess: bool, stats: tuple | None) -> tuple[dict, Load, int, float]:
+    """The probe's rates, with the load other work put on the cores meanwhile (``sweep.load``).
+    ``--wait-for-quiet S`` first waits up to S seconds for quiet cores. A probe that met a busy
+    machine is taken again if, a second later, the load has dropped; else it stands, and the
+    cost line says how busy the cores were. Returns rates, load, probes taken, seconds waited."""
+    waited = wait_for_quiet(cfg.wait_for_quiet)[1] if cfg.wait_for_quiet else 0.0
+    with LoadMeter() as meter:
+        rates = probe(cfg, points, dev, precision, data_dir=data_dir, preprocess=preprocess, stats=stats)
+    if not meter.load.busy or look().busy:
+        return rates, meter.load, 1, waited
+    with LoadMeter() as again:
+        rates = probe(cfg, points, dev, precision, data_dir=data_dir, preprocess=preprocess, stats=stats)
+    return rates, again.load, 2, waited
+
+
 def estimate(cfg: SweepConfig, points: list[GridPoint], sizes: Sizes, data_dir: str | None = None,
-             digest: str | None = None, tracking_uri: str | None = None) -> Cost:
+             digest: str | None = None, tracking_uri: str | None = None, stats: tuple | None = None) -> Cost:
     """Probe this machine, learn what the store's finished runs on the dataset ``digest`` say
     (``history.learn``), project ``points`` under ``cfg.jobs``, and over ``FEASIBLE_HOURS`` say
     what would make the sweep feasible."""
@@ -64,7 +87,7 @@ def estimate(cfg: SweepConfig, points: list[GridPoint], sizes: Sizes, data_dir: 
     dev = resolve_device(cfg.device)
     precision, _ = resolve_precision(cfg.precision, dev)
     t0 = time.perf_counter()
-    rates = probe(cfg, points, dev, precision, data_dir=data_dir, preprocess=not sizes.extracted)
+    rates, load, probes, waited = _probe_seen(cfg, points, dev, precision, data_dir, not sizes.extracted, stats)
     if digest:
         caps: dict[str, int] = {}  # each net's largest epoch budget, in one pass over the points
         for p in points:
@@ -73,9 +96,10 @@ def estimate(cfg: SweepConfig, points: list[GridPoint], sizes: Sizes, data_dir: 
         rates["learned"] = learn({n: grid_batch(cfg, n) for n in caps}, caps, digest, dev.type, rates, tracking_uri)
     cores = usable_cores()
     proj = project(cfg, rates, sizes, cfg.jobs, dev.type != "cuda", cores, points)
-    cost = Cost(proj, "GPU" if dev.type == "cuda" else "CPU", time.perf_counter() - t0)
+    cost = Cost(proj, "GPU" if dev.type == "cuda" else "CPU", time.perf_counter() - t0, load=load, probes=probes,
+                waited_s=waited)
     if proj.hours > FEASIBLE_HOURS:
-        cost.alternatives = alternatives(cfg, rates, sizes, dev, precision, cores)
+        cost.alternatives = alternatives(cfg, rates, sizes, dev, precision, cores, base=proj.makespan_s)
     return cost
 
 
@@ -151,9 +175,9 @@ def dry_run(cfg: SweepConfig, tracking_uri: str | None, experiment: str) -> DryR
     if warning:
         log.warning("%s", warning)
     points = build_grid(cfg)
-    keys = {p: grid_key(p, point_config(p, cfg), digest) for p in points}
     finished = finished_grid_keys(experiment, tracking_uri)
-    done = {p for p in points if keys[p] in finished}
+    keys = grid_keys(points, cfg, digest) if finished else {}  # nothing to skip: nothing to key
+    done = {p for p in points if keys.get(p) in finished}
     todo = [p for p in points if p not in done]
     data_dir = None if cfg.data_dir.startswith("runs:/") or not os.path.isdir(cfg.data_dir) else cfg.data_dir
     cost = estimate(cfg, todo, sizes, data_dir, digest, tracking_uri) if todo else None

@@ -60,6 +60,11 @@ def fetch_net(model_uri: str) -> SavedNet:
     run = get_run(run_id)
     if run is None:
         raise ModelError(f"{model_uri}: run {run_id} is not in this store")
+    if run.info.lifecycle_stage != "active":  # an alias or version left pointing at a deleted run
+        raise ModelError(f"{model_uri}: run {run_id} was deleted; its net is not scored (restore the run, or point "
+                         "the alias at another version)")
+    if run.info.status != "FINISHED":
+        raise ModelError(f"{model_uri}: run {run_id} is {run.info.status}, not FINISHED; only a finished run's net is scored")
     where = f"{model_uri} (run {run_id})"
     with tempfile.TemporaryDirectory(prefix="genre-bench-net-") as tmp:
         try:

@@ -150,10 +150,14 @@ def existing_store(tracking_uri: str | None = None) -> str | None:
     """The store's URI where it may hold runs, checked to answer within the deadline; None for a
     SQLite file that does not exist (a read-only query creates nothing to find that out)."""
     import os
+    import sys
 
-    import mlflow
-
-    uri = tracking_uri or mlflow.get_tracking_uri()
+    if tracking_uri:
+        uri = tracking_uri
+    elif "mlflow" in sys.modules:  # it may have been pointed at a store in this process
+        uri = sys.modules["mlflow"].get_tracking_uri()
+    else:  # MLflow's own rule, without importing it (a second of a dry run's ten) to find no store
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
     if path is not None and not os.path.isfile(path):
         return None
@@ -165,10 +169,10 @@ def finished_grid_keys(experiment: str, tracking_uri: str | None = None) -> set[
     """The grid keys of FINISHED runs in ``experiment`` (what a resumed sweep skips), read only:
     a SQLite store that does not exist, or a store without the experiment, holds none, and
     nothing is created to find that out."""
-    import mlflow
-
     if existing_store(tracking_uri) is None:
         return set()
+    import mlflow
+
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     exp = store_retry(mlflow.get_experiment_by_name, experiment)

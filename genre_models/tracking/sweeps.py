@@ -170,6 +170,8 @@ class SweepRecord:
         """The projected cost of the points this invocation runs: ``projected_seconds`` beside the
         ``sweep_seconds`` it will log, and the whole projection (rates, stages) as a file."""
         self.client.log_metric(parent_id, "projected_seconds", cost["makespan_s"])
+        if "others_busy_share" in cost.get("probe_load", {}):
+            self.client.log_metric(parent_id, "probe_others_busy", cost["probe_load"]["others_busy_share"])
         self.client.set_tag(parent_id, "projection_sources", "; ".join(f"{k}: {v}" for k, v in cost["sources"].items()))
         self.client.log_text(parent_id, json.dumps(cost, indent=2, default=str), "projection.json")
         self.projected, self.projected_at = cost["makespan_s"], time.time()
