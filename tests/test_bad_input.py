@@ -342,7 +342,7 @@ def test_the_same_audio_under_two_names_stays_on_one_side_of_every_split(tmp_pat
             fold = seed % 10 if split == "kfold" else 0
             parts = store.manifest_with_split(SplitConfig(split=split, seed=seed, fold=fold)).set_index("track_id").split
             assert parts["blues.00000"] == parts["blues.00099"] == parts["rock.00098"], (split, seed)
-    from genre_models.data.store import split_counts
+    from genre_models.data.summary import split_counts
 
     assert {k: split_counts(store, SplitConfig())[k] for k in ("repeat_groups", "repeat_tracks")} == {
         "repeat_groups": 1, "repeat_tracks": 3}

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from benchmark.cli import main
 from genre_models.sweep.grid import SweepConfig, build_grid
-from genre_models.sweep.projection import Sizes, alternatives, duration, project
+from genre_models.sweep.cost.alternatives import alternatives
+from genre_models.sweep.cost.model import Sizes, project
+from genre_models.sweep.cost.words import duration
 
 SMALL = ["--grid", "demo", "--nets", "net1,net5,svm", "--seeds", "1", "--splits", "track", "--max-epochs", "2"]
 

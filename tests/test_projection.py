@@ -18,8 +18,9 @@ from click.testing import CliRunner
 
 from benchmark.cli import main
 from genre_models.sweep.grid import GridPoint, SweepConfig
-from genre_models.sweep.history import learn
-from genre_models.sweep.projection import PRIOR_STOP, Sizes, expected_epochs, point_seconds
+from genre_models.sweep.cost.history import learn
+from genre_models.models.registry import get_net
+from genre_models.sweep.cost.model import PRIOR_STOP, NetCost, Sizes, expected_epochs, net_costs, point_seconds
 
 from conftest import command_env
 
@@ -28,12 +29,15 @@ RATES = {"nets": {"net5": {"batch": 32, "train_samples_per_s": 300.0, "eval_samp
          "classical": {}, "preprocess": {"mfcc_seconds_per_segment": 0.001}}
 
 
+NET5 = {"net5": NetCost(get_net("net5"), 32)}
+
+
 def test_the_probe_never_takes_a_slow_first_step_as_its_rate(monkeypatch):
     """A one-off cost in the first step (a oneDNN primitive built, pages faulted in) once became
     net5's rate: 32 samples over a 2.5 s first step, 13 samples/s against the loop's 330."""
     import torch
 
-    from genre_models.sweep.projection import measure_net
+    from genre_models.sweep.cost.probe import measure_net
     from genre_models.training import loop
 
     real, calls = loop.train_epoch, []
@@ -47,7 +51,7 @@ def test_the_probe_never_takes_a_slow_first_step_as_its_rate(monkeypatch):
         return 0.0, 0.0, 32
 
     monkeypatch.setattr(loop, "train_epoch", slow_first)  # the probe calls the loop's own step
-    r = measure_net("net5", 32, 180, torch.device("cpu"), "fp32", 0.2)
+    r = measure_net(get_net("net5"), 32, 180, torch.device("cpu"), "fp32", 0.2)
     assert len(calls) >= 2 and calls[0] == 1 and r["batch"] == 32  # one batch of 32 a call
     assert r["train_samples_per_s"] > 1000  # counting the first step would give 32 / 2.1 s = 15
 
@@ -71,7 +75,7 @@ def _run(client, exp: str, *, digest: str = DIGEST, net: str = "net5", n_train="
 
 def test_the_store_teaches_seconds_and_stops_and_refuses_what_is_not_a_figure(tmp_path):
     uri = f"sqlite:///{tmp_path}/m.db"
-    assert learn({"net5": 32}, {"net5": 50}, DIGEST, "cpu", RATES, uri) == {}  # no store: nothing, nothing created
+    assert learn(NET5, {"net5": 50}, DIGEST, "cpu", RATES, uri) == {}  # no store: nothing, nothing created
     assert not (tmp_path / "m.db").exists()
     client = mlflow.MlflowClient(uri)
     exp = client.create_experiment("colleague")  # any experiment of the store counts
@@ -84,26 +88,26 @@ def test_the_store_teaches_seconds_and_stops_and_refuses_what_is_not_a_figure(tm
     _run(client, exp, n_train="many")  # refused: not a number
     _run(client, exp, train_s=-5.0)  # refused: impossible
     _run(client, exp, stopped=60)  # refused: past its cap
-    learned = learn({"net5": 32}, {"net5": 50}, DIGEST, "cpu", RATES, uri)["net5"]
+    learned = learn(NET5, {"net5": 50}, DIGEST, "cpu", RATES, uri)["net5"]
     assert learned["timed_runs"] == 3 and learned["refused_runs"] == 3 and learned["stop_runs"] == 3
     # timed: the two above and the capped one (20 s / 20 epochs / 625 = 0.0016, 2 s fixed); the median of each
     spse = 90.0 / 2 / 20 / (1000 + 0.25 * 250)
     assert learned["seconds_per_sample_epoch"] == pytest.approx(spse)
     assert learned["fixed_s"] == pytest.approx(2.0)
     assert learned["stop_epoch"] == pytest.approx((10 + 20 + 30) / 3)
-    assert expected_epochs("net5", 50, True, learned) == (pytest.approx(20.0), "store")
-    assert expected_epochs("net5", 12, True, learned) == (12.0, "budget")  # a cap below its stop: the cap
+    assert expected_epochs(50, True, learned) == (pytest.approx(20.0), "store")
+    assert expected_epochs(12, True, learned) == (12.0, "budget")  # a cap below its stop: the cap
     cfg = SweepConfig(data_dir="x", grid="fast", nets=("net5",), splits=("kfold",), folds=3)
     p = GridPoint("train", "net5", "kfold", 0, 50, 0, 3)
     sizes = Sizes(tracks=50, segments=1500.0, source="x", extracted=True)
-    seconds = point_seconds(p, cfg, sizes, {**RATES, "learned": {"net5": learned}})
+    seconds = point_seconds(p, cfg, sizes, {**RATES, "learned": {"net5": learned}}, net_costs(cfg, [p]))
     assert seconds == pytest.approx(20.0 * spse * (500 + 0.25 * 500) + 2.0)  # train and val: a third each
 
 
 def test_without_the_store_an_early_stopping_net_gets_the_stated_prior():
-    assert expected_epochs("net5", 200, True) == (float(PRIOR_STOP), "prior")
-    assert expected_epochs("net5", 6, True) == (6.0, "budget")
-    assert expected_epochs("net2", 100, False) == (100.0, "budget")
+    assert expected_epochs(200, True) == (float(PRIOR_STOP), "prior")
+    assert expected_epochs(6, True) == (6.0, "budget")
+    assert expected_epochs(100, False) == (100.0, "budget")
 
 
 def _ratio(uri: str, experiment: str = "gtzan-genre-benchmark") -> dict:
@@ -224,7 +228,7 @@ def test_a_busy_machine_is_seen_while_probing_and_said(demo_dir, tmp_path):
     load out and then probes on quiet cores."""
     import os
 
-    from genre_models.sweep.load import BUSY_SHARE
+    from genre_models.sweep.cost.load import BUSY_SHARE
     from genre_models.sweep.plan import dry_run
     from genre_models.sweep.grid import SweepConfig
 

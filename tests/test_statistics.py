@@ -24,13 +24,13 @@ from scipy import stats
 
 from benchmark.cli import main
 from genre_models.reporting import significance
-from genre_models.reporting.calibration import CalibrationConfig, Shape, calibrate
+from genre_models.reporting.calibration import CalibrationConfig, calibrate
+from genre_models.reporting.simulation import Shape
 from genre_models.reporting.claims import ClaimRow, ClaimTest, sooner, needs_for
 from genre_models.reporting.runs import select_runs
 from genre_models.reporting.significance import Contrast, SplitData, Votes, estimate
-from genre_models.reporting.stats import (
-    Spread, cluster_variance, detectable, draws_needed, holm, paired_of, power, sign_flip, two_way_spread,
-)
+from genre_models.reporting.power import detectable, draws_needed, power
+from genre_models.reporting.stats import Spread, cluster_variance, holm, paired_of, sign_flip, two_way_spread
 from genre_models.reporting.verdicts import split_verdicts
 
 from conftest import fake_run

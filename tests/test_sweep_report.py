@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from benchmark.cli import main
 from genre_models.models.registry import NETS
 from genre_models.genres import GENRES
-from genre_models.reporting.stats import mcnemar, paired_test, summarize
+from genre_models.reporting.mcnemar import mcnemar
+from genre_models.reporting.stats import paired_test, summarize
 from genre_models.sweep.driver import run_sweep
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies
 from genre_models.util import safe_name

@@ -74,7 +74,7 @@ def test_perf_train_reports_ratio_and_flops():
 
 
 def test_the_study_projection_schedules_points_as_the_sweep_does():
-    from genre_models.sweep.projection import schedule
+    from genre_models.sweep.cost.model import schedule
     from genre_models.sweep.grid import GridPoint
 
     a, b, c = (GridPoint("train", n, "track", 0) for n in ("net5", "net1", "net2"))

@@ -20,7 +20,7 @@ from genre_models.config import MAX_SEED
 #: on that side, or a looser one.
 BOUNDS: dict[str, tuple[float, float]] = {
     # data
-    "tracks_per_genre": (1, 1000), "seconds": (0.1, 600.0), "repeats": (0, 1000), "repeat_clips": (2, 100_000),
+    "tracks_per_genre": (1, 1000), "seconds": (0.01, 600.0), "repeats": (0, 1000), "repeat_clips": (2, 100_000),
     "image_size": (8, 1024), "jobs": (0, 256), "preprocess_jobs": (0, 256), "num_workers": (0, 64),
     "limit": (0, 1_000_000), "clips": (2, 100_000), "segments": (1, 200),
     # splits and seeds

@@ -47,7 +47,7 @@ def synth(out, tracks_per_genre, seconds, seed, with_images, repeats):
 def preprocess(data_dir, image_source, image_size, cache_dir, jobs, split, seed, fold, folds, force, no_log, publish,
                with_audio, tracking_uri, experiment):
     """Decode, trim, segment and featurise a GTZAN folder into the cache; log the manifest."""
-    from genre_models.data.store import repeat_groups, split_counts
+    from genre_models.data.summary import repeat_groups, split_counts
     from genre_models.stages.preprocess import preprocess as run
     from genre_models.tracking.setup import setup_tracking
     from genre_models.tracking.shipping import data_label

@@ -66,7 +66,8 @@ def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenar
     with its 95% interval; exit 1 if a test that decides a verdict rejects above its level."""
     import dataclasses
 
-    from genre_models.reporting.calibration import SCENARIOS, CalibrationConfig, Shape
+    from genre_models.reporting.calibration import CalibrationConfig
+    from genre_models.reporting.simulation import SCENARIOS, Shape
     from genre_models.stages.calibrate import EXPERIMENT, config_from_experiment, run_calibration
     from genre_models.tracking.setup import setup_tracking
     from genre_models.util import check_out, progress, usable_cores

@@ -1,7 +1,7 @@
 """``benchmark perf study``: the wall time of a whole grid, projected from rates measured now,
 on the device given, before anyone pays for the sweep; with each rate's GFLOP/s.
 
-The model is the sweep's own (``genre_models.sweep.projection``, which ``benchmark sweep`` and
+The model is the sweep's own (``genre_models.sweep.cost``, which ``benchmark sweep`` and
 ``--dry-run`` use with a short probe): here each rate is timed for ``seconds`` at the grid's
 full batch (the WaveGAN, on a CPU, at a probe batch of 4 scaled linearly), and each is set
 against a matrix product timed in the same process. It prints a table a person reads; the whole
@@ -11,6 +11,7 @@ measurement goes to ``--json`` and, with ``--track``, to a run (``stage=perf``).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
 
@@ -18,9 +19,9 @@ from benchmark.perf.loops import device_name, flops_per_step, matmul_peak, train
 from genre_models.config import DataConfig, WaveGanConfig
 from genre_models.models.registry import InputShape, get_net
 from genre_models.sweep.grid import SweepConfig, build_grid, get_grid
-from genre_models.sweep.projection import (
-    Sizes, grid_batch, measure_classical, measure_gan, measure_net, measure_preprocess, project, table,
-)
+from genre_models.sweep.cost.model import Sizes, net_costs, project
+from genre_models.sweep.cost.probe import measure_classical, measure_gan, measure_net, measure_preprocess
+from genre_models.sweep.cost.words import table
 from genre_models.training.loop import to_input
 from genre_models.training.runtime import autocast, cpu_share, prepare_device, resolve_device, resolve_precision
 from genre_models.util import usable_cores
@@ -63,12 +64,12 @@ def measure_all(cfg: SweepConfig, dev: torch.device, precision: str, seconds: fl
     """Every rate the grid's projection needs, at full size, with GFLOP/s against the device's peak."""
     grid, peak = get_grid(cfg.grid), matmul_peak(dev, precision)
     rates: dict = {"peak_gflop_s": round(peak, 1), "nets": {}, "classical": {}, "preprocess": measure_preprocess(data_dir)}
-    for net in cfg.nets:
-        if get_net(net).family == "classical":
+    for net, cost in net_costs(cfg, build_grid(replace(cfg, seeds=1))).items():
+        if cost.spec.family == "classical":
             rates["classical"][net] = measure_classical(net)
             continue
-        batch = grid_batch(cfg, net)
-        r = measure_net(net, batch, grid.image_size, dev, precision, seconds)
+        batch = cost.batch
+        r = measure_net(cost.spec, batch, grid.image_size, dev, precision, seconds)
         achieved = _net_flops(net, batch, grid.image_size, dev, precision) * r["train_samples_per_s"] / batch / 1e9
         rates["nets"][net] = {**r, "gflop_s": significant(achieved), "share_of_peak": significant(achieved / peak) if peak else None}
     if any(get_net(n).uses_gan for n in cfg.nets):

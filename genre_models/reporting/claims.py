@@ -31,12 +31,11 @@ import numpy as np
 import pandas as pd
 
 from genre_models.models.registry import NETS
+from genre_models.reporting.mcnemar import exact_mcnemar_p
+from genre_models.reporting.power import detectable, draws_needed
 from genre_models.reporting.runs import budgets, metric, model_name, model_of
 from genre_models.reporting.significance import TRACKS, Contrast, SplitData, Votes, draw_keys, estimate, split_metric
-from genre_models.reporting.stats import (
-    ALPHA, MIN_DRAWS, Paired, detectable, draws_needed, exact_mcnemar_p, fmt_p, level, t_p,
-)
-from genre_models.reporting.tables import Table, text
+from genre_models.reporting.stats import ALPHA, MIN_DRAWS, Paired, level, t_p
 
 ACC = "test_accuracy"
 #: The default margin of "steady" and "no better than", in accuracy.
@@ -320,7 +319,7 @@ def claim_rows(data: SplitData, votes: Votes, margin: float = MARGIN) -> list[Cl
 # --------------------------------------------------------------------------- power at the deciding level
 
 
-def _target(row: ClaimRow) -> float:
+def claim_target(row: ClaimRow) -> float:
     """Each test's power for the claim's tests to reach ``TARGET_POWER`` together (as if independent)."""
     return TARGET_POWER ** (1 / max(len(row.tests), 1))
 
@@ -346,84 +345,5 @@ def detectable_for(t: ClaimTest, target: float) -> float:
 
 def claim_needs(row: ClaimRow) -> int | None:
     """The draws the study's effects need for every test of the claim at once (None: no number)."""
-    needs = [needs_for(t, _target(row)) for t in row.tests]
+    needs = [needs_for(t, claim_target(row)) for t in row.tests]
     return None if not needs or any(n is None for n in needs) else max(needs)
-
-
-# --------------------------------------------------------------------------- as tables
-
-
-def _p_cell(t: ClaimTest | None) -> str:
-    return fmt_p(t.decisive_p) if t else "–"
-
-
-def needs_words(row: ClaimRow) -> str:
-    if row.missing or not row.tests:
-        return "–"
-    need = claim_needs(row)
-    return f"{need} draws" if need is not None else "no number of draws at this spread"
-
-
-def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
-    """One row per test, every number, for the CSV, the HTML and the report's MLflow run."""
-    out = []
-    for r in rows:
-        for t in r.tests or [None]:
-            sp = t.paired.spread if t and t.paired else None
-            d = t.paired.diff if t and t.paired else None
-            need = needs_for(t, _target(r)) if t else None
-            out.append({"split": split, "claim": r.key, "verdict": r.verdict, "test": t.what if t else r.missing,
-                        "kind": t.kind if t else "", "margin": t.margin if t else math.nan,
-                        "study_effect": t.study if t else math.nan, "draws": t.draws if t else 0,
-                        "effect": d.mean if d else math.nan, "lo_95_unadjusted": d.lo if d else math.nan,
-                        "hi_95_unadjusted": d.hi if d else math.nan, "se": sp.se if sp else math.nan,
-                        "df": sp.df if sp else math.nan, "variance": sp.kind if sp else "",
-                        "sign_counts": t.sooner.fmt() if t and t.sooner else "",
-                        "p_for": t.p_for if t else math.nan, "p_against": t.p_against if t else math.nan,
-                        "p": t.p if t else math.nan, "p_holm": t.decisive_p if t else math.nan,
-                        "holm_family": t.family if t else 0, "outcome": t.outcome if t else "",
-                        "deciding_level": level(t.alpha, t.family) if t else math.nan,
-                        "detectable_at_level": detectable_for(t, _target(r)) if t else math.nan,
-                        "draws_for_study_effect": need if need is not None else math.nan,
-                        "claim_draws_for_study_effect": claim_needs(r) if r.tests else math.nan})
-    return pd.DataFrame(out)
-
-
-def claims_table(rows: list[ClaimRow], split: str) -> Table:
-    """One line per claim, for report.md: the verdict, the test that decides it, its Holm p and
-    the draws the study's effect needs; every test behind it is in ``claims_detail_table``."""
-    body = []
-    for r in rows:
-        t = r.deciding()
-        body.append([text(r.claim), text(r.study), text(r.verdict),
-                     text(f"{t.what}: {t.effect()}" if t else r.missing), text(_p_cell(t)), text(needs_words(r))])
-    family = next((t.family for r in rows for t in r.tests), 0)
-    return Table(f"claims_{split}", f"The study's claims, tested on split {split}",
-                 ["Claim", "Study", "Verdict", "Deciding test: effect [95% interval, unadjusted] (n)", "Holm p",
-                  "Draws the study's effect needs"], body,
-                 [f"Holm p: adjusted over the split's family of {family} tests (the claims' tests and the "
-                  "comparisons below). Each claim is tested for what it says: a directional test, non-superiority "
-                  "(RMSProp), equivalence by TOST (batch normalisation) or a censored sign test in training samples "
-                  "(stopping sooner); every test, with both sides' p, is in the HTML report and the claims CSV. The "
-                  "last column: draws for all of a claim's tests to reach 80% power together at the level that "
-                  "decides (alpha / family size)."])
-
-
-def claims_detail_table(rows: list[ClaimRow], split: str) -> Table:
-    """Every test behind the claims, one row each (the HTML report's and the CSV's)."""
-    body = [[text(r.claim), text(r.verdict), text(t.what), text(t.kind + (f" ±{t.margin:g}" if t.kind == "within" else
-                                                                        f" {t.margin:+g}" if t.kind == "below" else "")),
-             text(t.effect()), text(fmt_p(t.p_for)), text(fmt_p(t.p_against)), text(_p_cell(t)), text(t.outcome),
-             text(_need_text(needs_for(t, _target(r)))), text(_mde_text(detectable_for(t, _target(r))))]
-            for r in rows for t in r.tests]
-    return Table(f"claims_detail_{split}", f"Every test behind the claims, split {split}",
-                 ["Claim", "Verdict", "Test", "Kind", "Effect [95% interval, unadjusted] (n)", "p for", "p against",
-                  "Holm p", "Outcome", "Draws the study's effect needs", "Smallest effect found (80%)"], body)
-
-
-def _need_text(n: int | None) -> str:
-    return "none at this spread" if n is None else str(n)
-
-
-def _mde_text(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"±{x:.3f}"

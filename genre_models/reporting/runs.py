@@ -79,11 +79,12 @@ def choose_dataset(train: pd.DataFrame, wanted: str | None = None) -> tuple[str,
     dataset would then hide every real run of the experiment."""
     datasets = col(train, "tags.dataset").dropna().astype(str)
     counts = datasets.value_counts()
-    if wanted is not None:
-        if wanted not in counts:
+    if wanted is not None:  # the whole tag (gtzan@bad7f0b1), or its digest alone
+        found = [d for d in counts.index if wanted in (d, d.rsplit("@", 1)[-1])]
+        if len(found) != 1:
             there = ", ".join(f"{d} ({n} runs)" for d, n in counts.items()) or "none"
             raise ReportError(f"no finished training run of dataset {wanted!r} in this experiment; its datasets: {there}")
-        return wanted, "was chosen with --dataset"
+        return found[0], "was chosen with --dataset"
     if counts.empty:
         raise ReportError("no finished training run here says which dataset it was trained on (no dataset tag)")
     top = counts[counts == counts.max()].index

@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 
 from genre_models.config import SPLIT_SPECS
-from genre_models.reporting.stats import (
-    McNemar, Paired, Spread, corrected_spread, fmt_p, mcnemar, paired_of, two_way_spread,
-)
+from genre_models.reporting.mcnemar import McNemar, mcnemar
+from genre_models.reporting.stats import Paired, Spread, corrected_spread, fmt_p, paired_of, two_way_spread
 from genre_models.reporting.tables import md
 
 #: What the metric is called in a sentence, by the unit both models score.

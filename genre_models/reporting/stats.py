@@ -26,12 +26,12 @@ normal. Wherever per-track votes exist, the exact sign-flip test over track clus
 of the noise (the t-test over draws; the sign-flip where tracks are exchangeable), so the larger
 is valid when either is.
 
-**McNemar's test** (``mcnemar``) conditions on the trained nets: it says whether *these* nets
+**McNemar's test** (``reporting.mcnemar``) conditions on the trained nets: it says whether *these* nets
 differ on *these* tracks, and leaves the variance between training runs out. Under training
 noise alone it rejects far above its level (``benchmark calibrate``), so it is given per draw,
 describes, and decides nothing.
 
-**Power** at the level that decides (``level``: Holm's first step, ``alpha / m`` over the
+**Power** (``reporting.power``) at the level that decides (``level``: Holm's first step, ``alpha / m`` over the
 split's family of m tests): the smallest effect the draws could find, and the draws the study's
 effect would need, from the observed spread; a floor above zero can put an effect out of reach of
 any number of draws.
@@ -373,106 +373,3 @@ def binomial_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, 
     lo = float(stats.beta.ppf(a, k, n - k + 1)) if k > 0 else 0.0
     hi = float(stats.beta.ppf(1 - a, k + 1, n - k)) if k < n else 1.0
     return lo, hi
-
-
-# --------------------------------------------------------------------------- power
-
-
-def power(effect: float, spread: Spread, n: int, alpha: float = ALPHA, test: str = "two-sided",
-          margin: float = 0.0) -> float:
-    """The chance that ``n`` draws at this spread reach ``alpha`` when the truth is ``effect``:
-    ``two-sided`` (against 0; noncentral t), ``below`` (the upper 1 - alpha/2 bound under
-    ``margin``: non-superiority) or ``within`` (TOST within ``±margin`` at ``alpha``)."""
-    from scipy import stats
-
-    if n < 2 or not spread.sd >= 0 or not math.isfinite(spread.floor):
-        return float("nan")
-    se, df = spread.se_at(n), n - 1
-    if not se > 0:
-        return float("nan")
-    if test == "within":
-        c = stats.t.ppf(1 - alpha, df)
-        return float(max(0.0, stats.t.cdf((margin - effect) / se - c, df) - stats.t.cdf((-margin - effect) / se + c, df)))
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    if test == "below":
-        value = float(stats.nct.cdf(-crit, df, (effect - margin) / se))
-    else:
-        ncp = effect / se
-        value = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
-    return value if math.isfinite(value) else 1.0  # scipy's nct gives nan far out in the tail
-
-
-def detectable(spread: Spread, alpha: float = ALPHA, target: float = 0.8) -> float:
-    """The smallest effect (in absolute value) found with ``target`` power by these draws at ``alpha``."""
-    from scipy.optimize import brentq
-
-    n = spread.n
-    if n < 2 or not spread.se_at(n) > 0 or not math.isfinite(spread.floor):
-        return float("nan")
-    hi = spread.se_at(n) * 8
-    while power(hi, spread, n, alpha) < target:  # with few draws it is far out
-        hi *= 2
-        if hi > spread.se_at(n) * 1e6:
-            return float("inf")
-    return float(brentq(lambda e: power(e, spread, n, alpha) - target, 0.0, hi))
-
-
-def draws_needed(effect: float, spread: Spread, alpha: float = ALPHA, target: float = 0.8, test: str = "two-sided",
-                 margin: float = 0.0, most: int = 10000) -> int | None:
-    """The fewest draws whose test reaches ``target`` power for ``effect`` at ``alpha`` at this
-    spread; None where no number up to ``most`` does (a floor can make it none at all)."""
-    if not math.isfinite(effect) or (test == "two-sided" and effect == 0) or not spread.sd > 0:
-        return None
-    if not power(effect, spread, most, alpha, test, margin) >= target:
-        return None
-    lo, hi = MIN_DRAWS, most
-    while lo < hi:  # power grows with n: the first n that reaches the target
-        mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if power(effect, spread, mid, alpha, test, margin) < target else (lo, mid)
-    return lo
-
-
-# --------------------------------------------------------------------------- McNemar, per draw
-
-
-@dataclass(frozen=True)
-class McNemar:
-    """McNemar's exact test per draw on the tracks both runs scored: ``differed`` of ``draws``
-    draws had p < ALPHA (unadjusted); ``only_a`` / ``only_b``: votes only a / only b got right,
-    over all draws. It conditions on the trained nets and decides nothing."""
-
-    draws: int
-    differed: int
-    only_a: int
-    only_b: int
-    tracks: int  # unique tracks scored by both
-    smallest_p: float = float("nan")
-
-    def words(self, a: str, b: str) -> str:
-        if not self.draws:
-            return "McNemar's test: no test track scored by both"
-        return (f"McNemar's exact test per draw, on these trained nets and these tracks (it decides nothing): "
-                f"they differed at {ALPHA:g} in {self.differed} of {self.draws} draw{'s' * (self.draws != 1)} "
-                f"({a} alone right {self.only_a} times, {b} alone {self.only_b}, over {self.tracks} tracks)")
-
-
-def exact_mcnemar_p(only_a: np.ndarray, only_b: np.ndarray) -> np.ndarray:
-    """McNemar's exact two-sided p for each (only_a, only_b) pair: a binomial test at 1/2."""
-    from scipy import special
-
-    n = only_a + only_b
-    p = 2 * special.bdtr(np.minimum(only_a, only_b), np.maximum(n, 1), 0.5)
-    return np.where(n > 0, np.minimum(p, 1.0), 1.0)
-
-
-def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> McNemar:
-    """Per draw: ``a_right``, ``b_right`` are (draws, tracks) arrays of 1 (right), 0 (wrong) or
-    -1 (not scored in that draw); one 1-D row is one draw."""
-    a, b = np.atleast_2d(a_right), np.atleast_2d(b_right)
-    both = (a >= 0) & (b >= 0)
-    only_a = ((a == 1) & (b == 0) & both).sum(1)  # (draws,)
-    only_b = ((a == 0) & (b == 1) & both).sum(1)
-    scored = both.any(1)
-    p = exact_mcnemar_p(only_a[scored], only_b[scored])
-    return McNemar(int(scored.sum()), int((p < ALPHA).sum()), int(only_a.sum()), int(only_b.sum()),
-                   int(both.any(0).sum()), float(p.min()) if p.size else float("nan"))

@@ -22,9 +22,8 @@ import pandas as pd
 
 from genre_models.config import SPLIT_SPECS
 from genre_models.errors import ConfigError
-from genre_models.reporting.calibration import (
-    CalibrationConfig, Noise, Rate, Shape, calibrate, expected_accuracy, train_share,
-)
+from genre_models.reporting.calibration import CalibrationConfig, Rate, calibrate
+from genre_models.reporting.simulation import Noise, Shape, expected_accuracy, train_share
 from genre_models.reporting.runs import ReportError, metric, select_runs
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs

@@ -4,7 +4,8 @@ one MLflow run recording it: counts per split and genre, the skipped files, the 
 from __future__ import annotations
 
 from genre_models.config import DataConfig, SplitConfig, flat_params
-from genre_models.data.store import PreprocessResult, coverage_warnings, genre_counts, repeat_groups, split_counts
+from genre_models.data.store import PreprocessResult
+from genre_models.data.summary import coverage_warnings, genre_counts, repeat_groups, split_counts
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.shipping import open_features
 from genre_models.genres import GENRES

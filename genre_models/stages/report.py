@@ -22,7 +22,7 @@ from genre_models.config import SPLIT_SPECS
 from genre_models.genres import GENRES
 from genre_models.reporting import figures as fig
 from genre_models.reporting.builders import context_table, fold_accuracies, headline_bars, split_tables, split_title
-from genre_models.reporting.claims import claims_detail_table, claims_frame, claims_table
+from genre_models.reporting.claims_tables import claims_detail_table, claims_frame, claims_table
 from genre_models.reporting.html import to_html
 from genre_models.reporting.markdown import Figures, SplitSection, appendix, render
 from genre_models.reporting.projections import projection_tables

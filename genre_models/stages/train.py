@@ -20,7 +20,8 @@ from torch import nn
 
 from genre_models.config import TrainConfig, flat_params
 from genre_models.data.splits import PARTS
-from genre_models.data.store import FeatureStore, missing_words, repeat_counts
+from genre_models.data.store import FeatureStore
+from genre_models.data.summary import missing_words, repeat_counts
 from genre_models.errors import ConfigError, DataError
 from genre_models.genres import GENRES, N_CLASSES
 from genre_models.models.classical import fit_classical, grid_size

@@ -37,9 +37,10 @@ from genre_models.sweep.executors import make_executor
 from genre_models.sweep.grid import (
     GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_keys, point_config, point_resources,
 )
-from genre_models.sweep.plan import Cost, estimate
+from genre_models.sweep.cost.estimate import Cost, estimate
 from genre_models.sweep.point import execute_point, one_line
-from genre_models.sweep.projection import Sizes, duration
+from genre_models.sweep.cost.model import Sizes
+from genre_models.sweep.cost.words import duration
 from genre_models.sweep.register import register_best
 from genre_models.tracking.records import base_tags, dataset_words
 from genre_models.tracking.server import LocalServer, check_remote_tracking

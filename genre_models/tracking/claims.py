@@ -16,7 +16,6 @@ cannot be known, so it is treated as gone, as before.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 

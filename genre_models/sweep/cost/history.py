@@ -1,5 +1,5 @@
 """What the tracking store already knows of a sweep's cost: the finished runs of each net on the
-same data (``tracking.queries.run_timings``), turned into the figures ``projection`` takes in
+same data (``tracking.queries.run_timings``), turned into the figures ``cost.model`` takes in
 place of the probe's and the prior's (``rates["learned"]``).
 
 * **Seconds** come only from runs on this host and device type (another machine's seconds say
@@ -20,22 +20,21 @@ from __future__ import annotations
 import socket
 import statistics
 
-from genre_models.models.registry import get_net
-from genre_models.sweep.projection import CLASSICAL_SCALING
+from genre_models.sweep.cost.model import CLASSICAL_SCALING, NetCost
 
 
-def learn(nets: dict[str, int], caps: dict[str, int], digest: str, device: str, rates: dict,
+def learn(nets: dict[str, NetCost], caps: dict[str, int], digest: str, device: str, rates: dict,
           tracking_uri: str | None) -> dict:
-    """Per net (``nets``: net -> its batch; ``caps``: net -> the sweep's largest epoch budget),
+    """Per net (``nets``: ``model.net_costs``; ``caps``: net -> the sweep's largest epoch budget),
     what the store's finished runs on ``digest`` teach, as ``rates["learned"]`` holds it; nets
     with no usable run are left out. Each entry also says how many runs were refused."""
     from genre_models.models.classical import MAX_SAMPLES
     from genre_models.tracking.queries import run_timings
 
     out = {}
-    for net, batch in nets.items():
+    for net, cost in nets.items():
         runs, refused = run_timings(net, digest, tracking_uri)
-        spec, entry = get_net(net), {}
+        spec, batch, entry = cost.spec, cost.batch, {}
         here = [r for r in runs if r.host == socket.gethostname() and r.device == device
                 and (spec.family == "classical" or r.batch == batch)]
         if here and spec.family == "classical":

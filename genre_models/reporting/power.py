@@ -1,0 +1,65 @@
+"""Power at the level that decides: the chance that a number of draws at the spread observed
+reaches the level for an effect (``power``: noncentral t for a two-sided test, the bound for
+non-superiority, TOST for "steady"), the smallest effect the draws could find (``detectable``),
+and the draws an effect would need (``draws_needed``); a floor above zero (``stats.Spread``) can
+put an effect out of reach of any number of draws."""
+
+from __future__ import annotations
+
+import math
+
+from genre_models.reporting.stats import ALPHA, MIN_DRAWS, Spread
+
+
+def power(effect: float, spread: Spread, n: int, alpha: float = ALPHA, test: str = "two-sided",
+          margin: float = 0.0) -> float:
+    """The chance that ``n`` draws at this spread reach ``alpha`` when the truth is ``effect``:
+    ``two-sided`` (against 0; noncentral t), ``below`` (the upper 1 - alpha/2 bound under
+    ``margin``: non-superiority) or ``within`` (TOST within ``±margin`` at ``alpha``)."""
+    from scipy import stats
+
+    if n < 2 or not spread.sd >= 0 or not math.isfinite(spread.floor):
+        return float("nan")
+    se, df = spread.se_at(n), n - 1
+    if not se > 0:
+        return float("nan")
+    if test == "within":
+        c = stats.t.ppf(1 - alpha, df)
+        return float(max(0.0, stats.t.cdf((margin - effect) / se - c, df) - stats.t.cdf((-margin - effect) / se + c, df)))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    if test == "below":
+        value = float(stats.nct.cdf(-crit, df, (effect - margin) / se))
+    else:
+        ncp = effect / se
+        value = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    return value if math.isfinite(value) else 1.0  # scipy's nct gives nan far out in the tail
+
+
+def detectable(spread: Spread, alpha: float = ALPHA, target: float = 0.8) -> float:
+    """The smallest effect (in absolute value) found with ``target`` power by these draws at ``alpha``."""
+    from scipy.optimize import brentq
+
+    n = spread.n
+    if n < 2 or not spread.se_at(n) > 0 or not math.isfinite(spread.floor):
+        return float("nan")
+    hi = spread.se_at(n) * 8
+    while power(hi, spread, n, alpha) < target:  # with few draws it is far out
+        hi *= 2
+        if hi > spread.se_at(n) * 1e6:
+            return float("inf")
+    return float(brentq(lambda e: power(e, spread, n, alpha) - target, 0.0, hi))
+
+
+def draws_needed(effect: float, spread: Spread, alpha: float = ALPHA, target: float = 0.8, test: str = "two-sided",
+                 margin: float = 0.0, most: int = 10000) -> int | None:
+    """The fewest draws whose test reaches ``target`` power for ``effect`` at ``alpha`` at this
+    spread; None where no number up to ``most`` does (a floor can make it none at all)."""
+    if not math.isfinite(effect) or (test == "two-sided" and effect == 0) or not spread.sd > 0:
+        return None
+    if not power(effect, spread, most, alpha, test, margin) >= target:
+        return None
+    lo, hi = MIN_DRAWS, most
+    while lo < hi:  # power grows with n: the first n that reaches the target
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if power(effect, spread, mid, alpha, test, margin) < target else (lo, mid)
+    return lo
