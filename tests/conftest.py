@@ -268,3 +268,14 @@ def fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status=
         client.log_text(rid, pd.DataFrame(rows).to_csv(index=False), "test_predictions.csv")
     client.set_terminated(rid, status)
     return rid
+
+
+def docs_screenshot():
+    """``docs/screenshot.py``, the docs' screenshot script, whose ``chromium()`` the browser tests share."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("screenshot", Path(__file__).parent.parent / "docs" / "screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+

@@ -165,8 +165,8 @@ def test_the_cli_reports_every_odd_file_in_one_line(odd_tree, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--net", "net5", "--lr", "-1"], "Invalid value for '--lr': -1.0 is not in the range x>0."),
-    (["train", "--net", "net5", "--lr", "nan"], "error: lr must be a finite number above 0, got nan"),
+    (["train", "--net", "net5", "--lr", "-1"], "Invalid value for '--lr': -1.0 is not in the range 0.0<x<=1000000000000000.0."),
+    (["train", "--net", "net5", "--lr", "nan"], "Invalid value for '--lr': 'nan' is not a finite number."),
     (["train", "--net", "net5", "--seed", "-5"], "Invalid value for '--seed': -5 is not in the range 0<=x<=4294967295."),
     (["train", "--net", "net5", "--num-workers", "-1"], "Invalid value for '--num-workers': -1 is not in the range 0<=x<=64."),
     (["train", "--net", "net5", "--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range 1<=x<=100000."),

@@ -17,7 +17,7 @@ from benchmark.cli import main
 from genre_models.models.registry import NETS
 from genre_models.tracking.model_registry import logged_model_id
 
-from conftest import command_env, cores
+from conftest import command_env, cores, docs_screenshot
 
 EXP = "gtzan-genre-benchmark"
 
@@ -135,18 +135,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     assert len(gan) == 1 and gan[0].data.tags["mlflow.parentRunId"]
 
 
-def _docs_screenshot():
-    """``docs/screenshot.py``, the README screenshot's script, whose ``chromium()`` the test shares."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("screenshot", Path(__file__).parent.parent / "docs" / "screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SHOT = _docs_screenshot()
+SHOT = docs_screenshot()
 CHROMIUM = SHOT.chromium_path()
 
 

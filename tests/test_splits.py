@@ -95,11 +95,11 @@ def test_fold_settings_are_checked_before_any_work(tmp_path):
 
     cases = [(["--split", "kfold", "--fold", "10"], "error: fold must be from 0 to 9 (folds 10), got 10"),
              (["--split", "track", "--fold", "3"], "error: fold 3 was given, but split 'track' has no folds (only kfold has)"),
-             (["--split", "kfold", "--folds", "2"], "Invalid value for '--folds': 2 is not in the range x>=3.")]
+             (["--split", "kfold", "--folds", "2"], "Invalid value for '--folds': 2 is not in the range 3<=x<=1000.")]
     for args, message in cases:
         for command in (["train", "--net", "net5"], ["preprocess"], ["gan"]):
             res = CliRunner().invoke(main, [*command, "--data-dir", str(tmp_path / "none"), *args])
             assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.output, (command, res.output)
     sweep = CliRunner().invoke(main, ["sweep", "--data-dir", str(tmp_path / "none"), "--splits", "kfold", "--folds", "1"])
-    assert sweep.exit_code == 2 and "Invalid value for '--folds': 1 is not in the range x>=3." in sweep.stderr
+    assert sweep.exit_code == 2 and "Invalid value for '--folds': 1 is not in the range 3<=x<=1000." in sweep.stderr
     assert not (tmp_path / "none").exists()

@@ -72,8 +72,10 @@ def entry() -> None:
     """The ``benchmark`` command (and ``python -m benchmark``): ``main``, then an exit that skips
     the interpreter's teardown of its modules, which with torch, librosa and scikit-learn loaded
     took 1.2 s of every command (a tenth of a 1000-seed dry run). What teardown would still do
-    that matters is done first: every non-daemon thread is joined, the ``atexit`` handlers run
-    (MLflow's, logging's flush, multiprocessing's), and stdout and stderr are flushed."""
+    that matters is done first, in the interpreter's own order: ``threading._shutdown`` (its exit
+    hooks, which stop idle thread pools' workers, then a join of every non-daemon thread; a plain
+    join of an idle pool's worker waits forever), the ``atexit`` handlers (MLflow's, logging's
+    flush, multiprocessing's), and stdout and stderr flushed."""
     import atexit
     import threading
 
@@ -85,9 +87,9 @@ def entry() -> None:
     if code is not None and not isinstance(code, int):
         sys.stderr.write(f"{code}\n")
         code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the command is done: a signal now ends it as it would any process
+        signal.signal(sig, signal.SIG_DFL)
+    threading._shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -17,7 +17,7 @@ import click
 from genre_models.config import MAX_SEED
 
 #: Option name -> (lowest, highest). The table's end applies where the option's own range has none
-#: on that side, or a looser one.
+#: on that side, or a looser one. ``OPEN_BELOW``: floats whose lowest value is itself refused.
 BOUNDS: dict[str, tuple[float, float]] = {
     # data
     "tracks_per_genre": (1, 1000), "seconds": (0.01, 600.0), "repeats": (0, 1000), "repeat_clips": (2, 100_000),
@@ -32,7 +32,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "gan_batch_size": (1, 4096), "probe_batch": (1, 4096), "d": (1, 1024), "gan_d": (1, 1024),
     "per_genre": (1, 100_000), "gan_per_genre": (1, 100_000), "latent_dim": (1, 4096), "gan_latent_dim": (1, 4096),
     "n_critic": (1, 100), "gan_n_critic": (1, 100), "gp_weight": (0.0, 1000.0), "gan_gp_weight": (0.0, 1000.0),
-    "lr": (1e-12, 10.0), "gan_lr": (1e-12, 10.0), "beta1": (0.0, 0.9999), "gan_beta1": (0.0, 0.9999),
+    "lr": (0.0, 1e15), "gan_lr": (0.0, 1e15),  # absurd above 10, but a diverging run is said in one line "beta1": (0.0, 0.9999), "gan_beta1": (0.0, 0.9999),
     "beta2": (0.0, 0.9999), "gan_beta2": (0.0, 0.9999), "phase_shuffle": (0, 64), "gan_phase_shuffle": (0, 64),
     "log_every": (1, 1_000_000_000), "preview_every": (1, 1_000_000_000), "checkpoint_every": (1, 1_000_000_000),
     "quality_epochs": (1, 10_000),
@@ -41,6 +41,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "ray_cpus": (0, 1024), "retries": (0, 100), "max_hours": (0.0, 10_000.0), "wait_for_quiet": (0.0, 86_400.0),
     "sims": (10, 100_000), "alpha": (0.001, 0.5), "margin": (0.001, 0.5), "top": (1, 10), "runs": (10, 1_000_000),
 }
+
+
+OPEN_BELOW = {"lr", "gan_lr", "max_hours", "cpus_per_run"}
 
 
 class BoundedFloat(click.FloatRange):
@@ -62,7 +65,7 @@ def _bounded(kind: click.ParamType, name: str) -> click.ParamType | None:
     low = low if own_low is None else max(low, own_low)
     high = high if own_high is None else min(high, own_high)
     if isinstance(kind, (click.types.FloatParamType, click.FloatRange)):
-        return BoundedFloat(low, high, min_open=getattr(kind, "min_open", False) and low == own_low)
+        return BoundedFloat(low, high, min_open=name in OPEN_BELOW or (getattr(kind, "min_open", False) and low == own_low))
     return click.IntRange(int(math.ceil(low)), int(high))
 
 

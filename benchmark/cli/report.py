@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from benchmark.cli.options import one_line_errors, run_logger, tracking_options
+from benchmark.cli.options import one_line_errors, run_logger, say, tracking_options
 from genre_models.config import MAX_SEED, SPLITS
 from genre_models.sweep.grid import MAX_SEEDS
 
@@ -33,6 +33,10 @@ def report(out, no_figures, force, dataset, tracking_uri, experiment):
     click.echo(rep.text)
     click.echo(f"\nwrote {rep.path} ({rep.n_runs} runs), {rep.html} and {len(rep.tables)} table files; "
                f"MLflow run {rep.run_id} keeps the report and its claims tables")
+    # Last, what a newcomer copies: where the report is, and the comparison in the MLflow UI.
+    click.echo(f"report: {rep.path} (open {rep.html} in a browser)")
+    for view in rep.views:
+        say(view.line())
 
 
 @click.command()

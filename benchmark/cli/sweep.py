@@ -9,7 +9,7 @@ import sys
 import click
 
 from benchmark.cli.options import (
-    CliError, check_nets, csv_choice, one_line_errors, run_logger, system_metrics_option, tracking_options,
+    CliError, check_nets, csv_choice, one_line_errors, run_logger, say, system_metrics_option, tracking_options,
 )
 from genre_models.config import DEVICES, PRECISIONS, SPLITS, default_cache_dir, default_of
 from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, MAX_SEEDS, SweepConfig
@@ -103,7 +103,9 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, de
         from genre_models.tracking.setup import experiment_name
 
         rep = write_report(experiment_name(experiment), out=None, tracking_uri=tracking_uri, logger=run_logger())
-        click.echo(f"report: {rep.path} (and {rep.html}); its run {rep.run_id}")
+        click.echo(f"report: {rep.path} (open {rep.html} in a browser); its run {rep.run_id}")
+        for view in rep.views:
+            say(view.line())
     if res.failed:
         raise SystemExit(1)
 

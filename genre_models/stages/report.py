@@ -32,6 +32,8 @@ from genre_models.reporting.tables import Table
 from genre_models.reporting.verdicts import significance_frame, split_verdicts
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs, metric_steps, read_artifacts, rows_of, run_votes
+from genre_models.tracking.retry import store_client
+from genre_models.tracking.views import view_links
 from genre_models.tracking.setup import current_tracking_uri, open_existing_store, use_experiment
 from genre_models.outputs import check_not_linked, replace_folder
 from genre_models.util import atomic_write, log, safe_name, write_csv
@@ -51,6 +53,7 @@ class Report:
     html: str | None = None
     tables: list[str] = field(default_factory=list)  # CSV and LaTeX files written
     run_id: str | None = None  # the report's own MLflow run
+    views: list = field(default_factory=list)  # tracking.views.ViewLink: each split's nets side by side
 
 
 def _fetch(runs: pd.DataFrame, path: str, parse, jobs: int) -> dict:
@@ -191,6 +194,17 @@ def _log_report(logger: RunLogger, experiment: str, report: Report, files: Path,
         return logger.run_id
 
 
+def _views(exp_id: str | None, splits: list[str]) -> list:
+    """Each reported split's saved view in the MLflow UI; none where the store will not say."""
+    if exp_id is None:
+        return []
+    try:
+        return view_links(store_client(), current_tracking_uri(), exp_id, splits)
+    except Exception as exc:  # the report stands without them
+        log.warning("the report is written, but its views could not be found: %s", str(exc).splitlines()[0][:200])
+        return []
+
+
 def write_report(experiment: str, out: str | None = None, tracking_uri: str | None = None, figures: bool = True,
                  jobs: int = FETCH_JOBS, logger: RunLogger = NULL_LOGGER, dataset: str | None = None) -> Report:
     """Build the report from the store and write it: ``reports/<experiment>/report.md`` by
@@ -223,7 +237,8 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     html_text = to_html(text_ + "\n" + appendix(sections), path.parent, f"genre-bench report: {experiment}")
     atomic_write(page, lambda tmp: tmp.write_text(html_text))
     report = Report(str(path), text_, len(runs), notes, str(page), written)
-    use_experiment(experiment)
+    exp_id = use_experiment(experiment)
+    report.views = _views(exp_id, list(sections))
     try:
         report.run_id = _log_report(logger, experiment, report, files, notes)
     except Exception as exc:  # a reader who may not write (a READ-only account): the files stand

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 #: The tag prefix MLflow's UI keeps saved views under.
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
@@ -60,3 +61,46 @@ def save_nets_view(client, experiment_id: str, split: str) -> str:
 def view_path(experiment_id: str, split: str) -> str:
     """The UI route (after the server's address) that opens the split's view in the chart view."""
     return f"/#/experiments/{experiment_id}/runs?viewStateShareKey={view_id(split)}&compareRunsMode=CHART"
+
+
+#: The port ``mlflow ui`` is told to serve a local store on, in the command the report prints.
+UI_PORT = 5000
+
+
+@dataclass(frozen=True)
+class ViewLink:
+    """Where a person looks at one split's nets side by side: the URL, and for a local store
+    the ``mlflow ui`` command that serves it (a tracking server serves it already)."""
+
+    split: str
+    url: str
+    command: str | None
+
+    def line(self) -> str:
+        serve = f"run `{self.command}`, then open " if self.command else "open "
+        return f"nets side by side on `{self.split}`: {serve}{self.url}"
+
+
+def view_links(client, tracking_uri: str, experiment_id: str, splits) -> list[ViewLink]:
+    """Each split's saved view (saved now where the sweep's is missing, if the account may
+    write; a split without one is left out) as a ``ViewLink``: on a SQLite store, with the
+    ``mlflow ui`` command over that store's absolute path, on 127.0.0.1:``UI_PORT``."""
+    import os
+
+    tags = client.get_experiment(experiment_id).tags
+    if tracking_uri.startswith(("http://", "https://")):
+        base, command = tracking_uri.rstrip("/"), None
+    else:
+        store = tracking_uri
+        if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+            store = "sqlite:///" + os.path.abspath(tracking_uri[len("sqlite:///"):])
+        base, command = f"http://127.0.0.1:{UI_PORT}", f"mlflow ui --backend-store-uri {store} --port {UI_PORT}"
+    links = []
+    for split in splits:
+        if VIEW_TAG_PREFIX + view_id(split) not in tags:
+            try:
+                save_nets_view(client, experiment_id, split)
+            except Exception:  # a reader who may not write: no view to point at for this split
+                continue
+        links.append(ViewLink(split, base + view_path(experiment_id, split), command))
+    return links
