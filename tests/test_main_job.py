@@ -90,6 +90,11 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     mlflow.set_tracking_uri(uri)
     assert (root / "demo-data" / "SYNTHETIC.json").is_file()
     assert "10 points, 10 run, 0 skipped" in stdout  # net1-4 at one budget (2 epochs), net5, the GAN, net6, net5-raw, svm, logreg
+    *_, path_line, view_line = stdout.strip().splitlines()  # what `benchmark report` says last: what a newcomer copies
+    assert path_line == f"report: reports/{EXP}/report.md (open reports/{EXP}/report.html in a browser)"
+    assert view_line == (f"nets side by side on `track`: run `mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db "
+                         "--port 5000`, then open http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey="
+                         "genre-bench-nets-track&compareRunsMode=CHART")
     report = root / "reports" / EXP / "report.md"
     text = report.read_text()
     assert "synthetic demo data, not GTZAN" in text

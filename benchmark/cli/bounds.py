@@ -32,7 +32,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "gan_batch_size": (1, 4096), "probe_batch": (1, 4096), "d": (1, 1024), "gan_d": (1, 1024),
     "per_genre": (1, 100_000), "gan_per_genre": (1, 100_000), "latent_dim": (1, 4096), "gan_latent_dim": (1, 4096),
     "n_critic": (1, 100), "gan_n_critic": (1, 100), "gp_weight": (0.0, 1000.0), "gan_gp_weight": (0.0, 1000.0),
-    "lr": (0.0, 1e15), "gan_lr": (0.0, 1e15),  # absurd above 10, but a diverging run is said in one line "beta1": (0.0, 0.9999), "gan_beta1": (0.0, 0.9999),
+    # lr: absurd above 10, but a diverging run is said in one line, so the bound is far off
+    "lr": (0.0, 1e15), "gan_lr": (0.0, 1e15), "beta1": (0.0, 0.9999), "gan_beta1": (0.0, 0.9999),
     "beta2": (0.0, 0.9999), "gan_beta2": (0.0, 0.9999), "phase_shuffle": (0, 64), "gan_phase_shuffle": (0, 64),
     "log_every": (1, 1_000_000_000), "preview_every": (1, 1_000_000_000), "checkpoint_every": (1, 1_000_000_000),
     "quality_epochs": (1, 10_000),
