@@ -71,7 +71,7 @@ def _bounded(kind: click.ParamType, name: str) -> click.ParamType | None:
 
 
 def is_numeric(kind: click.ParamType) -> bool:
-    return isinstance(kind, (click.types.IntParamType, click.types.FloatParamType, click.IntRange, click.FloatRange))
+    return isinstance(kind, (click.types.IntParamType, click.types.FloatParamType))  # ranges are subclasses
 
 
 def numeric_type(param: click.Parameter) -> click.ParamType | None:

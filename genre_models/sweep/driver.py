@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from genre_models.config import DataConfig, FeatureConfig
-from genre_models.genres import GENRES
 from genre_models.data.store import FeatureStore
 from genre_models.errors import ConfigError, interrupt_signal
 from genre_models.models.plugins import loaded_refs
@@ -93,9 +92,7 @@ def _plan(cfg: SweepConfig) -> _Plan:
     """Features first, in this process: every point then reuses the cache (and the digest keys them)."""
     pre = open_features(DataConfig(data_dir=cfg.data_dir, features=FeatureConfig(image_size=get_grid(cfg.grid).image_size),
                                    cache_dir=cfg.cache_dir, jobs=cfg.preprocess_jobs))
-    warning = check_folds(cfg, len(pre.store.tracks))
-    if warning:
-        log.warning("%s", warning)
+    check_folds(cfg, len(pre.store.tracks))
     points = build_grid(cfg)
     configs = {p: point_config(p, cfg) for p in points}
     keys = grid_keys(points, cfg, pre.store.digest)
@@ -298,8 +295,8 @@ def run_sweep(cfg: SweepConfig, tracking_uri: str | None = None, experiment: str
 
 def store_statistics(store: FeatureStore) -> tuple:
     """The dataset's segment statistics, labels and tracks: what the baselines' probe fits on."""
-    labels = np.asarray([GENRES.index(g) for g in store.tracks.genre])[np.asarray(store.seg_track)]
-    return np.asarray(store.stats, dtype=np.float32), labels, np.asarray(store.seg_track)
+    tracks = store.sample_tracks("stats")
+    return np.asarray(store.stats, dtype=np.float32), store.tracks.label.to_numpy()[tracks], tracks
 
 
 def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], uri: str, echo) -> Cost | None:

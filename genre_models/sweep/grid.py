@@ -168,18 +168,18 @@ class GridPoint:
 MIN_FOLD_TRACKS = 10
 
 
-def check_folds(cfg: SweepConfig, tracks: int) -> str | None:
+def check_folds(cfg: SweepConfig, tracks: int) -> None:
     """Under ``kfold``: more folds than tracks is an error (folds with no track test nothing);
-    folds of fewer than ``MIN_FOLD_TRACKS`` tracks a warning, returned in words. None otherwise."""
+    folds of fewer than ``MIN_FOLD_TRACKS`` tracks are warned of, in one line."""
     if "kfold" not in cfg.splits:
-        return None
+        return
     if cfg.folds > tracks:
         raise ConfigError(f"--folds {cfg.folds} is more than the {tracks} usable tracks: some folds would hold no track "
                           "and test nothing; use fewer folds")
     if tracks / cfg.folds < MIN_FOLD_TRACKS:
-        return (f"--folds {cfg.folds} on {tracks} tracks leaves about {tracks / cfg.folds:.1f} test tracks a fold (under "
-                f"{MIN_FOLD_TRACKS}): each fold's accuracy moves in steps of {cfg.folds / tracks:.2f}; fewer folds test more")
-    return None
+        log.warning("--folds %d on %d tracks leaves about %.1f test tracks a fold (under %d): each fold's accuracy moves "
+                    "in steps of %.2f; fewer folds test more", cfg.folds, tracks, tracks / cfg.folds, MIN_FOLD_TRACKS,
+                    cfg.folds / tracks)
 
 
 def build_grid(cfg: SweepConfig) -> list[GridPoint]:

@@ -18,7 +18,6 @@ from genre_models.sweep.cost.estimate import Cost, estimate
 from genre_models.sweep.cost.model import Sizes
 from genre_models.sweep.cost.words import duration, sources, table
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_keys
-from genre_models.util import log
 
 
 def data_sizes(cfg: SweepConfig) -> tuple[str, Sizes]:
@@ -89,9 +88,7 @@ def dry_run(cfg: SweepConfig, tracking_uri: str | None, experiment: str) -> DryR
     from genre_models.tracking.queries import finished_grid_keys
 
     digest, sizes = data_sizes(cfg)
-    warning = check_folds(cfg, sizes.tracks)
-    if warning:
-        log.warning("%s", warning)
+    check_folds(cfg, sizes.tracks)
     points = build_grid(cfg)
     finished = finished_grid_keys(experiment, tracking_uri)
     keys = grid_keys(points, cfg, digest) if finished else {}  # nothing to skip: nothing to key

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from genre_models.config import SPLIT_SPECS
-from genre_models.sweep.cost.model import Sizes, net_costs, project
+from genre_models.sweep.cost.model import NetCost, Sizes, net_costs, project
 from genre_models.sweep.cost.probe import probe
 from genre_models.sweep.grid import SweepConfig, build_grid, get_grid
 
@@ -24,11 +24,10 @@ H200 = {"image": 2773.0, "mfcc": 5007.0, "raw": 5007.0, "gan_steps_per_s": {64: 
         "clips_per_s_generated": 4663.0, "measured": "2026-11-26"}
 
 
-def gpu_rates(cfg: SweepConfig, rates: dict) -> dict:
+def gpu_rates(cfg: SweepConfig, rates: dict, costs: dict[str, NetCost]) -> dict:
     """``rates`` with the torch nets and the WaveGAN at the H200's measured rates (classical
-    baselines and preprocessing stay on this CPU, as they would)."""
+    baselines and preprocessing stay on this CPU, as they would). ``costs``: the sweep's nets."""
     grid = get_grid(cfg.grid)
-    costs = net_costs(cfg, build_grid(replace(cfg, seeds=1)))  # the nets once (the seeds change no net)
     nets = {}
     for net, r in rates["nets"].items():
         kind = costs[net].spec.input_kind
@@ -52,30 +51,36 @@ def _smaller_grid(small: str, than: str) -> bool:
 
 
 def alternatives(cfg: SweepConfig, rates: dict, sizes: Sizes, dev, precision: str, cores: int,
-                 points_of=build_grid, base: float | None = None) -> list[tuple[str, float]]:
+                 points_of=build_grid, base: float | None = None,
+                 nets: dict[str, NetCost] | None = None) -> list[tuple[str, float]]:
     """What would make a long sweep feasible, each with its own projected wall time: a GPU (at the
     H200's measured rates), ``--grid fast`` where it is the smaller grid (probed now), no WaveGAN,
     fewer seeds or folds, and ``--max-epochs``. ``points_of(cfg)``: the points a config would run;
-    ``base``: the sweep's own projected wall time, where the caller has it."""
+    ``base``: the sweep's own projected wall time, and ``nets`` its ``net_costs``, where the caller
+    has them (every alternative on the same grid shares the sweep's nets and batches)."""
     shared = dev.type != "cuda"
     built: dict[SweepConfig, list] = {}  # each config's points, built once (28,000 of them take a moment)
+    if nets is None:
+        built[cfg] = points_of(cfg)
+        nets = net_costs(cfg, built[cfg])
 
     def wall(c: SweepConfig, r: dict = rates, on_shared: bool = shared) -> float:
         if c not in built:
             built[c] = points_of(c)
-        return project(c, r, sizes, c.jobs, on_shared, cores, built[c]).makespan_s
+        same = nets if c.grid == cfg.grid else None  # another grid: its own batches
+        return project(c, r, sizes, c.jobs, on_shared, cores, built[c], same).makespan_s
 
     out = []
     if dev.type != "cuda":
         out.append((f"a GPU (one H200 at the rates measured on {H200['measured']}, docs/performance.md)",
-                    wall(cfg, gpu_rates(cfg, rates), False)))
+                    wall(cfg, gpu_rates(cfg, rates, nets), False)))
     if _smaller_grid("fast", cfg.grid):  # from the demo grid, "fast" is the longer protocol: not probed
         fast = replace(cfg, grid="fast")
         fast_points = points_of(fast)
         fast_rates = {**probe(fast, fast_points, net_costs(fast, fast_points), dev, precision),
                       "preprocess": rates["preprocess"]}
         out.append(("--grid fast", wall(fast, fast_rates)))
-    gan_nets = [n for n, c in net_costs(cfg, build_grid(replace(cfg, seeds=1))).items() if c.spec.uses_gan]
+    gan_nets = [n for n, c in nets.items() if c.spec.uses_gan]
     others = tuple(n for n in cfg.nets if n not in gan_nets)
     if gan_nets and others:
         out.append((f"--nets {','.join(others)} (no {', '.join(gan_nets)}, so no WaveGAN)", wall(replace(cfg, nets=others))))

@@ -90,5 +90,5 @@ def estimate(cfg: SweepConfig, points: list[GridPoint], sizes: Sizes, data_dir: 
     cost = Cost(proj, "GPU" if dev.type == "cuda" else "CPU", time.perf_counter() - t0, load=load, probes=probes,
                 waited_s=waited)
     if proj.hours > FEASIBLE_HOURS:
-        cost.alternatives = alternatives(cfg, rates, sizes, dev, precision, cores, base=proj.makespan_s)
+        cost.alternatives = alternatives(cfg, rates, sizes, dev, precision, cores, base=proj.makespan_s, nets=nets)
     return cost
