@@ -7,6 +7,7 @@ parameter must not silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -185,6 +186,13 @@ class SplitConfig:
         return {"split": self.split, "seed": str(self.seed), **fold}
 
 
+def training_seed(split: str, seed: int, fold: int) -> int:
+    """See ``RunSection.training_seed``: a folded split's (seed, fold) hashed to a 32-bit seed."""
+    if not SPLIT_SPECS[split].folded:
+        return seed
+    return int.from_bytes(hashlib.blake2b(f"genre-bench/{seed}/{fold}".encode(), digest_size=4).digest(), "big")
+
+
 def default_cache_dir() -> str:
     return os.environ.get("GENRE_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "genre-bench"))
 
@@ -231,6 +239,13 @@ class RunSection:
     @property
     def split_config(self) -> SplitConfig:
         return SplitConfig(split=self.split, seed=self.seed, fold=self.fold, folds=self.folds)
+
+    @property
+    def training_seed(self) -> int:
+        """The seed of the run's weights and batches: its seed on an unfolded split, its seed *and*
+        fold under ``kfold`` (the folds of one seed sharing a torch seed would share most of their
+        training noise, and the tests over draws take draws to be independent given the split)."""
+        return training_seed(self.split, self.seed, self.fold)
 
 
 def section(cfg: Any, cls: type) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from benchmark.cli import main
 from genre_models.reporting import significance
 from genre_models.reporting.calibration import CalibrationConfig, calibrate
 from genre_models.reporting.simulation import Shape
-from genre_models.reporting.claims import ClaimRow, ClaimTest, sooner, needs_for
+from genre_models.reporting.claim_power import needs_for
+from genre_models.reporting.claims import ClaimRow, ClaimTest, sooner
 from genre_models.reporting.runs import select_runs
 from genre_models.reporting.significance import Contrast, SplitData, Votes, estimate
 from genre_models.reporting.power import detectable, draws_needed, power

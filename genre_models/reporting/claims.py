@@ -32,16 +32,13 @@ import pandas as pd
 
 from genre_models.models.registry import NETS
 from genre_models.reporting.mcnemar import exact_mcnemar_p
-from genre_models.reporting.power import detectable, draws_needed
 from genre_models.reporting.runs import budgets, metric, model_name, model_of
 from genre_models.reporting.significance import TRACKS, Contrast, SplitData, Votes, draw_keys, estimate, split_metric
-from genre_models.reporting.stats import ALPHA, MIN_DRAWS, Paired, level, t_p
+from genre_models.reporting.stats import ALPHA, MIN_DRAWS, Paired, t_p
 
 ACC = "test_accuracy"
 #: The default margin of "steady" and "no better than", in accuracy.
 MARGIN = 0.02
-#: The power a claim's tests must reach together.
-TARGET_POWER = 0.8
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,7 @@ class ClaimTest:
     p_adjusted: float = float("nan")
     family: int = 1
     alpha: float = ALPHA
+    models: tuple[str, ...] = ()  # the models it compares (what another draw would train)
 
     @property
     def p_for(self) -> float:
@@ -145,6 +143,7 @@ class ClaimRow:
     study: str
     tests: list[ClaimTest]
     missing: str = ""  # why it could not be tested on this split
+    partial: str = ""  # the claim's nets that did not run, where it was tested on the others
 
     @property
     def verdict(self) -> str:
@@ -154,6 +153,11 @@ class ClaimRow:
         if "against" in outcomes:
             return "contradicted"
         return "supported" if outcomes and all(o == "for" for o in outcomes) else "not shown at this n"
+
+    @property
+    def verdict_words(self) -> str:
+        """The verdict with what it was tested without: "supported, tested without net3, net4 (...)"."""
+        return f"{self.verdict}, {self.partial}" if self.partial else self.verdict
 
     def deciding(self) -> ClaimTest | None:
         """The test that decides the verdict: the one against it, else the weakest."""
@@ -242,22 +246,36 @@ def raw_below(sub: pd.DataFrame, acc: str) -> list[Spec]:
 
 @dataclass(frozen=True)
 class Claim:
+    """A claim of the study. ``nets``: every one must have run on the split; ``some_of``: at least
+    one must, and the claim is tested on those that did (the line names the others)."""
+
     key: str
     text: str
     study: str
-    nets: tuple[str, ...]  # every one must have run on the split
+    nets: tuple[str, ...]
     tests: Callable[[pd.DataFrame, str], list[Spec]]
+    some_of: tuple[str, ...] = ()
 
+    def absent(self, ran: set) -> tuple[list[str], list[str]]:
+        """(the nets whose absence stops the test, the ``some_of`` nets it is tested without)."""
+        lacking = [n for n in self.nets if n not in ran]
+        others = [n for n in self.some_of if n not in ran]
+        if self.some_of and len(others) == len(self.some_of):
+            lacking.append(" or ".join(self.some_of))
+        return lacking, ([] if lacking else others)
+
+
+CNNS = ("net2", "net3", "net4")
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("cnn_over_mlp", "CNNs beat the fully connected net", "net2-4 0.54-0.61 against net1 0.43-0.50",
-          ("net1", "net2", "net3", "net4"), cnn_over_mlp),
+          ("net1",), cnn_over_mlp, CNNS),
     Claim("batchnorm_steady", "batch normalisation keeps accuracy steady over more epochs",
           "net3 0.614 at 50 and 100 ep", ("net3",), batchnorm_steady),
     Claim("rmsprop_no_gain", "RMSProp does not improve on Adam", "net4 0.545 / 0.535 against net3 0.614 / 0.614",
           ("net3", "net4"), rmsprop_no_gain),
     Claim("mfcc_over_cnn", "the MFCC LSTM beats the spectrogram CNNs", "net5 0.795 against net2-4 0.545-0.614",
-          ("net5",), mfcc_over_cnn),
+          ("net5",), mfcc_over_cnn, CNNS),
     Claim("gan_helps", "GAN augmentation raises accuracy and stops training sooner",
           "net6 0.829 (epoch 18) against net5 0.795 (epoch 27)", ("net5", "net6"), gan_helps),
     Claim("raw_below", "raw audio without MFCCs stays under 0.15", "net5-raw < 0.15", ("net5-raw",), raw_below),
@@ -268,12 +286,18 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 def sooner(data: SplitData, a: str, b: str) -> Sooner:
-    """b against a in samples seen (stopping epoch x samples per epoch), capped runs censored."""
+    """b against a in training samples seen to the best epoch (best epoch x samples per epoch: the
+    patience epochs after it are the same rule's cost for both nets, and counting them charged
+    net6 2.3x per epoch for waiting). A run that reached its epoch cap never stopped: its best
+    epoch is censored at the cap. Runs that logged no best epoch count their stopping epoch."""
     def per_draw(m: str) -> dict:
         r = data.runs(m)
         stop, cap = metric(r, "stopped_epoch"), pd.to_numeric(r.epochs, errors="coerce")
-        seen = stop * pd.to_numeric(r.n_train, errors="coerce")
-        return {k: (s, c >= cp) for k, s, c, cp in zip(draw_keys(r), seen, stop, cap) if np.isfinite(s)}
+        best = metric(r, "best_epoch").where(lambda x: x > 0) if "metrics.best_epoch" in r else stop * np.nan
+        capped = stop >= cap
+        epochs = best.fillna(stop).where(~capped, cap)  # censored at the cap
+        seen = epochs * pd.to_numeric(r.n_train, errors="coerce")
+        return {k: (s, c) for k, s, c in zip(draw_keys(r), seen, capped) if np.isfinite(s)}
 
     da, db = per_draw(a), per_draw(b)
     keys = sorted(set(da) & set(db))
@@ -281,7 +305,7 @@ def sooner(data: SplitData, a: str, b: str) -> Sooner:
     ratios = []
     for k in keys:
         (sa, ca), (sb, cb) = da[k], db[k]
-        won += bool(sb < sa and not cb)  # b's true stop is known and before a's (known or later)
+        won += bool(sb < sa and not cb)  # b's true best is known and before a's (known or later)
         lost += bool(sa < sb and not ca)
         if not (ca or cb):
             ratios.append(sb / sa)
@@ -291,9 +315,10 @@ def sooner(data: SplitData, a: str, b: str) -> Sooner:
 
 def run_spec(data: SplitData, spec: Spec, votes: Votes, margin: float) -> ClaimTest:
     if spec.kind == "sooner":
-        return ClaimTest(spec.what, spec.kind, spec.study, sooner=sooner(data, *spec.pair))
+        return ClaimTest(spec.what, spec.kind, spec.study, sooner=sooner(data, *spec.pair), models=spec.pair)
     m = margin if spec.kind in ("below", "within") else 0.0
-    return ClaimTest(spec.what, spec.kind, spec.study, estimate(data, spec.contrast, votes), margin=m)
+    return ClaimTest(spec.what, spec.kind, spec.study, estimate(data, spec.contrast, votes), margin=m,
+                     models=tuple(spec.contrast.models))
 
 
 def _ran(t: ClaimTest) -> bool:
@@ -307,43 +332,11 @@ def claim_rows(data: SplitData, votes: Votes, margin: float = MARGIN) -> list[Cl
     nets = set(sub.net)
     rows = []
     for claim in CLAIMS:
-        absent = [n for n in claim.nets if n not in nets]
+        absent, without = claim.absent(nets)
         tests = [] if absent else [t for t in (run_spec(data, s, votes, margin) for s in claim.tests(sub, acc))
                                    if _ran(t)]
         missing = (f"{', '.join(absent)} not run on this split" if absent else
                    "" if tests else "no draw in which all its nets ran")
-        rows.append(ClaimRow(claim.key, claim.text, claim.study, tests, missing))
+        partial = f"tested without {', '.join(without)} (not run on this split)" if without and tests else ""
+        rows.append(ClaimRow(claim.key, claim.text, claim.study, tests, missing, partial))
     return rows
-
-
-# --------------------------------------------------------------------------- power at the deciding level
-
-
-def claim_target(row: ClaimRow) -> float:
-    """Each test's power for the claim's tests to reach ``TARGET_POWER`` together (as if independent)."""
-    return TARGET_POWER ** (1 / max(len(row.tests), 1))
-
-
-def needs_for(t: ClaimTest, target: float) -> int | None:
-    """The draws the study's effect needs for this test to reach ``target`` at its deciding level."""
-    alpha = level(t.alpha, t.family)
-    if t.kind == "sooner":  # a sign test: even all draws one way need this many
-        return math.ceil(math.log2(2 / alpha) + 1e-9)
-    sp = t.paired.spread
-    if not (sp.sd > 0 and math.isfinite(sp.floor)):
-        return None
-    test = {"below": "below", "within": "within"}.get(t.kind, "two-sided")
-    return draws_needed(t.study, sp, alpha, target, test, t.margin)
-
-
-def detectable_for(t: ClaimTest, target: float) -> float:
-    """The smallest effect a directional test could find with these draws at its deciding level."""
-    if t.kind not in ("more", "less") or not t.paired.spread.testable:
-        return float("nan")
-    return detectable(t.paired.spread, level(t.alpha, t.family), target)
-
-
-def claim_needs(row: ClaimRow) -> int | None:
-    """The draws the study's effects need for every test of the claim at once (None: no number)."""
-    needs = [needs_for(t, claim_target(row)) for t in row.tests]
-    return None if not needs or any(n is None for n in needs) else max(needs)

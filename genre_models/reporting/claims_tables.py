@@ -7,7 +7,8 @@ import math
 
 import pandas as pd
 
-from genre_models.reporting.claims import ClaimRow, ClaimTest, claim_needs, claim_target, detectable_for, needs_for
+from genre_models.reporting.claim_power import claim_needs, claim_target, detectable_for, needs_for
+from genre_models.reporting.claims import ClaimRow, ClaimTest
 from genre_models.reporting.stats import fmt_p, level
 from genre_models.reporting.tables import Table, text
 
@@ -31,7 +32,7 @@ def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
             sp = t.paired.spread if t and t.paired else None
             d = t.paired.diff if t and t.paired else None
             need = needs_for(t, claim_target(r)) if t else None
-            out.append({"split": split, "claim": r.key, "verdict": r.verdict, "test": t.what if t else r.missing,
+            out.append({"split": split, "claim": r.key, "verdict": r.verdict, "tested_without": r.partial, "test": t.what if t else r.missing,
                         "kind": t.kind if t else "", "margin": t.margin if t else math.nan,
                         "study_effect": t.study if t else math.nan, "draws": t.draws if t else 0,
                         "effect": d.mean if d else math.nan, "lo_95_unadjusted": d.lo if d else math.nan,
@@ -54,7 +55,7 @@ def claims_table(rows: list[ClaimRow], split: str) -> Table:
     body = []
     for r in rows:
         t = r.deciding()
-        body.append([text(r.claim), text(r.study), text(r.verdict),
+        body.append([text(r.claim), text(r.study), text(r.verdict_words),
                      text(f"{t.what}: {t.effect()}" if t else r.missing), text(_p_cell(t)), text(needs_words(r))])
     family = next((t.family for r in rows for t in r.tests), 0)
     return Table(f"claims_{split}", f"The study's claims, tested on split {split}",
@@ -70,7 +71,7 @@ def claims_table(rows: list[ClaimRow], split: str) -> Table:
 
 def claims_detail_table(rows: list[ClaimRow], split: str) -> Table:
     """Every test behind the claims, one row each (the HTML report's and the CSV's)."""
-    body = [[text(r.claim), text(r.verdict), text(t.what), text(t.kind + (f" ±{t.margin:g}" if t.kind == "within" else
+    body = [[text(r.claim), text(r.verdict_words), text(t.what), text(t.kind + (f" ±{t.margin:g}" if t.kind == "within" else
                                                                         f" {t.margin:+g}" if t.kind == "below" else "")),
              text(t.effect()), text(fmt_p(t.p_for)), text(fmt_p(t.p_against)), text(_p_cell(t)), text(t.outcome),
              text(_need_text(needs_for(t, claim_target(r)))), text(_mde_text(detectable_for(t, claim_target(r))))]

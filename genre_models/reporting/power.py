@@ -24,8 +24,7 @@ def power(effect: float, spread: Spread, n: int, alpha: float = ALPHA, test: str
     if not se > 0:
         return float("nan")
     if test == "within":
-        c = stats.t.ppf(1 - alpha, df)
-        return float(max(0.0, stats.t.cdf((margin - effect) / se - c, df) - stats.t.cdf((-margin - effect) / se + c, df)))
+        return tost_power(effect, se, df, alpha, margin)
     crit = stats.t.ppf(1 - alpha / 2, df)
     if test == "below":
         value = float(stats.nct.cdf(-crit, df, (effect - margin) / se))
@@ -33,6 +32,26 @@ def power(effect: float, spread: Spread, n: int, alpha: float = ALPHA, test: str
         ncp = effect / se
         value = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
     return value if math.isfinite(value) else 1.0  # scipy's nct gives nan far out in the tail
+
+
+def tost_power(effect: float, se: float, df: int, alpha: float, margin: float) -> float:
+    """TOST's exact power: both one-sided tests at ``alpha`` reject when the estimate lies within
+    ``±(margin - c * se_hat)``, where ``se_hat = se * u`` and ``u^2 df`` is chi-square on ``df``
+    degrees of freedom (the estimate and its standard error independent, as under normal draws):
+    the normal probability of that band, integrated over ``u`` (Owen 1965). The shifted-t
+    shortcut read 0.36 where this reads 0.56 at n = 3."""
+    from scipy import integrate, stats
+
+    c = float(stats.t.ppf(1 - alpha, df))
+    top = margin / (c * se)  # beyond this u the band is empty
+
+    def band(u: float) -> float:
+        half = margin - c * se * u
+        inside = stats.norm.cdf((half - effect) / se) - stats.norm.cdf((-half - effect) / se)
+        return float(inside) * float(stats.chi.pdf(u * math.sqrt(df), df)) * math.sqrt(df)
+
+    value, _ = integrate.quad(band, 0.0, top, limit=200)
+    return float(min(max(value, 0.0), 1.0))
 
 
 def detectable(spread: Spread, alpha: float = ALPHA, target: float = 0.8) -> float:

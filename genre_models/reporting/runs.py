@@ -11,6 +11,8 @@ left out. A *model* is a net at an epoch budget (``net2 50 ep``), an early-stopp
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from genre_models.config import SPLIT_SPECS
@@ -222,7 +224,13 @@ def model_of(sub: pd.DataFrame, net: str) -> str | None:
 
 def summary(r: pd.DataFrame, name: str, bounds: tuple[float, float] = (0.0, 1.0)) -> Cell:
     """A metric of one split's runs over their draws, the interval corrected where the split
-    resamples (``reporting.stats``) by the runs' own n_test / n_train."""
-    resampled = not r.empty and SPLIT_SPECS[r.split.iloc[0]].resampled
-    ratio = float(pd.to_numeric(r.ratio, errors="coerce").dropna().mean()) if resampled and len(r) else 0.0
-    return summarize(metric(r, name), bounds, ratio if ratio == ratio else 0.0)
+    resamples (``reporting.stats``) by the runs' own n_test / n_train (no interval where a run
+    lacks its counts); on a fixed split a test accuracy's interval carries the test set's error."""
+    if r.empty:
+        return summarize([], bounds)
+    ratios = pd.to_numeric(r.ratio, errors="coerce")
+    if SPLIT_SPECS[r.split.iloc[0]].resampled:
+        return summarize(metric(r, name), bounds, float(ratios.mean()) if ratios.notna().all() else math.nan)
+    tracks = pd.to_numeric(r.n_test_tracks, errors="coerce") if "n_test_tracks" in r else pd.Series(dtype=float)
+    sampled = name.startswith("test_") and name.endswith("accuracy") and tracks.notna().any()
+    return summarize(metric(r, name), bounds, 0.0, int(tracks.min()) if sampled else 0)

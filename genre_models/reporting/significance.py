@@ -156,9 +156,10 @@ def _number(v) -> float:
 
 
 def contrast_ratio(data: SplitData, models: list[str], keys: list) -> float:
-    """The contrast's n_test / n_train: the mean run ratio of its models over its draws (0 where unknown)."""
-    r = [data.ratios(m)[k] for m in models for k in keys if k in data.ratios(m)]
-    return float(np.mean(r)) if r else 0.0
+    """The contrast's n_test / n_train: the mean run ratio of its models over its draws; nan where
+    a run lacks its sample counts (the correction cannot be sized, so the contrast is not tested)."""
+    r = [data.ratios(m).get(k, math.nan) for m in models for k in keys]
+    return float(np.mean(r)) if r else math.nan
 
 
 def _vote_contrast(runs: dict, contrast: Contrast, keys: list, votes: Votes) -> np.ndarray | None:
@@ -193,7 +194,9 @@ def estimate(data: SplitData, contrast: Contrast, votes: Votes, bounds: tuple[fl
     d = np.asarray([sum(c * values[m][k] for m, c in contrast.terms) + contrast.offset for k in keys], float)
     votes_c = _vote_contrast({m: data.run_ids(m) for m in contrast.models}, contrast, keys, votes)
     if SPLIT_SPECS[data.split].resampled:
-        spread = corrected_spread(d, contrast_ratio(data, contrast.models, keys))
+        ratio = contrast_ratio(data, contrast.models, keys)
+        spread = corrected_spread(d, ratio) if math.isfinite(ratio) else Spread(
+            float(d.std(ddof=1)) if d.size > 1 else 0.0, int(d.size), math.nan, d.size - 1, "corrected")
     elif votes_c is None:
         spread = Spread(float(d.std(ddof=1)) if d.size > 1 else 0.0, int(d.size), float("nan"), 0, "two-way")
     else:

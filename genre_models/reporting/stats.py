@@ -125,13 +125,21 @@ def cell_of(x: np.ndarray, se: float, df: float, bounds: tuple[float, float] = (
     return Cell(values, mean, lo, hi, clipped=(lo, hi) != (mean - half, mean + half))
 
 
-def summarize(values, bounds: tuple[float, float] = (0.0, 1.0), ratio: float = 0.0) -> Cell:
+def summarize(values, bounds: tuple[float, float] = (0.0, 1.0), ratio: float = 0.0, tracks: int = 0) -> Cell:
     """Mean and 95% t-interval over draws, clipped to ``bounds``; values that are missing or
     not finite are left out. ``ratio``: n_test / n_train of a resampled split, whose variance
-    term becomes ``1/n + ratio`` (0: the plain t-interval)."""
+    term becomes ``1/n + ratio`` (0: the plain t-interval; nan: unknown, so no interval).
+    ``tracks``: a fixed split's test tracks, whose own sampling error (binomial, ``mean (1 - mean)
+    / tracks``, which errs wide: each track's right-rate over seeds varies less than one vote) never
+    averages out over seeds; degrees of freedom the smaller component's, as ``two_way_spread``."""
     x = _finite(values)
-    se = float(x.std(ddof=1) * math.sqrt(1.0 / x.size + ratio)) if x.size > 1 else float("nan")
-    return cell_of(x, se, x.size - 1, bounds)
+    if x.size < 2:
+        return cell_of(x, float("nan"), 0, bounds)
+    sd = float(x.std(ddof=1))
+    floor = float(x.mean() * (1 - x.mean())) / tracks if tracks > 0 else 0.0
+    se = math.sqrt(sd ** 2 * (1.0 / x.size + ratio) + max(floor, 0.0))
+    df = x.size - 1 if not floor > 0 else (min(x.size - 1, tracks - 1) if sd > 0 else tracks - 1)
+    return cell_of(x, se, df, bounds)
 
 
 # --------------------------------------------------------------------------- spread and tests
@@ -296,6 +304,9 @@ def untestable_reason(d: np.ndarray, spread: Spread) -> str:
         return f"a test needs at least {MIN_DRAWS} draws"
     if spread.kind == "two-way" and not math.isfinite(spread.floor):
         return "a fixed split's test needs every run's per-track votes (test_predictions.csv), to count the test set's own error"
+    if spread.kind == "corrected" and not math.isfinite(spread.floor):
+        return ("a run lacks its sample counts (n_train and n_test_tracks, or n_test), which the corrected test "
+                "needs to size the overlap of the draws' training sets")
     return f"the difference was {d.mean():+.3f} in every draw, so it has no spread to test it against"
 
 

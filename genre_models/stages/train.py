@@ -218,7 +218,7 @@ def _torch_fit(cfg: TrainConfig, spec: NetSpec, data: _Data, shape: InputShape, 
     optimizer = make_optimizer(spec, model.parameters(), cfg.lr)
     prepare_device(device)
     resident = resident_fits(part_bytes(data.parts), device)
-    loaders = make_batches(data.parts, cfg.batch_size, cfg.seed, cfg.num_workers, device, resident)
+    loaders = make_batches(data.parts, cfg.batch_size, cfg.training_seed, cfg.num_workers, device, resident)
 
     def run(logger: RunLogger) -> History:
         log.info("training %s (%s parameters) on %d %s samples, device %s%s", cfg.net, f"{count_parameters(model):,}",
@@ -242,7 +242,7 @@ def _classical_fit(cfg: TrainConfig, spec: NetSpec, data: _Data, shape: InputSha
         t0 = time.perf_counter()
         log.info("fitting %s on %d %s samples (%d hyper-parameter settings, chosen on validation)", cfg.net,
                  len(ys["train"]), spec.input_kind, grid_size(spec.name))
-        fitted = state["fitted"] = fit_classical(spec.name, xs["train"], ys["train"], xs["val"], ys["val"], cfg.seed,
+        fitted = state["fitted"] = fit_classical(spec.name, xs["train"], ys["train"], xs["val"], ys["val"], cfg.training_seed,
                                                  data.parts["train"].track, data.parts["val"].track)
         hist = History(best_epoch=1, stopped_epoch=1, train_seconds=time.perf_counter() - t0,
                        samples_seen=fitted.samples * len(fitted.tried))
@@ -281,7 +281,7 @@ def train(cfg: TrainConfig, *, logger: RunLogger = NULL_LOGGER, augmentation: Au
     if augmentation is not None:
         cfg = replace(cfg, gan=augmentation.gan)  # the settings of the GAN actually used, for the logged config
     data = _data(cfg, spec, augmentation)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.training_seed)  # seed and fold (``RunSection.training_seed``)
     precision, why = resolve_precision(cfg.precision, resolve_device(cfg.device))
     cfg = replace(cfg, precision=precision)  # what ran is what is logged; ``precision_choice`` says why
     shape = shape_of(cfg.features)

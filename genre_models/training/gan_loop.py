@@ -243,9 +243,9 @@ def train_wavegan(cfg: GanConfig, real: RealAudio, device: torch.device, workdir
     ckpt_path = workdir / "checkpoint.pt"
     if fresh and ckpt_path.exists():
         ckpt_path.unlink()
-    seed_everything(cfg.seed)
+    seed_everything(cfg.training_seed)
     units = build_units(g, device)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.training_seed)
     history, step = _resume(units, rng, ckpt_path, key, g, logger)
     resumed_from = last_good = step
     draws = [real_batcher(real, u.classes, g.batch_size, rng, device) for u in units]

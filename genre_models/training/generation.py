@@ -118,7 +118,7 @@ def generate_set(units: list[GanUnit], cfg: GanConfig, device: torch.device, tar
     f = cfg.features
     n = cfg.gan.per_genre * N_CLASSES
     labels = np.repeat(np.arange(N_CLASSES), cfg.gan.per_genre).astype(np.int64)  # (N,)
-    torch_gen = torch.Generator().manual_seed(cfg.seed + 104729)
+    torch_gen = torch.Generator().manual_seed(cfg.training_seed + 104729)
 
     def write(tmp: Path) -> None:
         audio = np.lib.format.open_memmap(tmp / "audio.npy", mode="w+", dtype=np.int16, shape=(n, SLICE_LEN))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from genre_models.config import SPLIT_SPECS
+from genre_models.training.reference_rates import H200
 from genre_models.sweep.cost.model import NetCost, Sizes, net_costs, project
 from genre_models.sweep.cost.probe import probe
 from genre_models.sweep.grid import SweepConfig, build_grid, get_grid
@@ -14,14 +15,6 @@ from genre_models.sweep.grid import SweepConfig, build_grid, get_grid
 #: Above this a sweep names what would make it feasible.
 FEASIBLE_HOURS = 24.0
 
-
-
-#: Rates measured on one NVIDIA H200 through this workplace's device tool (2026-11-26, fp32, the split
-#: resident on the GPU; docs/performance.md): what a projection "on a GPU" uses on a machine without one.
-#: Image nets at 180x180 batch 32 (net2's figure), MFCC and raw nets at batch 32 (net5's), the WaveGAN
-#: by model size, generation of the study's 27,980 clips in about 6 s.
-H200 = {"image": 2773.0, "mfcc": 5007.0, "raw": 5007.0, "gan_steps_per_s": {64: 1 / 0.17, 16: 14.2},
-        "clips_per_s_generated": 4663.0, "measured": "2026-11-26"}
 
 
 def gpu_rates(cfg: SweepConfig, rates: dict, costs: dict[str, NetCost]) -> dict:

@@ -1,0 +1,85 @@
+"""Power at the level that decides, for the claims (``reporting.claims``): the draws the study's
+effect needs for each test and for all of a claim's tests at once, and the smallest effect the
+draws could find. The sign test of "stops sooner" gets its exact binomial power at the sweep's
+own shares (the study gave no effect in training samples)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from genre_models.reporting.claims import ClaimRow, ClaimTest, Sooner
+from genre_models.reporting.mcnemar import exact_mcnemar_p
+from genre_models.reporting.power import detectable, draws_needed
+from genre_models.reporting.stats import MIN_DRAWS, level
+
+#: The power a claim's tests must reach together.
+TARGET_POWER = 0.8
+
+
+def sign_test_power(n: int, known: float, q: float, alpha: float) -> float:
+    """The exact power of the two-sided sign test (``Sooner.p``) over ``n`` draws, each of whose order
+    is known with probability ``known`` and then goes b's way with probability ``q``."""
+    from scipy import stats
+
+    if n < MIN_DRAWS:
+        return 0.0
+    ks = np.arange(n + 1)
+    p_k = stats.binom.pmf(ks, n, known)
+    total = 0.0
+    for k, pk in zip(ks, p_k):
+        if k == 0 or pk < 1e-12:
+            continue
+        w = np.arange(k + 1)
+        p = exact_mcnemar_p(w, k - w)
+        total += pk * float(stats.binom.pmf(w, k, q)[p < alpha].sum())
+    return total
+
+
+def sooner_needs(s: Sooner, alpha: float, target: float, most: int = 400) -> int | None:
+    """The draws for the sign test to reach ``target`` at ``alpha``, at this sweep's own share of
+    draws whose order is known and of those going the way seen (each shrunk toward even by one
+    draw a side, so that 3 of 3 is not taken for certainty). None: no number up to ``most``."""
+    n = s.sooner + s.later + s.unknown
+    if n == 0:
+        return None
+    known = (s.sooner + s.later + 1) / (n + 2)
+    q = (max(s.sooner, s.later) + 1) / (s.sooner + s.later + 2)
+    if q <= 0.5 or sign_test_power(most, known, q, alpha) < target:
+        return None
+    lo, hi = MIN_DRAWS, most
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if sign_test_power(mid, known, q, alpha) < target else (lo, mid)
+    return lo
+
+
+def claim_target(row: ClaimRow) -> float:
+    """Each test's power for the claim's tests to reach ``TARGET_POWER`` together (as if independent)."""
+    return TARGET_POWER ** (1 / max(len(row.tests), 1))
+
+
+def needs_for(t: ClaimTest, target: float) -> int | None:
+    """The draws the study's effect needs for this test to reach ``target`` at its deciding level."""
+    alpha = level(t.alpha, t.family)
+    if t.kind == "sooner":  # at the sweep's own shares: the study gave no effect in samples
+        return sooner_needs(t.sooner, alpha, target)
+    sp = t.paired.spread
+    if not (sp.sd > 0 and math.isfinite(sp.floor)):
+        return None
+    test = {"below": "below", "within": "within"}.get(t.kind, "two-sided")
+    return draws_needed(t.study, sp, alpha, target, test, t.margin)
+
+
+def detectable_for(t: ClaimTest, target: float) -> float:
+    """The smallest effect a directional test could find with these draws at its deciding level."""
+    if t.kind not in ("more", "less") or not t.paired.spread.testable:
+        return float("nan")
+    return detectable(t.paired.spread, level(t.alpha, t.family), target)
+
+
+def claim_needs(row: ClaimRow) -> int | None:
+    """The draws the study's effects need for every test of the claim at once (None: no number)."""
+    needs = [needs_for(t, claim_target(row)) for t in row.tests]
+    return None if not needs or any(n is None for n in needs) else max(needs)
