@@ -256,7 +256,7 @@ def fake_run(client, exp_id, net, seed, acc, split="track", epochs=None, status=
     run = client.create_run(exp_id, run_name=f"{net}-s{seed}", tags=tags)
     rid = run.info.run_id
     for k, v in {"epochs": epochs or (NETS[net].epochs if net in NETS else 1), "resolved_device": "cpu", "n_test": 30 + seed,
-                 "n_test_tracks": 10, "n_train": 700, "n_train_tracks": 70, **(params or {})}.items():
+                 "n_test_tracks": 10, **(params or {})}.items():
         client.log_param(rid, k, v)
     for k, v in {"test_accuracy": acc, "val_accuracy": acc, **metrics}.items():
         client.log_metric(rid, k, v)

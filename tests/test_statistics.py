@@ -312,3 +312,102 @@ def test_net6s_correction_counts_real_training_tracks_and_repeats_follow_one_rul
     assert notes["duplicates"] == 1 and len(runs[runs.net == "net5"]) == 3
     assert runs[runs.net == "net5"].sort_values("seed")["metrics.test_accuracy"].iloc[0] == pytest.approx(0.99)
     assert np.allclose(runs.ratio.astype(float), 10 / 70)  # generated segments never count
+
+
+# --------------------------------------------------------------------------- the review's faults, fixed
+
+
+def test_a_claim_is_tested_on_the_nets_that_ran_and_names_the_missing():
+    """net1 and net2 only: "CNNs beat the MLP" is tested on net2 (not "not run"), and says so."""
+    rows = []
+    for s in range(4):
+        rows += [{"net": "net1", "seed": s, "split": "track", "acc": 0.30 + 0.01 * s},
+                 {"net": "net2", "seed": s, "split": "track", "acc": 0.60 + 0.012 * s}]
+    runs = _runs(rows)
+    row = next(r for r in split_verdicts(runs, "track", significance.NO_VOTES).claims if r.key == "cnn_over_mlp")
+    assert [t.what for t in row.tests] == ["net2 50 ep − net1 50 ep"] and row.verdict == "supported"
+    assert row.partial == "tested without net3, net4 (not run on this split)"
+    assert row.verdict_words == "supported, tested without net3, net4 (not run on this split)"
+    only_mlp = _runs([r for r in rows if r["net"] == "net1"])
+    row = next(r for r in split_verdicts(only_mlp, "track", significance.NO_VOTES).claims if r.key == "cnn_over_mlp")
+    assert row.verdict == "not run" and row.missing == "none of net2, net3, net4 ran on this split"
+
+
+def test_stopping_sooner_counts_samples_to_the_best_epoch_and_its_needs_are_a_power_figure():
+    """net6 best at epoch 8 (2.3x the samples an epoch) against net5 best at 20: sooner in samples to
+    the best epoch, though both waited the same 5 patience epochs after it."""
+    from genre_models.reporting.claim_power import sign_test_power, sooner_needs
+    from genre_models.reporting.claims import Sooner
+
+    rows = []
+    for seed in range(4):
+        rows += [{"net": "net5", "seed": seed, "best": 20, "stop": 25, "n_train": 100},
+                 {"net": "net6", "seed": seed, "best": 8, "stop": 13, "n_train": 230}]
+    frame = pd.DataFrame([{"run_id": f"{r['net']}-{r['seed']}", "status": "FINISHED", "start_time": i,
+                           "artifact_uri": "", "tags.stage": "train", "tags.net": r["net"], "tags.split": "track",
+                           "tags.seed": str(r["seed"]), "tags.dataset": "d", "params.epochs": "50",
+                           "params.n_train": str(r["n_train"]), "params.n_test": "10", "metrics.test_accuracy": 0.5,
+                           "metrics.stopped_epoch": float(r["stop"]), "metrics.best_epoch": float(r["best"])}
+                          for i, r in enumerate(rows)])
+    s = sooner(SplitData(select_runs(frame)[0], "track"), "net5", "net6")
+    assert (s.sooner, s.later, s.unknown) == (4, 0, 0)  # 1840 < 2000 samples; at the stop 2990 > 2500
+    # The power figure: simulated sign tests at the shares it assumes reach 80% at the draws it names.
+    seen = Sooner(7, 2, 1, float("nan"), 0)
+    need = sooner_needs(seen, 0.05, 0.8)
+    known, q = (7 + 2 + 1) / 12, (7 + 1) / 11
+    assert sign_test_power(need, known, q, 0.05) >= 0.8 > sign_test_power(need - 1, known, q, 0.05)
+    rng = np.random.default_rng(0)
+    k = rng.binomial(need, known, 20000)
+    wins = rng.binomial(k, q)
+    p = np.where(k > 0, np.minimum(1, 2 * stats.binom.cdf(np.minimum(wins, k - wins), np.maximum(k, 1), 0.5)), 1)
+    assert np.mean(p < 0.05) == pytest.approx(sign_test_power(need, known, q, 0.05), abs=0.015)
+    assert sooner_needs(Sooner(3, 3, 0, float("nan"), 0), 0.05, 0.8) is None  # no direction to find
+
+
+def test_tost_power_is_exact_at_small_n():
+    """The review's case: n = 3, where the shifted-t shortcut read 0.36 and the truth is 0.56."""
+    rng = np.random.default_rng(1)
+    n, sd, margin = 3, 0.01, 0.02
+    sp = Spread(sd, n, 0.0, n - 1, "plain")
+    x = rng.normal(0.0, sd, (100_000, n))
+    est, se = x.mean(1), x.std(1, ddof=1) / math.sqrt(n)
+    c = stats.t.ppf(0.95, n - 1)
+    simulated = np.mean(((est + margin) / se > c) & ((est - margin) / se < -c))
+    assert power(0.0, sp, n, 0.05, "within", margin) == pytest.approx(simulated, abs=0.006)
+    assert power(0.0, sp, n, 0.05, "within", margin) == pytest.approx(0.56, abs=0.01)
+
+
+def test_a_fixed_splits_cells_carry_the_test_sets_error():
+    """Seeds that agree closely on 290 tracks: the interval is the tracks' binomial error, not the seeds' spread."""
+    from genre_models.reporting.stats import summarize
+
+    values = [0.600, 0.602, 0.598, 0.601, 0.599]
+    seeds_only, with_tracks = summarize(values), summarize(values, tracks=290)
+    half = stats.t.ppf(0.975, 4) * math.sqrt(np.var(values, ddof=1) / 5 + 0.6 * 0.4 / 290)
+    assert with_tracks.hi - with_tracks.mean == pytest.approx(half, rel=1e-6)
+    assert (with_tracks.hi - with_tracks.lo) > 10 * (seeds_only.hi - seeds_only.lo)
+
+
+def test_each_fold_of_a_seed_trains_from_its_own_torch_seed():
+    from genre_models.config import TrainConfig
+
+    seeds = {TrainConfig(net="net5", data_dir=".", split="kfold", folds=5, fold=f, seed=0).training_seed for f in range(5)}
+    assert len(seeds) == 5 and all(0 <= s < 2**32 for s in seeds)
+    assert TrainConfig(net="net5", data_dir=".", split="track", seed=7).training_seed == 7  # unfolded: its seed
+
+
+def test_draws_become_hours_here_and_on_a_gpu():
+    from genre_models.reporting.decisions import DrawCost, draw_cost, more_draws, time_words
+
+    rows = [{"net": n, "seed": s, "split": "kfold", "acc": 0.5} for n in ("net1", "net5") for s in range(3)]
+    runs = _runs(rows).assign(start_time=pd.Timestamp("2026-12-07"), fold=0)
+    runs["end_time"] = runs.start_time + pd.to_timedelta(np.where(runs.net == "net5", 600, 60), unit="s")
+    runs["metrics.train_time_s"], runs["metrics.samples_per_sec"] = 500.0, 500.0
+    cost = draw_cost(runs, "kfold", ["net5"])
+    assert cost.here_s == 600 and cost.gpu_s == pytest.approx(100 + 500 * 500 / 5007)  # net5 at the H200's MFCC rate
+    assert draw_cost(runs, "kfold", ["net1 50 ep", "net5"]).here_s == 660  # models, as the claims name them
+    assert not draw_cost(runs, "kfold", ["net1 50 ep", "net6"]).known  # net6 never ran: its time is unknown
+    assert more_draws(53, 15, 5) == (40, 8)  # whole seeds of 5 folds
+    words = time_words(53, 15, 5, DrawCost(600.0, 60.0, ("net5",)))
+    assert words.startswith("53 draws (40 more: 8 more seeds), about 6.7 h here and about 40 min on one H200")
+    assert time_words(None, 15, 5, cost).startswith("no number of draws decides it")

@@ -149,6 +149,8 @@ class ClaimRow:
     def verdict(self) -> str:
         if self.missing:
             return "not run"
+        if not any(math.isfinite(t.p) for t in self.tests):
+            return "not tested"
         outcomes = [t.outcome for t in self.tests]
         if "against" in outcomes:
             return "contradicted"
@@ -256,13 +258,14 @@ class Claim:
     tests: Callable[[pd.DataFrame, str], list[Spec]]
     some_of: tuple[str, ...] = ()
 
-    def absent(self, ran: set) -> tuple[list[str], list[str]]:
-        """(the nets whose absence stops the test, the ``some_of`` nets it is tested without)."""
+    def absent(self, ran: set) -> tuple[str, list[str]]:
+        """(why the claim cannot be tested, "" where it can; the ``some_of`` nets it is tested without)."""
         lacking = [n for n in self.nets if n not in ran]
         others = [n for n in self.some_of if n not in ran]
+        why = [f"{', '.join(lacking)} not run on this split"] if lacking else []
         if self.some_of and len(others) == len(self.some_of):
-            lacking.append(" or ".join(self.some_of))
-        return lacking, ([] if lacking else others)
+            why.append(f"none of {', '.join(self.some_of)} ran on this split")
+        return "; ".join(why), ([] if why else others)
 
 
 CNNS = ("net2", "net3", "net4")
@@ -335,8 +338,7 @@ def claim_rows(data: SplitData, votes: Votes, margin: float = MARGIN) -> list[Cl
         absent, without = claim.absent(nets)
         tests = [] if absent else [t for t in (run_spec(data, s, votes, margin) for s in claim.tests(sub, acc))
                                    if _ran(t)]
-        missing = (f"{', '.join(absent)} not run on this split" if absent else
-                   "" if tests else "no draw in which all its nets ran")
+        missing = absent or ("" if tests else "no draw in which all its nets ran")
         partial = f"tested without {', '.join(without)} (not run on this split)" if without and tests else ""
         rows.append(ClaimRow(claim.key, claim.text, claim.study, tests, missing, partial))
     return rows

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from genre_models.config import SPLIT_SPECS
+from genre_models.reporting.answers import FAMILIES
 from genre_models.reporting.builders import CAP_MARK, context_table
 from genre_models.reporting.runs import col, whole_numbers
 from genre_models.reporting.significance import Comparison
@@ -36,13 +37,16 @@ class SplitSection:
     files: dict[str, str] = field(default_factory=dict)  # what -> file name
     family: str = ""  # the split's Holm family, in words
     detail: Table | None = None  # every test behind the claims (the HTML report's)
+    answers: list[str] = field(default_factory=list)  # what the report opens with (``reporting.answers``)
 
 
 METHOD = (f"Cells: mean over draws (a draw is a seed's split and training run, and under `kfold` one fold of "
           f"it), then the 95% interval in brackets: Student's t over draws, where seeds draw new splits "
           f"(`random`, `track`, `kfold`) with Nadeau & Bengio's correction for overlapping training sets "
           f"(variance term 1/n + n_test/n_train instead of 1/n, from the real training part), on the fixed "
-          f"`filtered` split the plain t-interval over seeds (training noise on one test set); clipped to the "
+          f"`filtered` split the t-interval over seeds widened by its test tracks' binomial sampling error (every "
+          f"seed scores the same tracks, so that error never averages out); a resampled split's runs that lack "
+          f"their sample counts get no interval and no test; clipped to the "
           f"scale, [0, 1] for accuracies, and marked {CLIP_MARK} where it reached past it. Under {MIN_DRAWS} draws "
           f"no interval is claimed and no test is run; the values are listed instead. F1: mean ± standard "
           f"deviation over draws. {CAP_MARK}: some runs stopped at their epoch cap. `study`: the published "
@@ -76,8 +80,7 @@ def header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str,
            families: list[str] | None = None) -> list[str]:
     code = sorted(set(col(runs, "tags.code_version").dropna()))
     devices = sorted(set(col(runs, "params.resolved_device").dropna()))
-    lines = [f"# genre-bench report: {md(experiment)}", "",
-             f"- **Dataset:** {md(notes['dataset'])}" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
+    lines = [f"- **Dataset:** {md(notes['dataset'])}" + (" — **synthetic demo data, not GTZAN**" if notes["synthetic"] else ""),
              *repeats_line(runs),
              f"- **Code version:** {', '.join(md(c) for c in code) or 'unknown'}",
              f"- **Device:** {', '.join(md(d) for d in devices) or 'unknown'}",
@@ -99,8 +102,25 @@ def header(experiment: str, runs: pd.DataFrame, notes: dict, tracking_uri: str,
     if notes["duplicates"]:
         lines.append(f"- **Note:** {notes['duplicates']} repeated runs of a model for one draw left out (the newest "
                      "counts, in the tables and the tests alike).")
+    return lines + [""]
+
+
+def how_to_read() -> list[str]:
+    """The method, at the end: what the cells, intervals and verdicts mean, and the splits."""
     splits = " ".join(f"`{sp.name}`: {sp.description} (leaks tracks: {sp.leaks})." for sp in SPLIT_SPECS.values())
-    return lines + ["", METHOD + " " + splits, ""]
+    return ["## How to read this report", "", METHOD, "", FAMILIES, "", "Splits: " + splits, ""]
+
+
+def opening(experiment: str, sections: dict[str, SplitSection]) -> list[str]:
+    """The title and the answers, split by split, before anything else."""
+    lines = [f"# genre-bench report: {md(experiment)}", ""]
+    answered = [sec.answers for sec in sections.values() if sec.answers]
+    if answered:
+        lines += ["## Answers", "", "Per split: each claim of the study with its verdict, the comparisons that came "
+                  "out significant, and what the undecided claims need. How to read them is at the end.", ""]
+        for block in answered:
+            lines += block
+    return lines
 
 
 def table_block(t: Table, rel: str) -> list[str]:
@@ -131,7 +151,8 @@ def split_block(split: str, section: SplitSection, made: Figures, rel: str) -> l
 
 def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, rel: str, made: Figures,
            sections: dict[str, SplitSection], tracking_uri: str, projections: list[Table] = ()) -> str:
-    lines = header(experiment, runs, notes, tracking_uri, [s.family for s in sections.values() if s.family])
+    lines = opening(experiment, sections)
+    lines += header(experiment, runs, notes, tracking_uri, [s.family for s in sections.values() if s.family])
     if made.headline:
         lines += ["## Headline: test accuracy per net and split", "",
                   f"![test accuracy per net, split by split, with the study's figures]({rel}/{made.headline})", ""]
@@ -149,7 +170,7 @@ def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: d
         for t in projections:
             lines += table_block(t, rel)
     lines += ["## Context", "", *table_block(context_table(), rel)]
-    return "\n".join(lines)
+    return "\n".join(lines + how_to_read())
 
 
 def appendix(sections: dict[str, SplitSection]) -> str:

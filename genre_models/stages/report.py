@@ -21,6 +21,7 @@ import pandas as pd
 from genre_models.config import SPLIT_SPECS
 from genre_models.genres import GENRES
 from genre_models.reporting import figures as fig
+from genre_models.reporting.answers import answer_block
 from genre_models.reporting.builders import context_table, fold_accuracies, headline_bars, split_tables, split_title
 from genre_models.reporting.claims_tables import claims_detail_table, claims_frame, claims_table
 from genre_models.reporting.html import to_html
@@ -151,11 +152,12 @@ def make_figures(runs: pd.DataFrame, all_runs: pd.DataFrame, splits: list[str], 
 # --------------------------------------------------------------------------- tables and files
 
 
-def _write_split(runs: pd.DataFrame, split: str, files: Path, votes: Votes) -> SplitSection:
-    """One split's verdicts (one Holm family), tables and files (written into ``files``)."""
+def _write_split(runs: pd.DataFrame, split: str, files: Path, votes: Votes, gans: pd.DataFrame) -> SplitSection:
+    """One split's verdicts (one Holm family), answers, tables and files (written into ``files``)."""
     v = split_verdicts(runs, split, votes)
     section = SplitSection(split_tables(runs, split), v.comparisons, claims_table(v.claims, split),
-                           family=v.family_words(), detail=claims_detail_table(v.claims, split))
+                           family=v.family_words(), detail=claims_detail_table(v.claims, split),
+                           answers=answer_block(v, runs, gans))
     write_csv(significance_frame(v), files / f"significance_{split}.csv")
     write_csv(v.matrix, files / f"pvalues_{split}.csv", index=True)
     write_csv(claims_frame(v.claims, split), files / f"claims_tests_{split}.csv")
@@ -168,11 +170,12 @@ def _write_split(runs: pd.DataFrame, split: str, files: Path, votes: Votes) -> S
     return section
 
 
-def _write_sections(runs: pd.DataFrame, files: Path, votes: Votes,
-                    extra: list[Table]) -> tuple[dict[str, SplitSection], list[str]]:
+def _write_sections(runs: pd.DataFrame, files: Path, votes: Votes, extra: list[Table],
+                    gans: pd.DataFrame) -> tuple[dict[str, SplitSection], list[str]]:
     """Each split's tables, claims, comparisons and files (written into ``files``), with the
-    ``extra`` tables and the context; the table files written."""
-    sections = {split: _write_split(runs, split, files, votes) for split in SPLIT_SPECS if split in set(runs.split)}
+    ``extra`` tables and the context; the table files written. ``gans``: the finished GAN runs."""
+    sections = {split: _write_split(runs, split, files, votes, gans) for split in SPLIT_SPECS
+                if split in set(runs.split)}
     written = []
     for t in [t for sec in sections.values() for t in [*sec.tables, sec.claims]] + extra + [context_table()]:
         (files / f"{t.name}.csv").write_text(t.csv())
@@ -226,7 +229,8 @@ def write_report(experiment: str, out: str | None = None, tracking_uri: str | No
     votes, found = read_votes(runs, jobs), {}
 
     def write(folder: Path) -> None:
-        found["sections"], found["written"] = _write_sections(runs, folder, votes, projections)
+        gans = df[(col(df, "tags.stage") == "gan") & (df.status == "FINISHED")]
+        found["sections"], found["written"] = _write_sections(runs, folder, votes, projections, gans)
         found["made"] = make_figures(runs, df, list(found["sections"]), folder, jobs) if figures else Figures()
 
     replace_folder(files, write)
