@@ -104,3 +104,33 @@ def test_perf_predict_and_perf_report_measure_side_by_side(tmp_path, monkeypatch
     r = json.loads(rep.stdout)
     assert r["runs"] == r["report_runs"] == 30 and r["report_s"] > 0 and r["search_runs_s"] > 0
     assert not os.path.exists("reports")  # its reports go to a temporary folder
+
+
+def test_the_dry_run_turns_the_draws_a_claim_needs_into_hours(demo_dir, tmp_path):
+    """Once the store holds runs of the sweep's nets on its dataset, the dry run says what they
+    decide now and, for a claim not decided, the draws it needs with their time here and on a GPU."""
+    import numpy as np
+
+    from conftest import fake_run
+    from genre_models.data.discovery import dataset_digest, discover
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    mlflow.set_tracking_uri(uri)
+    exp_id = mlflow.create_experiment("gtzan-genre-benchmark")
+    client = mlflow.MlflowClient(uri)
+    digest = dataset_digest(discover(str(demo_dir)))
+    rng = np.random.default_rng(0)
+    for s in range(3):  # a small, noisy CNN gain: not decided at 3 seeds
+        for net, acc in (("net1", 0.40), ("net2", 0.43)):
+            fake_run(client, exp_id, net, s, acc + rng.normal(0, 0.12), epochs=2, params={"n_train": 350},
+                     tags={"dataset": f"demo@{digest}"})
+    args = ["sweep", "--data-dir", str(demo_dir), "--grid", "demo", "--nets", "net1,net2", "--seeds", "4",
+            "--splits", "track", "--max-epochs", "2", "--tracking-uri", uri, "--cache-dir", str(tmp_path / "c"),
+            "--dry-run"]
+    plan = CliRunner().invoke(main, args)
+    assert plan.exit_code == 0, plan.output
+    block = plan.stdout.split("to a decision (from the store's 6 finished training runs on demo@")[1].splitlines()
+    line = next(ln for ln in block if ln.startswith("  `track` CNNs beat the fully connected net: "))
+    assert "tested without" not in line and " draws (" in line and " here and about " in line and "on one H200" in line
+    as_json = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    assert any(d.startswith("  `track` CNNs beat the fully connected net: ") for d in as_json["decisions"])

@@ -49,26 +49,30 @@ def _significant(v: SplitVerdicts) -> str:
     return f"- **Significant comparisons** ({len(found)} of {len(v.comparisons)}): " + "; ".join(items) + "."
 
 
-def _needs(v: SplitVerdicts, runs: pd.DataFrame, gans: pd.DataFrame | None, folds: int) -> list[str]:
-    """For each claim not decided: the draws the study's effect needs, in hours here and on a GPU."""
-    out = []
-    for row in v.claims:
-        if row.missing or row.verdict != "not shown at this n":
-            continue
-        have = max(t.draws for t in row.tests)
-        models = [m for t in row.tests for m in t.models]
-        words = time_words(claim_needs(row), have, folds, draw_cost(runs, v.split, models, gans))
-        out.append(f"- **To decide \u201c{md(row.claim)}\u201d** at the study's effect: {words}.")
-    return out
+def split_folds(runs: pd.DataFrame, split: str) -> int:
+    """Draws a seed adds on ``split``: its folds under ``kfold``, else one."""
+    sub = runs[runs.split == split]
+    return max(1, sub.fold.nunique()) if SPLIT_SPECS[split].folded else 1
+
+
+def needs_line(row: ClaimRow, v: SplitVerdicts, runs: pd.DataFrame, gans: pd.DataFrame | None) -> str:
+    """A claim not decided: the draws the study's effect needs, in hours here and on a GPU."""
+    have = max(t.draws for t in row.tests)
+    models = [m for t in row.tests for m in t.models]
+    return time_words(claim_needs(row), have, split_folds(runs, v.split), draw_cost(runs, v.split, models, gans))
+
+
+def _needs(v: SplitVerdicts, runs: pd.DataFrame, gans: pd.DataFrame | None) -> list[str]:
+    return [f"- **To decide \u201c{md(row.claim)}\u201d** at the study's effect: {needs_line(row, v, runs, gans)}."
+            for row in v.claims if not row.missing and row.verdict == "not shown at this n"]
 
 
 def answer_block(v: SplitVerdicts, runs: pd.DataFrame, gans: pd.DataFrame | None = None) -> list[str]:
     """The split's answers, as markdown lines."""
     sub = runs[runs.split == v.split]
     keys = sorted(set(zip(sub.seed.astype(int), sub.fold.astype(int))))
-    folds = len({f for _, f in keys}) if SPLIT_SPECS[v.split].folded else 1
     lines = [f"### `{v.split}`: {draws_words(keys)}, one Holm family of {v.family} tests at {v.alpha:g}", ""]
     lines += [_claim_line(r) for r in v.claims]
     lines.append(_significant(v))
-    lines += _needs(v, runs, gans, folds)
+    lines += _needs(v, runs, gans)
     return lines + [""]

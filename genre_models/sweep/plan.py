@@ -15,6 +15,7 @@ from pathlib import Path
 
 from genre_models.config import FeatureConfig
 from genre_models.sweep.cost.estimate import Cost, estimate
+from genre_models.sweep.decide import Decisions, decisions
 from genre_models.sweep.cost.model import Sizes
 from genre_models.sweep.cost.words import duration, sources, table
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, check_folds, dependencies, get_grid, grid_keys
@@ -62,6 +63,7 @@ class DryRun:
     done: set  # points whose FINISHED run the store holds (a resume skips them)
     cost: Cost | None  # None: nothing left to run
     sizes: Sizes
+    decisions: Decisions | None = None  # what the store's runs decide now, and what the rest needs
 
     def lines(self) -> list[str]:
         out = [f"plan: grid {self.cfg.grid}, {len(self.points)} points on {self.sizes.source}; "
@@ -75,12 +77,15 @@ class DryRun:
             out.append(f"  [{state}] {p.label}{after}{est}")
         if self.cost:
             out += ["", *table(self.cost.projection), "", self.cost.line(), *self.cost.advice()]
+        if self.decisions:
+            out += ["", *self.decisions.text()]
         return out
 
     def as_dict(self) -> dict:
         return {"grid": self.cfg.grid, "data": self.sizes.source, "points": [
             {"label": p.label, "done": p in self.done, "after": [d.label for d in self.deps[p]]} for p in self.points],
-            "cost": self.cost.as_dict() if self.cost else None}
+            "cost": self.cost.as_dict() if self.cost else None,
+            "decisions": list(self.decisions.lines) if self.decisions else None}
 
 
 def dry_run(cfg: SweepConfig, tracking_uri: str | None, experiment: str) -> DryRun:
@@ -96,4 +101,5 @@ def dry_run(cfg: SweepConfig, tracking_uri: str | None, experiment: str) -> DryR
     todo = [p for p in points if p not in done]
     data_dir = None if cfg.data_dir.startswith("runs:/") or not os.path.isdir(cfg.data_dir) else cfg.data_dir
     cost = estimate(cfg, todo, sizes, data_dir, digest, tracking_uri) if todo else None
-    return DryRun(cfg, points, dependencies(points), done, cost, sizes)
+    found = decisions(cfg, experiment, tracking_uri, digest)
+    return DryRun(cfg, points, dependencies(points), done, cost, sizes, found)
