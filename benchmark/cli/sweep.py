@@ -52,6 +52,12 @@ from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, MAX_SEEDS, Sw
 @click.option("--wait-for-quiet", type=float, default=default_of(SweepConfig, "wait_for_quiet"), metavar="S",
               help="Before the cost probe, wait up to S seconds for other work to leave the cores (a busy machine "
                    "makes the probe, and the projection, read slow).")
+@click.option("--until-decided", is_flag=True,
+              help="Start with --seeds seeds, then add whole seeds one at a time, testing the claims again after each "
+                   "under a group-sequential design, until every claim the nets can test is decided, --max-seeds is "
+                   "reached, or the next seed's projected cost would exceed --max-hours. The same command resumes.")
+@click.option("--max-seeds", type=click.IntRange(1, MAX_SEEDS), default=10, show_default=True,
+              help="With --until-decided: the most seeds (the design's horizon: its alpha is spent by then).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (points, dependencies, what the store holds) and its "
                                               "projected wall time here, then exit: nothing is run or created.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan and projection as JSON.")
@@ -59,7 +65,7 @@ from genre_models.sweep.grid import DATA_ACCESS, EXECUTORS, GRIDS, MAX_SEEDS, Sw
 @one_line_errors
 def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, device, precision, cache_dir, preprocess_jobs,
           executor, ray_address, cpus_per_run, gpus_per_run, retries, data_access, system_metrics, register, max_hours,
-          wait_for_quiet, dry_run, as_json, tracking_uri, experiment):
+          wait_for_quiet, until_decided, max_seeds, dry_run, as_json, tracking_uri, experiment):
     """Run the study's grid (nets x epochs x splits x seeds, and the GAN net6 needs) as one parent MLflow run.
 
     Re-running the same command skips grid points that already have a FINISHED run."""
@@ -94,20 +100,39 @@ def sweep(data_dir, demo, grid, nets, seeds, splits, folds, max_epochs, jobs, de
         else:
             click.echo(line, err=True)
 
+    if until_decided:
+        _until_decided(cfg, max_seeds, tracking_uri, experiment, echo, demo)
+        return
     res = run_sweep(cfg, tracking_uri, experiment, echo=echo)
     for label, out in res.outcomes.items():
         if out["status"] == "FAILED":
             click.echo(f"  FAILED {label}: {out.get('error', '')}")
     if demo:
-        from genre_models.stages.report import write_report
-        from genre_models.tracking.setup import experiment_name
-
-        rep = write_report(experiment_name(experiment), out=None, tracking_uri=tracking_uri, logger=run_logger())
-        click.echo(f"report: {rep.path} (open {rep.html} in a browser); its run {rep.run_id}")
-        for view in rep.views:
-            say(view.line())
+        _demo_report(tracking_uri, experiment)
     if res.failed:
         raise SystemExit(1)
+
+
+def _until_decided(cfg, max_seeds: int, tracking_uri, experiment, echo, demo: bool) -> None:
+    from genre_models.sweep.until import run_until_decided
+
+    if max_seeds < cfg.seeds:
+        raise CliError(f"--max-seeds ({max_seeds}) is under --seeds ({cfg.seeds}), the first look's seeds")
+    res = run_until_decided(cfg, max_seeds, tracking_uri, experiment, echo=echo)
+    if demo:
+        _demo_report(tracking_uri, experiment)
+    if res.failed():
+        raise SystemExit(1)
+
+
+def _demo_report(tracking_uri, experiment) -> None:
+    from genre_models.stages.report import write_report
+    from genre_models.tracking.setup import experiment_name
+
+    rep = write_report(experiment_name(experiment), out=None, tracking_uri=tracking_uri, logger=run_logger())
+    click.echo(f"report: {rep.path} (open {rep.html} in a browser); its run {rep.run_id}")
+    for view in rep.views:
+        say(view.line())
 
 
 def _dry_run(cfg, tracking_uri, experiment, as_json: bool, demo: bool) -> None:

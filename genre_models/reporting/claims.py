@@ -291,14 +291,16 @@ CLAIMS: tuple[Claim, ...] = (
 def sooner(data: SplitData, a: str, b: str) -> Sooner:
     """b against a in training samples seen to the best epoch (best epoch x samples per epoch: the
     patience epochs after it are the same rule's cost for both nets, and counting them charged
-    net6 2.3x per epoch for waiting). A run that reached its epoch cap never stopped: its best
-    epoch is censored at the cap. Runs that logged no best epoch count their stopping epoch."""
+    net6 2.3x per epoch for waiting). A run that reached its epoch cap never stopped: its best is
+    censored, known only to lie at or after the best within the cap, so it is sooner than nothing
+    it has not beaten already. Runs that logged no best epoch count their stopping epoch."""
+
     def per_draw(m: str) -> dict:
         r = data.runs(m)
         stop, cap = metric(r, "stopped_epoch"), pd.to_numeric(r.epochs, errors="coerce")
         best = metric(r, "best_epoch").where(lambda x: x > 0) if "metrics.best_epoch" in r else stop * np.nan
-        capped = stop >= cap
-        epochs = best.fillna(stop).where(~capped, cap)  # censored at the cap
+        capped = stop >= cap  # never stopped: its true best lies at or after the best within the cap
+        epochs = best.fillna(stop)
         seen = epochs * pd.to_numeric(r.n_train, errors="coerce")
         return {k: (s, c) for k, s, c in zip(draw_keys(r), seen, capped) if np.isfinite(s)}
 

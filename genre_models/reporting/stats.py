@@ -191,17 +191,22 @@ def cluster_variance(per_track: np.ndarray, clusters: np.ndarray) -> tuple[float
     return (float((sums ** 2).sum()) / x.size ** 2 * k / (k - 1) if k > 1 else float("nan")), int(k)
 
 
-def two_way_spread(d: np.ndarray, per_track: np.ndarray, clusters: np.ndarray) -> Spread:
-    """A fixed test set scored by ``d.size`` seeds: seeds' spread plus the test set's sampling
-    error (``cluster_variance`` of each track's difference averaged over seeds). Degrees of
-    freedom: the smaller component's (seeds - 1, or clusters - 1), not Welch-Satterthwaite's,
-    whose estimate from a handful of seeds ran anti-conservative in the far tail that Holm's
-    first steps use (``benchmark calibrate``: 12% family-wise on `filtered` at 5 seeds)."""
+def two_way_spread(d: np.ndarray, per_track: np.ndarray, clusters: np.ndarray, ratio: float = 0.0) -> Spread:
+    """A fixed test set scored by ``d.size`` seeds: seeds' spread, plus the test set's sampling
+    error (``cluster_variance`` of each track's difference averaged over seeds), plus the training
+    set's: every seed trains on the one training part, so a model's edge from *which* tracks it
+    trained on is the same in every seed and no spread between seeds shows it; Nadeau & Bengio's
+    assumption sizes it, ``sd^2 * ratio`` (n_test / n_train), as on a resampled split. nan
+    ``ratio``: the runs lack their counts, so the difference is not tested. Degrees of freedom:
+    the smaller component's (seeds - 1, or clusters - 1), not Welch-Satterthwaite's, whose
+    estimate from a handful of seeds ran anti-conservative in the far tail that Holm's first
+    steps use."""
     sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
-    floor, k = cluster_variance(per_track, clusters)
+    tracks, k = cluster_variance(per_track, clusters)
+    floor = tracks + sd ** 2 * ratio
     if not math.isfinite(floor) or d.size < 2:
         return Spread(sd, int(d.size), float("nan"), 0, "two-way")
-    df = min(d.size - 1, k - 1) if sd > 0 and floor > 0 else (d.size - 1 if sd > 0 else k - 1)
+    df = min(d.size - 1, k - 1) if sd > 0 and tracks > 0 else (d.size - 1 if sd > 0 else k - 1)
     return Spread(sd, int(d.size), floor, float(df), "two-way")
 
 

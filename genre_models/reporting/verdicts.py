@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from genre_models.config import SPLIT_SPECS
+
 from genre_models.reporting.builders import drawn_comparisons
 from genre_models.reporting.claims import MARGIN, ClaimRow, claim_rows
 from genre_models.reporting.runs import models_of
@@ -58,6 +60,8 @@ def split_verdicts(runs: pd.DataFrame, split: str, votes: Votes, margin: float =
     runs = runs[[c for c in runs.columns if not c.startswith(("tags.", "params."))]]  # the tests read neither
     runs = runs[runs.split == split]
     data = SplitData(runs, split)
+    if not SPLIT_SPECS[split].resampled:  # one test set: its artists are clusters (``Votes.by_blocks``)
+        votes = votes.by_blocks()
     drawn = [compare(data, a, b, votes) for a, b in drawn_comparisons(runs, split)]
     comps, rows, family = holm_family(drawn, claim_rows(data, votes, margin), alpha)
     models = models_of(runs, split)

@@ -23,7 +23,8 @@ import pandas as pd
 from genre_models.config import SPLIT_SPECS
 from genre_models.errors import ConfigError
 from genre_models.reporting.calibration import CalibrationConfig, Rate, calibrate
-from genre_models.reporting.simulation import Noise, Shape, expected_accuracy, train_share
+from genre_models.reporting.simulation import Noise, Shape, train_share
+from genre_models.reporting.worlds import expected_accuracy
 from genre_models.reporting.runs import ReportError, metric, select_runs
 from genre_models.training.logger import NULL_LOGGER, RunLogger
 from genre_models.tracking.queries import experiment_runs
@@ -53,23 +54,37 @@ class CalibrationResult:
         return [r.as_dict() for r in self.rates]
 
     def table(self) -> str:
-        """The rates as a markdown table, one row per scenario and test."""
-        lines = ["| scenario | test | rejection rate | 95% interval | sims | level kept |", "|---|---|---|---|---|---|"]
+        """The rates as a markdown table, one row per scenario and test: the level under the null,
+        and beside it the power where the alternative holds."""
+        power = {(r.scenario, r.test): r for r in self.rates if r.hypothesis == "alternative"}
+        lines = ["| scenario | test | rejection rate under the null | 95% interval | sims | level kept | "
+                 f"power ({self.alternative_words}) |", "|---|---|---|---|---|---|---|"]
         for r in self.rates:
+            if r.hypothesis != "null":
+                continue
             lo, hi = r.interval
             kept = ("yes" if r.holds else "**no**") if r.decides else "(describes only)"
             rate = "–" if not r.tested else f"{r.rejection_rate:.3f}"
-            lines.append(f"| {r.scenario} | {r.test} | {rate} | [{lo:.3f}, {hi:.3f}] | {r.tested} | {kept} |")
+            p = power.get((r.scenario, r.test))
+            found = "–" if p is None or not p.tested else f"{p.rejection_rate:.3f}"
+            lines.append(f"| {r.scenario} | {r.test} | {rate} | [{lo:.3f}, {hi:.3f}] | {r.tested} | {kept} | {found} |")
         return "\n".join(lines)
+
+    @property
+    def alternative_words(self) -> str:
+        c = self.config
+        return {"study": "at the study's effects", "effect": f"at an effect of {c.effect:g}",
+                "none": "not simulated"}[c.alternative]
 
     def summary(self) -> str:
         s = self.config.shape
-        head = (f"calibration of {len(self.config.scenarios)} scenario(s) x {self.config.sims} simulated null sweeps "
+        head = (f"calibration of {len(self.config.scenarios)} scenario(s) x {self.config.sims} simulated sweeps "
                 f"({s.split}, {s.tracks} tracks, {s.folds if SPLIT_SPECS[s.split].folded else 1} fold(s) x {s.seeds} "
                 f"seed(s); {self.source}) in {self.seconds:.0f} s at alpha {self.config.alpha:g}")
         bad = self.failing
-        verdict = (f"{len(bad)} test(s) rejected above their level: " + "; ".join(f"{r.test} in {r.scenario} "
-                   f"({r.rejection_rate:.3f})" for r in bad)) if bad else "every test that decides a verdict kept its level"
+        verdict = (f"{len(bad)} test(s) rejected above their level (rate + 2 Monte-Carlo sd over alpha): " + "; ".join(
+                   f"{r.test} in {r.scenario} ({r.rejection_rate:.3f})" for r in bad)) if bad else \
+            "every test that decides a verdict kept its level (rate + 2 Monte-Carlo sd at most alpha)"
         return f"{head}: {verdict}"
 
 

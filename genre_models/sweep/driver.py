@@ -41,7 +41,7 @@ from genre_models.sweep.point import execute_point, one_line
 from genre_models.sweep.cost.model import Sizes
 from genre_models.sweep.cost.words import duration
 from genre_models.sweep.register import register_best
-from genre_models.tracking.records import base_tags, dataset_words
+from genre_models.tracking.records import base_tags, dataset_tag, dataset_words
 from genre_models.tracking.server import LocalServer, check_remote_tracking
 from genre_models.tracking.setup import setup_tracking
 from genre_models.tracking.sweeps import SweepRecord
@@ -49,6 +49,10 @@ from genre_models.tracking.shipping import features_uri, open_features, publish_
 from genre_models.training.runtime import gpu_free_bytes, resolve_device
 from genre_models.util import log
 from genre_models.workers import stop_workers
+
+
+class OverBudget(ConfigError):
+    """The points left are projected to take longer than ``--max-hours``: nothing was run."""
 
 
 @dataclass
@@ -63,6 +67,7 @@ class SweepResult:
     best: dict = field(default_factory=dict)
     server_pid: int | None = None  # the local mlflow server this sweep started (and stopped), if any
     registered: list = field(default_factory=list)  # tracking.model_registry.Registered, per net and split
+    dataset: str = ""  # the dataset tag its runs carry
 
 
 def _progress_line(done: int, running: int, total: int, started: float, durations: list[float], jobs: int) -> str:
@@ -311,8 +316,8 @@ def _cost(cfg: SweepConfig, plan: _Plan, todo: list[GridPoint], uri: str, echo) 
     for line in cost.advice():
         echo(line, final=True)
     if cfg.max_hours is not None and cost.projection.hours > cfg.max_hours:
-        raise ConfigError(f"the sweep is projected to take {duration(cost.projection.makespan_s)}, over --max-hours "
-                          f"{cfg.max_hours:g}; nothing was run (see the lines above, or `--dry-run`)")
+        raise OverBudget(f"the sweep is projected to take {duration(cost.projection.makespan_s)}, over --max-hours "
+                         f"{cfg.max_hours:g}; nothing was run (see the lines above, or `--dry-run`)")
     return cost
 
 
@@ -360,4 +365,5 @@ def _finish(record: SweepRecord, parent_id: str, plan: _Plan, outcomes: dict, st
          f"finished), {counts['FAILED']} failed, in {seconds:.0f} s; parent run {parent_id}", final=True)
     return SweepResult(parent_id, total, counts["FINISHED"], counts["SKIPPED"], counts["FAILED"], seconds,
                        {p.label: o for p, o in outcomes.items()}, best,
-                       server.proc.pid if server is not None and server.proc is not None else None, registered)
+                       server.proc.pid if server is not None and server.proc is not None else None, registered,
+                       dataset_tag(plan.store))
