@@ -1,13 +1,15 @@
 """The tests behind the report's verdicts.
 
-Their *level* is shown by ``benchmark calibrate``, which pushes simulated null sweeps through
-the report's own verdicts (``split_verdicts``): it runs here at a small scale through the CLI,
-and must find every test that decides a verdict at its level. Two broken variants of the code
-(a fixed split's test without its test set's error; repeated recordings counted as independent
-tracks) must make it fail, so a calibration that cannot see a fault cannot pass. The rest
-checks the arithmetic: the exact sign-flip test, the two-way variance, the claims' tests for
-what they say (TOST, non-superiority, stopping in samples with censoring), Holm, and power at
-the level that decides.
+Their *level* is shown by ``benchmark calibrate``, which pushes simulated sweeps through the
+report's own verdicts (``split_verdicts``): it runs here at a small scale through the CLI, in the
+realistic world, and must find every test that decides a verdict at its level, with power beside
+it; the sequential procedure of ``sweep --until-decided`` is simulated whole. Each mutation of the
+report's code in ``tests/mutations.py`` (no correction, a correction too small, the fixed split
+without its test set's error, Welch's degrees of freedom, TOST on the smaller p, no censoring, no
+Holm, chi-square for the exact tests) must make it fail, so a calibration that cannot see a fault
+cannot pass. The rest checks the arithmetic: the exact sign-flip test, the two-way variance, the
+claims' tests for what they say (TOST, non-superiority, stopping in samples with censoring), Holm,
+and power at the level that decides.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from click.testing import CliRunner
 from scipy import stats
 
 from benchmark.cli import main
-from genre_models.reporting import significance
+from genre_models.reporting import sequential_calibration, significance
 from genre_models.reporting.calibration import CalibrationConfig, calibrate
 from genre_models.reporting.simulation import Shape
 from genre_models.reporting.claim_power import needs_for
@@ -35,6 +37,7 @@ from genre_models.reporting.stats import Spread, cluster_variance, holm, paired_
 from genre_models.reporting.verdicts import split_verdicts
 
 from conftest import fake_run
+from mutations import MUTATIONS
 
 EXP = "gtzan-genre-benchmark"
 
@@ -43,33 +46,70 @@ EXP = "gtzan-genre-benchmark"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("split, shape", [("filtered", ["--tracks", "100", "--seeds", "5"]),
-                                          ("kfold", ["--tracks", "60", "--folds", "5", "--seeds", "2"])])
-def test_calibrate_finds_every_verdict_test_at_its_level(tmp_store, tmp_path, split, shape):
-    """`benchmark calibrate` as a user runs it: every scenario, through the report's verdicts; the
-    JSON is a list of rates with exact intervals; the run is logged; no test that decides a verdict
-    has an interval wholly above 5%."""
+@pytest.mark.parametrize("split, shape, strongest", [
+    ("filtered", ["--tracks", "100", "--seeds", "5"], "claim: raw audio under 0.15 (at the bound)"),
+    ("kfold", ["--tracks", "60", "--folds", "5", "--seeds", "2"], "comparison: net5 − best baseline (track votes)")])
+def test_calibrate_finds_every_verdict_test_at_its_level(tmp_store, tmp_path, split, shape, strongest):
+    """`benchmark calibrate` as a user runs it: the realistic scenarios by default, through the
+    report's verdicts; the JSON is a list of rates under the null and, beside them, power at the
+    study's effects, with exact intervals; the run is logged; no test that decides a verdict has
+    an interval wholly above 5%, and power where the study's effects hold is above the level."""
     out = tmp_path / "rates.json"
     res = CliRunner().invoke(main, ["calibrate", "--split", split, *shape, "--sims", "60", "--jobs", "2",
                                     "--json", str(out)])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
     rates = json.loads(out.read_text())
-    scenarios = {r["scenario"] for r in rates}
-    assert scenarios == {"training-noise", "track-lean", "few-discordant", "training-noise+repeats",
-                         "track-lean+repeats", "few-discordant+repeats"}
+    assert {r["scenario"] for r in rates} == {"realistic", "realistic+repeats"}
+    nulls = [r for r in rates if r["hypothesis"] == "null"]
+    alts = {(r["scenario"], r["test"]): r for r in rates if r["hypothesis"] == "alternative"}
     for r in rates:
-        assert set(r) >= {"scenario", "test", "rejection_rate", "interval", "sims"} and r["sims"] == 60
-        lo, hi = r["interval"]
+        assert set(r) >= {"scenario", "test", "hypothesis", "rejection_rate", "mc_sd", "interval", "sims"}
         k, n = r["rejected"], r["tested"]
-        assert n > 0 and r["rejection_rate"] == pytest.approx(k / n)
-        assert lo == pytest.approx(stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0)  # Clopper-Pearson
-        if r["decides"]:
-            assert lo <= 0.05, r
-    assert sum(r["decides"] for r in rates) >= 6 * 9  # every scenario's comparisons, claims and family
-    assert "every test that decides a verdict kept its level" in res.output
+        assert n > 0 and r["rejection_rate"] == pytest.approx(k / n) and r["sims"] == 60
+        assert r["interval"][0] == pytest.approx(stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0)  # Clopper-Pearson
+        assert r["mc_sd"] == pytest.approx(math.sqrt(k / n * (1 - k / n) / n))
+        if r["hypothesis"] == "null" and r["decides"]:
+            assert r["interval"][0] <= 0.05, r  # not above the level
+            assert r["holds"] == (k / n + 2 * r["mc_sd"] <= 0.05 + 1e-12)  # the strict rule the exit code uses
+    assert sum(r["decides"] for r in nulls) >= 2 * 15
+    # power beside the level: where the study's effects hold, its largest effect on this shape is found
+    # (30 test tracks on this `filtered`, 12 on this `kfold`: most of the study's effects are out of reach)
+    found = alts[("realistic", strongest)]
+    assert found["rejection_rate"] > 0.1 and found["world"] == "study", found
+    assert "power (at the study's effects)" in res.output
+    held = all(r["holds"] for r in nulls if r["decides"])
+    assert res.exit_code == (0 if held else 1)
+    assert ("every test that decides a verdict kept its level" in res.output) == held
     run = mlflow.search_runs(experiment_names=["genre-bench-calibration"]).iloc[0]
     assert run["tags.stage"] == "calibrate" and run["params.shape.split"] == split
-    assert run["metrics.tests_above_level"] == 0
+    assert run["metrics.tests_above_level"] == sum(not r["holds"] for r in nulls if r["decides"])
+
+
+@pytest.mark.slow
+def test_calibrate_until_decided_simulates_the_sequential_sweep(tmp_store, tmp_path):
+    """--until-decided: the family's level over every look in both null worlds, and the power and
+    seeds at the stop where the study's effects hold; the seeds lie between the first look's and the
+    horizon; a horizon under the first look is a one-line error."""
+    out = tmp_path / "seq.json"
+    res = CliRunner().invoke(main, ["calibrate", "--split", "kfold", "--tracks", "60", "--folds", "5", "--seeds", "2",
+                                    "--until-decided", "--max-seeds", "4", "--sims", "24", "--jobs", "2",
+                                    "--scenarios", "realistic", "--json", str(out)])
+    assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
+    rates = {r["test"]: r for r in json.loads(out.read_text())}
+    assert set(rates) == {*sequential_calibration.LEVEL.values(), sequential_calibration.POWER,
+                          sequential_calibration.CLAIMS}
+    for r in rates.values():
+        assert r["tested"] > 0 and 2 <= r["mean_seeds"] <= 4, r
+        if r["hypothesis"] == "null":
+            assert r["interval"][0] <= 0.05 and r["decides"], r
+        else:
+            assert r["world"] == "study"
+    claims = rates[sequential_calibration.CLAIMS]
+    assert claims["tested"] >= 24 * 3 and claims["rejected"] > 0  # several claims a sweep, some supported
+    assert "then a seed at a time until decided, up to 4 seeds" in res.output
+    assert "stops at " in res.output and "seeds on average" in res.output
+    bad = CliRunner().invoke(main, ["calibrate", "--seeds", "5", "--until-decided", "--max-seeds", "3", "--sims", "10"])
+    assert bad.exit_code == 2 and "error: --max-seeds (3) is under --seeds (5), the first look's seeds" in bad.output
 
 
 def test_calibrate_takes_the_shape_and_spreads_of_a_finished_sweep(tmp_store, tmp_path):
@@ -95,37 +135,42 @@ def test_calibrate_takes_the_shape_and_spreads_of_a_finished_sweep(tmp_store, tm
     assert bad.exit_code == 2 and "unknown scenario 'no-such'; the scenarios are realistic, training-noise, " in bad.output
 
 
-def _old_filtered_test(d, per_track, clusters):
-    """The report's test on `filtered` before: seeds' spread alone, the test set's error left out."""
-    sd = float(d.std(ddof=1))
-    return Spread(sd, int(d.size), 0.0, d.size - 1, "two-way")
+#: Where each mutation is tried, 150 sims of the realistic world: the resampled split's tests on
+#: `kfold` (150 tracks, 5 folds x 3 seeds); the rest on `filtered` (300 tracks, 8 seeds: where the
+#: sign test's exact size is 0.8%, against chi-square's 7%), with caps that bind in most runs
+#: (net5's median best epoch at 60, over the cap of 50), which is where censoring matters.
+_MUTATION_SHAPES = {"kfold": (Shape(split="kfold", tracks=150, folds=5, seeds=3), {}),
+                    "filtered": (Shape(split="filtered", tracks=300, seeds=8), {"stop_epochs": 60.0})}
+_ON_KFOLD = {"no correction", "a correction 4x too small", "no Holm"}
+
+
+def _failing(split: str) -> set[str]:
+    shape, noise = _MUTATION_SHAPES[split]
+    cfg = CalibrationConfig(shape=shape, sims=150, scenarios=("realistic",), alternative="none", seed=3, noise=noise)
+    return {r.test for r in calibrate(cfg, jobs=2) if r.decides and not r.holds}
+
+
+@pytest.fixture(scope="module")
+def unmutated() -> dict:
+    """What the report's own code fails at the mutations' shapes, filled on first use (at 150 sims
+    the strict rule can flag a discrete test at its level, as the sign test on `kfold` is): a
+    mutation must make the calibration fail a test the shipped code passes."""
+    return {}
 
 
 @pytest.mark.slow
-def test_the_calibration_fails_code_that_loses_the_level(monkeypatch):
-    """Put back the plain t-test over seeds on `filtered` (290 tracks leaning for good: it rejected
-    12-38% in the statistician's simulation) and the calibration must say that a test decides
-    above its level; so must repeated recordings taken as independent tracks."""
-    shape = Shape(split="filtered", tracks=300, seeds=10)
-    cfg = CalibrationConfig(shape=shape, sims=40, scenarios=("track-lean",), seed=1)
-    monkeypatch.setattr(significance, "two_way_spread", _old_filtered_test)
-    broken = [r for r in calibrate(cfg, jobs=2) if r.decides and not r.holds]
-    assert any(r.test.startswith("claim: raw audio") for r in broken), broken  # a bound test: no sign-flip to rescue it
-    monkeypatch.undo()
-    assert all(r.holds for r in calibrate(cfg, jobs=2) if r.decides)
-
-    few = CalibrationConfig(shape=Shape(split="filtered", tracks=300, seeds=20), sims=60,
-                            scenarios=("track-lean+repeats",), seed=2, noise={"repeat_share": 0.6})
-    monkeypatch.setattr(Votes, "of", classmethod(lambda cls, right, groups=None: _votes_of(right)))
-    broken = [r.test for r in calibrate(few, jobs=2) if r.decides and not r.holds]
-    assert "comparison: net6 − net5 (segments)" in broken, broken  # 18% where copies counted as tracks, 3% merged
-
-
-_VOTES_OF = Votes.of.__func__
-
-
-def _votes_of(right):
-    return _VOTES_OF(Votes, right, None)  # every track its own cluster
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_the_calibration_fails_every_mutation_of_the_tests(name, unmutated, monkeypatch):
+    """Each mutation in tests/mutations.py breaks a test's level in a way real sweeps would meet;
+    the calibration, in the realistic world, must flag a deciding test that the code as shipped
+    keeps at its level."""
+    split = "kfold" if name in _ON_KFOLD else "filtered"
+    if split not in unmutated:
+        unmutated[split] = _failing(split)
+    for module, attr, value in MUTATIONS[name]:
+        monkeypatch.setattr(module, attr, value)
+    caught = _failing(split) - unmutated[split]
+    assert caught, f"the calibration passed the mutation '{name}'"
 
 
 # --------------------------------------------------------------------------- the tests' arithmetic

@@ -58,6 +58,11 @@ def report(out, no_figures, force, dataset, tracking_uri, experiment):
               help="Power at this effect (in accuracy) for every claim and drawn difference, instead of the study's "
                    "own effects.")
 @click.option("--no-power", is_flag=True, help="Simulate the nulls only (no alternative world: about a third faster).")
+@click.option("--until-decided", is_flag=True,
+              help="Simulate `sweep --until-decided` whole: looks from --seeds seeds, a seed at a time, up to --max-seeds; "
+                   "the family's level over every look, and its power with the seeds it stops at.")
+@click.option("--max-seeds", type=click.IntRange(1, MAX_SEEDS), default=10, show_default=True,
+              help="With --until-decided: the design's horizon (its alpha is spent by then).")
 @click.option("--jobs", type=click.IntRange(min=0), default=0, help="Processes (0: one per usable core).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, help="The simulation's seed: the same seed, the same rates.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
@@ -68,8 +73,8 @@ def report(out, no_figures, force, dataset, tracking_uri, experiment):
               help="A finished sweep's experiment: take the shape and the observed spreads from it (and log there); "
                    "options given still apply. Without it the run goes to the experiment genre-bench-calibration.")
 @one_line_errors
-def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenarios, effect, no_power, jobs, seed,
-              json_out, force, tracking_uri, experiment):
+def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenarios, effect, no_power, until_decided,
+              max_seeds, jobs, seed, json_out, force, tracking_uri, experiment):
     """Do the report's tests keep their level on a protocol of this shape, and what power do they have?
     Simulates sweeps (named noise scenarios) through the report's own verdicts: under each test's null, and where
     the study's effects (or --effect) hold; prints each rate with its 95% interval; exit 1 if a test that decides
@@ -93,7 +98,8 @@ def calibrate(split, tracks, folds, seeds, segments, sims, alpha, margin, scenar
     else:
         cfg, source = CalibrationConfig(shape=Shape(split=split or "kfold"), **kw), "the options given"
     given = {k: v for k, v in dict(tracks=tracks, folds=folds, seeds=seeds, segments=segments).items() if v is not None}
-    cfg = dataclasses.replace(cfg, shape=dataclasses.replace(cfg.shape, **given))
+    cfg = dataclasses.replace(cfg, shape=dataclasses.replace(cfg.shape, **given),
+                              until_decided=max_seeds if until_decided else 0)
     setup_tracking(tracking_uri, experiment or EXPERIMENT)
     bar = progress(total=sims * len(names), desc="calibrate", unit="sweep")
     res = run_calibration(cfg, jobs=usable_cores() if jobs == 0 else jobs, source=source, json_out=json_out,

@@ -198,6 +198,7 @@ class Rate:
     sims: int
     alpha: float
     hypothesis: str = "null"
+    mean_seeds: float = math.nan  # a sequential sweep's seeds at its stop, on average (``--until-decided``)
 
     @property
     def rejection_rate(self) -> float:
@@ -222,7 +223,8 @@ class Rate:
         return {"scenario": self.scenario, "test": self.test, "hypothesis": self.hypothesis,
                 "rejection_rate": self.rejection_rate, "mc_sd": self.mc_sd, "interval": [lo, hi], "sims": self.sims,
                 "tested": self.tested, "rejected": self.rejected, "world": self.world, "decides": self.decides,
-                "alpha": self.alpha, "holds": self.holds}
+                "alpha": self.alpha, "holds": self.holds,
+                **({"mean_seeds": self.mean_seeds} if math.isfinite(self.mean_seeds) else {})}
 
 
 def _count(got: list) -> tuple[int, int]:
@@ -258,6 +260,7 @@ class CalibrationConfig:
     noise: dict = field(default_factory=dict)  # overrides of every scenario's scales (from a sweep)
     alternative: str = "study"
     effect: float = 0.0
+    until_decided: int = 0  # the horizon (most seeds) of a simulated ``sweep --until-decided``; 0: a fixed sweep
 
     def __post_init__(self):
         unknown = [n for n in self.scenarios if n not in SCENARIOS]
@@ -270,6 +273,9 @@ class CalibrationConfig:
             raise ConfigError(f"alternative must be study, effect or none, got {self.alternative!r}")
         if self.alternative == "effect" and not 0 < self.effect < 0.5:
             raise ConfigError(f"--effect must lie between 0 and 0.5 (accuracy), got {self.effect}")
+        if self.until_decided and self.until_decided < self.shape.seeds:
+            raise ConfigError(f"--max-seeds ({self.until_decided}) is under --seeds ({self.shape.seeds}), the first "
+                              "look's seeds")
 
     def scenario(self, name: str) -> Noise:
         return replace(SCENARIOS[name], **{k: v for k, v in self.noise.items() if k in asdict(SCENARIOS[name])})
@@ -282,9 +288,10 @@ def _chunk(cfg: CalibrationConfig, name: str, seeds: list) -> list[dict]:
     return [one_sweep(cfg.shape, noise, lay, s, cfg.alpha, cfg.margin, alt, cfg.effect) for s in seeds]
 
 
-def calibrate(cfg: CalibrationConfig, jobs: int = 1, progress=None) -> list[Rate]:
-    """Every scenario's rates, ``cfg.sims`` simulated sweeps each, in ``jobs`` processes; the
-    same seed gives the same rates whatever ``jobs``. ``progress(done, total)`` after each chunk."""
+def simulate_chunks(cfg: CalibrationConfig, chunk, jobs: int = 1, progress=None) -> dict[str, list]:
+    """``chunk(cfg, scenario, seeds)``'s outcomes per scenario, ``cfg.sims`` each, in ``jobs``
+    processes; the same seed gives the same outcomes whatever ``jobs``. ``progress(done, total)``
+    after each chunk."""
     seeds = {n: np.random.SeedSequence([cfg.seed, i]).spawn(cfg.sims) for i, n in enumerate(cfg.scenarios)}
     size = max(1, min(25, cfg.sims // max(jobs, 1) // 4 or 1))
     tasks = [(n, seeds[n][i:i + size]) for n in cfg.scenarios for i in range(0, cfg.sims, size)]
@@ -292,14 +299,20 @@ def calibrate(cfg: CalibrationConfig, jobs: int = 1, progress=None) -> list[Rate
     total, done = cfg.sims * len(cfg.scenarios), 0
     if jobs <= 1:
         for n, s in tasks:
-            found[n] += _chunk(cfg, n, s)
+            found[n] += chunk(cfg, n, s)
             done += len(s)
             progress and progress(done, total)
     else:
         with worker_pool(jobs, "fork", initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = [(n, len(s), pool.submit(_chunk, cfg, n, s)) for n, s in tasks]
+            futures = [(n, len(s), pool.submit(chunk, cfg, n, s)) for n, s in tasks]
             for n, k, fut in futures:
                 found[n] += fut.result()
                 done += k
                 progress and progress(done, total)
+    return found
+
+
+def calibrate(cfg: CalibrationConfig, jobs: int = 1, progress=None) -> list[Rate]:
+    """Every scenario's rates, ``cfg.sims`` simulated sweeps each (see ``simulate_chunks``)."""
+    found = simulate_chunks(cfg, _chunk, jobs, progress)
     return [r for n in cfg.scenarios for r in rates(n, found[n], cfg.alpha, cfg.alternative)]

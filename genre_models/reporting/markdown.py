@@ -123,6 +123,25 @@ def opening(experiment: str, sections: dict[str, SplitSection]) -> list[str]:
     return lines
 
 
+def sequential_lines(all_runs: pd.DataFrame) -> list[str]:
+    """The group-sequential sweeps (``sweep --until-decided``) behind the runs: their design, each
+    look's adjusted level and why they stopped. The answers above test every run at the fixed
+    level; a sequential sweep decided at its looks' levels, which keep alpha over all its looks."""
+    seq = all_runs[col(all_runs, "tags.stage") == "sequential"]
+    if seq.empty:
+        return []
+    lines = ["## Sequential sweeps", "", "Seeds were added until the claims were decided (`benchmark sweep "
+             "--until-decided`); each look tested its family at the level below, so that the chance of any wrong "
+             "verdict over all the looks stays at alpha. The answers above test all the runs at the fixed level "
+             "instead: where the two differ, the look's verdict is the one the design vouches for.", ""]
+    for _, r in seq.sort_values("start_time", ascending=False).head(5).iterrows():
+        design, looks, stopped = (str(r.get(f"tags.{k}") or "") for k in ("design", "looks", "stopped"))
+        state = md(stopped) if stopped else f"not finished ({md(str(r.get('tags.error') or r.status))}); the same command resumes it"
+        lines.append(f"- {md(design) or 'design not recorded'}. Looks (seeds at level): {md(looks) or 'none'}. "
+                     f"Stopped: {state}.")
+    return lines + [""]
+
+
 def table_block(t: Table, rel: str) -> list[str]:
     return [f"### {md(t.title)}", "", t.markdown(), "",
             f"Files: [{t.name}.csv]({rel}/{t.name}.csv) · [{t.name}.tex]({rel}/{t.name}.tex)", ""]
@@ -151,7 +170,7 @@ def split_block(split: str, section: SplitSection, made: Figures, rel: str) -> l
 
 def render(experiment: str, runs: pd.DataFrame, all_runs: pd.DataFrame, notes: dict, rel: str, made: Figures,
            sections: dict[str, SplitSection], tracking_uri: str, projections: list[Table] = ()) -> str:
-    lines = opening(experiment, sections)
+    lines = opening(experiment, sections) + sequential_lines(all_runs)
     lines += header(experiment, runs, notes, tracking_uri, [s.family for s in sections.values() if s.family])
     if made.headline:
         lines += ["## Headline: test accuracy per net and split", "",

@@ -227,12 +227,14 @@ def _cluster_sums(votes_c: np.ndarray | None, contrast: Contrast, clusters: np.n
 
 def estimate(data: SplitData, contrast: Contrast, votes: Votes, bounds: tuple[float, float] = (-1.0, 1.0)) -> Paired:
     """The contrast over the draws all its models ran on the split, tested under the split's
-    variance, unadjusted."""
+    variance, unadjusted. One model against a bound on a resampled split takes the two-way
+    spread too: the corrected t cancels what the dataset's tracks share only in a *difference*;
+    one model's accuracy carries the tracks' difficulty, which no number of seeds averages out."""
     values = {m: data.values(m, contrast.metric) for m in contrast.models}
     keys = sorted(set.intersection(*(set(v) for v in values.values()))) if values else []
     d = np.asarray([sum(c * values[m][k] for m, c in contrast.terms) + contrast.offset for k in keys], float)
     votes_c = _vote_contrast({m: data.run_ids(m) for m in contrast.models}, contrast, keys, votes)
-    if SPLIT_SPECS[data.split].resampled:
+    if SPLIT_SPECS[data.split].resampled and not (len(contrast.models) == 1 and votes_c is not None):
         ratio = contrast_ratio(data, contrast.models, keys)
         spread = corrected_spread(d, ratio) if math.isfinite(ratio) else Spread(
             float(d.std(ddof=1)) if d.size > 1 else 0.0, int(d.size), math.nan, d.size - 1, "corrected")

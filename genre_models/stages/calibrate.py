@@ -23,6 +23,7 @@ import pandas as pd
 from genre_models.config import SPLIT_SPECS
 from genre_models.errors import ConfigError
 from genre_models.reporting.calibration import CalibrationConfig, Rate, calibrate
+from genre_models.reporting.sequential_calibration import calibrate_sequential
 from genre_models.reporting.simulation import Noise, Shape, train_share
 from genre_models.reporting.worlds import expected_accuracy
 from genre_models.reporting.runs import ReportError, metric, select_runs
@@ -59,15 +60,17 @@ class CalibrationResult:
         power = {(r.scenario, r.test): r for r in self.rates if r.hypothesis == "alternative"}
         lines = ["| scenario | test | rejection rate under the null | 95% interval | sims | level kept | "
                  f"power ({self.alternative_words}) |", "|---|---|---|---|---|---|---|"]
+        nulls = {(r.scenario, r.test) for r in self.rates if r.hypothesis == "null"}
         for r in self.rates:
             if r.hypothesis != "null":
+                if (r.scenario, r.test) not in nulls:  # power with no null of its own (a sequential sweep's)
+                    lines.append(f"| {r.scenario} | {r.test} | – | – | {r.tested} | – | {_power_cell(r)} |")
                 continue
             lo, hi = r.interval
             kept = ("yes" if r.holds else "**no**") if r.decides else "(describes only)"
             rate = "–" if not r.tested else f"{r.rejection_rate:.3f}"
-            p = power.get((r.scenario, r.test))
-            found = "–" if p is None or not p.tested else f"{p.rejection_rate:.3f}"
-            lines.append(f"| {r.scenario} | {r.test} | {rate} | [{lo:.3f}, {hi:.3f}] | {r.tested} | {kept} | {found} |")
+            lines.append(f"| {r.scenario} | {r.test} | {rate} | [{lo:.3f}, {hi:.3f}] | {r.tested} | {kept} | "
+                         f"{_power_cell(power.get((r.scenario, r.test)))} |")
         return "\n".join(lines)
 
     @property
@@ -76,16 +79,29 @@ class CalibrationResult:
         return {"study": "at the study's effects", "effect": f"at an effect of {c.effect:g}",
                 "none": "not simulated"}[c.alternative]
 
+    @property
+    def sequential_words(self) -> str:
+        c = self.config
+        return (f", then a seed at a time until decided, up to {c.until_decided} seeds (the procedure of "
+                "`sweep --until-decided`)") if c.until_decided else ""
+
     def summary(self) -> str:
         s = self.config.shape
         head = (f"calibration of {len(self.config.scenarios)} scenario(s) x {self.config.sims} simulated sweeps "
                 f"({s.split}, {s.tracks} tracks, {s.folds if SPLIT_SPECS[s.split].folded else 1} fold(s) x {s.seeds} "
-                f"seed(s); {self.source}) in {self.seconds:.0f} s at alpha {self.config.alpha:g}")
+                f"seed(s){self.sequential_words}; {self.source}) in {self.seconds:.0f} s at alpha {self.config.alpha:g}")
         bad = self.failing
         verdict = (f"{len(bad)} test(s) rejected above their level (rate + 2 Monte-Carlo sd over alpha): " + "; ".join(
                    f"{r.test} in {r.scenario} ({r.rejection_rate:.3f})" for r in bad)) if bad else \
             "every test that decides a verdict kept its level (rate + 2 Monte-Carlo sd at most alpha)"
         return f"{head}: {verdict}"
+
+
+def _power_cell(p: Rate | None) -> str:
+    if p is None or not p.tested:
+        return "–"
+    seeds = f" (stops at {p.mean_seeds:.1f} seeds on average)" if math.isfinite(p.mean_seeds) else ""
+    return f"{p.rejection_rate:.3f}{seeds}"
 
 
 # --------------------------------------------------------------------------- a sweep's shape
@@ -161,7 +177,7 @@ def run_calibration(cfg: CalibrationConfig, *, jobs: int = 1, source: str = "the
                            **{k: v for k, v in asdict(cfg).items() if k not in ("shape", "noise")},
                            **{f"noise.{k}": v for k, v in cfg.noise.items()}, "source": source[:500], "jobs": jobs})
         t0 = time.perf_counter()
-        rates = calibrate(cfg, jobs=jobs, progress=progress)
+        rates = (calibrate_sequential if cfg.until_decided else calibrate)(cfg, jobs=jobs, progress=progress)
         result = CalibrationResult(cfg, rates, time.perf_counter() - t0, source)
         if json_out:
             atomic_write(json_out, lambda tmp: tmp.write_text(json.dumps(result.as_json(), indent=2) + "\n"))
