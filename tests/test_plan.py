@@ -134,3 +134,85 @@ def test_the_dry_run_turns_the_draws_a_claim_needs_into_hours(demo_dir, tmp_path
     assert "tested without" not in line and " draws (" in line and " here and about " in line and "on one H200" in line
     as_json = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
     assert any(d.startswith("  `track` CNNs beat the fully connected net: ") for d in as_json["decisions"])
+
+
+def _planted(kind: str, n_mfcc: int = 0):
+    """A planted net: ``blind`` ignores its input (one learned bias per genre: one genre, at chance);
+    ``sharp`` reads the mean of a segment's MFCCs, standardised, with one linear layer, which tells
+    the synthetic genres' timbres apart within a few epochs."""
+    import torch
+    from torch import nn
+
+    class Blind(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(10))
+
+        def forward(self, x):  # (B, ...) -> (B, 10), whatever x holds
+            return self.bias.expand(x.shape[0], 10)
+
+    class Sharp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm, self.out = nn.BatchNorm1d(n_mfcc), nn.Linear(n_mfcc, 10)
+
+        def forward(self, x):  # (B, frames, n_mfcc) -> (B, 10)
+            return self.out(self.norm(x.mean(1)))
+
+    return Blind() if kind == "blind" else Sharp()
+
+
+@pytest.mark.slow
+def test_until_decided_stops_early_on_a_planted_effect_records_every_look_and_resumes(demo_dir, tmp_path, monkeypatch):
+    """A planted effect: net2 made blind (chance), net5 made sharp (a linear read of mean MFCCs):
+    "the MFCC LSTM beats the CNNs" is supported at an early look and the sweep stops there, far
+    under --max-seeds; the record run holds every look (seeds, level, alpha spent, each claim's p); Ctrl-C
+    in a look leaves the record KILLED and valid, and the same command resumes it to the end; the
+    report names the design and its levels."""
+    from dataclasses import replace
+
+    import genre_models.sweep.until as until
+    from genre_models.models.registry import NETS
+
+    monkeypatch.setitem(NETS, "net2", replace(NETS["net2"], build=lambda s, head: _planted("blind")))
+    monkeypatch.setitem(NETS, "net5", replace(NETS["net5"], build=lambda s, head: _planted("sharp", s.n_mfcc), lr=0.02))
+    uri = f"sqlite:///{tmp_path}/m.db"
+    args = ["sweep", "--data-dir", str(demo_dir), "--grid", "demo", "--nets", "net2,net5", "--splits", "kfold",
+            "--folds", "5", "--seeds", "1", "--no-register", "--no-system-metrics", "--until-decided",
+            "--max-seeds", "8", "--tracking-uri", uri, "--cache-dir", str(tmp_path / "c")]
+    real_sweep, calls = until.run_sweep, []
+
+    def interrupted(cfg, *a, **kw):
+        calls.append(cfg.seeds)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_sweep(cfg, *a, **kw)
+
+    monkeypatch.setattr(until, "run_sweep", interrupted)
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code != 0 and "Traceback" not in stopped.output
+    mlflow.set_tracking_uri(uri)
+    seq = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.stage = 'sequential'")
+    assert len(seq) == 1 and seq.status[0] == "KILLED" and seq["tags.looks"][0].startswith("1 seed at ")
+    monkeypatch.setattr(until, "run_sweep", real_sweep)
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    seq = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.stage = 'sequential'")
+    assert len(seq) == 1 and seq.status[0] == "FINISHED"  # the same record, resumed
+    rid = seq.run_id[0]
+    looks = json.loads(mlflow.artifacts.load_text(f"runs:/{rid}/looks.json"))
+    last = looks[-1]
+    assert last["seeds"] < 8 and seq["tags.stopped"][0] == f"every claim its nets can test is decided, at {last['seeds']} seeds"
+    claim = {c["claim"]: c for c in last["claims"]}["mfcc_over_cnn"]
+    assert claim["verdict"] == "supported" and claim["p_holm"] < last["level"]
+    assert [lk["seeds"] for lk in looks] == list(range(1, last["seeds"] + 1)) and len(looks) >= 2
+    assert all(0 < lk["level"] <= lk["spent_alpha"] < 0.05 for lk in looks)
+    hist = mlflow.MlflowClient().get_metric_history(rid, "spent_alpha")
+    assert sorted(m.step for m in hist)[-1] == len(looks) - 1
+    trained = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.stage = 'train'")
+    assert set(trained["tags.seed"].astype(int)) == set(range(last["seeds"]))  # no seed past the stop
+    assert f"until decided: every claim its nets can test is decided, at {last['seeds']} seeds" in res.output
+    rep = CliRunner().invoke(main, ["report", "--tracking-uri", uri, "--out", str(tmp_path / "r.md")])
+    assert rep.exit_code == 0, rep.output
+    text = (tmp_path / "r.md").read_text()
+    assert "## Sequential sweeps" in text and "O'Brien-Fleming" in text and "Looks (seeds at level): 1 seed at " in text

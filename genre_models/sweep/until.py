@@ -71,7 +71,11 @@ def _record(client, rid: str, looks: list[Look]) -> None:
                         ("claims_open", len(lk.open))):
         client.log_metric(rid, name, float(value), step=k)
     client.log_text(rid, json.dumps([x.as_dict() for x in looks], indent=2), "looks.json")
-    client.set_tag(rid, "looks", "; ".join(f"{x.seeds} seeds at {x.level:.2g}" for x in looks)[:4900])
+    client.set_tag(rid, "looks", "; ".join(f"{_seeds(x.seeds)} at {x.level:.2g}" for x in looks)[:4900])
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
 
 
 def _look(cfg: SweepConfig, experiment: str, dataset: str, design: Design, seeds: int) -> Look:
@@ -83,7 +87,7 @@ def _look(cfg: SweepConfig, experiment: str, dataset: str, design: Design, seeds
 
 def look_line(lk: Look, design: Design) -> str:
     decided = len(lk.claims) - len(lk.open)
-    return (f"look at {lk.seeds} seeds (level {lk.level:.2g}, alpha spent {lk.spent:.3g} of {design.alpha:g}): "
+    return (f"look at {_seeds(lk.seeds)} (level {lk.level:.2g}, alpha spent {lk.spent:.3g} of {design.alpha:g}): "
             f"{decided} of {len(lk.claims)} claims decided" + (f"; open: {', '.join(f'{c} on `{s}`' for s, c in lk.open)}"
                                                              if lk.open else ""))
 
