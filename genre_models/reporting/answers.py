@@ -71,7 +71,7 @@ def answer_block(v: SplitVerdicts, runs: pd.DataFrame, gans: pd.DataFrame | None
     """The split's answers, as markdown lines."""
     sub = runs[runs.split == v.split]
     keys = sorted(set(zip(sub.seed.astype(int), sub.fold.astype(int))))
-    lines = [f"### `{v.split}`: {draws_words(keys)}, one Holm family of {v.family} tests at {v.alpha:g}", ""]
+    lines = [f"### `{v.split}`: {draws_words(keys)}, one Holm family of {v.family} test{'' if v.family == 1 else 's'} at {v.alpha:g}", ""]
     lines += [_claim_line(r) for r in v.claims]
     lines.append(_significant(v))
     lines += _needs(v, runs, gans)

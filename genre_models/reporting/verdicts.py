@@ -37,7 +37,7 @@ class SplitVerdicts:
 
     def family_words(self) -> str:
         n_claims = sum(math.isfinite(t.p) for r in self.claims for t in r.tests)
-        return (f"`{self.split}`: {self.family} tests at {self.alpha:g} ({n_claims} of the claims, "
+        return (f"`{self.split}`: {self.family} test{'' if self.family == 1 else 's'} at {self.alpha:g} ({n_claims} of the claims, "
                 f"{self.family - n_claims} comparisons)")
 
 
