@@ -1,4 +1,4 @@
-"""Broken versions of the report's statistics, for ``test_statistics.py``: a calibration that
+"""Broken versions of the report's statistics, for ``test_mutations.py``: a calibration that
 passes one of these cannot see the fault it carries. Each is a list of (module, name, value) to
 patch; the originals are looked up at import."""
 

@@ -1,33 +1,21 @@
-"""The tests behind the report's verdicts.
-
-Their *level* is shown by ``benchmark calibrate``, which pushes simulated sweeps through the
-report's own verdicts (``split_verdicts``): it runs here at a small scale through the CLI, in the
-realistic world, and must find every test that decides a verdict at its level, with power beside
-it; the sequential procedure of ``sweep --until-decided`` is simulated whole. Each mutation of the
-report's code in ``tests/mutations.py`` (no correction, a correction too small, the fixed split
-without its test set's error, Welch's degrees of freedom, TOST on the smaller p, no censoring, no
-Holm, chi-square for the exact tests) must make it fail, so a calibration that cannot see a fault
-cannot pass. The rest checks the arithmetic: the exact sign-flip test, the two-way variance, the
-claims' tests for what they say (TOST, non-superiority, stopping in samples with censoring), Holm,
-and power at the level that decides.
+"""The arithmetic behind the report's verdicts: the exact sign-flip test, the two-way variance,
+the claims' tests for what they say (TOST, non-superiority, stopping in samples with censoring),
+Holm, power at the level that decides, and the review's faults, fixed. Their *level* and power,
+by simulation, are in ``test_calibration.py``; the mutations the calibration must fail, in
+``test_mutations.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from scipy import stats
 
-from benchmark.cli import main
-from genre_models.reporting import sequential_calibration, significance
-from genre_models.reporting.calibration import CalibrationConfig, calibrate
-from genre_models.reporting.simulation import Shape
+from genre_models.reporting import significance
 from genre_models.reporting.claim_power import needs_for
 from genre_models.reporting.claims import ClaimRow, ClaimTest, sooner
 from genre_models.reporting.runs import select_runs
@@ -37,140 +25,8 @@ from genre_models.reporting.stats import Spread, cluster_variance, holm, paired_
 from genre_models.reporting.verdicts import split_verdicts
 
 from conftest import fake_run
-from mutations import MUTATIONS
 
 EXP = "gtzan-genre-benchmark"
-
-
-# --------------------------------------------------------------------------- the level, through the shipped path
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("split, shape, strongest", [
-    ("filtered", ["--tracks", "100", "--seeds", "5"], "claim: raw audio under 0.15 (at the bound)"),
-    ("kfold", ["--tracks", "60", "--folds", "5", "--seeds", "2"], "comparison: net5 − best baseline (track votes)")])
-def test_calibrate_finds_every_verdict_test_at_its_level(tmp_store, tmp_path, split, shape, strongest):
-    """`benchmark calibrate` as a user runs it: the realistic scenarios by default, through the
-    report's verdicts; the JSON is a list of rates under the null and, beside them, power at the
-    study's effects, with exact intervals; the run is logged; no test that decides a verdict has
-    an interval wholly above 5%, and power where the study's effects hold is above the level."""
-    out = tmp_path / "rates.json"
-    res = CliRunner().invoke(main, ["calibrate", "--split", split, *shape, "--sims", "60", "--jobs", "2",
-                                    "--json", str(out)])
-    assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
-    rates = json.loads(out.read_text())
-    assert {r["scenario"] for r in rates} == {"realistic", "realistic+repeats"}
-    nulls = [r for r in rates if r["hypothesis"] == "null"]
-    alts = {(r["scenario"], r["test"]): r for r in rates if r["hypothesis"] == "alternative"}
-    for r in rates:
-        assert set(r) >= {"scenario", "test", "hypothesis", "rejection_rate", "mc_sd", "interval", "sims"}
-        k, n = r["rejected"], r["tested"]
-        assert n > 0 and r["rejection_rate"] == pytest.approx(k / n) and r["sims"] == 60
-        assert r["interval"][0] == pytest.approx(stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0)  # Clopper-Pearson
-        assert r["mc_sd"] == pytest.approx(math.sqrt(k / n * (1 - k / n) / n))
-        if r["hypothesis"] == "null" and r["decides"]:
-            assert r["interval"][0] <= 0.05, r  # not above the level
-            assert r["holds"] == (k / n + 2 * r["mc_sd"] <= 0.05 + 1e-12)  # the strict rule the exit code uses
-    assert sum(r["decides"] for r in nulls) >= 2 * 15
-    # power beside the level: where the study's effects hold, its largest effect on this shape is found
-    # (30 test tracks on this `filtered`, 12 on this `kfold`: most of the study's effects are out of reach)
-    found = alts[("realistic", strongest)]
-    assert found["rejection_rate"] > 0.1 and found["world"] == "study", found
-    assert "power (at the study's effects)" in res.output
-    held = all(r["holds"] for r in nulls if r["decides"])
-    assert res.exit_code == (0 if held else 1)
-    assert ("every test that decides a verdict kept its level" in res.output) == held
-    run = mlflow.search_runs(experiment_names=["genre-bench-calibration"]).iloc[0]
-    assert run["tags.stage"] == "calibrate" and run["params.shape.split"] == split
-    assert run["metrics.tests_above_level"] == sum(not r["holds"] for r in nulls if r["decides"])
-
-
-@pytest.mark.slow
-def test_calibrate_until_decided_simulates_the_sequential_sweep(tmp_store, tmp_path):
-    """--until-decided: the family's level over every look in both null worlds, and the power and
-    seeds at the stop where the study's effects hold; the seeds lie between the first look's and the
-    horizon; a horizon under the first look is a one-line error."""
-    out = tmp_path / "seq.json"
-    res = CliRunner().invoke(main, ["calibrate", "--split", "kfold", "--tracks", "60", "--folds", "5", "--seeds", "2",
-                                    "--until-decided", "--max-seeds", "4", "--sims", "24", "--jobs", "2",
-                                    "--scenarios", "realistic", "--json", str(out)])
-    assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
-    rates = {r["test"]: r for r in json.loads(out.read_text())}
-    assert set(rates) == {*sequential_calibration.LEVEL.values(), sequential_calibration.POWER,
-                          sequential_calibration.CLAIMS}
-    for r in rates.values():
-        assert r["tested"] > 0 and 2 <= r["mean_seeds"] <= 4, r
-        if r["hypothesis"] == "null":
-            assert r["interval"][0] <= 0.05 and r["decides"], r
-        else:
-            assert r["world"] == "study"
-    claims = rates[sequential_calibration.CLAIMS]
-    assert claims["tested"] >= 24 * 3 and claims["rejected"] > 0  # several claims a sweep, some supported
-    assert "then a seed at a time until decided, up to 4 seeds" in res.output
-    assert "stops at " in res.output and "seeds on average" in res.output
-    bad = CliRunner().invoke(main, ["calibrate", "--seeds", "5", "--until-decided", "--max-seeds", "3", "--sims", "10"])
-    assert bad.exit_code == 2 and "error: --max-seeds (3) is under --seeds (5), the first look's seeds" in bad.output
-
-
-def test_calibrate_takes_the_shape_and_spreads_of_a_finished_sweep(tmp_store, tmp_path):
-    """--experiment: the split, tracks (from the training part's size), seeds, segments per track
-    and accuracy come from the sweep; an option given still applies; the run is logged there."""
-    client = mlflow.MlflowClient()
-    exp_id = mlflow.get_experiment_by_name(EXP).experiment_id
-    rng = np.random.default_rng(5)
-    for s in range(4):
-        for net, level in (("net5", 0.6), ("net6", 0.62)):
-            fake_run(client, exp_id, net, s, level + rng.normal(0, 0.05), right=6, stopped_epoch=12,
-                     test_track_accuracy=level + rng.normal(0, 0.2),
-                     params={"n_train_tracks": 140, "n_test_tracks": 20, "n_test": 600, "n_train": 4200})
-    out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["calibrate", "--experiment", EXP, "--sims", "20", "--seeds", "5", "--no-power",
-                                    "--scenarios", "training-noise,few-discordant", "--json", str(out)])
-    assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output  # 20 sims: one rejection reads 5% + 2 sd
-    assert "(track, 200 tracks, 1 fold(s) x 5 seed(s); the shape of 8 runs on `track` (accuracy " in res.output
-    run = mlflow.search_runs(experiment_names=[EXP], filter_string="tags.stage = 'calibrate'").iloc[0]
-    assert (run["params.shape.tracks"], run["params.shape.seeds"], run["params.shape.segments"]) == ("200", "5", "30")
-    assert {r["scenario"] for r in json.loads(out.read_text())} == {"training-noise", "few-discordant"}
-    bad = CliRunner().invoke(main, ["calibrate", "--scenarios", "no-such", "--sims", "10"])
-    assert bad.exit_code == 2 and "unknown scenario 'no-such'; the scenarios are realistic, training-noise, " in bad.output
-
-
-#: Where each mutation is tried, 150 sims of the realistic world: the resampled split's tests on
-#: `kfold` (150 tracks, 5 folds x 3 seeds); the rest on `filtered` (300 tracks, 8 seeds: where the
-#: sign test's exact size is 0.8%, against chi-square's 7%), with caps that bind in most runs
-#: (net5's median best epoch at 60, over the cap of 50), which is where censoring matters.
-_MUTATION_SHAPES = {"kfold": (Shape(split="kfold", tracks=150, folds=5, seeds=3), {}),
-                    "filtered": (Shape(split="filtered", tracks=300, seeds=8), {"stop_epochs": 60.0})}
-_ON_KFOLD = {"no correction", "a correction 4x too small", "no Holm"}
-
-
-def _failing(split: str) -> set[str]:
-    shape, noise = _MUTATION_SHAPES[split]
-    cfg = CalibrationConfig(shape=shape, sims=150, scenarios=("realistic",), alternative="none", seed=3, noise=noise)
-    return {r.test for r in calibrate(cfg, jobs=2) if r.decides and not r.holds}
-
-
-@pytest.fixture(scope="module")
-def unmutated() -> dict:
-    """What the report's own code fails at the mutations' shapes, filled on first use (at 150 sims
-    the strict rule can flag a discrete test at its level, as the sign test on `kfold` is): a
-    mutation must make the calibration fail a test the shipped code passes."""
-    return {}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(MUTATIONS))
-def test_the_calibration_fails_every_mutation_of_the_tests(name, unmutated, monkeypatch):
-    """Each mutation in tests/mutations.py breaks a test's level in a way real sweeps would meet;
-    the calibration, in the realistic world, must flag a deciding test that the code as shipped
-    keeps at its level."""
-    split = "kfold" if name in _ON_KFOLD else "filtered"
-    if split not in unmutated:
-        unmutated[split] = _failing(split)
-    for module, attr, value in MUTATIONS[name]:
-        monkeypatch.setattr(module, attr, value)
-    caught = _failing(split) - unmutated[split]
-    assert caught, f"the calibration passed the mutation '{name}'"
 
 
 # --------------------------------------------------------------------------- the tests' arithmetic
