@@ -38,7 +38,7 @@ def test_calibrate_finds_every_verdict_test_at_its_level(tmp_store, tmp_path, sp
     study's effects, with exact intervals; the run is logged; no test that decides a verdict has
     an interval wholly above 5%, and power where the study's effects hold is above the level."""
     out = tmp_path / "rates.json"
-    res = CliRunner().invoke(main, ["calibrate", "--split", split, *shape, "--sims", "60", "--jobs", "2",
+    res = CliRunner().invoke(main, ["calibrate", "--split", split, *shape, "--sims", "40", "--jobs", "2",
                                     "--json", str(out)])
     assert res.exit_code in (0, 1) and "Traceback" not in res.output, res.output
     rates = json.loads(out.read_text())
@@ -48,7 +48,7 @@ def test_calibrate_finds_every_verdict_test_at_its_level(tmp_store, tmp_path, sp
     for r in rates:
         assert set(r) >= {"scenario", "test", "hypothesis", "rejection_rate", "mc_sd", "interval", "sims"}
         k, n = r["rejected"], r["tested"]
-        assert n > 0 and r["rejection_rate"] == pytest.approx(k / n) and r["sims"] == 60
+        assert n > 0 and r["rejection_rate"] == pytest.approx(k / n) and r["sims"] == 40
         assert r["interval"][0] == pytest.approx(stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0)  # Clopper-Pearson
         assert r["mc_sd"] == pytest.approx(math.sqrt(k / n * (1 - k / n) / n))
         if r["hypothesis"] == "null" and r["decides"]:

@@ -15,7 +15,7 @@ from genre_models.reporting.simulation import Shape
 from mutations import MUTATIONS
 
 
-#: Where each mutation is tried, 150 sims of the realistic world: the resampled split's tests on
+#: Where each mutation is tried, 100 sims of the realistic world: the resampled split's tests on
 #: `kfold` (150 tracks, 5 folds x 3 seeds); the rest on `filtered` (300 tracks, 8 seeds: where the
 #: sign test's exact size is 0.8%, against chi-square's 7%), with caps that bind in most runs
 #: (net5's median best epoch at 60, over the cap of 50), which is where censoring matters.
@@ -26,13 +26,13 @@ _ON_KFOLD = {"no correction", "a correction 4x too small", "no Holm"}
 
 def _failing(split: str) -> set[str]:
     shape, noise = _MUTATION_SHAPES[split]
-    cfg = CalibrationConfig(shape=shape, sims=150, scenarios=("realistic",), alternative="none", seed=3, noise=noise)
+    cfg = CalibrationConfig(shape=shape, sims=100, scenarios=("realistic",), alternative="none", seed=3, noise=noise)
     return {r.test for r in calibrate(cfg, jobs=2) if r.decides and not r.holds}
 
 
 @pytest.fixture(scope="module")
 def unmutated() -> dict:
-    """What the report's own code fails at the mutations' shapes, filled on first use (at 150 sims
+    """What the report's own code fails at the mutations' shapes, filled on first use (at 100 sims
     the strict rule can flag a discrete test at its level, as the sign test on `kfold` is): a
     mutation must make the calibration fail a test the shipped code passes."""
     return {}
