@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from genre_models.reporting.claims import ClaimRow
 from genre_models.reporting.significance import Votes
 from genre_models.reporting.stats import ALPHA
 from genre_models.reporting.verdicts import split_verdicts
@@ -74,10 +73,6 @@ class Look:
                 "claims": [{"split": s, "claim": c, "verdict": v, "p_holm": p} for (s, c), (v, p) in self.claims.items()]}
 
 
-def _testable(row: ClaimRow) -> bool:
-    return not row.missing and any(math.isfinite(t.p) for t in row.tests)
-
-
 def look(runs: pd.DataFrame, splits, votes: Votes, design: Design, seeds: int, margin: float) -> Look:
     """The look at ``seeds``: each split's verdicts on the runs of seeds 0..seeds-1, at the look's level."""
     level = design.level(seeds)
@@ -88,7 +83,7 @@ def look(runs: pd.DataFrame, splits, votes: Votes, design: Design, seeds: int, m
             continue
         v = split_verdicts(upto, split, votes, margin, level, pairs=False)
         for row in v.claims:
-            if _testable(row):
+            if row.verdict not in ("not run", "not tested"):  # the claims its nets could test
                 t = row.deciding()
                 claims[(split, row.key)] = (row.verdict, t.decisive_p if t else math.nan)
     return Look(seeds, level, spent(seeds, design.horizon, design.alpha), claims)

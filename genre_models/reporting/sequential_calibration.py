@@ -25,7 +25,7 @@ import numpy as np
 from genre_models.reporting.calibration import CalibrationConfig, Rate, boundary_applies, simulate_chunks
 from genre_models.reporting.runs import select_runs
 from genre_models.reporting.sequential import DECIDED, Design, look
-from genre_models.reporting.simulation import layout, simulate
+from genre_models.reporting.simulation import Layout, Noise, Shape, layout, simulate
 
 #: The claims whose null each null world puts them on: any verdict on them is an error there.
 NULL_CLAIMS = {"equal": ("cnn_over_mlp", "mfcc_over_cnn", "gan_helps"),
@@ -36,15 +36,12 @@ POWER = "sequential: every claim decided, none contradicted, by the horizon"
 CLAIMS = "sequential: claims supported at the stop (share of the claims tested)"
 
 
-def one_sequence(cfg: CalibrationConfig, name: str, rng: np.random.Generator, world: str) -> tuple:
-    """One simulated sequential sweep in ``world``: (error or, in the alternative, success; None
-    where nothing it counts could be tested) and the seeds at its stop; in the alternative also
-    the claims supported and the claims tested at the stop."""
-    design = Design(cfg.shape.seeds, cfg.until_decided, cfg.alpha)
-    shape = replace(cfg.shape, seeds=design.horizon)
-    noise = cfg.scenario(name)
-    frame, votes = simulate(shape, noise, layout(shape, noise, np.random.default_rng([cfg.seed, len(name)])), rng,
-                            world, cfg.effect)
+def one_sequence(cfg: CalibrationConfig, design: Design, shape: Shape, noise: Noise, lay: Layout,
+                 rng: np.random.Generator, world: str) -> tuple:
+    """One simulated sequential sweep in ``world`` (``shape`` at the design's horizon): (error or,
+    in the alternative, success; None where nothing it counts could be tested) and the seeds at its
+    stop; in the alternative also the claims supported and the claims tested at the stop."""
+    frame, votes = simulate(shape, noise, lay, rng, world, cfg.effect)
     runs, _ = select_runs(frame)
     wrong, tested = False, False
     for seeds in range(design.first, design.horizon + 1):
@@ -63,12 +60,16 @@ def one_sequence(cfg: CalibrationConfig, name: str, rng: np.random.Generator, wo
 
 
 def _chunk(cfg: CalibrationConfig, name: str, seeds: list) -> list[dict]:
-    worlds = ("equal", "boundary") if boundary_applies(cfg.scenario(name)) else ("equal",)
+    """The chunk's sequences: the design, its horizon's shape and the layout drawn once for all."""
+    design = Design(cfg.shape.seeds, cfg.until_decided, cfg.alpha)
+    shape, noise = replace(cfg.shape, seeds=design.horizon), cfg.scenario(name)
+    lay = layout(shape, noise, np.random.default_rng([cfg.seed, len(name)]))
+    worlds = ("equal", "boundary") if boundary_applies(noise) else ("equal",)
     alt = () if cfg.alternative == "none" else (cfg.alternative,)
     out = []
     for s in seeds:
         rng = np.random.default_rng(s)
-        out.append({w: one_sequence(cfg, name, rng, w) for w in worlds + alt})
+        out.append({w: one_sequence(cfg, design, shape, noise, lay, rng, w) for w in worlds + alt})
     return out
 
 
