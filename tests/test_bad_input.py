@@ -298,8 +298,11 @@ def test_a_corrupted_store_is_one_line_naming_it_and_the_cause(demo_dir, tmp_pat
         assert res.stderr.strip().splitlines() == [f"error: tracking store {uri}: file is not a database"]
 
 
-def test_a_read_only_store_is_one_line_naming_it_and_the_cause(demo_dir, tmp_path):
-    """SQLite's own read-only mode (which binds root too, unlike file permissions)."""
+def test_a_read_only_store_is_one_line_naming_it_and_the_cause(demo_dir, tmp_path, monkeypatch):
+    """SQLite's own read-only mode (which binds root too, unlike file permissions). MLflow 3.17
+    takes the URI form for a path and makes its parent folders (``file:/tmp/...``) in the working
+    folder; that happens in tmp_path here, not in the checkout."""
+    monkeypatch.chdir(tmp_path)
     db = tmp_path / "mlflow.db"
     import mlflow
 

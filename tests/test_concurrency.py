@@ -316,3 +316,47 @@ def test_a_registered_model_another_sweep_creates_between_look_and_create_is_use
     monkeypatch.setattr(model_registry, "store_client", lambda: _LooksFirst(real(), down=True))
     with pytest.raises(Exception, match="the store went away"):
         model_registry.register_run(run_id, "net1", "track", "chosen on validation", lambda rid: model_id)
+
+
+_OPEN_AT = """
+import sys, time
+import mlflow
+from genre_models.tracking.setup import setup_tracking
+uri, at, who = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+time.sleep(max(0.0, at - time.time()))  # every process imported: they open the store together
+try:
+    if who == "mlflow":
+        mlflow.MlflowClient(uri).search_experiments()
+    else:
+        setup_tracking(uri, "opened-together")
+    print("ok")
+except Exception as exc:
+    print("failed:", str(exc).splitlines()[0])
+"""
+
+
+@pytest.mark.slow
+def test_a_new_store_opened_by_mlflow_itself_at_the_same_moment_is_waited_for(tmp_path):
+    """MLflow migrates a new store with no lock, in whichever process comes first; a second
+    process at the same moment failed ("table ... already exists", "duplicate column name"),
+    which is how CI met it (a sweep beside a test polling its store). Here MLflow itself and two
+    genre-bench commands open one new store together, twice over: every genre-bench
+    command goes on, and the store ends at the schema head with one experiment and no leftovers.
+    (Without ``schema.open_store`` most of these rounds failed.)"""
+    from genre_models.tracking.schema import schema_head, schema_revision
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for n in range(2):
+        db = tmp_path / f"round{n}" / "mlflow.db"
+        db.parent.mkdir()
+        at = time.time() + 10.0  # after every process's imports, even on a busy machine
+        procs = [(who, subprocess.Popen([sys.executable, "-c", _OPEN_AT, f"sqlite:///{db}", str(at), who],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                        cwd=db.parent))
+                 for who in ("mlflow", "genre-bench", "genre-bench")]
+        said = {i: (who, p.communicate(timeout=120)[0].strip()) for i, (who, p) in enumerate(procs)}
+        assert all(out == "ok" for who, out in said.values() if who == "genre-bench"), said
+        assert schema_revision(db) == schema_head() is not None
+        names = [e.name for e in mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()]
+        assert sorted(names) == ["Default", "opened-together"]
+        assert sorted(os.listdir(db.parent)) == ["mlflow.db", "mlruns"], "a temporary store was left behind"

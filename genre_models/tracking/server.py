@@ -26,6 +26,7 @@ from pathlib import Path
 
 from genre_models.errors import ConfigError
 from genre_models.settings import parse_number, setting
+from genre_models.tracking.schema import create_store
 from genre_models.util import log, private_dir, visible, write_private
 
 #: Where ``benchmark server --auth`` keeps the auth app's settings, users and secret (0700).
@@ -108,7 +109,8 @@ def private_store(backend_uri: str, artifacts_destination: str) -> None:
     is private too."""
     db = backend_uri[len("sqlite:///"):] if backend_uri.startswith("sqlite:///") else ""
     if db and db != ":memory:":
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.exists(db):
+            create_store(Path(db))  # migrated whole before the server or anyone else opens it
         private_file(Path(db))
     if "://" not in artifacts_destination or artifacts_destination.startswith("file://"):
         root = Path(artifacts_destination.removeprefix("file://"))

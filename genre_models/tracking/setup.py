@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -18,7 +17,8 @@ from genre_models.config import DEFAULT_EXPERIMENT
 from genre_models.errors import TrackingError
 from genre_models.tracking.claims import end_orphaned_runs
 from genre_models.tracking.retry import store_cause, store_client, store_retry
-from genre_models.tracking.server import check_reachable, private_file
+from genre_models.tracking.schema import open_store, sqlite_path
+from genre_models.tracking.server import check_reachable
 
 
 # Bounded retries for every MLflow HTTP call (a user's own settings win): the waits are about
@@ -49,6 +49,7 @@ def setup_tracking(tracking_uri: str | None = None, experiment: str | None = Non
     exp = None
     if not os.environ.get("MLFLOW_RUN_ID"):
         with _store_lock(mlflow.get_tracking_uri()):
+            open_store(mlflow.get_tracking_uri())  # a new store made whole, another's migration waited for
             exp = store_retry(mlflow.set_experiment, name)
             describe_experiment(exp)
     elif os.environ.get("MLFLOW_EXPERIMENT_ID"):
@@ -171,24 +172,17 @@ def mlflow_error_message(exc: BaseException) -> str | None:
 
 
 def private_new_store(uri: str) -> None:
-    """A SQLite store this command is the first to open is its owner's alone: the file 0600, and
-    the ``mlruns/`` its runs' artifacts go to (MLflow's default root beside it) 0700. MLflow
-    itself would make them 0644 and 0755, readable by every local user. A store that exists
-    keeps the modes its owner gave it."""
+    """A SQLite store this command is the first to open is its owner's alone: the file 0600
+    (``schema.create_store`` makes it so), and the ``mlruns/`` its runs' artifacts go to
+    (MLflow's default root beside it) 0700. MLflow itself would make them 0644 and 0755,
+    readable by every local user. A store that exists keeps the modes its owner gave it."""
     path = sqlite_path(uri)
     if path is None or path == ":memory:" or os.path.exists(path):
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    private_file(Path(path))
     try:
         os.mkdir("mlruns", 0o700)
     except OSError:  # there already (its owner's choice), or not ours to make
         pass
-
-
-def sqlite_path(uri: str) -> str | None:
-    """The file behind a ``sqlite:///`` store URI (relative to the working folder), or None."""
-    return uri[len("sqlite:///"):] or None if uri.startswith("sqlite:///") else None
 
 
 def open_existing_store(tracking_uri: str | None) -> str:
@@ -199,6 +193,7 @@ def open_existing_store(tracking_uri: str | None) -> str:
     path = sqlite_path(uri)
     if path is not None and not os.path.isfile(path):
         raise TrackingError(f"tracking store {uri}: {path} does not exist; nothing to read (check --tracking-uri)")
+    open_store(uri)
     return uri
 
 
