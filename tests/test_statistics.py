@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from genre_models.reporting import significance
-from genre_models.reporting.claim_power import needs_for
+from genre_models.reporting.claim_power import deciding_level, needs_for
 from genre_models.reporting.claims import ClaimRow, ClaimTest, sooner
 from genre_models.reporting.runs import select_runs
 from genre_models.reporting.significance import Contrast, SplitData, Votes, estimate
@@ -160,6 +160,44 @@ def test_holm_and_power_at_the_level_that_decides():
                                                Spread(0.04, 4, 0.0, 3, "plain")))
     alone, in_family = needs_for(t, 0.8), needs_for(ClaimTest(**{**t.__dict__, "family": 13}), 0.8)
     assert alone < in_family < needs_for(ClaimTest(**{**t.__dict__, "family": 13}), 0.8 ** (1 / 3))
+    # Under Holm's step-down, with 10 of the 13 already rejected it faces alpha / 3, not alpha / 13.
+    stepped = ClaimTest(**{**t.__dict__, "family": 13, "unrejected": 3})
+    assert deciding_level(stepped) == pytest.approx(0.05 / 3) and alone < needs_for(stepped, 0.8) < in_family
+    assert needs_for(stepped, 0.8) == needs_for(ClaimTest(**{**t.__dict__, "family": 3}), 0.8)
+
+
+def test_a_claims_tests_that_share_a_model_count_as_one_for_its_power_target():
+    """net5 against each CNN: one group (each test at 80%); CNNs over the MLP at two budgets: two
+    groups; the GAN's accuracy and its samples to the stop: two kinds, two groups."""
+    from genre_models.reporting.claim_power import claim_target, moving_together
+
+    def t(kind: str, *models: str) -> ClaimTest:
+        return ClaimTest("t", kind, 0.1, models=models)
+
+    lstm = [t("more", "net2 100 ep", "net5"), t("more", "net3 100 ep", "net5"), t("more", "net4 100 ep", "net5")]
+    cnn = [t("more", f"net1 {e} ep", f"net{n} {e} ep") for e in (50, 100) for n in (2, 3, 4)]
+    gan = [t("more", "net5", "net6"), t("sooner", "net5", "net6")]
+    chain = [t("more", "a", "b"), t("more", "c", "d"), t("more", "b", "c")]  # joined through b-c
+    assert [moving_together(x) for x in (lstm, cnn, gan, chain)] == [1, 2, 2, 1]
+    assert claim_target(ClaimRow("k", "c", "s", lstm)) == pytest.approx(0.8)
+    assert claim_target(ClaimRow("k", "c", "s", cnn)) == pytest.approx(0.8 ** 0.5)
+
+
+def test_holm_tells_each_claim_test_how_many_of_its_family_it_did_not_reject():
+    """The count ``deciding_level`` rests on, from the family as Holm adjusted it."""
+    from dataclasses import replace
+
+    from genre_models.reporting.verdicts import holm_family
+
+    paired = paired_of(np.array([0.1, 0.2, 0.3]), (0, 1, 2), Spread(0.1, 3, 0.0, 2, "plain"))
+
+    def test_at(p: float) -> ClaimTest:
+        return ClaimTest(f"p={p}", "more", 0.1, replace(paired, p_t=p))
+    ps = [0.001, 0.002, 0.2, 0.6]  # Holm rejects the first two at 0.05 (0.004, 0.006), not the others
+    row = ClaimRow("k", "claim", "study", [test_at(p) for p in ps], [], False)
+    _, (adjusted,), family = holm_family([], [row], 0.05)
+    assert family == 4
+    assert [t.unrejected for t in adjusted.tests] == [3, 3, 2, 2]
 
 
 def _effects(client, exp_id, seeds: int, net: str, accs, **kw) -> None:

@@ -78,6 +78,9 @@ class ClaimTest:
     family: int = 1
     alpha: float = ALPHA
     models: tuple[str, ...] = ()  # the models it compares (what another draw would train)
+    #: The family's tests Holm did not reject at alpha, this one counted: under Holm's step-down
+    #: this test is compared with alpha / that number at worst, while the others stay rejected.
+    unrejected: int = 0
 
     @property
     def p_for(self) -> float:

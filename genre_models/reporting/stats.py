@@ -31,10 +31,12 @@ differ on *these* tracks, and leaves the variance between training runs out. Und
 noise alone it rejects far above its level (``benchmark calibrate``), so it is given per draw,
 describes, and decides nothing.
 
-**Power** (``reporting.power``) at the level that decides (``level``: Holm's first step, ``alpha / m`` over the
-split's family of m tests): the smallest effect the draws could find, and the draws the study's
-effect would need, from the observed spread; a floor above zero can put an effect out of reach of
-any number of draws.
+**Power** (``reporting.power``) at the level that decides (``level``: ``alpha / r`` over the r tests
+of the split's family that Holm has not rejected, ``claim_power.deciding_level``): the smallest
+effect the draws could find, and the draws the study's effect would need, from the observed
+spread; a floor above zero can put an effect out of reach of any number of draws. The formula
+takes the corrected standard error for the spread of the mean, which the correction overstates
+where it is conservative, so it reads power low (docs/protocol.md measures by how much).
 """
 
 from __future__ import annotations

@@ -43,13 +43,17 @@ class SplitVerdicts:
 
 def holm_family(comparisons: list[Comparison], claims: list[ClaimRow], alpha: float = ALPHA
                 ) -> tuple[list[Comparison], list[ClaimRow], int]:
-    """The comparisons and the claims' tests with Holm's p over all of them as one family."""
+    """The comparisons and the claims' tests with Holm's p over all of them as one family; each
+    claim test also learns how many of the family's tests Holm left unrejected (``unrejected``)."""
     tests = [t for r in claims for t in r.tests]
     ps = [c.paired.p for c in comparisons] + [t.p for t in tests]
     family = sum(math.isfinite(p) for p in ps)
-    q = iter(holm(ps))
+    adj = holm(ps)
+    rejected = sum(p < alpha for p in adj)
+    q = iter(adj)
     comps = [replace(c, paired=replace(c.paired, p_adjusted=next(q), family=family)) for c in comparisons]
-    adjusted = iter([replace(t, p_adjusted=next(q), family=family, alpha=alpha) for t in tests])
+    adjusted = iter([replace(t, p_adjusted=(a := next(q)), family=family, alpha=alpha,
+                             unrejected=family - rejected + (a < alpha)) for t in tests])
     rows = [replace(r, tests=[next(adjusted) for _ in r.tests]) for r in claims]
     return comps, rows, family
 

@@ -1,0 +1,107 @@
+"""The report's "draws needed" against simulated power, per claim (docs/protocol.md, "Draws needed
+against simulated power").
+
+For each number of seeds it simulates sweeps of one shape in the study world (the claims true at
+the study's effects, ``reporting.worlds``) through the report's own code, and counts how often
+each claim comes out supported: its power at that many draws. Beside it, the median over the
+same sweeps of the report's own "draws needed" for the claim (``claim_power.claim_needs``: the
+study's effect under the spread each sweep observed). The draws at which the simulated power
+crosses 80% (linear between the shapes) should lie within 25% of the report's figure.
+
+    python scripts/needs_vs_power.py --split kfold --tracks 150 --folds 5 --seeds 1,2,3,4,6 --sims 200 --jobs 2
+
+Prints a markdown table; ``--json FILE`` keeps the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import click
+import numpy as np
+
+from genre_models.reporting.calibration import CalibrationConfig, simulate_chunks
+from genre_models.reporting.claim_power import TARGET_POWER, claim_needs
+from genre_models.reporting.runs import select_runs
+from genre_models.reporting.simulation import Shape, layout, simulate
+from genre_models.reporting.verdicts import split_verdicts
+
+#: The claims the study world makes true (the margin claims' study effects sit inside their margins).
+CLAIMS = ("cnn_over_mlp", "mfcc_over_cnn", "gan_helps", "batchnorm_steady", "rmsprop_no_gain", "raw_below")
+
+
+def claims_chunk(cfg: CalibrationConfig, name: str, seeds: list) -> list[dict]:
+    """Per simulated sweep in the study world: each claim's (supported, the report's draws needed)."""
+    noise = cfg.scenario(name)
+    lay = layout(cfg.shape, noise, np.random.default_rng([cfg.seed, len(name)]))
+    out = []
+    for s in seeds:
+        frame, votes = simulate(cfg.shape, noise, lay, np.random.default_rng(s), "study")
+        runs, _ = select_runs(frame)
+        v = split_verdicts(runs, cfg.shape.split, votes, cfg.margin, cfg.alpha, pairs=False)
+        rows = {r.key: r for r in v.claims if not r.missing and any(math.isfinite(t.p) for t in r.tests)}
+        out.append({k: (rows[k].verdict == "supported", claim_needs(rows[k])) for k in CLAIMS if k in rows})
+    return out
+
+
+def crossing(draws: list[int], power: list[float], target: float = TARGET_POWER) -> float:
+    """The draws at which ``power`` first reaches ``target``, linear between shapes; nan if never."""
+    for i, (n, p) in enumerate(zip(draws, power)):
+        if p >= target:
+            if i == 0:
+                return float(n) if p == target else math.nan  # already past it: below the range
+            n0, p0 = draws[i - 1], power[i - 1]
+            return n0 + (target - p0) * (n - n0) / (p - p0)
+    return math.nan
+
+
+@click.command()
+@click.option("--split", default="kfold")
+@click.option("--tracks", default=150, type=int)
+@click.option("--folds", default=5, type=int)
+@click.option("--seeds", "seed_list", default="1,2,3,4,6", help="the shapes' seeds, comma-separated, rising")
+@click.option("--sims", default=200, type=int)
+@click.option("--scenario", default="realistic")
+@click.option("--jobs", default=1, type=int)
+@click.option("--json", "json_out", default=None)
+def main(split, tracks, folds, seed_list, sims, scenario, jobs, json_out):
+    seeds = [int(s) for s in seed_list.split(",")]
+    started, found = time.time(), {}
+    for s in seeds:
+        cfg = CalibrationConfig(shape=Shape(split=split, tracks=tracks, folds=folds, seeds=s), scenarios=(scenario,),
+                                sims=sims, alternative="study")
+        found[s] = (cfg.shape.draws, simulate_chunks(cfg, claims_chunk, jobs)[scenario])
+    result = {}
+    for k in CLAIMS:
+        draws, power, needs = [], [], []
+        for s in seeds:
+            n, outcomes = found[s]
+            got = [o[k] for o in outcomes if k in o]
+            if not got:
+                continue
+            draws.append(n)
+            power.append(float(np.mean([g[0] for g in got])))
+            need = [g[1] if g[1] is not None else math.inf for g in got]
+            needs.append(float(np.median(need)))
+        cross = crossing(draws, power)
+        result[k] = {"draws": draws, "power": power, "median_needs": needs, "crossing": cross}
+    head = " | ".join(f"{d} draws" for d in (found[s][0] for s in seeds))
+    print(f"`{split}`, {tracks} tracks{f', {folds} folds' if split == 'kfold' else ''}, {scenario}, {sims} sims "
+          f"a shape, {time.time() - started:.0f} s\n")
+    print(f"| claim | power: {head} | simulated 80% at | report's draws needed (median, by shape) |")
+    print("|---|" + "---|" * (len(seeds) + 2))
+    for k, r in result.items():
+        cells = " | ".join(f"{100 * p:.0f}%" for p in r["power"])
+        cross = "beyond the range" if math.isnan(r["crossing"]) else f"{r['crossing']:.1f}"
+        needs = ", ".join("none" if math.isinf(n) else f"{n:.0f}" for n in r["median_needs"])
+        print(f"| {k} | {cells} | {cross} | {needs} |")
+    if json_out:
+        with open(json_out, "w") as fh:
+            json.dump({"shape": {"split": split, "tracks": tracks, "folds": folds, "seeds": seeds},
+                       "scenario": scenario, "sims": sims, "claims": result}, fh, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
