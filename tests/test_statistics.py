@@ -234,6 +234,11 @@ def test_claims_on_runs_with_known_effects(tmp_store):
     tests = [t for r in v.claims for t in r.tests]
     assert v.family == sum(math.isfinite(t.p) for t in tests) + len(v.comparisons)
     assert all(t.family == v.family for t in tests) and all(c.paired.family == v.family for c in v.comparisons)
+    from dataclasses import replace
+
+    n_claims = sum(math.isfinite(t.p) for t in tests)
+    assert replace(v, family=n_claims + 1).family_words().endswith("of the claims, 1 comparison)")
+    assert replace(v, family=n_claims + 2).family_words().endswith("of the claims, 2 comparisons)")
     assert isinstance(rows["gan_helps"], ClaimRow) and rows["gan_helps"].deciding() is not None
 
 

@@ -37,8 +37,9 @@ class SplitVerdicts:
 
     def family_words(self) -> str:
         n_claims = sum(math.isfinite(t.p) for r in self.claims for t in r.tests)
+        n_comp = self.family - n_claims
         return (f"`{self.split}`: {self.family} test{'' if self.family == 1 else 's'} at {self.alpha:g} ({n_claims} of the claims, "
-                f"{self.family - n_claims} comparisons)")
+                f"{n_comp} comparison{'' if n_comp == 1 else 's'})")
 
 
 def holm_family(comparisons: list[Comparison], claims: list[ClaimRow], alpha: float = ALPHA
