@@ -8,6 +8,7 @@ by simulation, are in ``test_calibration.py``; the mutations the calibration mus
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -155,6 +156,17 @@ def test_holm_and_power_at_the_level_that_decides():
     need = draws_needed(0.05, sp, 0.01)
     assert power(0.05, sp, need, 0.01) >= 0.8 > power(0.05, sp, need - 1, 0.01)
     assert draws_needed(0.01, sp, 0.01) is None  # the floor sd^2 * ratio puts it out of reach
+    # The correction's term sizes the test for the worst case: the test divides by it, the mean
+    # does not spread by it. By hand at 40 draws of a 10-fold split (n_test/n_train = 1/9):
+    from genre_models.reporting.stats import corrected_spread
+
+    cs = corrected_spread(np.array([0.05, 0.31, 0.12, 0.22, 0.02, 0.18, 0.27, 0.09, 0.16, 0.24]), 1 / 9)
+    assert cs.corrected == pytest.approx(cs.floor) and cs.mean_se_at(40) == pytest.approx(cs.sd / math.sqrt(40))
+    crit = stats.t.ppf(1 - 0.0025 / 2, 39) * cs.se_at(40) / cs.mean_se_at(40)
+    ncp = 0.1 / cs.mean_se_at(40)
+    assert power(0.1, cs, 40, 0.0025) == pytest.approx(stats.nct.sf(crit, 39, ncp) + stats.nct.cdf(-crit, 39, ncp))
+    # 0.12 is over t * sqrt(floor) (0.097): reachable; as if the floor were the mean's spread, never
+    assert draws_needed(0.12, cs, 0.0025) == 65 and draws_needed(0.12, replace(cs, corrected=0.0), 0.0025) is None
     # A claim's test in a family of 13 needs more draws than alone, and all its tests at once more still.
     t = ClaimTest("t", "more", 0.05, paired_of(np.array([0.01, 0.05, 0.09, 0.02]), (0, 1, 2, 3),
                                                Spread(0.04, 4, 0.0, 3, "plain")))

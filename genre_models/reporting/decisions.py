@@ -107,9 +107,8 @@ def time_words(need: int | None, have: int, folds: int, cost: DrawCost) -> str:
     """"53 draws (38 more: 8 seeds), about 8.1 h here, about 40 min on one H200"; where no number
     of draws can decide, says so."""
     if need is None:
-        return ("no number of draws decides it at this spread by the t-test's power formula (the variance's floor, or "
-                "no effect to find); the formula reads low where the correction is conservative, as on `kfold`: "
-                "`benchmark calibrate --experiment` simulates the power at more seeds")
+        return ("no number of draws decides it at this spread (the variance's floor, or no effect to find); "
+                "`benchmark calibrate --experiment` simulates the power of more seeds")
     add, seeds = more_draws(need, have, folds)
     seeds_text = f": {seeds} more seed{'s' if seeds != 1 else ''}" if folds > 1 else ""
     head = f"{need} draws ({add} more{seeds_text})"

@@ -34,9 +34,8 @@ describes, and decides nothing.
 **Power** (``reporting.power``) at the level that decides (``level``: ``alpha / r`` over the r tests
 of the split's family that Holm has not rejected, ``claim_power.deciding_level``): the smallest
 effect the draws could find, and the draws the study's effect would need, from the observed
-spread; a floor above zero can put an effect out of reach of any number of draws. The formula
-takes the corrected standard error for the spread of the mean, which the correction overstates
-where it is conservative, so it reads power low (docs/protocol.md measures by how much).
+spread; a floor above zero can put an effect out of reach of any number of draws. The mean
+spreads without the correction's worst-case term (``Spread.mean_se_at``).
 """
 
 from __future__ import annotations
@@ -156,6 +155,7 @@ class Spread:
     floor: float  # the variance more draws of the same protocol do not shrink
     df: float
     kind: str  # "corrected", "two-way" or "plain"
+    corrected: float = 0.0  # the part of floor that is Nadeau & Bengio's sd^2 * n_test/n_train
 
     @property
     def se(self) -> float:
@@ -163,6 +163,11 @@ class Spread:
 
     def se_at(self, n: int) -> float:
         return math.sqrt(self.sd ** 2 / n + self.floor) if n > 0 else float("nan")
+
+    def mean_se_at(self, n: int) -> float:
+        """The mean's spread over ``n`` draws, for power: ``se_at`` less the correction's
+        worst-case term (with it, 10-fold `kfold` read "none" where sweeps decide at 43)."""
+        return math.sqrt(self.sd ** 2 / n + max(self.floor - self.corrected, 0.0)) if n > 0 else float("nan")
 
     @property
     def testable(self) -> bool:
@@ -177,7 +182,7 @@ class Spread:
 def corrected_spread(d: np.ndarray, ratio: float) -> Spread:
     """Over draws of a resampled split (``ratio`` n_test / n_train), or a plain t (``ratio`` 0)."""
     sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
-    return Spread(sd, int(d.size), sd ** 2 * ratio, d.size - 1, "corrected" if ratio > 0 else "plain")
+    return Spread(sd, int(d.size), sd ** 2 * ratio, d.size - 1, "corrected" if ratio > 0 else "plain", sd ** 2 * ratio)
 
 
 def cluster_variance(per_track: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
@@ -209,7 +214,7 @@ def two_way_spread(d: np.ndarray, per_track: np.ndarray, clusters: np.ndarray, r
     if not math.isfinite(floor) or d.size < 2:
         return Spread(sd, int(d.size), float("nan"), 0, "two-way")
     df = min(d.size - 1, k - 1) if sd > 0 and tracks > 0 else (d.size - 1 if sd > 0 else k - 1)
-    return Spread(sd, int(d.size), floor, float(df), "two-way")
+    return Spread(sd, int(d.size), floor, float(df), "two-way", sd ** 2 * ratio)
 
 
 def t_p(estimate: float, spread: Spread, side: str = "two-sided", shift: float = 0.0) -> float:
