@@ -22,11 +22,9 @@ import time
 import click
 import numpy as np
 
-from genre_models.reporting.calibration import CalibrationConfig, simulate_chunks
+from genre_models.reporting.calibration import CalibrationConfig, simulate_chunks, simulated_verdicts
 from genre_models.reporting.claim_power import TARGET_POWER, claim_needs
-from genre_models.reporting.runs import select_runs
-from genre_models.reporting.simulation import Shape, layout, simulate
-from genre_models.reporting.verdicts import split_verdicts
+from genre_models.reporting.simulation import Shape
 
 #: The claims the study world makes true (the margin claims' study effects sit inside their margins).
 CLAIMS = ("cnn_over_mlp", "mfcc_over_cnn", "gan_helps", "batchnorm_steady", "rmsprop_no_gain", "raw_below")
@@ -34,14 +32,11 @@ CLAIMS = ("cnn_over_mlp", "mfcc_over_cnn", "gan_helps", "batchnorm_steady", "rms
 
 def claims_chunk(cfg: CalibrationConfig, name: str, seeds: list) -> list[dict]:
     """Per simulated sweep in the study world: each claim's (supported, the report's draws needed)."""
-    noise = cfg.scenario(name)
-    lay = layout(cfg.shape, noise, np.random.default_rng([cfg.seed, len(name)]))
+    noise, lay = cfg.scenario(name), cfg.layout(name)
     out = []
     for s in seeds:
-        frame, votes = simulate(cfg.shape, noise, lay, np.random.default_rng(s), "study")
-        runs, _ = select_runs(frame)
-        v = split_verdicts(runs, cfg.shape.split, votes, cfg.margin, cfg.alpha, pairs=False)
-        rows = {r.key: r for r in v.claims if not r.missing and any(math.isfinite(t.p) for t in r.tests)}
+        v = simulated_verdicts(cfg.shape, noise, lay, np.random.default_rng(s), "study", cfg.margin, cfg.alpha)
+        rows = {r.key: r for r in v.claims if r.tested}
         out.append({k: (rows[k].verdict == "supported", claim_needs(rows[k])) for k in CLAIMS if k in rows})
     return out
 

@@ -78,14 +78,14 @@ def _verdict_made(key: str):
     """A claim whose null holds in the world: any verdict but "not shown" is an error."""
     def rejected(v: SplitVerdicts, alpha: float) -> bool | None:
         r = _claim(v, key)
-        return None if r.missing or not any(math.isfinite(t.p) for t in r.tests) else r.verdict != "not shown at this n"
+        return r.verdict != "not shown at this n" if r.tested else None
     return rejected
 
 
 def _supported(key: str):
     def found(v: SplitVerdicts, alpha: float) -> bool | None:
         r = _claim(v, key)
-        return None if r.missing or not any(math.isfinite(t.p) for t in r.tests) else r.verdict == "supported"
+        return r.verdict == "supported" if r.tested else None
     return found
 
 
@@ -165,6 +165,14 @@ def boundary_applies(noise: Noise) -> bool:
     return not noise.discordant
 
 
+def simulated_verdicts(shape: Shape, noise: Noise, lay: Layout, rng: np.random.Generator, world: str,
+                       margin: float, alpha: float, effect: float = 0.0, pairs: bool = False) -> SplitVerdicts:
+    """One sweep simulated in ``world``, read as the report reads a store's runs."""
+    frame, votes = simulate(shape, noise, lay, rng, world, effect)
+    runs, _ = select_runs(frame)
+    return split_verdicts(runs, shape.split, votes, margin, alpha, pairs=pairs)
+
+
 def one_sweep(shape: Shape, noise: Noise, lay: Layout, seed: np.random.SeedSequence, alpha: float,
               margin: float, alternative: str | None = None, effect: float = 0.0) -> dict:
     """The checks' outcomes for one simulated sweep through ``split_verdicts``: under the nulls
@@ -174,9 +182,7 @@ def one_sweep(shape: Shape, noise: Noise, lay: Layout, seed: np.random.SeedSeque
     out = {}
     worlds = ("equal", "boundary") if boundary_applies(noise) else ("equal",)
     for world in worlds + ((alternative,) if alternative and boundary_applies(noise) else ()):
-        frame, votes = simulate(shape, noise, lay, rng, world, effect)
-        runs, _ = select_runs(frame)
-        v = split_verdicts(runs, shape.split, votes, margin, alpha, pairs=world == "equal")
+        v = simulated_verdicts(shape, noise, lay, rng, world, margin, alpha, effect, pairs=world == "equal")
         if world in ("equal", "boundary"):
             out.update({c.test: c.rejected(v, alpha) for c in CHECKS if c.world == world})
         else:
@@ -280,10 +286,14 @@ class CalibrationConfig:
     def scenario(self, name: str) -> Noise:
         return replace(SCENARIOS[name], **{k: v for k, v in self.noise.items() if k in asdict(SCENARIOS[name])})
 
+    def layout(self, name: str, shape: Shape | None = None) -> Layout:
+        """Scenario ``name``'s tracks and draws for ``shape`` (default: the config's), drawn once per
+        chunk from the config's seed: every sweep of a scenario shares them."""
+        return layout(shape or self.shape, self.scenario(name), np.random.default_rng([self.seed, len(name)]))
+
 
 def _chunk(cfg: CalibrationConfig, name: str, seeds: list) -> list[dict]:
-    noise = cfg.scenario(name)
-    lay = layout(cfg.shape, noise, np.random.default_rng([cfg.seed, len(name)]))
+    noise, lay = cfg.scenario(name), cfg.layout(name)
     alt = None if cfg.alternative == "none" else cfg.alternative
     return [one_sweep(cfg.shape, noise, lay, s, cfg.alpha, cfg.margin, alt, cfg.effect) for s in seeds]
 

@@ -149,6 +149,11 @@ class ClaimRow:
     partial: str = ""  # the claim's nets that did not run, where it was tested on the others
 
     @property
+    def tested(self) -> bool:
+        """Its nets ran and at least one of its tests could be run: a verdict of its own."""
+        return not self.missing and any(math.isfinite(t.p) for t in self.tests)
+
+    @property
     def verdict(self) -> str:
         if self.missing:
             return "not run"

@@ -30,15 +30,13 @@ def power(effect: float, spread: Spread, n: int, alpha: float = ALPHA, test: str
         return tost_power(effect, se, df, alpha, margin)
     spread_mean = spread.mean_se_at(n)  # the test divides by se; the mean spreads by this
     crit = stats.t.ppf(1 - alpha / 2, df) * se / spread_mean
-    if test == "below":
-        ncp = (effect - margin) / spread_mean
-        value = float(stats.nct.cdf(-crit, df, ncp))
-        near = float(stats.norm.cdf(-crit - ncp))
-    else:
-        ncp = effect / spread_mean
-        value = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
-        near = float(stats.norm.sf(crit - ncp) + stats.norm.cdf(-crit - ncp))
-    return value if math.isfinite(value) else near  # scipy's nct gives nan far out; the normal is close there
+    below = test == "below"
+    ncp = ((effect - margin) if below else effect) / spread_mean
+    value = float(stats.nct.cdf(-crit, df, ncp) + (0.0 if below else stats.nct.sf(crit, df, ncp)))
+    if math.isfinite(value):
+        return value
+    # scipy's nct gives nan far out in the tail, where the normal is close
+    return float(stats.norm.cdf(-crit - ncp) + (0.0 if below else stats.norm.sf(crit - ncp)))
 
 
 def tost_power(effect: float, se: float, df: int, alpha: float, margin: float) -> float:

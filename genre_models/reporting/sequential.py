@@ -83,7 +83,7 @@ def look(runs: pd.DataFrame, splits, votes: Votes, design: Design, seeds: int, m
             continue
         v = split_verdicts(upto, split, votes, margin, level, pairs=False)
         for row in v.claims:
-            if row.verdict not in ("not run", "not tested"):  # the claims its nets could test
+            if row.tested:
                 t = row.deciding()
                 claims[(split, row.key)] = (row.verdict, t.decisive_p if t else math.nan)
     return Look(seeds, level, spent(seeds, design.horizon, design.alpha), claims)

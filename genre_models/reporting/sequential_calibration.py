@@ -25,7 +25,7 @@ import numpy as np
 from genre_models.reporting.calibration import CalibrationConfig, Rate, boundary_applies, simulate_chunks
 from genre_models.reporting.runs import select_runs
 from genre_models.reporting.sequential import DECIDED, Design, look
-from genre_models.reporting.simulation import Layout, Noise, Shape, layout, simulate
+from genre_models.reporting.simulation import Layout, Noise, Shape, simulate
 
 #: The claims whose null each null world puts them on: any verdict on them is an error there.
 NULL_CLAIMS = {"equal": ("cnn_over_mlp", "mfcc_over_cnn", "gan_helps"),
@@ -63,7 +63,7 @@ def _chunk(cfg: CalibrationConfig, name: str, seeds: list) -> list[dict]:
     """The chunk's sequences: the design, its horizon's shape and the layout drawn once for all."""
     design = Design(cfg.shape.seeds, cfg.until_decided, cfg.alpha)
     shape, noise = replace(cfg.shape, seeds=design.horizon), cfg.scenario(name)
-    lay = layout(shape, noise, np.random.default_rng([cfg.seed, len(name)]))
+    lay = cfg.layout(name, shape)
     worlds = ("equal", "boundary") if boundary_applies(noise) else ("equal",)
     alt = () if cfg.alternative == "none" else (cfg.alternative,)
     out = []

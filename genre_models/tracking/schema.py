@@ -75,18 +75,23 @@ def last_change(path: str | Path) -> float:
     return max(times, default=0.0)
 
 
+def first_open(uri: str, what: str = "") -> None:
+    """Open the store ``uri`` through MLflow, which migrates it if it is new; a lock waited out."""
+    import mlflow
+
+    store_retry(lambda: mlflow.MlflowClient(uri).search_experiments(max_results=1), what=what)
+
+
 def create_store(path: Path) -> bool:
     """Make the SQLite store ``path`` at the schema head in one step: MLflow migrates a private
     (0600) temporary file beside it, which is then hard-linked to ``path``. False when ``path``
     appeared first (another process's store, kept as it is). A file system without hard links
     gets the old way: an empty private file that MLflow migrates in place."""
-    import mlflow
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
     os.close(fd)
     try:
-        store_retry(lambda: mlflow.MlflowClient(f"sqlite:///{tmp}").search_experiments(max_results=1))
+        first_open(f"sqlite:///{tmp}")
         os.link(tmp, path)
         return True
     except FileExistsError:
@@ -163,11 +168,10 @@ def open_store(uri: str) -> None:
     """Open the SQLite store ``uri`` once, creating it whole if it is missing (``create_store``)
     and waiting for another process's migration (``wait_for_migration``), so no later call of
     this command migrates it. A store that stays broken fails as it did, in the database's words."""
-    import mlflow
-
-    if sqlite_path(uri) in (None, ":memory:"):
+    file = sqlite_path(uri)
+    if file in (None, ":memory:"):
         return
-    path = Path(sqlite_path(uri))
+    path = Path(file)
     limit = min(store_wait_s(), MIGRATION_WAIT_S)
     read_only = "mode=ro" in uri.partition("?")[2].split("&")
     if path.exists() or read_only or not create_store(path):
@@ -175,8 +179,7 @@ def open_store(uri: str) -> None:
     deadline, wait = time.monotonic() + limit, 0.5
     while True:
         try:
-            store_retry(lambda: mlflow.MlflowClient(uri).search_experiments(max_results=1),
-                        what="opening it")
+            first_open(uri, what="opening it")
             return
         except Exception as exc:
             if isinstance(exc, TrackingError) or not is_migration_race(exc) or time.monotonic() >= deadline:

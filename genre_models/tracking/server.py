@@ -26,7 +26,7 @@ from pathlib import Path
 
 from genre_models.errors import ConfigError
 from genre_models.settings import parse_number, setting
-from genre_models.tracking.schema import create_store
+from genre_models.tracking.schema import create_store, sqlite_path
 from genre_models.util import log, private_dir, visible, write_private
 
 #: Where ``benchmark server --auth`` keeps the auth app's settings, users and secret (0700).
@@ -107,7 +107,7 @@ def private_store(backend_uri: str, artifacts_destination: str) -> None:
     Otherwise any local user could read every run, and basic auth would guard nothing. The
     server process runs with umask 077, so what it writes later (SQLite's journal, artifacts)
     is private too."""
-    db = backend_uri[len("sqlite:///"):] if backend_uri.startswith("sqlite:///") else ""
+    db = sqlite_path(backend_uri)
     if db and db != ":memory:":
         if not os.path.exists(db):
             create_store(Path(db))  # migrated whole before the server or anyone else opens it
