@@ -204,9 +204,9 @@ def test_until_decided_stops_early_on_a_planted_effect_records_every_look_and_re
     last = looks[-1]
     assert last["seeds"] < 8 and seq["tags.stopped"][0] == f"every claim its nets can test is decided, at {last['seeds']} seeds"
     claim = {c["claim"]: c for c in last["claims"]}["mfcc_over_cnn"]
-    assert claim["verdict"] == "supported" and claim["p_holm"] < last["level"]
+    assert claim["verdict"] == "supported" and claim["p_holm"] < 0.05  # on the family's scale (Boundaries.family_p)
     assert [lk["seeds"] for lk in looks] == list(range(1, last["seeds"] + 1)) and len(looks) >= 2
-    assert all(0 < lk["level"] <= lk["spent_alpha"] < 0.05 for lk in looks)
+    assert all(0 < lk["level"] <= lk["spent_alpha"] * (1 + 1e-9) < 0.05 for lk in looks)  # exact at the first look
     hist = mlflow.MlflowClient().get_metric_history(rid, "spent_alpha")
     assert sorted(m.step for m in hist)[-1] == len(looks) - 1
     trained = mlflow.search_runs(experiment_names=["gtzan-genre-benchmark"], filter_string="tags.stage = 'train'")

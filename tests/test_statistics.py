@@ -18,7 +18,9 @@ from scipy import stats
 
 from genre_models.reporting import significance
 from genre_models.reporting.claim_power import deciding_level, needs_for
+from genre_models.reporting.answers import answer_block
 from genre_models.reporting.claims import ClaimRow, ClaimTest, sooner
+from genre_models.reporting.claims_tables import claims_frame, claims_table
 from genre_models.reporting.runs import select_runs
 from genre_models.reporting.significance import Contrast, SplitData, Votes, estimate
 from genre_models.reporting.power import detectable, draws_needed, power
@@ -124,6 +126,29 @@ def test_each_claim_is_tested_for_what_it_says():
     t = _claim("below", 0.0, 0.005)
     assert t.p_for == pytest.approx(2 * stats.t.cdf((0.0 - 0.02) / 0.005, 9), rel=1e-4)
     assert _claim("more", 0.05, 0.005).outcome == "for" and _claim("more", -0.05, 0.005).outcome == "against"
+
+
+def test_the_margin_claims_bayesian_companion_is_the_correlated_t_posterior():
+    """Benavoli et al.'s correlated Bayesian t-test with the margin as ROPE: a Student posterior
+    at the mean with the split's standard error and degrees of freedom; under its flat prior a
+    one-sided mass is the one-sided t-test's p. It describes: no verdict moves with it."""
+    t = _claim("within", 0.001, 0.005)
+    post = t.posterior
+    inside = stats.t.cdf(0.02, 9, loc=0.001, scale=0.005) - stats.t.cdf(-0.02, 9, loc=0.001, scale=0.005)
+    assert post.inside == pytest.approx(inside, rel=1e-6) and post.inside > 0.99
+    assert post.below + post.inside + post.above == pytest.approx(1.0)
+    assert post.above == pytest.approx(stats.t.sf(0.02, 9, loc=0.001, scale=0.005), rel=1e-6)
+    # an imprecise change of zero: TOST cannot call it steady, and the companion puts 0.31 within the margin
+    vague = _claim("within", 0.0, 0.05).posterior
+    assert vague.inside == pytest.approx(2 * stats.t.cdf(0.4, 9) - 1, rel=1e-6) and vague.inside < 0.35
+    assert vague.below == pytest.approx(vague.above)
+    below = _claim("below", 0.0, 0.005)
+    assert below.posterior.above == pytest.approx(below.p_for / 2, rel=1e-6)  # the flat prior's one-sided p
+    assert _claim("more", 0.05, 0.005).posterior is None
+    assert "P(within ±0.02) = 1.00 (below −0.02 0.00, above +0.02 0.00)" == post.words()
+    lonely = ClaimTest("t", "within", 0.0, paired_of(np.array([0.01, 0.02]), (0, 1), Spread(0.01, 2, 0.0, 1, "plain")),
+                       margin=0.02)
+    assert not lonely.posterior.known and lonely.posterior.words() == "–"
 
 
 def test_stopping_sooner_counts_samples_seen_and_censors_capped_runs():
@@ -252,6 +277,19 @@ def test_claims_on_runs_with_known_effects(tmp_store):
     assert replace(v, family=n_claims + 1).family_words().endswith("of the claims, 1 comparison)")
     assert replace(v, family=n_claims + 2).family_words().endswith("of the claims, 2 comparisons)")
     assert isinstance(rows["gan_helps"], ClaimRow) and rows["gan_helps"].deciding() is not None
+    # the Bayesian companion beside each margin claim, in the CSV, the tables and the answers
+    frame = claims_frame(v.claims, "track")
+    margin = frame[frame.kind.isin(["within", "below"])]
+    assert len(margin) == 3 and frame[~frame.kind.isin(["within", "below"])].bayes_in_rope.isna().all()
+    sums = margin.bayes_below_rope + margin.bayes_in_rope + margin.bayes_above_rope
+    assert np.allclose(sums, 1.0)
+    assert (margin[margin.claim == "batchnorm_steady"].bayes_in_rope > 0.95).all()
+    assert (margin[margin.claim == "rmsprop_no_gain"].bayes_above_rope > 0.95).all()
+    lines = answer_block(v, runs)
+    steady = next(x for x in lines if "batch normalisation" in x)
+    assert "Bayesian companion (decides nothing): P(within ±0.02) = 1.00" in steady
+    assert not any("Bayesian" in x for x in lines if "GAN" in x)
+    assert "Bayesian companion P(within ±0.02)" in claims_table(v.claims, "track").rows[1][3].text
 
 
 def test_net6s_correction_counts_real_training_tracks_and_repeats_follow_one_rule(tmp_store):
@@ -367,3 +405,37 @@ def test_draws_become_hours_here_and_on_a_gpu():
     words = time_words(53, 15, 5, DrawCost(600.0, 60.0, ("net5",)))
     assert words.startswith("53 draws (40 more: 8 more seeds), about 6.7 h here and about 40 min on one H200")
     assert time_words(None, 15, 5, cost).startswith("no number of draws decides it")
+
+
+def test_group_sequential_boundaries_are_exact_and_keep_a_holm_family_at_alpha_over_every_look():
+    """The recursive integration meets the published O'Brien-Fleming-type Lan-DeMets boundaries
+    (two-sided 0.05, five equal looks); Brownian paths cross the design's boundaries as often as it
+    spends; and Holm over five independent nulls, with each p taken to the family's scale at each
+    look, errs at alpha over all ten looks: not under it by the union bound's margin."""
+    from genre_models.reporting.group_sequential import Boundaries, boundaries, nominal_levels, obf_spent
+    from genre_models.reporting.sequential import Design
+
+    classic = lambda t: float(4 - 4 * stats.norm.cdf(stats.norm.ppf(1 - 0.05 / 4) / math.sqrt(t)))  # noqa: E731
+    got = boundaries(tuple(i / 5 for i in range(1, 6)), classic)
+    assert got == pytest.approx([4.8769, 3.3570, 2.6803, 2.2898, 2.0310], abs=6e-4)
+    fractions = tuple(s / 10 for s in range(1, 11))
+    levels = np.array(nominal_levels(fractions, 0.05))
+    assert levels[-1] == pytest.approx(0.0339, abs=2e-4) and np.all(np.diff(levels) > 0)
+    rng = np.random.default_rng(0)
+    z = np.cumsum(rng.normal(0, math.sqrt(0.1), (200_000, 10)), 1) / np.sqrt(fractions)  # (paths, looks)
+    crossed = np.maximum.accumulate(2 * stats.norm.sf(np.abs(z)) <= levels, axis=1).mean(0)
+    assert np.allclose(crossed, [obf_spent(t, 0.05) for t in fractions], atol=0.0015)
+    design = Design(1, 10)
+    assert design.level(10) == pytest.approx(levels[-1]) and design.level(1) < 1e-8
+    last = design.boundaries(10)
+    assert last.family_p(last.level) == pytest.approx(0.05, rel=1e-3) and last.family_p(float("nan")) != 0
+    assert last.family_p(0.5) == 1.0 and isinstance(last, Boundaries)
+    z = np.cumsum(rng.normal(0, math.sqrt(0.1), (20_000, 5, 10)), 2) / np.sqrt(fractions)  # (sims, nulls, looks)
+    p = 2 * stats.norm.sf(np.abs(z))
+    scales = [design.boundaries(s) for s in range(1, 11)]
+    wrong = np.zeros(len(p), bool)
+    for k, b in enumerate(scales):
+        q = np.vectorize(b.family_p)(p[:, :, k])  # (sims, nulls)
+        wrong |= q.min(1) * 5 < 0.05  # every null true: any rejection is Holm's first step's
+    rate = wrong.mean()
+    assert 0.04 <= rate <= 0.055, rate

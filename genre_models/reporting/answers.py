@@ -35,7 +35,9 @@ def _claim_line(row: ClaimRow) -> str:
     if row.verdict == "not tested":
         why = next((x.paired.why for x in row.tests if x.paired is not None and x.paired.why), "too few draws")
         return f"{head}: {md(why)}."
-    return f"{head}; deciding test {md(t.what)}: {md(t.effect())}, Holm {p_words(t.decisive_p)}."
+    post = t.posterior
+    companion = f" Bayesian companion (decides nothing): {md(post.words())}." if post and post.known else ""
+    return f"{head}; deciding test {md(t.what)}: {md(t.effect())}, Holm {p_words(t.decisive_p)}.{companion}"
 
 
 def _significant(v: SplitVerdicts) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from genre_models.models.registry import NETS
+from genre_models.reporting.bayes import Posterior, rope_posterior
 from genre_models.reporting.mcnemar import exact_mcnemar_p
 from genre_models.reporting.runs import budgets, metric, model_name, model_of
 from genre_models.reporting.significance import TRACKS, Contrast, SplitData, Votes, draw_keys, estimate, split_metric
@@ -126,6 +127,14 @@ class ClaimTest:
             return "none"
         p_for, p_against = self._sides()
         return "for" if p_for <= p_against else "against"
+
+    @property
+    def posterior(self) -> Posterior | None:
+        """The Bayesian companion of a margin test (``reporting.bayes``): the mean difference's
+        posterior masses below, in and above ``±margin``; None for the other kinds."""
+        if self.kind not in ("below", "within") or self.paired is None:
+            return None
+        return rope_posterior(self.paired.diff.mean, self.paired.spread, self.margin)
 
     @property
     def draws(self) -> int:

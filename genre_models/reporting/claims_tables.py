@@ -45,8 +45,26 @@ def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
                         "deciding_level": level(t.alpha, t.family) if t else math.nan,
                         "detectable_at_level": detectable_for(t, claim_target(r)) if t else math.nan,
                         "draws_for_study_effect": need if need is not None else math.nan,
-                        "claim_draws_for_study_effect": claim_needs(r) if r.tests else math.nan})
+                        "claim_draws_for_study_effect": claim_needs(r) if r.tests else math.nan,
+                        **_bayes_columns(t)})
     return pd.DataFrame(out)
+
+
+def _bayes_columns(t: ClaimTest | None) -> dict:
+    """The Bayesian companion's masses (``reporting.bayes``), nan for tests without a margin."""
+    post = t.posterior if t else None
+    nan = math.nan
+    return {"bayes_below_rope": post.below if post else nan, "bayes_in_rope": post.inside if post else nan,
+            "bayes_above_rope": post.above if post else nan}
+
+
+def _deciding_cell(r: ClaimRow, t: ClaimTest | None) -> str:
+    """The deciding test and its effect; for a margin claim, the Bayesian companion beside it."""
+    if t is None:
+        return r.missing
+    post = t.posterior
+    companion = f"; Bayesian companion {post.words()}" if post and post.known else ""
+    return f"{t.what}: {t.effect()}{companion}"
 
 
 def claims_table(rows: list[ClaimRow], split: str) -> Table:
@@ -56,7 +74,7 @@ def claims_table(rows: list[ClaimRow], split: str) -> Table:
     for r in rows:
         t = r.deciding()
         body.append([text(r.claim), text(r.study), text(r.verdict_words),
-                     text(f"{t.what}: {t.effect()}" if t else r.missing), text(_p_cell(t)), text(needs_words(r))])
+                     text(_deciding_cell(r, t)), text(_p_cell(t)), text(needs_words(r))])
     family = next((t.family for r in rows for t in r.tests), 0)
     return Table(f"claims_{split}", f"The study's claims, tested on split {split}",
                  ["Claim", "Study", "Verdict", "Deciding test: effect [95% interval, unadjusted] (n)", "Holm p",
@@ -66,7 +84,9 @@ def claims_table(rows: list[ClaimRow], split: str) -> Table:
                   "(RMSProp), equivalence by TOST (batch normalisation) or a censored sign test in training samples "
                   "(stopping sooner); every test, with both sides' p, is in the HTML report and the claims CSV. The "
                   "last column: draws for all of a claim's tests to reach 80% power together at the level that "
-                  "decides (alpha / family size)."])
+                  "decides (alpha / family size). The Bayesian companion beside a margin claim (Benavoli et al.'s "
+                  "correlated t-test, flat prior, the margin as the region of practical equivalence) gives the "
+                  "probability that the change lies within the margin; it describes and decides nothing."])
 
 
 def claims_detail_table(rows: list[ClaimRow], split: str) -> Table:
@@ -74,11 +94,13 @@ def claims_detail_table(rows: list[ClaimRow], split: str) -> Table:
     body = [[text(r.claim), text(r.verdict_words), text(t.what), text(t.kind + (f" ±{t.margin:g}" if t.kind == "within" else
                                                                         f" {t.margin:+g}" if t.kind == "below" else "")),
              text(t.effect()), text(fmt_p(t.p_for)), text(fmt_p(t.p_against)), text(_p_cell(t)), text(t.outcome),
-             text(_need_text(needs_for(t, claim_target(r)))), text(_mde_text(detectable_for(t, claim_target(r))))]
+             text(_need_text(needs_for(t, claim_target(r)))), text(_mde_text(detectable_for(t, claim_target(r)))),
+             text(t.posterior.words() if t.posterior else "–")]
             for r in rows for t in r.tests]
     return Table(f"claims_detail_{split}", f"Every test behind the claims, split {split}",
                  ["Claim", "Verdict", "Test", "Kind", "Effect [95% interval, unadjusted] (n)", "p for", "p against",
-                  "Holm p", "Outcome", "Draws the study's effect needs", "Smallest effect found (80%)"], body)
+                  "Holm p", "Outcome", "Draws the study's effect needs", "Smallest effect found (80%)",
+                  "Bayesian companion (margin claims; decides nothing)"], body)
 
 
 def _need_text(n: int | None) -> str:

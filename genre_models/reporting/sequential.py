@@ -1,14 +1,15 @@
 """A group-sequential design for a sweep that adds seeds until its claims are decided
 (``sweep --until-decided``), pure: looks after each whole seed, and at each look the split's
-verdicts at a level that keeps the family's error over *all* the looks at ``alpha``.
+verdicts at levels that keep the family's error over *all* the looks at ``alpha``.
 
 **Alpha spending** (Lan & DeMets 1983) with O'Brien & Fleming's shape: by the time the sweep holds
 ``s`` of its most ``horizon`` seeds it has spent ``alpha(t) = 2 - 2 Phi(z_{1-alpha/2} / sqrt(t))``,
-``t = s / horizon``, so the first looks spend almost nothing and the last one nearly all of it.
-Each look tests its split's Holm family at the alpha spent *since the previous look*; by the
-union bound the chance of any wrong verdict at any look is at most the total spent, ``alpha``
-at the horizon (conservative: consecutive looks share most of their draws, and an exact boundary
-from their correlation would spend less). A sweep stopped early by its budget has spent less.
+``t = s / horizon``, so the first looks spend almost nothing and the last one most of it. The
+boundaries are exact for looks whose statistics correlate as a Brownian motion's
+(``reporting.group_sequential``), and each look runs Holm's steps at the boundaries of a design at
+``alpha / r`` (Maurer & Bretz 2013). Until 2026-12-07 each look tested at the alpha spent since
+the look before, by the union bound over the looks: the last of 10 looks tested at 0.011 where
+the exact boundary is 0.034. A sweep stopped early by its budget has spent less.
 """
 
 from __future__ import annotations
@@ -18,22 +19,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from genre_models.reporting.group_sequential import Boundaries, obf_spent
 from genre_models.reporting.significance import Votes
 from genre_models.reporting.stats import ALPHA
 from genre_models.reporting.verdicts import split_verdicts
 
-DESIGN = "group-sequential, O'Brien-Fleming-type alpha spending (Lan-DeMets), Holm within each look"
+DESIGN = ("group-sequential, O'Brien-Fleming-type alpha spending (Lan-DeMets), exact boundaries, "
+          "Holm within each look at the boundaries of alpha / r")
 DECIDED = ("supported", "contradicted")
 
 
 def spent(seeds: int, horizon: int, alpha: float = ALPHA) -> float:
     """The alpha spent by the look at ``seeds`` of ``horizon`` seeds."""
-    from scipy import stats
-
-    t = min(max(seeds / horizon, 0.0), 1.0)
-    if t <= 0:
-        return 0.0
-    return float(2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / math.sqrt(t)))
+    return obf_spent(min(max(seeds / horizon, 0.0), 1.0), alpha)
 
 
 @dataclass(frozen=True)
@@ -44,10 +42,15 @@ class Design:
     horizon: int
     alpha: float = ALPHA
 
+    def boundaries(self, seeds: int) -> Boundaries:
+        """The look at ``seeds``: its boundaries among every look's, from ``first`` to ``horizon``."""
+        fractions = tuple(s / self.horizon for s in range(self.first, self.horizon + 1))
+        return Boundaries(fractions, min(max(seeds, self.first), self.horizon) - self.first, self.alpha)
+
     def level(self, seeds: int) -> float:
-        """The level a look at ``seeds`` tests its family at: the alpha spent since the look before."""
-        before = spent(seeds - 1, self.horizon, self.alpha) if seeds > self.first else 0.0
-        return spent(seeds, self.horizon, self.alpha) - before
+        """The nominal p one test at the family's alpha is held to at the look at ``seeds`` (Holm's
+        step with ``r`` tests left holds it to the boundary of a design at ``alpha / r``)."""
+        return self.boundaries(seeds).level
 
     def words(self) -> str:
         return (f"{DESIGN}: looks after each seed from {self.first} to at most {self.horizon}, alpha {self.alpha:g} "
@@ -61,7 +64,7 @@ class Look:
     seeds: int
     level: float
     spent: float
-    claims: dict  # (split, claim key) -> (verdict, deciding Holm p)
+    claims: dict  # (split, claim key) -> (verdict, deciding Holm p on the family's scale, against alpha)
 
     @property
     def open(self) -> list[tuple[str, str]]:
@@ -74,16 +77,17 @@ class Look:
 
 
 def look(runs: pd.DataFrame, splits, votes: Votes, design: Design, seeds: int, margin: float) -> Look:
-    """The look at ``seeds``: each split's verdicts on the runs of seeds 0..seeds-1, at the look's level."""
-    level = design.level(seeds)
+    """The look at ``seeds``: each split's verdicts on the runs of seeds 0..seeds-1 at the look's
+    boundaries; each claim's p is on the family's scale (``Boundaries.family_p``), against alpha."""
+    bounds = design.boundaries(seeds)
     upto = runs[runs.seed < seeds]
     claims = {}
     for split in splits:
         if split not in set(upto.split):
             continue
-        v = split_verdicts(upto, split, votes, margin, level, pairs=False)
+        v = split_verdicts(upto, split, votes, margin, design.alpha, pairs=False, family_p=bounds.family_p)
         for row in v.claims:
             if row.tested:
                 t = row.deciding()
                 claims[(split, row.key)] = (row.verdict, t.decisive_p if t else math.nan)
-    return Look(seeds, level, spent(seeds, design.horizon, design.alpha), claims)
+    return Look(seeds, bounds.level, spent(seeds, design.horizon, design.alpha), claims)

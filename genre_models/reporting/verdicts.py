@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import pandas as pd
 
@@ -42,12 +43,15 @@ class SplitVerdicts:
                 f"{n_comp} comparison{'' if n_comp == 1 else 's'})")
 
 
-def holm_family(comparisons: list[Comparison], claims: list[ClaimRow], alpha: float = ALPHA
-                ) -> tuple[list[Comparison], list[ClaimRow], int]:
+def holm_family(comparisons: list[Comparison], claims: list[ClaimRow], alpha: float = ALPHA,
+                family_p: Callable[[float], float] | None = None) -> tuple[list[Comparison], list[ClaimRow], int]:
     """The comparisons and the claims' tests with Holm's p over all of them as one family; each
-    claim test also learns how many of the family's tests Holm left unrejected (``unrejected``)."""
+    claim test also learns how many of the family's tests Holm left unrejected (``unrejected``).
+    ``family_p``: each p taken to the family's scale first (a sequential look's boundaries,
+    ``reporting.group_sequential``)."""
     tests = [t for r in claims for t in r.tests]
     ps = [c.paired.p for c in comparisons] + [t.p for t in tests]
+    ps = [family_p(p) for p in ps] if family_p else ps
     family = sum(math.isfinite(p) for p in ps)
     adj = holm(ps)
     rejected = sum(p < alpha for p in adj)
@@ -60,15 +64,16 @@ def holm_family(comparisons: list[Comparison], claims: list[ClaimRow], alpha: fl
 
 
 def split_verdicts(runs: pd.DataFrame, split: str, votes: Votes, margin: float = MARGIN, alpha: float = ALPHA,
-                   pairs: bool = True) -> SplitVerdicts:
-    """What the report says about ``split``: its family of verdicts, and (``pairs``) the matrix."""
+                   pairs: bool = True, family_p: Callable[[float], float] | None = None) -> SplitVerdicts:
+    """What the report says about ``split``: its family of verdicts, and (``pairs``) the matrix;
+    ``family_p`` as ``holm_family``'s."""
     runs = runs[[c for c in runs.columns if not c.startswith(("tags.", "params."))]]  # the tests read neither
     runs = runs[runs.split == split]
     data = SplitData(runs, split)
     if not SPLIT_SPECS[split].resampled:  # one test set: its artists are clusters (``Votes.by_blocks``)
         votes = votes.by_blocks()
     drawn = [compare(data, a, b, votes) for a, b in drawn_comparisons(runs, split)]
-    comps, rows, family = holm_family(drawn, claim_rows(data, votes, margin), alpha)
+    comps, rows, family = holm_family(drawn, claim_rows(data, votes, margin), alpha, family_p)
     models = models_of(runs, split)
     return SplitVerdicts(split, comps, rows, all_pairs(data, models, votes) if pairs else [], models, family,
                          alpha, margin)

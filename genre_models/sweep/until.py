@@ -7,8 +7,8 @@ starts, and the sweep stops there; ``--max-seeds``, the design's horizon).
 Each look is an ordinary sweep of ``seeds`` seeds, so its points are resumed like any other, and
 the looks are recomputed from the store's runs: Ctrl-C or SIGTERM between or during looks leaves
 valid runs, and the same command goes on where it stopped. One run (``stage=sequential``) records
-every look: its seeds, level and the alpha spent (metrics by look), every claim's verdict and p
-(``looks.json``), the design, and why it stopped.
+every look: its seeds, one test's nominal level and the alpha spent (metrics by look), every
+claim's verdict and p (``looks.json``), the design, and why it stopped.
 """
 
 from __future__ import annotations
