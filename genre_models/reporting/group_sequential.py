@@ -17,6 +17,10 @@ are held to the normal boundaries' nominal p, as is common practice.
 true nulls, ``m0``, so the chance of any wrong verdict over all looks is at most ``m0`` designs
 at ``alpha / m0`` each. ``Boundaries.family_p`` turns a p into the family level at which it
 reaches the look's boundary, so the package's one Holm (``stats.holm``) applies unchanged.
+Caveat: the argument counts the true nulls at the look where the first is rejected; a family
+whose true nulls are fewer at an early look than later (a test not yet testable) is held to
+looser steps there than the count over all looks would give. A claim's tests become testable
+together in the designs the sweep runs (3 draws of every net), so the families stay whole.
 """
 
 from __future__ import annotations
