@@ -25,9 +25,6 @@ from dataclasses import dataclass
 
 from genre_models.reporting.stats import Spread, t_sf
 
-#: A companion mass at or above this reads as "probably" in the report's words.
-PROBABLE = 0.95
-
 
 @dataclass(frozen=True)
 class Posterior:

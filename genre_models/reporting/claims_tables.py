@@ -95,7 +95,7 @@ def claims_detail_table(rows: list[ClaimRow], split: str) -> Table:
                                                                         f" {t.margin:+g}" if t.kind == "below" else "")),
              text(t.effect()), text(fmt_p(t.p_for)), text(fmt_p(t.p_against)), text(_p_cell(t)), text(t.outcome),
              text(_need_text(needs_for(t, claim_target(r)))), text(_mde_text(detectable_for(t, claim_target(r)))),
-             text(t.posterior.words() if t.posterior else "–")]
+             text(post.words() if (post := t.posterior) else "–")]
             for r in rows for t in r.tests]
     return Table(f"claims_detail_{split}", f"Every test behind the claims, split {split}",
                  ["Claim", "Verdict", "Test", "Kind", "Effect [95% interval, unadjusted] (n)", "p for", "p against",

@@ -66,9 +66,7 @@ def boundaries(fractions: tuple[float, ...], spent: Callable[[float], float], po
         step = math.sqrt(t - t_prev)
         budget = spent(t) - s_prev
 
-        def crossing(b: float) -> float:  # P(no crossing before, |S_t| >= b)
-            if grid is None:
-                return float(2 * stats.norm.sf(b / step))
+        def crossing(b: float) -> float:  # P(no crossing before, |S_t| >= b), a look after the first
             return float(np.sum(weight * (stats.norm.cdf((-b - grid) / step) + stats.norm.sf((b - grid) / step))))
 
         top = 40 * math.sqrt(t)

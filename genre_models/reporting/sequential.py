@@ -31,7 +31,7 @@ DECIDED = ("supported", "contradicted")
 
 def spent(seeds: int, horizon: int, alpha: float = ALPHA) -> float:
     """The alpha spent by the look at ``seeds`` of ``horizon`` seeds."""
-    return obf_spent(min(max(seeds / horizon, 0.0), 1.0), alpha)
+    return obf_spent(seeds / horizon, alpha)
 
 
 @dataclass(frozen=True)
