@@ -51,5 +51,5 @@ step gan-2000 benchmark gan --data-dir "$OUT/demo" --device $DEV --steps "$(size
   --experiment gan-2000
 # The CUDA tests (they skip on a CPU).
 step cuda-tests python -m pytest -q -n 0 -p no:cacheprovider -k "cuda" "$ROOT/tests/test_throughput.py" \
-  "$ROOT/tests/test_gan.py" "$ROOT/tests/test_sweep_report.py"
+  "$ROOT/tests/test_gan.py" "$ROOT/tests/test_sweep_runs.py"
 echo "figures in $OUT"

@@ -16,13 +16,43 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
+from genre_models.config import FeatureConfig
 from genre_models.genres import GENRES
 from genre_models.data.synth import SynthConfig, synth_track, write_synthetic_gtzan
+from genre_models.models.registry import get_net
+from genre_models.models.saved import save_net, shape_of
+from genre_models.reporting.runs import select_runs
 
 SR = 22050
+
+
+def one_line_error(r, *words: str) -> None:
+    """Exit 2, one ``error:`` line holding ``words``, no traceback."""
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and "Traceback" not in r.output and lines, r.output[-2000:]
+    assert lines[-1].startswith(("error: ", "Error: ")) and all(w in lines[-1] for w in words), lines[-1]
+
+
+def saved_net5(folder: Path) -> Path:
+    """An untrained net5 saved as the package saves a model, in ``folder``."""
+    spec, features = get_net("net5"), FeatureConfig()
+    save_net(folder, spec, spec.build(shape_of(features), "flatten"), features, "flatten", 1, "test")
+    return folder
+
+
+def runs_table(rows: list[dict]) -> pd.DataFrame:
+    """A runs table from (net, seed, accuracy, votes) rows, through the report's select_runs."""
+    frame = pd.DataFrame([{"run_id": f"{r['net']}-{r['seed']}", "status": "FINISHED", "start_time": i,
+                           "artifact_uri": "", "tags.stage": "train", "tags.net": r["net"], "tags.split": r["split"],
+                           "tags.seed": str(r["seed"]), "tags.dataset": "d", "params.epochs": "50",
+                           "params.n_test": "10", "params.n_train": "70", "params.n_test_tracks": "10",
+                           "params.n_train_tracks": "70", "metrics.test_accuracy": r["acc"],
+                           "metrics.test_track_accuracy": r["acc"]} for i, r in enumerate(rows)])
+    return select_runs(frame)[0]
 
 
 def write_wav(path: Path, y: np.ndarray, sr: int = SR) -> Path:
@@ -56,6 +86,11 @@ def bad_kaggle_tree(root: Path) -> Path:
 @pytest.fixture
 def tmp_store(tmp_path, monkeypatch):
     """A private MLflow store and feature cache; returns the tracking URI."""
+    yield from private_store(tmp_path, monkeypatch)
+
+
+def private_store(tmp_path, monkeypatch):
+    """``tmp_store``'s body, for a fixture of a wider scope (with ``pytest.MonkeyPatch.context()``)."""
     import mlflow
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"

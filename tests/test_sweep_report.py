@@ -1,15 +1,9 @@
-"""`benchmark sweep` and `benchmark report`: grid, resume after kill -9, failure isolation,
-parallel runs through a local server, report arithmetic and empty-experiment behaviour.
-(The main job itself, end to end: tests/test_main_job.py.)"""
+"""`benchmark sweep` and `benchmark report`: the grid, report arithmetic, empty experiments, names
+from the store. (The sweep as a running process, killed, resumed, in parallel:
+tests/test_sweep_runs.py; the main job itself, end to end: tests/test_main_job.py.)"""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -18,23 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from genre_models.models.registry import NETS
-from genre_models.genres import GENRES
 from genre_models.reporting.mcnemar import mcnemar
 from genre_models.reporting.stats import paired_test, summarize
-from genre_models.sweep.driver import run_sweep
-from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid, dependencies
+from genre_models.sweep.grid import SweepConfig, build_grid, dependencies
 from genre_models.util import safe_name
 
-from conftest import children_of, fake_run as _fake_run, is_alive
+from conftest import fake_run as _fake_run, private_store
 
 EXP = "gtzan-genre-benchmark"
-SMALL = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2", "--no-register"]
-
-
-def _runs(**filters):
-    flt = " and ".join(f"tags.{k} = '{v}'" for k, v in filters.items())
-    return mlflow.search_runs(experiment_names=[EXP], filter_string=flt, output_format="list")
 
 
 def test_study_grid_follows_the_study():
@@ -111,7 +96,19 @@ def _cells(md_row: str) -> list[str]:
     return [c.strip() for c in md_row.strip().strip("|").split("|")]
 
 
-def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
+@pytest.fixture(scope="module")
+def known_report(tmp_path_factory):
+    """A report over runs with known figures: net5, net6, net2 at two budgets, net5-raw and a plugin's
+    net on `track` over 3 seeds (net2 without n_train), net1 and capped net5 runs on `random`, and a
+    FAILED run; returns its text, its path and each net5 run's confusion matrix. Written once for
+    the module's three tests, in a store of its own."""
+    tmp_path = tmp_path_factory.mktemp("known_report")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        next(private_store(tmp_path, monkeypatch))  # the store is set up; nothing to end after the report
+        return _write_known_report(tmp_path)
+
+
+def _write_known_report(tmp_path):
     client = mlflow.MlflowClient()
     exp_id = mlflow.get_experiment_by_name(EXP).experiment_id
     rng = np.random.default_rng(1)
@@ -137,7 +134,11 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     out = tmp_path / "r" / "report.md"
     result = CliRunner().invoke(main, ["report", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    text = out.read_text()
+    return out.read_text(), out, conf
+
+
+def test_report_cells_come_from_the_runs(known_report):
+    text, out, _ = known_report
     assert "gtzan@abc" in text and "synthetic" not in text.split("\n")[2] and "**Code version:** 0.1.0+test" in text
     assert "unfinished training runs left out: 1 FAILED" in text
     # t(0.975, 2) * sd * sqrt(1/3 + 31/210): the corrected resampled interval (plain: [0.352, 0.848])
@@ -147,6 +148,34 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     # net2's runs logged no n_train: the corrected interval cannot be sized, so none is claimed (and no test).
     assert "| net2 | 10 / 30-32 | 0.400 (values 0.300, 0.400, 0.500) | 0.6039 | 0.400 (values 0.400, 0.400, 0.400) " \
            "| 0.5346 |" in text
+    random_block = text.split("## Split `random`")[1].split("## Split `track`")[0]
+    assert "| net1 | 10 / 30 | 0.110 (n=1) | 0.4257 |" in random_block  # net1 ran on `random` only
+    assert "| net5 | 10 / 30-31 | 0.450 (values 0.400, 0.500) | 0.7954 |" in random_block
+    assert "8.0 (values 8.0, 8.0)†" in random_block and "† net5: 2 of 2 runs stopped at their epoch cap (8)" in random_block
+    assert "| net5 | 0.50 ± 0.10 |" in text  # macro F1: mean ± sd over seeds
+    files = out.parent / "report_files"
+    # The CSV holds the numbers the markdown rounds, column by column.
+    csv = pd.read_csv(files / "table2_track.csv").set_index("Model")
+    md = {_cells(l)[0]: _cells(l) for l in text.split("### Table 2")[2].split("Files:")[0].splitlines() if l.startswith(("| net", "| mynet"))}
+    assert list(csv.index) == ["net5", "net6", "net5-raw", "mynet (plugin)"]
+    assert "### Table 2: audio models (net5, net6, net5-raw, mynet), split track" in text
+    assert "| net5-raw | 10 / 30-32 | 0.110 (values 0.100, 0.110, 0.120) | < 0.15 |" in text  # no n_train: no interval
+    assert "| mynet (plugin) | 10 / 30-32 | 0.650 [0.352, 0.948] (n=3) | – |" in text
+    assert "(plugin): not part of the study; the user's own net, trained under the same splits, seeds and " \
+           "evaluation: mynet from module my_nets:tiny." in text
+    assert "On `track`, net5-raw − net5 in accuracy over segments = -0.490" in text and "On `track`, mynet − net5" in text
+    for net, row in csv.iterrows():
+        acc = row[["Accuracy (segments) mean", "Accuracy (segments) lo", "Accuracy (segments) hi"]]
+        shown = "{:.3f} [{:.3f}, {:.3f}]".format(*acc) if np.isfinite(acc.iloc[1]) else "{:.3f} (values".format(acc.iloc[0])
+        assert md[net][2].startswith(shown) and row["Accuracy (segments) n"] == 3
+        assert md[net][3] == (f"{row['study']:.4f}" if net in ("net5", "net6") else md[net][3])
+        assert row["Test tracks / segments tracks"] == 10
+    tex = (files / "table2_track.tex").read_text()
+    assert "0.733 [0.278, 1.000]$^\\ddagger$ (n=3)" in tex and "net5 & 10 / 30-32 & 0.600 [0.302, 0.898] (n=3)" in tex
+
+
+def test_report_opens_with_its_answers_and_its_verdicts_come_from_the_runs(known_report):
+    text, out, _ = known_report
     # The report opens with its answers, split by split; the method comes last.
     assert text.startswith("# genre-bench report: gtzan-genre-benchmark\n\n## Answers\n")
     answers = text.split("## Answers")[1].split("- **Dataset:**")[0]
@@ -158,10 +187,6 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     assert "Cells: mean over draws" not in text.split("## Context")[0]
     how = text.split("## How to read this report")[1]
     assert "Cells: mean over draws" in how and "one Holm family of their own" in how
-    random_block = text.split("## Split `random`")[1].split("## Split `track`")[0]
-    assert "| net1 | 10 / 30 | 0.110 (n=1) | 0.4257 |" in random_block  # net1 ran on `random` only
-    assert "| net5 | 10 / 30-31 | 0.450 (values 0.400, 0.500) | 0.7954 |" in random_block
-    assert "8.0 (values 8.0, 8.0)†" in random_block and "† net5: 2 of 2 runs stopped at their epoch cap (8)" in random_block
     # The verdict: the corrected t-test and the exact sign-flip test over track clusters, the larger p, Holm-adjusted
     # over the split's one family. Only 2 tracks ever differ (net6 right on tracks 5 and 6 in all 3 seeds): the
     # sign-flip test's p is 2 / 4 = 0.5, whatever the t-test says. McNemar is per draw, and decides nothing.
@@ -183,29 +208,14 @@ def test_report_cells_come_from_the_runs(tmp_store, tmp_path):
     assert row.in_family and row.p_holm >= row.p and row.track_clusters == 10
     matrix = pd.read_csv(out.parent / "report_files" / "pvalues_track.csv", index_col=0)
     assert matrix.loc["net5", "net6"] == "0.500" and matrix.loc["net6", "net5"] == "0/3"  # unadjusted; McNemar below
-    assert "| net5 | 0.50 ± 0.10 |" in text  # macro F1: mean ± sd over seeds
+
+
+def test_report_files_hold_its_tables_figures_and_html(known_report):
+    text, out, conf = known_report
     files = out.parent / "report_files"
     for name in ("table1_track", "table2_track", "f1_track", "table1_random", "table2_random"):
         assert f"[{name}.csv](report_files/{name}.csv)" in text
         assert (files / f"{name}.tex").read_text().startswith("\\begin{table}")
-    # The CSV holds the numbers the markdown rounds, column by column.
-    csv = pd.read_csv(files / "table2_track.csv").set_index("Model")
-    md = {_cells(l)[0]: _cells(l) for l in text.split("### Table 2")[2].split("Files:")[0].splitlines() if l.startswith(("| net", "| mynet"))}
-    assert list(csv.index) == ["net5", "net6", "net5-raw", "mynet (plugin)"]
-    assert "### Table 2: audio models (net5, net6, net5-raw, mynet), split track" in text
-    assert "| net5-raw | 10 / 30-32 | 0.110 (values 0.100, 0.110, 0.120) | < 0.15 |" in text  # no n_train: no interval
-    assert "| mynet (plugin) | 10 / 30-32 | 0.650 [0.352, 0.948] (n=3) | – |" in text
-    assert "(plugin): not part of the study; the user's own net, trained under the same splits, seeds and " \
-           "evaluation: mynet from module my_nets:tiny." in text
-    assert "On `track`, net5-raw − net5 in accuracy over segments = -0.490" in text and "On `track`, mynet − net5" in text
-    for net, row in csv.iterrows():
-        acc = row[["Accuracy (segments) mean", "Accuracy (segments) lo", "Accuracy (segments) hi"]]
-        shown = "{:.3f} [{:.3f}, {:.3f}]".format(*acc) if np.isfinite(acc.iloc[1]) else "{:.3f} (values".format(acc.iloc[0])
-        assert md[net][2].startswith(shown) and row["Accuracy (segments) n"] == 3
-        assert md[net][3] == (f"{row['study']:.4f}" if net in ("net5", "net6") else md[net][3])
-        assert row["Test tracks / segments tracks"] == 10
-    tex = (files / "table2_track.tex").read_text()
-    assert "0.733 [0.278, 1.000]$^\\ddagger$ (n=3)" in tex and "net5 & 10 / 30-32 & 0.600 [0.302, 0.898] (n=3)" in tex
     # Confusion: counts summed over the seeds' runs.
     summed = pd.read_csv(files / "confusion_track_net5.csv", index_col=0).to_numpy()
     assert (summed == conf[0] + conf[1] + conf[2]).all()
@@ -231,140 +241,6 @@ def test_report_refuses_empty_and_unfinished_experiments(tmp_store, tmp_path):
     assert unfinished.exit_code == 2 and "no FINISHED training runs" in unfinished.stderr
     assert "1 RUNNING" in unfinished.stderr and "1 FAILED" in unfinished.stderr
     assert not out.exists()  # never an empty table presented as a result
-
-
-def test_unreachable_tracking_server_fails_before_anything_runs(demo_dir, tmp_store):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket closes
-    uri = f"http://127.0.0.1:{port}"
-    result = CliRunner().invoke(main, ["sweep", "--data-dir", str(demo_dir), *SMALL, "--tracking-uri", uri])
-    assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: tracking server {uri} is unreachable (")
-    from pathlib import Path
-
-    assert not Path(os.environ["GENRE_BENCH_CACHE"]).exists()  # not even preprocessing started
-    assert _runs() == []
-
-
-@pytest.mark.slow
-def test_failing_point_is_isolated_and_recorded(demo_dir, tmp_store, monkeypatch):
-    import genre_models.stages.train as train_mod
-
-    real_fit = train_mod.fit
-
-    def fit_fails_for_the_mlp(model, *a, **kw):
-        if type(model).__name__ == "MLP":
-            raise RuntimeError("boom in the MLP")
-        return real_fit(model, *a, **kw)
-
-    monkeypatch.setattr(train_mod, "fit", fit_fails_for_the_mlp)
-    bad = replace(NETS["net5"], build=lambda shape, head: (_ for _ in ()).throw(ValueError("cannot build")))
-    monkeypatch.setitem(NETS, "net5", bad)  # fails before its run begins
-    result = CliRunner().invoke(main, ["sweep", "--data-dir", str(demo_dir), *SMALL, "--nets", "net1,net3,net5"])
-    assert result.exit_code == 1, result.output
-    assert "4 failed" in result.stdout and "FAILED net1 e2 track s0: RuntimeError: boom in the MLP" in result.stdout
-    assert "FAILED net5 e2 track s1: ValueError: cannot build" in result.stdout
-    runs = mlflow.search_runs(experiment_names=[EXP], output_format="list")
-    parent = next(r for r in runs if r.data.tags.get("stage") == "sweep")
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    by_net = {}
-    for r in children:
-        by_net.setdefault(r.data.tags["net"], []).append(r)
-    assert all(r.info.status == "FINISHED" for r in by_net["net3"]) and len(by_net["net3"]) == 2
-    for net, msg in (("net1", "RuntimeError: boom in the MLP"), ("net5", "ValueError: cannot build")):
-        assert len(by_net[net]) == 2 and all(r.info.status == "FAILED" and r.data.tags["error"] == msg for r in by_net[net])
-    assert parent.info.status == "FAILED" and parent.data.tags["runs_failed"] == "4"
-    assert parent.data.tags["runs_finished"] == "2"
-
-
-def _kill_after_first_finished(cmd, env, timeout=240):
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline:
-            runs = _runs(stage="train")
-            if any(r.info.status == "FINISHED" for r in runs) and any(r.info.status == "RUNNING" for r in runs):
-                os.killpg(proc.pid, signal.SIGKILL)  # kill -9, mid-point
-                proc.wait()
-                return
-            if proc.poll() is not None:
-                raise AssertionError("the sweep ended before it could be killed")
-            time.sleep(0.1)
-        raise AssertionError("no point finished in time")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-@pytest.mark.slow
-def test_resume_after_kill_9_runs_only_what_is_missing(demo_dir, tmp_store, tmp_path):
-    env = {**os.environ, "CI": "true"}
-    cmd = [sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), *SMALL, "--nets", "net1,net3,net5"]
-    _kill_after_first_finished(cmd, env)
-    before = {r.info.run_id: r.info.status for r in _runs(stage="train")}
-    assert "RUNNING" in before.values() and 0 < list(before.values()).count("FINISHED") < 6
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    n_before = list(before.values()).count("FINISHED")
-    assert f"6 points, {6 - n_before} run, {n_before} skipped (already finished), 0 failed" in done.stdout
-    runs = _runs(stage="train")
-    finished = [r for r in runs if r.info.status == "FINISHED"]
-    assert len(finished) == 6 and len({r.data.tags["grid_key"] for r in finished}) == 6  # none lost, none twice
-    killed = [r for r in runs if r.info.status != "FINISHED"]
-    assert [r.info.status for r in killed] == ["KILLED"] and killed[0].info.run_id in before
-    assert {r.info.run_id for r in finished} >= {k for k, s in before.items() if s == "FINISHED"}  # kept, not redone
-    parents = _runs(stage="sweep")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
-
-
-@pytest.mark.slow
-def test_a_parallel_kfold_sweep_through_a_local_server_tests_every_track_once(demo_dir, tmp_store, tmp_path):
-    """--jobs 2 through a local server, with 3-fold cross-validation: every fold a point like any
-    other, nothing lost, each track tested exactly once, and the report's folds and tests."""
-    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net5"), seeds=1, splits=("kfold",), folds=3,
-                      jobs=2, register=False)
-    res = run_sweep(cfg)
-    assert (res.points, res.finished, res.failed) == (9, 9, 0)  # 3 folds x (net5, net1 at 5 and 10 epochs)
-    assert res.server_pid is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(res.server_pid, 0)  # stopped after the sweep
-    client = mlflow.MlflowClient()
-    runs = _runs(stage="train")
-    assert len(runs) == 9 and all(r.info.status == "FINISHED" for r in runs)
-    tested = {}
-    for r in runs:
-        m, fold = r.data.metrics, r.data.tags["fold"]
-        assert {"test_accuracy", "test_track_accuracy", "val_accuracy", "stopped_epoch"} <= set(m)
-        assert int(r.data.params["n_train"]) > 0 and "n_train" not in m  # counts are parameters
-        assert (r.data.params["fold"], r.data.params["folds"], r.data.tags["folds"]) == (fold, "3", "3")
-        assert r.info.run_name == f"{r.data.tags['net']}-e{r.data.params['epochs']}-kfold-{fold}of3-s0"
-        steps = [h.step for h in client.get_metric_history(r.info.run_id, "val_loss")]
-        assert steps == list(range(1, int(m["stopped_epoch"]) + 1))
-        assert {"confusion_matrix.csv", "history.csv", "test_predictions.csv"} <= {
-            a.path for a in client.list_artifacts(r.info.run_id)}
-        assert r.data.tags["mlflow.parentRunId"] == res.parent_run_id
-        pred = pd.read_csv(client.download_artifacts(r.info.run_id, "test_predictions.csv", str(tmp_path)))
-        tested.setdefault((r.data.tags["net"], r.data.params["epochs"]), []).extend(pred.track_id)
-    for model, tracks in tested.items():
-        assert sorted(tracks) == sorted(f"{g}.{i:05d}" for g in GENRES for i in range(5)), model  # each track once
-    again = run_sweep(cfg)  # everything is there: nothing runs, no server starts
-    assert (again.finished, again.skipped, again.server_pid) == (0, 9, None)
-    from genre_models.stages.report import write_report
-
-    rep = write_report(EXP, out=str(tmp_path / "r" / "report.md"), figures=False)
-    files = tmp_path / "r" / "report_files"
-    folds = pd.read_csv(files / "folds_kfold.csv")
-    assert len(folds) == 9 and sorted(set(folds.fold)) == [0, 1, 2] and folds.test_tracks.sum() == 3 * 50
-    assert "On `kfold`, net1 10 ep − net1 5 ep in accuracy over images = " in rep.text
-    assert "(over 3 folds: corrected resampled t-test p = " in rep.text or "cannot be tested on 3 folds" in rep.text
-    assert "over 50 tracks)" in rep.text  # McNemar per draw: the three test folds hold every track once
-    pairs = pd.read_csv(files / "significance_kfold.csv")
-    assert len(pairs) == 3 and (pairs.tracks == 50).all() and (pairs.draws == 3).all()
-    assert "| net5 | 16-17 / " in rep.text and "(n=3)" in rep.text  # a mean over the 3 folds with its interval
 
 
 def test_names_from_the_store_never_become_paths_outside_the_report(tmp_store, tmp_path, monkeypatch):
@@ -404,94 +280,3 @@ def test_a_net_or_split_given_twice_is_merged_with_a_note(tmp_path, caplog):
     res = CliRunner().invoke(main, ["sweep", "--data-dir", str(tmp_path / "none"), "--nets", "net5,net5", "--splits",
                                     "track,track", "--seeds", "1", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
     assert res.exit_code == 2 and "net5, track given more than once: each runs once" in res.stderr
-
-
-def test_a_signal_to_the_sweep_ends_its_parent_and_its_claimed_point_killed_and_the_resume_goes_on(
-        demo_dir, tmp_store, monkeypatch):
-    """SIGTERM arriving just after a point was claimed, before its stage opened the run: the
-    claimed run and the parent end KILLED, the reason named; the same command then resumes."""
-    import genre_models.sweep.point as point
-    from genre_models.errors import Interrupted
-
-    real = point._run_point
-
-    def signalled(p, cfg, logger):
-        if p.net == "net1":
-            raise Interrupted("SIGTERM")
-        return real(p, cfg, logger)
-
-    monkeypatch.setattr(point, "_run_point", signalled)
-    args = ["sweep", "--data-dir", str(demo_dir), "--grid", "demo", "--nets", "net5,net1", "--seeds", "1", "--splits",
-            "track", "--max-epochs", "1", "--no-register", "--no-system-metrics"]
-    stopped = CliRunner().invoke(main, args)
-    assert stopped.exit_code == 143 and "error: interrupted by SIGTERM; any run in progress was ended KILLED" in stopped.stderr
-    runs = mlflow.search_runs(experiment_names=[EXP], output_format="list")
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    parent = next(r for r in runs if r.data.tags.get("stage") == "sweep")
-    net1 = next(r for r in runs if r.data.tags.get("net") == "net1")
-    assert (parent.info.status, parent.data.tags["error"]) == ("KILLED", "KILLED: SIGTERM received")
-    assert (net1.info.status, net1.data.tags["error"]) == ("KILLED", "KILLED: SIGTERM received")
-    monkeypatch.setattr(point, "_run_point", real)
-    again = CliRunner().invoke(main, args)
-    assert again.exit_code == 0, again.output
-    assert "2 points, 1 run, 1 skipped (already finished), 0 failed" in again.stdout
-    resumed = mlflow.get_run(parent.info.run_id)
-    assert resumed.info.status == "FINISHED" and "error" not in resumed.data.tags
-
-
-@pytest.mark.slow
-def test_sigterm_to_a_parallel_sweep_leaves_no_run_running_and_no_worker(demo_dir, tmp_store):
-    env = {**os.environ, "CI": "true"}
-    cmd = [sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), "--grid", "demo", "--nets",
-           "net1,net3,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2", "--jobs", "2", "--no-register",
-           "--no-system-metrics"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while not any(r.info.status == "RUNNING" for r in _runs(stage="train")):
-            assert time.time() < deadline and proc.poll() is None, "no point started"
-            time.sleep(0.2)
-        workers = children_of(proc.pid)
-        proc.send_signal(signal.SIGTERM)  # the driver alone, as `kill PID` does
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 143 and "error: interrupted by SIGTERM" in err and "Traceback" not in err
-    runs = mlflow.search_runs(experiment_names=[EXP], output_format="list")
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    parent = next(r for r in runs if r.data.tags.get("stage") == "sweep")
-    assert (parent.info.status, parent.data.tags["error"]) == ("KILLED", "KILLED: SIGTERM received")
-    killed = [r for r in runs if r.info.status == "KILLED" and r.data.tags.get("stage") == "train"]
-    assert killed and all(r.data.tags["error"].startswith("KILLED: SIGTERM received") for r in killed)
-    time.sleep(1)
-    assert workers and [w for w in workers if is_alive(w)] == []
-
-
-def test_points_packed_on_one_gpu_wait_for_memory_instead_of_failing():
-    from genre_models.sweep.driver import Slots
-
-    a, b, c = (GridPoint("train", n, "track", 0) for n in ("net5", "net2", "net1"))
-    slots = Slots(3, memory=10, need={a: 6, b: 6, c: 3})
-    assert slots.admits(a, 0)
-    slots.take(a)
-    assert not slots.admits(b, 1) and slots.admits(c, 1)  # b would not fit beside a: it waits; c fits
-    slots.take(c)
-    assert not slots.admits(b, 2)
-    slots.give(a)
-    assert slots.admits(b, 1)
-    alone = Slots(2, memory=4, need={a: 6})
-    assert alone.admits(a, 0)  # bigger than the budget, but alone: it runs (the estimate is rough)
-    assert not Slots(2).admits(a, 2) and Slots(2).admits(a, 1)  # no GPU: --jobs alone decides
-
-
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
-def test_points_packed_on_one_cuda_gpu_all_finish(demo_dir, tmp_store):
-    cfg = SweepConfig(data_dir=str(demo_dir), grid="demo", nets=("net1", "net5"), seeds=2, splits=("track",),
-                      max_epochs=2, jobs=3, device="cuda", register=False)
-    from genre_models.sweep.driver import slots_for
-
-    slots = slots_for(cfg, build_grid(cfg))
-    assert slots.memory > 0 and set(slots.need) == set(build_grid(cfg))
-    res = run_sweep(cfg)
-    assert (res.points, res.finished, res.failed) == (4, 4, 0)
