@@ -207,7 +207,7 @@ def test_out_is_checked_before_any_work_and_written_atomically(tmp_path, monkeyp
     assert existing.read_text() == "mine" and list(tmp_path.glob(".p.csv.tmp-*")) == []
 
 
-# --------------------------------------------------------------------------- a store that does not answer
+# --------------------------------------------------------------------------- a scorer's outputs are data
 
 
 def test_a_scorer_whose_outputs_are_not_numbers_gives_no_quality_figure():
