@@ -55,6 +55,14 @@ def runs_table(rows: list[dict]) -> pd.DataFrame:
     return select_runs(frame)[0]
 
 
+def tagged_runs(experiment: str = "gtzan-genre-benchmark", **tags: str) -> list:
+    """The runs of ``experiment`` in the current store whose tags have these values."""
+    import mlflow
+
+    flt = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+    return mlflow.search_runs(experiment_names=[experiment], filter_string=flt, output_format="list")
+
+
 def write_wav(path: Path, y: np.ndarray, sr: int = SR) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, y, sr, subtype="PCM_16")

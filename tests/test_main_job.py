@@ -17,14 +17,9 @@ from benchmark.cli import main
 from genre_models.models.registry import NETS
 from genre_models.tracking.model_registry import logged_model_id
 
-from conftest import command_env, cores, docs_screenshot
+from conftest import command_env, cores, docs_screenshot, tagged_runs
 
 EXP = "gtzan-genre-benchmark"
-
-
-def _runs(**filters):
-    flt = " and ".join(f"tags.{k} = '{v}'" for k, v in filters.items())
-    return mlflow.search_runs(experiment_names=[EXP], filter_string=flt, output_format="list")
 
 
 def _cells(md_row: str) -> list[str]:
@@ -105,7 +100,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
     for name in ("headline.png", "confusion_track.png", "val_curves_track.png", "gan_losses.png", "table2_track.tex"):
         assert (files / name).is_file(), name
     assert report.with_suffix(".html").read_text().count("data:image/png;base64,") == 4
-    train = _runs(stage="train")
+    train = tagged_runs(stage="train")
     assert len(train) == 9 and all(r.info.status == "FINISHED" for r in train)
     r5 = next(r for r in train if r.data.tags["net"] == "net5")
     assert "system/cpu_utilization_percentage" in r5.data.metrics  # on by default in sweeps
@@ -136,7 +131,7 @@ def test_demo_sweep_runs_every_stage_registers_and_writes_the_report(demo_sweep,
                                       "--no-system-metrics"])
     assert again.exit_code == 0 and "10 skipped" in again.stdout and "(version 1, unchanged)" in again.stdout
     assert len(client.search_model_versions("name = 'genre-bench-net5'")) == 1  # no version twice
-    gan = _runs(stage="gan")
+    gan = tagged_runs(stage="gan")
     assert len(gan) == 1 and gan[0].data.tags["mlflow.parentRunId"]
 
 

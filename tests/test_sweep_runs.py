@@ -22,15 +22,10 @@ from genre_models.genres import GENRES
 from genre_models.sweep.driver import run_sweep
 from genre_models.sweep.grid import GridPoint, SweepConfig, build_grid
 
-from conftest import children_of, is_alive
+from conftest import children_of, is_alive, tagged_runs
 
 EXP = "gtzan-genre-benchmark"
 SMALL = ["--grid", "demo", "--nets", "net1,net5", "--seeds", "2", "--splits", "track", "--max-epochs", "2", "--no-register"]
-
-
-def _runs(**filters):
-    flt = " and ".join(f"tags.{k} = '{v}'" for k, v in filters.items())
-    return mlflow.search_runs(experiment_names=[EXP], filter_string=flt, output_format="list")
 
 
 def test_unreachable_tracking_server_fails_before_anything_runs(demo_dir, tmp_store):
@@ -46,7 +41,7 @@ def test_unreachable_tracking_server_fails_before_anything_runs(demo_dir, tmp_st
     from pathlib import Path
 
     assert not Path(os.environ["GENRE_BENCH_CACHE"]).exists()  # not even preprocessing started
-    assert _runs() == []
+    assert tagged_runs() == []
 
 
 @pytest.mark.slow
@@ -85,7 +80,7 @@ def _kill_after_first_finished(cmd, env, timeout=240):
     deadline = time.time() + timeout
     try:
         while time.time() < deadline:
-            runs = _runs(stage="train")
+            runs = tagged_runs(stage="train")
             if any(r.info.status == "FINISHED" for r in runs) and any(r.info.status == "RUNNING" for r in runs):
                 os.killpg(proc.pid, signal.SIGKILL)  # kill -9, mid-point
                 proc.wait()
@@ -104,19 +99,19 @@ def test_resume_after_kill_9_runs_only_what_is_missing(demo_dir, tmp_store, tmp_
     env = {**os.environ, "CI": "true"}
     cmd = [sys.executable, "-m", "benchmark", "sweep", "--data-dir", str(demo_dir), *SMALL, "--nets", "net1,net3,net5"]
     _kill_after_first_finished(cmd, env)
-    before = {r.info.run_id: r.info.status for r in _runs(stage="train")}
+    before = {r.info.run_id: r.info.status for r in tagged_runs(stage="train")}
     assert "RUNNING" in before.values() and 0 < list(before.values()).count("FINISHED") < 6
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     n_before = list(before.values()).count("FINISHED")
     assert f"6 points, {6 - n_before} run, {n_before} skipped (already finished), 0 failed" in done.stdout
-    runs = _runs(stage="train")
+    runs = tagged_runs(stage="train")
     finished = [r for r in runs if r.info.status == "FINISHED"]
     assert len(finished) == 6 and len({r.data.tags["grid_key"] for r in finished}) == 6  # none lost, none twice
     killed = [r for r in runs if r.info.status != "FINISHED"]
     assert [r.info.status for r in killed] == ["KILLED"] and killed[0].info.run_id in before
     assert {r.info.run_id for r in finished} >= {k for k, s in before.items() if s == "FINISHED"}  # kept, not redone
-    parents = _runs(stage="sweep")
+    parents = tagged_runs(stage="sweep")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
 
@@ -133,7 +128,7 @@ def test_a_parallel_kfold_sweep_through_a_local_server_tests_every_track_once(de
     with pytest.raises(ProcessLookupError):
         os.kill(res.server_pid, 0)  # stopped after the sweep
     client = mlflow.MlflowClient()
-    runs = _runs(stage="train")
+    runs = tagged_runs(stage="train")
     assert len(runs) == 9 and all(r.info.status == "FINISHED" for r in runs)
     tested = {}
     for r in runs:
@@ -209,7 +204,7 @@ def test_sigterm_to_a_parallel_sweep_leaves_no_run_running_and_no_worker(demo_di
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 300
-        while not any(r.info.status == "RUNNING" for r in _runs(stage="train")):
+        while not any(r.info.status == "RUNNING" for r in tagged_runs(stage="train")):
             assert time.time() < deadline and proc.poll() is None, "no point started"
             time.sleep(0.2)
         workers = children_of(proc.pid)

@@ -138,7 +138,8 @@ def sequential_lines(all_runs: pd.DataFrame) -> list[str]:
              "--until-decided`); each look tested its family at exact group-sequential boundaries: the level below "
              "is one test's nominal p at that look, and Holm's step with r tests left used the boundary of a design "
              "at alpha / r, so that the chance of any wrong verdict over all the looks stays at alpha. The answers "
-             "above test all the runs at the fixed level instead: where the two differ, the look's verdict is the one the design vouches for.", ""]
+             "above test all the runs at the fixed level instead: where the two differ, the look's verdict is the "
+             "one the design vouches for.", ""]
     for _, r in seq.sort_values("start_time", ascending=False).head(5).iterrows():
         design, looks, stopped = (str(r.get(f"tags.{k}") or "") for k in ("design", "looks", "stopped"))
         state = md(stopped) if stopped else f"not finished ({md(str(r.get('tags.error') or r.status))}); the same command resumes it"
