@@ -45,10 +45,10 @@ def saved_net5(folder: Path) -> Path:
 
 
 def runs_table(rows: list[dict]) -> pd.DataFrame:
-    """A runs table from (net, seed, accuracy, votes) rows, through the report's select_runs."""
+    """A runs table from (net, seed, accuracy; optionally epochs) rows, through the report's select_runs."""
     frame = pd.DataFrame([{"run_id": f"{r['net']}-{r['seed']}", "status": "FINISHED", "start_time": i,
                            "artifact_uri": "", "tags.stage": "train", "tags.net": r["net"], "tags.split": r["split"],
-                           "tags.seed": str(r["seed"]), "tags.dataset": "d", "params.epochs": "50",
+                           "tags.seed": str(r["seed"]), "tags.dataset": "d", "params.epochs": str(r.get("epochs", 50)),
                            "params.n_test": "10", "params.n_train": "70", "params.n_test_tracks": "10",
                            "params.n_train_tracks": "70", "metrics.test_accuracy": r["acc"],
                            "metrics.test_track_accuracy": r["acc"]} for i, r in enumerate(rows)])

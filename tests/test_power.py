@@ -166,3 +166,76 @@ def test_group_sequential_boundaries_are_exact_and_keep_a_holm_family_at_alpha_o
         wrong |= q.min(1) * 5 < 0.05  # every null true: any rejection is Holm's first step's
     rate = wrong.mean()
     assert 0.04 <= rate <= 0.055, rate
+
+
+def test_a_groups_joint_power_is_each_tests_own_alone_and_what_correlated_t_tests_give_together():
+    """One test alone: its own power (noncentral t, TOST, the bound). Two correlated tests: the
+    rate at which plain t-tests on simulated correlated draws both reject, between the product of
+    their powers and the smaller one."""
+    from genre_models.reporting.joint_power import JointPower, Member
+    from genre_models.reporting.stats import corrected_spread
+
+    sp = corrected_spread(np.array([0.05, 0.31, 0.12, 0.22, 0.02, 0.18, 0.27, 0.09, 0.16, 0.24]), 1 / 9)
+    for kind, effect, margin, test in [("more", 0.1, 0.0, "two-sided"), ("less", -0.1, 0.0, "two-sided"),
+                                       ("below", -0.05, 0.02, "below"), ("within", 0.0, 0.1, "within")]:
+        alone = JointPower([Member(kind, effect, margin, 0.01, sp)], np.eye(1))
+        for n in (10, 40):
+            assert alone.power(n) == pytest.approx(power(effect, sp, n, 0.01, test, margin), abs=0.025)
+    rng, n, sd, alpha = np.random.default_rng(3), 12, 0.1, 0.01
+    plain = Spread(sd, n, 0.0, n - 1, "plain")
+    for rho, effects in [(0.0, (0.08, 0.08)), (0.6, (0.08, 0.1)), (0.95, (0.08, 0.08))]:
+        corr = np.array([[1.0, rho], [rho, 1.0]])
+        d = np.array(effects) + sd * rng.standard_normal((20000, n, 2)) @ np.linalg.cholesky(corr).T  # (sims, n, 2)
+        t = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(n))  # (sims, 2)
+        both = np.mean(np.all(t > stats.t.ppf(1 - alpha / 2, n - 1), axis=1))
+        joint = JointPower([Member("more", e, 0.0, alpha, plain) for e in effects], corr).power(n)
+        assert joint == pytest.approx(both, abs=0.02)
+        own = [power(e, plain, n, alpha) for e in effects]
+        assert own[0] * own[1] - 0.02 <= joint <= min(own) + 0.01
+
+
+def test_a_group_pools_its_spread_and_reads_its_correlation_from_shared_draws():
+    from genre_models.reporting.joint_power import draw_correlation, pooled
+
+    a = Spread(0.1, 5, 0.1 ** 2 * 0.25, 4, "corrected", 0.1 ** 2 * 0.25)
+    b = Spread(0.2, 9, 0.001 + 0.2 ** 2 * 0.1, 8, "two-way", 0.2 ** 2 * 0.1)
+    pa, pb = pooled([a, b])
+    var = (4 * 0.01 + 8 * 0.04) / 12  # weighted by degrees of freedom
+    assert pa.sd ** 2 == pytest.approx(var) and pb.sd ** 2 == pytest.approx(var)
+    assert pa.floor == pytest.approx(var * 0.25) and pa.corrected == pytest.approx(var * 0.25)
+    assert pb.floor == pytest.approx(0.001 + var * 0.1)  # the test set's own term kept
+    x = {k: v for k, v in enumerate([0.1, 0.3, 0.2, 0.5, 0.4])}
+    y = {k: v for k, v in enumerate([0.2, 0.2, 0.4, 0.4, 0.9, 7.0])}  # key 5 not shared
+    r = draw_correlation([x, y])
+    assert r[0, 1] == pytest.approx(np.corrcoef([0.1, 0.3, 0.2, 0.5, 0.4], [0.2, 0.2, 0.4, 0.4, 0.9])[0, 1])
+    assert np.array_equal(draw_correlation([{0: 1.0, 1: 2.0}, {0: 1.0, 1: 3.0}]), np.eye(2))  # 2 shared draws
+    assert np.array_equal(draw_correlation([x, {k: 0.2 for k in x}]), np.eye(2))  # one does not vary
+    three = draw_correlation([{0: 1.0, 1: 2.0, 2: 4.0}, {0: 2.0, 1: 1.0, 2: 3.0}, {0: 0.5, 1: 0.1, 2: 0.9}])
+    assert np.allclose(np.diag(three), 1.0) and np.linalg.eigvalsh(three).min() > 0  # 3 tests on 3 draws: rank 2
+
+
+def test_a_claims_draws_needed_is_where_its_tests_reach_80_percent_together():
+    """net5 against each CNN at its longest budget, the study's effect at the study budget it pairs
+    with: net2 at 100 epochs is 0.7954 - 0.5346, not the CNN's best (0.6039, at 50)."""
+    from genre_models.reporting.claim_power import TARGET_POWER, claim_needs, claim_power_at
+    from genre_models.reporting.claims import mfcc_over_cnn
+    from genre_models.reporting.joint_power import pooled
+    from genre_models.reporting.significance import TRACKS
+
+    rows = [{"net": n, "seed": s, "split": "track", "acc": 0.5, "epochs": e}
+            for n in ("net2", "net3", "net4") for e in (50, 100) for s in range(3)]
+    sub = runs_table(rows + [{"net": "net5", "seed": s, "split": "track", "acc": 0.7} for s in range(3)])
+    specs = mfcc_over_cnn(sub, TRACKS)
+    assert [round(s.study, 4) for s in specs] == [round(0.7954 - 0.5346, 4), round(0.7954 - 0.6138, 4),
+                                                 round(0.7954 - 0.5346, 4)]
+    rng = np.random.default_rng(5)
+    shared = rng.normal(0, 0.08, 8)  # net5's own noise, in every test
+    tests = [ClaimTest(f"net5 − {m}", "more", s.study, paired_of(d, tuple(range(8)), Spread(d.std(ddof=1), 8, 0.0, 7, "plain")),
+                       family=10, models=("net5", m))
+             for m, s in zip(("net2", "net3", "net4"), specs) for d in [0.15 + shared + rng.normal(0, 0.08, 8)]]
+    row = ClaimRow("mfcc_over_cnn", "c", "s", tests)
+    need, at = claim_needs(row), claim_power_at(row)
+    assert at(need) >= TARGET_POWER > at(need - 1)
+    alone = [draws_needed(t.study, sp, 0.005, TARGET_POWER) for t, sp in zip(tests, pooled([t.paired.spread for t in tests]))]
+    assert max(alone) - 2 <= need  # together, never under the hardest alone (2: Monte-Carlo error)
+    assert claim_needs(ClaimRow("k", "c", "s", tests[:1] + [replace(tests[1], study=math.nan)])) is None

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from genre_models.reporting.claims import ClaimRow, ClaimTest, Sooner
+from genre_models.reporting.joint_power import group_power
 from genre_models.reporting.mcnemar import exact_mcnemar_p
 from genre_models.reporting.power import detectable, draws_needed
 from genre_models.reporting.stats import MIN_DRAWS, level
@@ -37,33 +38,49 @@ def sign_test_power(n: int, known: float, q: float, alpha: float) -> float:
     return total
 
 
-def sooner_needs(s: Sooner, alpha: float, target: float, most: int = 400) -> int | None:
-    """The draws for the sign test to reach ``target`` at ``alpha``, at this sweep's own share of
-    draws whose order is known and of those going the way seen (each shrunk toward even by one
-    draw a side, so that 3 of 3 is not taken for certainty). None: no number up to ``most``."""
+def sooner_shares(s: Sooner) -> tuple[float, float] | None:
+    """(the share of draws whose order is known, the share of those going the way seen), each
+    shrunk toward even by one draw a side, so that 3 of 3 is not taken for certainty; None where
+    there are no draws or the known ones split evenly."""
     n = s.sooner + s.later + s.unknown
     if n == 0:
         return None
     known = (s.sooner + s.later + 1) / (n + 2)
     q = (max(s.sooner, s.later) + 1) / (s.sooner + s.later + 2)
-    if q <= 0.5 or sign_test_power(most, known, q, alpha) < target:
+    return (known, q) if q > 0.5 else None
+
+
+#: The most draws the sign test's exact power is computed for (it grows as the square of them).
+SIGN_MOST = 400
+
+
+def sooner_needs(s: Sooner, alpha: float, target: float, most: int = SIGN_MOST) -> int | None:
+    """The draws for the sign test to reach ``target`` at ``alpha``, at this sweep's own shares
+    (``sooner_shares``). None: no number up to ``most``."""
+    shares = sooner_shares(s)
+    if shares is None or sign_test_power(most, *shares, alpha) < target:
         return None
     lo, hi = MIN_DRAWS, most
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if sign_test_power(mid, known, q, alpha) < target else (lo, mid)
+        lo, hi = (mid + 1, hi) if sign_test_power(mid, *shares, alpha) < target else (lo, mid)
     return lo
 
 
-def moving_together(tests: list[ClaimTest]) -> int:
-    """How many groups of a claim's tests move together: tests of one kind that share a model
+def groups_of(tests: list[ClaimTest]) -> list[list[ClaimTest]]:
+    """A claim's tests in the groups that move together: tests of one kind that share a model
     (net5 against each CNN: net5's runs and the tracks are in all three) are one group."""
-    groups: list[tuple[str, set]] = []
+    groups: list[tuple[str, set, list]] = []
     for t in tests:
         joined = [g for g in groups if g[0] == t.kind and g[1] & set(t.models)]
-        merged = (t.kind, set(t.models).union(*(g[1] for g in joined)))
+        merged = (t.kind, set(t.models).union(*(g[1] for g in joined)), [x for g in joined for x in g[2]] + [t])
         groups = [g for g in groups if g not in joined] + [merged]
-    return max(len(groups), 1)
+    return [g[2] for g in groups]
+
+
+def moving_together(tests: list[ClaimTest]) -> int:
+    """How many groups of a claim's tests move together (``groups_of``)."""
+    return max(len(groups_of(tests)), 1)
 
 
 def claim_target(row: ClaimRow) -> float:
@@ -101,7 +118,37 @@ def detectable_for(t: ClaimTest, target: float) -> float:
     return detectable(t.paired.spread, deciding_level(t), target)
 
 
-def claim_needs(row: ClaimRow) -> int | None:
-    """The draws the study's effects need for every test of the claim at once (None: no number)."""
-    needs = [needs_for(t, claim_target(row)) for t in row.tests]
-    return None if not needs or any(n is None for n in needs) else max(needs)
+def claim_power_at(row: ClaimRow):
+    """The chance, as a function of draws, that every test of the claim reaches its deciding level
+    at the study's effects: the groups that move together as independent, each group's tests
+    jointly (``joint_power``), the sign test exactly (its power past ``SIGN_MOST`` draws taken as
+    at ``SIGN_MOST``, a lower bound). None where a test cannot be projected."""
+    parts = []
+    for group in groups_of(row.tests):
+        if group[0].kind != "sooner":
+            joint = group_power(group, [deciding_level(t) for t in group])
+            if joint is None:
+                return None
+            parts.append(joint.power)
+            continue
+        for t in group:
+            shares = sooner_shares(t.sooner)
+            if shares is None:
+                return None
+            parts.append(lambda n, sh=shares, a=deciding_level(t): sign_test_power(min(n, SIGN_MOST), *sh, a))
+    return (lambda n: float(np.prod([f(n) for f in parts]))) if parts else None
+
+
+def claim_needs(row: ClaimRow, most: int = 10000) -> int | None:
+    """The draws the study's effects need for every test of the claim at once (None: no number up
+    to ``most``): the fewest at which ``claim_power_at`` reaches ``TARGET_POWER``. Before, the
+    largest of each test's own figure at its share of the target read high where the tests' spreads
+    rest on few draws (docs/protocol.md, "Draws needed against simulated power")."""
+    power_at = claim_power_at(row) if row.tests else None
+    if power_at is None or power_at(most) < TARGET_POWER:
+        return None
+    lo, hi = MIN_DRAWS, most
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if power_at(mid) < TARGET_POWER else (lo, mid)
+    return lo

@@ -28,6 +28,7 @@ def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
     """One row per test, every number, for the CSV, the HTML and the report's MLflow run."""
     out = []
     for r in rows:
+        claim_need = claim_needs(r) if r.tests else None
         for t in r.tests or [None]:
             sp = t.paired.spread if t and t.paired else None
             d = t.paired.diff if t and t.paired else None
@@ -45,7 +46,7 @@ def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
                         "deciding_level": level(t.alpha, t.family) if t else math.nan,
                         "detectable_at_level": detectable_for(t, claim_target(r)) if t else math.nan,
                         "draws_for_study_effect": need if need is not None else math.nan,
-                        "claim_draws_for_study_effect": claim_needs(r) if r.tests else math.nan,
+                        "claim_draws_for_study_effect": claim_need if claim_need is not None else math.nan,
                         **_bayes_columns(t)})
     return pd.DataFrame(out)
 
@@ -83,8 +84,9 @@ def claims_table(rows: list[ClaimRow], split: str) -> Table:
                   "comparisons below). Each claim is tested for what it says: a directional test, non-superiority "
                   "(RMSProp), equivalence by TOST (batch normalisation) or a censored sign test in training samples "
                   "(stopping sooner); every test, with both sides' p, is in the HTML report and the claims CSV. The "
-                  "last column: draws for all of a claim's tests to reach 80% power together at the level that "
-                  "decides (alpha / family size). The Bayesian companion beside a margin claim (Benavoli et al.'s "
+                  "last column: draws for all of a claim's tests to reach 80% power together (tests sharing a model "
+                  "jointly, with their draws' correlation) at the level that decides each (alpha over the family's "
+                  "tests not yet rejected). The Bayesian companion beside a margin claim (Benavoli et al.'s "
                   "correlated t-test, flat prior, the margin as the region of practical equivalence) gives the "
                   "probability that the change lies within the margin; it describes and decides nothing."])
 
