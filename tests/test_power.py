@@ -217,7 +217,7 @@ def test_a_group_pools_its_spread_and_reads_its_correlation_from_shared_draws():
 def test_a_claims_draws_needed_is_where_its_tests_reach_80_percent_together():
     """net5 against each CNN at its longest budget, the study's effect at the study budget it pairs
     with: net2 at 100 epochs is 0.7954 - 0.5346, not the CNN's best (0.6039, at 50)."""
-    from genre_models.reporting.claim_power import TARGET_POWER, claim_needs, claim_power_at
+    from genre_models.reporting.claim_power import TARGET_POWER, claim_needs, claim_power_at, needs_range, range_words
     from genre_models.reporting.claims import mfcc_over_cnn
     from genre_models.reporting.joint_power import pooled
     from genre_models.reporting.significance import TRACKS
@@ -239,3 +239,8 @@ def test_a_claims_draws_needed_is_where_its_tests_reach_80_percent_together():
     alone = [draws_needed(t.study, sp, 0.005, TARGET_POWER) for t, sp in zip(tests, pooled([t.paired.spread for t in tests]))]
     assert max(alone) - 2 <= need  # together, never under the hardest alone (2: Monte-Carlo error)
     assert claim_needs(ClaimRow("k", "c", "s", tests[:1] + [replace(tests[1], study=math.nan)])) is None
+    # How far the spread alone could move it: the sd at the ends of its 80% interval on 7 df.
+    low, high = needs_range(row)
+    assert low == claim_needs(row, scale=math.sqrt(7 / stats.chi2.ppf(0.9, 7))) and low < need < high
+    assert high == claim_needs(row, scale=math.sqrt(7 / stats.chi2.ppf(0.1, 7)))
+    assert range_words(row, need) == f" ({low} to {high} draws across the spread's 80% interval)"

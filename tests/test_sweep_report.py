@@ -224,6 +224,8 @@ def test_report_files_hold_its_tables_figures_and_html(known_report):
     assert "<table>" in html and "data:image/png;base64," in html and "0.733 [0.278, 1.000]‡ (n=3)" in html
     assert "<h3>Every test behind the claims, split track</h3>" in html and "Every test behind" not in text
     assert "| 0.534 | MFCC features + SVM | the fault-filtered split" in text  # published figures, with protocols
+    claims = pd.read_csv(files / "claims_tests_track.csv")  # the figure and how far its spread alone could move it
+    assert {"claim_draws_for_study_effect", "claim_draws_spread_low", "claim_draws_spread_high"} <= set(claims.columns)
 
 
 def test_report_refuses_empty_and_unfinished_experiments(tmp_store, tmp_path):

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from genre_models.config import SPLIT_SPECS
-from genre_models.reporting.claim_power import claim_needs
+from genre_models.reporting.claim_power import claim_needs, range_words
 from genre_models.reporting.claims import ClaimRow
 from genre_models.reporting.decisions import draw_cost, time_words
 from genre_models.reporting.stats import draws_words, p_words
@@ -61,7 +61,9 @@ def needs_line(row: ClaimRow, v: SplitVerdicts, runs: pd.DataFrame, gans: pd.Dat
     """A claim not decided: the draws the study's effect needs, in hours here and on a GPU."""
     have = max(t.draws for t in row.tests)
     models = [m for t in row.tests for m in t.models]
-    return time_words(claim_needs(row), have, split_folds(runs, v.split), draw_cost(runs, v.split, models, gans))
+    need = claim_needs(row)
+    words = time_words(need, have, split_folds(runs, v.split), draw_cost(runs, v.split, models, gans))
+    return words + (range_words(row, need).replace(" (", "; ", 1).rstrip(")") if need is not None else "")
 
 
 def _needs(v: SplitVerdicts, runs: pd.DataFrame, gans: pd.DataFrame | None) -> list[str]:

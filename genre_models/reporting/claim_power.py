@@ -118,15 +118,16 @@ def detectable_for(t: ClaimTest, target: float) -> float:
     return detectable(t.paired.spread, deciding_level(t), target)
 
 
-def claim_power_at(row: ClaimRow):
+def claim_power_at(row: ClaimRow, scale: float = 1.0):
     """The chance, as a function of draws, that every test of the claim reaches its deciding level
     at the study's effects: the groups that move together as independent, each group's tests
     jointly (``joint_power``), the sign test exactly (its power past ``SIGN_MOST`` draws taken as
-    at ``SIGN_MOST``, a lower bound). None where a test cannot be projected."""
+    at ``SIGN_MOST``, a lower bound). ``scale``: each group's pooled sd times this. None where a
+    test cannot be projected."""
     parts = []
     for group in groups_of(row.tests):
         if group[0].kind != "sooner":
-            joint = group_power(group, [deciding_level(t) for t in group])
+            joint = group_power(group, [deciding_level(t) for t in group], scale)
             if joint is None:
                 return None
             parts.append(joint.power)
@@ -139,12 +140,12 @@ def claim_power_at(row: ClaimRow):
     return (lambda n: float(np.prod([f(n) for f in parts]))) if parts else None
 
 
-def claim_needs(row: ClaimRow, most: int = 10000) -> int | None:
+def claim_needs(row: ClaimRow, most: int = 10000, scale: float = 1.0) -> int | None:
     """The draws the study's effects need for every test of the claim at once (None: no number up
     to ``most``): the fewest at which ``claim_power_at`` reaches ``TARGET_POWER``. Before, the
     largest of each test's own figure at its share of the target read high where the tests' spreads
     rest on few draws (docs/protocol.md, "Draws needed against simulated power")."""
-    power_at = claim_power_at(row) if row.tests else None
+    power_at = claim_power_at(row, scale) if row.tests else None
     if power_at is None or power_at(most) < TARGET_POWER:
         return None
     lo, hi = MIN_DRAWS, most
@@ -152,3 +153,33 @@ def claim_needs(row: ClaimRow, most: int = 10000) -> int | None:
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if power_at(mid) < TARGET_POWER else (lo, mid)
     return lo
+
+
+#: The interval of the spread behind ``needs_range``.
+SPREAD_INTERVAL = 0.8
+
+
+def needs_range(row: ClaimRow) -> tuple[int | None, int | None]:
+    """``claim_needs`` with the spread at the two ends of its 80% interval (chi-square on the
+    fewest draws' degrees of freedom among the claim's tests: the tests share draws, so their
+    pooled spread has no more): how far the figure could move with the spread alone. Near the
+    variance's floor it moves far (10 draws of 5-fold `kfold`: the figure's quartiles over
+    simulated sweeps were 36 and 2,043 draws)."""
+    from scipy import stats
+
+    dfs = [t.paired.diff.n - 1 for t in row.tests if t.paired is not None and t.paired.diff.n > 1]
+    if not dfs:
+        return None, None
+    df, tail = min(dfs), (1 - SPREAD_INTERVAL) / 2
+    low = math.sqrt(df / stats.chi2.ppf(1 - tail, df))  # the sd's lower end, as a share of the estimate
+    high = math.sqrt(df / stats.chi2.ppf(tail, df))
+    return claim_needs(row, scale=low), claim_needs(row, scale=high)
+
+
+def range_words(row: ClaimRow, need: int | None) -> str:
+    """" (36 to 2043 draws across the spread's 80% interval)", or "" where both ends agree with ``need``."""
+    low, high = needs_range(row)
+    if low == need == high:
+        return ""
+    word = (lambda n: "no number of" if n is None else str(n))
+    return f" ({word(low)} to {word(high)} draws across the spread's {SPREAD_INTERVAL:.0%} interval)"

@@ -7,7 +7,8 @@ import math
 
 import pandas as pd
 
-from genre_models.reporting.claim_power import claim_needs, claim_target, detectable_for, needs_for
+from genre_models.reporting.claim_power import (claim_needs, claim_target, detectable_for, needs_for, needs_range,
+                                                range_words)
 from genre_models.reporting.claims import ClaimRow, ClaimTest
 from genre_models.reporting.stats import fmt_p, level
 from genre_models.reporting.tables import Table, text
@@ -21,7 +22,7 @@ def needs_words(row: ClaimRow) -> str:
     if row.missing or not row.tests:
         return "–"
     need = claim_needs(row)
-    return f"{need} draws" if need is not None else "no number of draws at this spread"
+    return (f"{need} draws" if need is not None else "no number of draws at this spread") + range_words(row, need)
 
 
 def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
@@ -29,6 +30,7 @@ def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
     out = []
     for r in rows:
         claim_need = claim_needs(r) if r.tests else None
+        low, high = needs_range(r) if r.tests else (None, None)
         for t in r.tests or [None]:
             sp = t.paired.spread if t and t.paired else None
             d = t.paired.diff if t and t.paired else None
@@ -47,6 +49,8 @@ def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
                         "detectable_at_level": detectable_for(t, claim_target(r)) if t else math.nan,
                         "draws_for_study_effect": need if need is not None else math.nan,
                         "claim_draws_for_study_effect": claim_need if claim_need is not None else math.nan,
+                        "claim_draws_spread_low": low if low is not None else math.nan,
+                        "claim_draws_spread_high": high if high is not None else math.nan,
                         **_bayes_columns(t)})
     return pd.DataFrame(out)
 

@@ -37,13 +37,14 @@ class Member:
     spread: Spread
 
 
-def pooled(spreads: list[Spread]) -> list[Spread]:
+def pooled(spreads: list[Spread], scale: float = 1.0) -> list[Spread]:
     """Each spread with the group's pooled between-draw variance (weighted by degrees of freedom),
-    its correction's term rescaled with it; the test set's own term, fixed by the tracks, kept."""
+    its correction's term rescaled with it; the test set's own term, fixed by the tracks, kept.
+    ``scale``: the pooled sd times this (the ends of its interval, ``claim_power.needs_range``)."""
     w = np.array([max(s.n - 1, 0) for s in spreads], dtype=float)
     if not w.sum() > 0:
         return list(spreads)
-    var = float(np.dot(w, [s.sd ** 2 for s in spreads]) / w.sum())
+    var = float(np.dot(w, [s.sd ** 2 for s in spreads]) / w.sum()) * scale ** 2
     out = []
     for s in spreads:
         share = s.corrected / s.sd ** 2 if s.sd > 0 else 0.0
@@ -115,14 +116,15 @@ def _df_at(sp: Spread, n: int) -> float:
     return float(min(n - 1, sp.df)) if sp.df < sp.n - 1 else float(n - 1)
 
 
-def group_power(tests: list, alphas: list[float], seed: int = 0) -> JointPower | None:
+def group_power(tests: list, alphas: list[float], scale: float = 1.0, seed: int = 0) -> JointPower | None:
     """The joint power of a group of ``claims.ClaimTest`` (paired, not ``sooner``) at their deciding
-    levels ``alphas``; None where one cannot be tested or its effect is unknown."""
+    levels ``alphas``, their pooled sd times ``scale``; None where one cannot be tested or its
+    effect is unknown."""
     if not tests or any(t.paired is None or not t.paired.spread.testable for t in tests):
         return None
     if any(not math.isfinite(t.study) or not math.isfinite(t.paired.spread.floor) for t in tests):
         return None
-    spreads = pooled([t.paired.spread for t in tests])
+    spreads = pooled([t.paired.spread for t in tests], scale)
     corr = draw_correlation([dict(zip(t.paired.keys, t.paired.diff.values)) for t in tests])
     members = [Member(t.kind, t.study, t.margin, a, s) for t, a, s in zip(tests, alphas, spreads)]
     return JointPower(members, corr, seed)
