@@ -46,13 +46,18 @@ def saved_net5(folder: Path) -> Path:
 
 def runs_table(rows: list[dict]) -> pd.DataFrame:
     """A runs table from (net, seed, accuracy; optionally epochs) rows, through the report's select_runs."""
+    return select_runs(runs_frame(rows))[0]
+
+
+def runs_frame(rows: list[dict], columns: dict | None = None) -> pd.DataFrame:
+    """The store's frame behind ``runs_table``, with ``columns`` (name -> a value per row) added."""
     frame = pd.DataFrame([{"run_id": f"{r['net']}-{r['seed']}", "status": "FINISHED", "start_time": i,
                            "artifact_uri": "", "tags.stage": "train", "tags.net": r["net"], "tags.split": r["split"],
                            "tags.seed": str(r["seed"]), "tags.dataset": "d", "params.epochs": str(r.get("epochs", 50)),
                            "params.n_test": "10", "params.n_train": "70", "params.n_test_tracks": "10",
                            "params.n_train_tracks": "70", "metrics.test_accuracy": r["acc"],
                            "metrics.test_track_accuracy": r["acc"]} for i, r in enumerate(rows)])
-    return select_runs(frame)[0]
+    return frame.assign(**(columns or {}))
 
 
 def tagged_runs(experiment: str = "gtzan-genre-benchmark", **tags: str) -> list:

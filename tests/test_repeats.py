@@ -15,11 +15,14 @@ from benchmark.cli import main
 from genre_models.config import PreprocessConfig, SplitConfig
 from genre_models.data.features import repeat_fingerprint
 from genre_models.data.repeats import THRESHOLD, coarse_scores, find_repeats, fine_score
+from genre_models.data.splits import effective_tracks
 from genre_models.data.store import build_features
 from genre_models.data.synth import synth_track
 from genre_models.genres import GENRES
 
-from conftest import SR
+from genre_models.reporting.runs import select_runs
+
+from conftest import SR, runs_frame, runs_table, tagged_runs
 
 
 def _round_trip(y: np.ndarray, fmt: str, subtype: str) -> np.ndarray:
@@ -93,7 +96,7 @@ def test_every_variant_joins_its_original_and_no_two_songs_are_grouped(clips):
     assert scores.min() >= 0.8, dict(zip(all_names[len(names):], scores.round(3)))
 
 
-def test_a_repeat_stays_with_its_original_in_every_split_and_fold(tmp_path):
+def test_a_repeat_stays_with_its_original_in_every_split_and_fold(tmp_path, tmp_store):
     out = tmp_path / "demo"
     r = CliRunner().invoke(main, ["synth", "--out", str(out), "--tracks-per-genre", "3", "--seconds", "5"])
     assert r.exit_code == 0, r.output
@@ -119,3 +122,28 @@ def test_a_repeat_stays_with_its_original_in_every_split_and_fold(tmp_path):
                 part = store.manifest_with_split(SplitConfig(split=split, seed=seed, fold=fold, folds=folds)).set_index(
                     "track_id").split
                 assert all(part[c] == part[o] for c, o in truth.items()), (split, seed, fold)
+    # A training run counts its training part by its effective number of tracks (a copy teaches nothing
+    # new), which the report's Nadeau & Bengio ratio then uses.
+    r = CliRunner().invoke(main, ["train", "--net", "svm", "--data-dir", str(out), "--cache-dir", str(tmp_path / "c"),
+                                  "--split", "filtered", "--seed", "1"])
+    assert r.exit_code == 0, r.output
+    (run,) = tagged_runs(stage="train")
+    params = run.data.params
+    part = store.manifest_with_split(SplitConfig(split="filtered", seed=1)).set_index("track_id").split
+    train = [t for t in tracks.index if part[t] == "train"]
+    groups = [tracks.repeat_group[t] or t for t in train]
+    assert int(params["n_train_tracks"]) == len(train) and len(set(groups)) < len(train)  # a repeat in training
+    assert int(params["n_train_effective"]) == round(effective_tracks(groups)) < len(train)
+
+
+def test_the_effective_number_of_tracks_and_the_ratio_it_gives():
+    assert effective_tracks(["a", "a", "b", "c"]) == pytest.approx(16 / 6)  # n^2 / sum of group sizes squared
+    assert effective_tracks(["a", "b", "c"]) == 3.0 and effective_tracks(["x"] * 4) == 1.0 and effective_tracks([]) == 0.0
+    rows = [{"net": n, "seed": s, "split": "track", "acc": 0.5} for n in ("net1", "net2") for s in range(3)]
+    runs = runs_table(rows)
+    assert (runs.ratio == 10 / 70).all()  # no effective count logged (an older run): its tracks
+    frame = runs_frame(rows, {"params.n_train_effective": ["35", "35", "35", "700", "0", "35"]})
+    ratios = select_runs(frame)[0].set_index("run_id").ratio
+    assert ratios["net1-0"] == pytest.approx(10 / 35) and ratios["net2-0"] == pytest.approx(10 / 70)  # 700 > 70 tracks
+    assert "net2-1" not in ratios  # 0 is not a count: the run is left out, as any bad count
+

@@ -123,6 +123,7 @@ def test_cli_train_leaves_a_complete_record(net, demo_dir, tmp_store):
     assert 0.0 <= m["test_accuracy"] <= 1.0 and m["samples_per_sec"] > 0
     n_test, n_tracks = int(params["n_test"]), int(params["n_test_tracks"])  # counts are parameters, not metrics
     assert not {"n_test", "n_train", "test_n_samples"} & set(m)
+    assert params["n_train_effective"] == params["n_train_tracks"]  # the demo has no repeated recordings
     if NETS[net].input_kind == "image":
         assert m["test_track_accuracy"] == m["test_accuracy"] and n_test == n_tracks == 10
     else:

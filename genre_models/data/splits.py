@@ -150,3 +150,14 @@ def sample_split(sample_tracks: np.ndarray, track_ids: list[str], genres: list[s
     code = {"train": 0, "val": 1, "test": 2, None: -1}
     per_track = np.array([code[assign[t]] for t in track_ids], dtype=np.int8)
     return per_track[sample_tracks] if n else np.zeros(0, dtype=np.int8)
+
+
+def effective_tracks(groups) -> float:
+    """Kish's effective number of tracks in a part whose tracks fall in repeat ``groups`` (one
+    label a track; a track alone is its own group): ``n^2 / sum(m_g^2)``, ``m_g`` the group's
+    tracks. A repeated recording teaches a net no new excerpt, so Nadeau & Bengio's
+    ``n_test / n_train`` counts the training part by it (``reporting.runs``): with a fifth of the
+    tracks copies, the plain count made the training set's term too small, and `filtered` at 20
+    seeds rejected up to 5.9% of true nulls (docs/protocol.md)."""
+    _, m = np.unique(np.asarray(list(groups), dtype=object).astype(str), return_counts=True)
+    return float(m.sum() ** 2 / (m.astype(float) ** 2).sum()) if m.size else 0.0

@@ -51,7 +51,7 @@ def whole_numbers(values: pd.Series, low: int, high: int) -> pd.Series:
 
 #: A run's counts as logged (params, or metrics by older versions), and the range each must lie in.
 COUNTS = {"n_test": "n_test", "n_train": "n_train", "n_test_tracks": "test_n_tracks", "n_train_tracks": None,
-          "n_train_real": None}
+          "n_train_real": None, "n_train_effective": None}
 MAX_COUNT = 10**8
 
 
@@ -116,8 +116,13 @@ def _net_columns(train: pd.DataFrame) -> None:
 
 def _ratios(train: pd.DataFrame) -> pd.Series:
     """Each run's n_test / n_train for Nadeau & Bengio's correction, from the *real* training
-    part: by tracks where the split assigns tracks, else by samples (net6's generated ones out)."""
-    by_tracks = train.n_test_tracks / train.n_train_tracks
+    part: by tracks where the split assigns tracks, else by samples (net6's generated ones out).
+    The training tracks count by their effective number where the run logged it
+    (``data.splits.effective_tracks``: a repeated recording teaches nothing new); a run from
+    before that (or a planted value out of range) counts its tracks."""
+    effective = train.n_train_effective.where((train.n_train_effective >= 1)
+                                              & (train.n_train_effective <= train.n_train_tracks))
+    by_tracks = train.n_test_tracks / effective.fillna(train.n_train_tracks)
     real = train.n_train_real.fillna(train.n_train)
     by_samples = train.n_test / real
     honest = train.split.map(lambda s: SPLIT_SPECS[s].honest if s in SPLIT_SPECS else False).astype(bool)

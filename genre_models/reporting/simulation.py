@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from genre_models.config import SPLIT_SPECS, SplitConfig, check_at_least, check_choice, default_of
-from genre_models.data.splits import track_split
+from genre_models.data.splits import effective_tracks, track_split
 from genre_models.genres import GENRES
 from genre_models.reporting.significance import Votes
 from genre_models.reporting.worlds import GRID, model_key, offsets, solve_offset_base, sooner_share
@@ -126,6 +126,7 @@ class Draw:
     fold: int  # -1 where the split has none
     test: np.ndarray  # test track indices
     train: np.ndarray  # training track indices
+    train_effective: int = 0  # the training tracks' effective number (``data.splits.effective_tracks``)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def layout(shape: Shape, noise: Noise, rng: np.random.Generator) -> Layout:
     genres = [t.split(".")[0] for t in ids]
     fixed = not SPLIT_SPECS[shape.split].resampled
     groups = [ids[_root(c, artist, cluster)] if fixed else ids[c] for c in cluster]
-    return Layout(ids, cluster, artist, _draws(shape, ids, genres, groups))
+    return Layout(ids, cluster, artist, _draws(shape, ids, genres, groups, cluster))
 
 
 def _root(c: int, artist: np.ndarray, cluster: np.ndarray) -> int:
@@ -164,7 +165,7 @@ def _root(c: int, artist: np.ndarray, cluster: np.ndarray) -> int:
     return int(np.flatnonzero(artist == artist[c])[0])
 
 
-def _draws(shape: Shape, ids: list[str], genres: list[str], groups: list[str]) -> list[Draw]:
+def _draws(shape: Shape, ids: list[str], genres: list[str], groups: list[str], cluster: np.ndarray) -> list[Draw]:
     spec, out = SPLIT_SPECS[shape.split], []
     for seed in range(shape.seeds):
         for fold in range(shape.folds if spec.folded else 1):
@@ -173,7 +174,8 @@ def _draws(shape: Shape, ids: list[str], genres: list[str], groups: list[str]) -
                               **part_fractions(shape.split))
             part = list(track_split(ids, genres, cfg, groups).values())
             where = {p: np.array([i for i, q in enumerate(part) if q == p], dtype=int) for p in ("train", "test")}
-            out.append(Draw(seed, fold if spec.folded else -1, where["test"], where["train"]))
+            out.append(Draw(seed, fold if spec.folded else -1, where["test"], where["train"],
+                            max(1, round(effective_tracks(cluster[where["train"]])))))
     return out
 
 
@@ -261,6 +263,7 @@ def _run_row(rid, net, epochs, d: Draw, shape, segs, seg_right, vote, rng, order
            "tags.fold": str(d.fold) if d.fold >= 0 else None, "tags.dataset": "simulated", "tags.dataset_synthetic": "true",
            "params.epochs": str(epochs), "params.n_test": str(n_test_tracks * segs), "params.n_train": str(n_train),
            "params.n_test_tracks": str(n_test_tracks), "params.n_train_tracks": str(n_train_tracks),
+           "params.n_train_effective": str(d.train_effective or n_train_tracks),
            "metrics.test_accuracy": float(seg_right.sum() / (n_test_tracks * segs)),
            "metrics.test_track_accuracy": float(vote.mean()), "metrics.val_track_accuracy": float(rng.random())}
     if net in ("net5", "net6", "net5-raw"):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from genre_models.config import TrainConfig, flat_params
-from genre_models.data.splits import PARTS
+from genre_models.data.splits import PARTS, effective_tracks
 from genre_models.data.store import FeatureStore
 from genre_models.data.summary import missing_words, repeat_counts
 from genre_models.errors import ConfigError, DataError
@@ -87,7 +87,9 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
     pre = open_features(cfg)
     audio = segment_audio_array(pre.store, cfg.jobs) if spec.input_kind == "raw" else None
     parts = split_parts(pre.store, spec.input_kind, cfg.split_config, audio)
-    n_train_real, n_train_tracks = len(parts["train"]), len(np.unique(parts["train"].track))
+    n_train_real, train_tracks = len(parts["train"]), np.unique(parts["train"].track)
+    groups = pre.store.groups  # per usable track: its repeat group (rows of the store's tracks)
+    n_train_effective = max(1, round(effective_tracks(groups[int(i)] for i in train_tracks)))
     present = set(pre.store.tracks.genre)
     untrained = [g for g in absent_genres(parts["train"].y.numpy()) if g in present]  # before any generated clip
     extra = {"tags": {}, "counts": {}}
@@ -104,7 +106,7 @@ def _data(cfg: TrainConfig, spec: NetSpec, augmentation: Augmentation | None) ->
             raise DataError(f"{cfg.data_dir}: the {name} part of {cfg.split_config.words} is empty; "
                             f"{len(pre.store.tracks)} usable tracks")
     counts = {**{f"n_{name}": len(parts[name]) for name in PARTS}, "n_test_tracks": len(np.unique(parts["test"].track)),
-              "n_train_tracks": n_train_tracks,
+              "n_train_tracks": len(train_tracks), "n_train_effective": n_train_effective,
               "test_genres_absent": ",".join(absent_genres(parts["test"].y.numpy())) or "none",
               "train_genres_absent": ",".join(untrained) or "none",
               **({"n_train_real": n_train_real} if spec.uses_gan else {}), **extra["counts"]}
