@@ -243,4 +243,4 @@ def test_a_claims_draws_needed_is_where_its_tests_reach_80_percent_together():
     low, high = needs_range(row)
     assert low == claim_needs(row, scale=math.sqrt(7 / stats.chi2.ppf(0.9, 7))) and low < need < high
     assert high == claim_needs(row, scale=math.sqrt(7 / stats.chi2.ppf(0.1, 7)))
-    assert range_words(row, need) == f" ({low} to {high} draws across the spread's 80% interval)"
+    assert range_words(row, need) == f"{low} to {high} draws across the spread's 80% interval"

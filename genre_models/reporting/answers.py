@@ -62,8 +62,9 @@ def needs_line(row: ClaimRow, v: SplitVerdicts, runs: pd.DataFrame, gans: pd.Dat
     have = max(t.draws for t in row.tests)
     models = [m for t in row.tests for m in t.models]
     need = claim_needs(row)
+    spread = range_words(row, need)
     words = time_words(need, have, split_folds(runs, v.split), draw_cost(runs, v.split, models, gans))
-    return words + (range_words(row, need).replace(" (", "; ", 1).rstrip(")") if need is not None else "")
+    return words + (f"; {spread}" if spread else "")
 
 
 def _needs(v: SplitVerdicts, runs: pd.DataFrame, gans: pd.DataFrame | None) -> list[str]:

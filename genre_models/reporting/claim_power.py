@@ -177,9 +177,9 @@ def needs_range(row: ClaimRow) -> tuple[int | None, int | None]:
 
 
 def range_words(row: ClaimRow, need: int | None) -> str:
-    """" (36 to 2043 draws across the spread's 80% interval)", or "" where both ends agree with ``need``."""
+    """"36 to 2043 draws across the spread's 80% interval", or "" where both ends agree with ``need``."""
     low, high = needs_range(row)
     if low == need == high:
         return ""
     word = (lambda n: "no number of" if n is None else str(n))
-    return f" ({word(low)} to {word(high)} draws across the spread's {SPREAD_INTERVAL:.0%} interval)"
+    return f"{word(low)} to {word(high)} draws across the spread's {SPREAD_INTERVAL:.0%} interval"

@@ -22,7 +22,8 @@ def needs_words(row: ClaimRow) -> str:
     if row.missing or not row.tests:
         return "–"
     need = claim_needs(row)
-    return (f"{need} draws" if need is not None else "no number of draws at this spread") + range_words(row, need)
+    spread = range_words(row, need)
+    return (f"{need} draws" if need is not None else "no number of draws at this spread") + (f" ({spread})" if spread else "")
 
 
 def claims_frame(rows: list[ClaimRow], split: str) -> pd.DataFrame:
